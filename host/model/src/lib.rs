@@ -1,0 +1,29 @@
+//! Shoal's domain model, shared by every host crate and free of wasmtime.
+//!
+//! - [`manifest`]: the TOML file beside each plugin component.
+//! - [`policy`]: the operator's file that narrows what plugins are granted.
+//! - [`grant`]: the capabilities a plugin actually gets (manifest ∩ policy).
+//! - [`task`]: task states, execution classes and outcomes.
+//! - [`log`]: a task's log, written by the host on the plugin's behalf.
+
+pub mod grant;
+pub mod log;
+pub mod manifest;
+pub mod policy;
+pub mod task;
+
+pub use grant::{Grant, HostPattern};
+pub use log::{LogLevel, LogStream, TaskLog};
+pub use manifest::{ManifestError, PluginManifest, RequestedCapabilities};
+pub use policy::{OperatorPolicy, PolicyError};
+pub use task::{ExecutionClass, TaskOutcome, TaskState, TaskStatus};
+
+/// The `shoal:task` WIT versions this host can load: every 0.1.x.
+pub const SUPPORTED_WIT: &str = "^0.1.0";
+
+/// Whether a component built against `wit` can run on this host.
+pub fn wit_supported(wit: &semver::Version) -> bool {
+    semver::VersionReq::parse(SUPPORTED_WIT)
+        .map(|req| req.matches(wit))
+        .unwrap_or(false)
+}

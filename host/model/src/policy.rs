@@ -1,0 +1,210 @@
+//! The operator's policy: a TOML file that narrows what plugins are granted.
+//!
+//! ```toml
+//! [defaults]                 # applies to every plugin
+//! process = true             # may plugins start processes at all
+//! work-dir = true
+//! http-hosts = ["*"]         # hosts plugins may reach (each plugin still only gets
+//!                            # the hosts its manifest lists)
+//! memory-mb = 256
+//! env-passthrough = ["PATH", "HOME", "LANG", "TZ"]
+//!
+//! [plugins.shell]            # per plugin id; unset keys fall back to [defaults]
+//! process = false
+//! ```
+//!
+//! A policy can only take away: the grant is the manifest's request intersected with it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::grant::{Grant, HostPattern};
+use crate::manifest::PluginManifest;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyRules {
+    pub process: Option<bool>,
+    pub work_dir: Option<bool>,
+    pub http_hosts: Option<Vec<String>>,
+    pub memory_mb: Option<u64>,
+    pub env_passthrough: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OperatorPolicy {
+    #[serde(default)]
+    pub defaults: PolicyRules,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PolicyRules>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{path}: cannot read policy: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Memory cap when neither policy nor defaults say otherwise.
+pub const DEFAULT_MEMORY_MB: u64 = 256;
+const DEFAULT_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
+
+impl OperatorPolicy {
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, PolicyError> {
+        let policy: Self = toml::from_str(text).map_err(|e| PolicyError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let check = |rules: &PolicyRules, table: &str| -> Result<(), PolicyError> {
+            for h in rules.http_hosts.iter().flatten() {
+                HostPattern::parse(h).map_err(|m| PolicyError::Parse {
+                    path: origin.to_path_buf(),
+                    message: format!("[{table}] field `http-hosts`: {m}"),
+                })?;
+            }
+            Ok(())
+        };
+        check(&policy.defaults, "defaults")?;
+        for (id, rules) in &policy.plugins {
+            check(rules, &format!("plugins.{id}"))?;
+        }
+        Ok(policy)
+    }
+
+    /// The grant for a plugin: what its manifest asks for, narrowed by this policy.
+    pub fn grant_for(&self, manifest: &PluginManifest) -> Grant {
+        let specific = self.plugins.get(&manifest.id);
+        let pick = |f: fn(&PolicyRules) -> Option<bool>| {
+            specific
+                .and_then(f)
+                .or_else(|| f(&self.defaults))
+                .unwrap_or(true)
+        };
+        let allowed_hosts: Option<Vec<HostPattern>> = specific
+            .and_then(|r| r.http_hosts.clone())
+            .or_else(|| self.defaults.http_hosts.clone())
+            .map(|hosts| {
+                hosts
+                    .iter()
+                    .filter_map(|h| HostPattern::parse(h).ok())
+                    .collect()
+            });
+        let http_hosts = manifest
+            .capabilities
+            .http_hosts
+            .iter()
+            .filter_map(|h| HostPattern::parse(h).ok())
+            .filter(|wanted| {
+                allowed_hosts
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.iter().any(|a| a.covers(wanted)))
+            })
+            .collect();
+        let memory_mb = specific
+            .and_then(|r| r.memory_mb)
+            .or(self.defaults.memory_mb)
+            .unwrap_or(DEFAULT_MEMORY_MB);
+        let env_passthrough = specific
+            .and_then(|r| r.env_passthrough.clone())
+            .or_else(|| self.defaults.env_passthrough.clone())
+            .unwrap_or_else(|| DEFAULT_ENV.iter().map(|s| (*s).to_owned()).collect());
+        Grant {
+            process: manifest.capabilities.process && pick(|r| r.process),
+            work_dir: manifest.capabilities.work_dir && pick(|r| r.work_dir),
+            http_hosts,
+            memory_bytes: memory_mb * 1024 * 1024,
+            env_passthrough,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> PluginManifest {
+        PluginManifest::parse(
+            r#"
+id = "web"
+version = "1.0.0"
+wit = "0.1.0"
+component = "web.wasm"
+[capabilities]
+process = true
+work-dir = true
+http-hosts = ["api.example.com", "127.0.0.1:9000"]
+"#,
+            Path::new("m.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn empty_policy_grants_the_manifest() {
+        let g = OperatorPolicy::default().grant_for(&manifest());
+        assert!(g.process && g.work_dir);
+        assert_eq!(g.http_hosts.len(), 2);
+        assert_eq!(g.memory_bytes, DEFAULT_MEMORY_MB << 20);
+    }
+
+    #[test]
+    fn policy_narrows_but_never_widens() {
+        let policy = OperatorPolicy::parse(
+            r#"
+[defaults]
+http-hosts = ["127.0.0.1", "*.other.org"]
+memory-mb = 64
+[plugins.web]
+process = false
+"#,
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let g = policy.grant_for(&manifest());
+        assert!(!g.process);
+        assert!(g.work_dir);
+        assert!(g.allows_http("127.0.0.1:9000", 80));
+        assert!(!g.allows_http("api.example.com", 443));
+        assert_eq!(g.memory_bytes, 64 << 20);
+
+        let mut no_proc = manifest();
+        no_proc.capabilities.process = false;
+        let widening = OperatorPolicy::parse("[defaults]\nprocess = true\n", Path::new("p"));
+        assert!(!widening.unwrap().grant_for(&no_proc).process);
+    }
+
+    #[test]
+    fn bad_policy_names_file_and_field() {
+        let err = OperatorPolicy::parse("[defaults]\nmemroy-mb = 3\n", Path::new("/etc/p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/etc/p.toml") && err.contains("memroy-mb"),
+            "{err}"
+        );
+        let err =
+            OperatorPolicy::parse("[plugins.x]\nhttp-hosts = [\"a/b\"]\n", Path::new("p.toml"))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("plugins.x") && err.contains("http-hosts"),
+            "{err}"
+        );
+    }
+}

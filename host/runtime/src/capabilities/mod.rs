@@ -1,0 +1,86 @@
+//! Capabilities a plugin may be granted, one module per capability.
+//!
+//! The shape follows Spin's "factors": each capability owns its configuration (derived
+//! from the plugin's [`Grant`]) and its per-instance state, and [`HostState`] is simply
+//! the sum of them. A capability that was not granted is still linked (so every plugin
+//! instantiates the same way) but refuses with "capability denied: ...", which fails the
+//! task with that message.
+//!
+//! - [`log`]: `shoal:task/log`, into the task's log.
+//! - [`context`]: `shoal:task/context`, the current task's ids and params.
+//! - [`process`]: `shoal:task/process`, programs in the task's work dir.
+//! - [`http`]: `wasi:http` limited to the grant's host allow-list.
+//! - [`wasi`]: the rest of WASI with no ambient authority: only the work dir, no env,
+//!   no sockets; stdout/stderr into the task log.
+//! - [`limits`]: the per-task memory cap.
+
+pub mod context;
+pub mod http;
+pub mod limits;
+pub mod log;
+pub mod process;
+pub mod wasi;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use shoal_model::{Grant, TaskLog};
+
+use crate::bindings::types::TaskContext;
+use crate::invoke::TaskEnv;
+
+/// The state of one plugin instance: one per task call, dropped with its `Store`
+/// (which also kills any process the call left running).
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_allow: http::AllowList,
+    pub(crate) limits: limits::TaskLimiter,
+    pub(crate) log: log::LogCapability,
+    pub(crate) context: context::ContextCapability,
+    pub(crate) process: process::ProcessCapability,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        plugin_id: &str,
+        grant: &Grant,
+        env: &TaskEnv,
+        context: TaskContext,
+    ) -> Result<Self, String> {
+        let log: TaskLog = env.log.clone();
+        Ok(Self {
+            table: ResourceTable::new(),
+            wasi: wasi::build(grant, env)?,
+            http: WasiHttpCtx::new(),
+            http_allow: http::AllowList::new(plugin_id, grant, log.clone()),
+            limits: limits::TaskLimiter::new(grant.memory_bytes),
+            log: log::LogCapability::new(log.clone()),
+            context: context::ContextCapability::new(context),
+            process: process::ProcessCapability::new(plugin_id, grant, env),
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_allow,
+        }
+    }
+}
+
+impl crate::bindings::types::Host for HostState {}

@@ -1,0 +1,149 @@
+//! The process-wide wasmtime engine.
+//!
+//! One engine serves every plugin: compiled code, the instance pool and the epoch
+//! counter are shared. A background thread advances the epoch every tick; each task's
+//! store yields to the async executor at every tick, which is what lets a deadline or a
+//! cancellation stop a plugin that never returns (a `loop {}` included).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::RuntimeError;
+
+/// Tuning for the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How many plugin instances may be alive at once with the pooling allocator.
+    pub pooling_slots: u32,
+    /// Upper bound of any plugin's linear memory; the per-plugin grant is lower.
+    pub max_memory_bytes: u64,
+    /// Epoch tick: the granularity of deadlines and cancellation for guest code.
+    pub epoch_tick: Duration,
+    /// Try the pooling allocator (falls back to on-demand when it cannot reserve).
+    pub pooling: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            pooling_slots: 256,
+            max_memory_bytes: 4 << 30,
+            epoch_tick: Duration::from_millis(10),
+            pooling: true,
+        }
+    }
+}
+
+/// The shared engine plus its epoch ticker.
+#[derive(Clone)]
+pub struct PluginEngine {
+    engine: Engine,
+    pooling: bool,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine")
+            .field("pooling", &self.pooling)
+            .finish()
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
+impl PluginEngine {
+    pub fn new(cfg: &EngineConfig) -> Result<Self, RuntimeError> {
+        let (engine, pooling) = match cfg.pooling.then(|| Self::pooled(cfg)) {
+            Some(Ok(engine)) => (engine, true),
+            Some(Err(err)) => {
+                // Small VMs and sandboxes often cap virtual memory; on-demand allocation
+                // is slower to instantiate but works everywhere.
+                tracing::warn!("pooling allocator unavailable, using on-demand: {err}");
+                (Self::on_demand()?, false)
+            }
+            None => (Self::on_demand()?, false),
+        };
+        let ticker = EpochTicker::start(engine.clone(), cfg.epoch_tick);
+        Ok(Self {
+            engine,
+            pooling,
+            _ticker: Arc::new(ticker),
+        })
+    }
+
+    fn pooled(cfg: &EngineConfig) -> Result<Engine, wasmtime::Error> {
+        let slots = cfg.pooling_slots.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        // A Rust component holds a few core instances (main module plus shims) and
+        // usually one memory; leave headroom for components built by other toolchains.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .total_stacks(slots)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(cfg.max_memory_bytes as usize);
+        let mut config = base_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        Engine::new(&config)
+    }
+
+    fn on_demand() -> Result<Engine, RuntimeError> {
+        Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Identifies compiled code this engine can load; part of the compile-cache key.
+    pub fn compatibility_key(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+}
+
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("shoal-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

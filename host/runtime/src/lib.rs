@@ -1,0 +1,80 @@
+//! # shoal-runtime: the plugin runtime
+//!
+//! Every Shoal task type is a WebAssembly component implementing the `shoal:task` WIT
+//! contract (`wit/`). This crate is the only place that knows about wasmtime. It owns:
+//!
+//! - [`engine`]: one wasmtime `Engine` per process, with epoch interruption (for
+//!   deadlines, cancellation and runaway loops) and the pooling allocator where the
+//!   machine's address space allows it.
+//! - [`cache`]: compiled components cached on disk, keyed by the component's content hash
+//!   and the engine's compatibility hash, so a restart does not recompile.
+//! - [`plugin`]: a [`LoadedPlugin`] is a component checked against the host's supported
+//!   WIT range, pre-instantiated once, with its manifest, grant and self-description.
+//! - [`capabilities`]: what a plugin may import, one module per capability (log, context,
+//!   process, HTTP, WASI with only the work dir). Each reads its configuration from the
+//!   plugin's [`shoal_model::Grant`] and keeps its per-task state in [`HostState`].
+//! - [`invoke`]: one call into a plugin (`start`, `poll`, ...) in a fresh `Store` with a
+//!   memory cap, a deadline and a cancellation token.
+//! - [`registry`]: the [`PluginRegistry`] of built-in and installed plugins, resolving a
+//!   task type name to the plugin version that runs it.
+
+pub mod cache;
+pub mod capabilities;
+pub mod engine;
+pub mod invoke;
+pub mod plugin;
+pub mod registry;
+
+mod bindings;
+
+pub use cache::{CompileCache, LoadReport};
+pub use capabilities::HostState;
+pub use engine::{EngineConfig, PluginEngine};
+pub use invoke::{CallError, CallLimits, PollReply, StartReply, TaskEnv, TaskIdentity};
+pub use plugin::{FieldError, LoadedPlugin, PluginInfo};
+pub use registry::{PluginListing, PluginOrigin, PluginRegistry};
+
+use std::path::PathBuf;
+
+/// Errors from loading, installing or resolving plugins.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error(transparent)]
+    Manifest(#[from] shoal_model::ManifestError),
+    #[error("plugin `{plugin}`: cannot read component {path}: {source}")]
+    ReadComponent {
+        plugin: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin `{plugin}`: {message}")]
+    InvalidComponent { plugin: String, message: String },
+    #[error(
+        "plugin `{plugin}`: built against shoal:task@{found}, but this host supports shoal:task {supported}"
+    )]
+    WitVersion {
+        plugin: String,
+        found: String,
+        supported: &'static str,
+    },
+    #[error("unknown task type `{name}` (available: {available})")]
+    UnknownTaskType { name: String, available: String },
+    #[error("task type `{name}` has no version {version} (available: {available})")]
+    UnknownVersion {
+        name: String,
+        version: String,
+        available: String,
+    },
+    #[error("plugin store {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin `{plugin}` failed its test call: {source}")]
+    TestCall {
+        plugin: String,
+        source: invoke::CallError,
+    },
+}

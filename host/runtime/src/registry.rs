@@ -1,0 +1,327 @@
+//! The plugin registry: which task types exist and which version runs a task.
+//!
+//! Plugins come from two places: the built-ins embedded in the `shoal` binary, and the
+//! local plugin store (`<data dir>/plugins/<id>/<version>/`), filled by
+//! `shoal plugins install`. For a task type the newest version wins, and an installed
+//! plugin wins over a built-in only when it is strictly newer; a task may also pin a
+//! version. Plugins are compiled lazily, on first use, and kept loaded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use shoal_model::manifest::MANIFEST_FILE;
+use shoal_model::{OperatorPolicy, PluginManifest};
+use tokio::sync::OnceCell;
+use wasmtime::component::Linker;
+
+use crate::cache::CompileCache;
+use crate::capabilities::HostState;
+use crate::plugin::{LoadedPlugin, host_linker};
+use crate::{PluginEngine, RuntimeError};
+
+/// Where a plugin version came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginOrigin {
+    Builtin,
+    Installed(PathBuf),
+}
+
+enum Bytes {
+    Static(&'static [u8]),
+    File(PathBuf),
+}
+
+struct Entry {
+    manifest: PluginManifest,
+    origin: PluginOrigin,
+    bytes: Bytes,
+    loaded: OnceCell<Arc<LoadedPlugin>>,
+}
+
+/// One line of `shoal plugins list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginListing {
+    pub id: String,
+    pub version: semver::Version,
+    pub wit: semver::Version,
+    pub description: String,
+    /// Capabilities as granted (manifest narrowed by policy).
+    pub capabilities: Vec<String>,
+    pub http_hosts: Vec<String>,
+    pub origin: PluginOrigin,
+    /// Whether this version is the one new tasks get.
+    pub active: bool,
+}
+
+pub struct PluginRegistry {
+    engine: PluginEngine,
+    cache: CompileCache,
+    linker: Linker<HostState>,
+    policy: OperatorPolicy,
+    store_dir: PathBuf,
+    entries: Mutex<BTreeMap<String, Vec<Arc<Entry>>>>,
+}
+
+impl PluginRegistry {
+    /// A registry whose installed plugins live under `store_dir`.
+    pub fn new(
+        engine: PluginEngine,
+        cache: CompileCache,
+        policy: OperatorPolicy,
+        store_dir: impl Into<PathBuf>,
+    ) -> Result<Self, RuntimeError> {
+        let linker = host_linker(&engine)?;
+        Ok(Self {
+            engine,
+            cache,
+            linker,
+            policy,
+            store_dir: store_dir.into(),
+            entries: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> &PluginEngine {
+        &self.engine
+    }
+
+    pub fn policy(&self) -> &OperatorPolicy {
+        &self.policy
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<Arc<Entry>>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, entry: Entry) {
+        let mut entries = self.entries();
+        let versions = entries.entry(entry.manifest.id.clone()).or_default();
+        versions.retain(|e| {
+            !(e.manifest.version == entry.manifest.version && e.origin == entry.origin)
+        });
+        versions.push(Arc::new(entry));
+        // Newest first; on a tie the built-in comes first (installed must be strictly newer).
+        versions.sort_by(|a, b| {
+            b.manifest.version.cmp(&a.manifest.version).then_with(|| {
+                let rank = |o: &PluginOrigin| matches!(o, PluginOrigin::Installed(_)) as u8;
+                rank(&a.origin).cmp(&rank(&b.origin))
+            })
+        });
+    }
+
+    /// Register a plugin embedded in the binary.
+    pub fn add_builtin(
+        &self,
+        manifest_toml: &str,
+        wasm: &'static [u8],
+    ) -> Result<(), RuntimeError> {
+        let manifest = PluginManifest::parse(manifest_toml, Path::new("<built-in>"))?;
+        self.add(Entry {
+            manifest,
+            origin: PluginOrigin::Builtin,
+            bytes: Bytes::Static(wasm),
+            loaded: OnceCell::new(),
+        });
+        Ok(())
+    }
+
+    /// Register every plugin in the store. A broken one is skipped and reported, so one
+    /// bad install never stops the host.
+    pub fn scan_store(&self) -> Vec<RuntimeError> {
+        let mut problems = Vec::new();
+        let Ok(ids) = std::fs::read_dir(&self.store_dir) else {
+            return problems;
+        };
+        for version_dir in ids
+            .flatten()
+            .filter_map(|id| std::fs::read_dir(id.path()).ok())
+            .flat_map(|versions| versions.flatten())
+            .map(|v| v.path())
+            .filter(|p| p.is_dir())
+        {
+            match PluginManifest::load(&version_dir) {
+                Ok((manifest, file)) => {
+                    let wasm = file
+                        .parent()
+                        .unwrap_or(&version_dir)
+                        .join(&manifest.component);
+                    self.add(Entry {
+                        manifest,
+                        origin: PluginOrigin::Installed(version_dir.clone()),
+                        bytes: Bytes::File(wasm),
+                        loaded: OnceCell::new(),
+                    });
+                }
+                Err(e) => problems.push(e.into()),
+            }
+        }
+        problems
+    }
+
+    /// Validate a plugin directory (or manifest file) and copy it into the store.
+    /// Nothing is copied unless the component loads, links and describes itself.
+    pub async fn install(&self, path: &Path) -> Result<Arc<LoadedPlugin>, RuntimeError> {
+        let (manifest, file) = PluginManifest::load(path)?;
+        let source = file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&manifest.component);
+        let wasm = std::fs::read(&source).map_err(|e| RuntimeError::ReadComponent {
+            plugin: manifest.id.clone(),
+            path: source.clone(),
+            source: e,
+        })?;
+        let grant = self.policy.grant_for(&manifest);
+        let loaded = LoadedPlugin::load(
+            &self.engine,
+            &self.cache,
+            &self.linker,
+            manifest.clone(),
+            grant,
+            &wasm,
+        )
+        .await?;
+
+        let target = self
+            .store_dir
+            .join(&manifest.id)
+            .join(manifest.version.to_string());
+        let store_err = |source| RuntimeError::Store {
+            path: target.clone(),
+            source,
+        };
+        let staging = self.store_dir.join(format!(
+            ".staging-{}-{}-{}",
+            manifest.id,
+            manifest.version,
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(store_err)?;
+        let mut stored = manifest.clone();
+        stored.component = PathBuf::from(format!("{}.wasm", manifest.id));
+        std::fs::write(staging.join(&stored.component), &wasm).map_err(store_err)?;
+        let text = toml::to_string(&stored)
+            .map_err(|e| store_err(std::io::Error::other(format!("cannot write manifest: {e}"))))?;
+        std::fs::write(staging.join(MANIFEST_FILE), text).map_err(store_err)?;
+        // Swap in whole: a reader sees the old version or the new one, never half.
+        if target.exists() {
+            std::fs::remove_dir_all(&target).map_err(store_err)?;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(store_err)?;
+        }
+        std::fs::rename(&staging, &target).map_err(store_err)?;
+
+        let cell = OnceCell::new();
+        let _ = cell.set(loaded.clone());
+        self.add(Entry {
+            manifest: stored.clone(),
+            origin: PluginOrigin::Installed(target.clone()),
+            bytes: Bytes::File(target.join(&stored.component)),
+            loaded: cell,
+        });
+        Ok(loaded)
+    }
+
+    /// Every known plugin version, newest first per id.
+    pub fn list(&self) -> Vec<PluginListing> {
+        let entries = self.entries();
+        entries
+            .values()
+            .flat_map(|versions| {
+                versions.iter().enumerate().map(|(i, e)| {
+                    let grant = self.policy.grant_for(&e.manifest);
+                    PluginListing {
+                        id: e.manifest.id.clone(),
+                        version: e.manifest.version.clone(),
+                        wit: e.manifest.wit.clone(),
+                        description: e.manifest.description.clone(),
+                        capabilities: grant.names().into_iter().map(String::from).collect(),
+                        http_hosts: grant.http_hosts.iter().map(|h| h.to_string()).collect(),
+                        origin: e.origin.clone(),
+                        active: i == 0,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn available(entries: &BTreeMap<String, Vec<Arc<Entry>>>) -> String {
+        let names: Vec<&str> = entries.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// The plugin that runs tasks of type `name` (case-insensitive), loading it on
+    /// first use. `version` pins an exact version.
+    pub async fn resolve(
+        &self,
+        name: &str,
+        version: Option<&semver::Version>,
+    ) -> Result<Arc<LoadedPlugin>, RuntimeError> {
+        let entry = {
+            let entries = self.entries();
+            let versions = entries
+                .iter()
+                .find(|(id, _)| id.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .ok_or_else(|| RuntimeError::UnknownTaskType {
+                    name: name.to_owned(),
+                    available: Self::available(&entries),
+                })?;
+            match version {
+                None => versions[0].clone(),
+                Some(v) => versions
+                    .iter()
+                    .find(|e| &e.manifest.version == v)
+                    .cloned()
+                    .ok_or_else(|| RuntimeError::UnknownVersion {
+                        name: name.to_owned(),
+                        version: v.to_string(),
+                        available: versions
+                            .iter()
+                            .map(|e| e.manifest.version.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?,
+            }
+        };
+        entry
+            .loaded
+            .get_or_try_init(|| self.load_entry(&entry))
+            .await
+            .cloned()
+    }
+
+    async fn load_entry(&self, entry: &Entry) -> Result<Arc<LoadedPlugin>, RuntimeError> {
+        let owned;
+        let wasm: &[u8] = match &entry.bytes {
+            Bytes::Static(b) => b,
+            Bytes::File(path) => {
+                owned = std::fs::read(path).map_err(|source| RuntimeError::ReadComponent {
+                    plugin: entry.manifest.id.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                &owned
+            }
+        };
+        let grant = self.policy.grant_for(&entry.manifest);
+        LoadedPlugin::load(
+            &self.engine,
+            &self.cache,
+            &self.linker,
+            entry.manifest.clone(),
+            grant,
+            wasm,
+        )
+        .await
+    }
+}

@@ -1,0 +1,156 @@
+//! `shoal bench ...`: benchmarks that print figures (never timed tests).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use serde::Serialize;
+use shoal_model::{OperatorPolicy, PluginManifest, TaskLog};
+use shoal_runtime::{
+    CallLimits, CompileCache, EngineConfig, LoadedPlugin, PluginEngine, PluginRegistry, StartReply,
+    TaskEnv, TaskIdentity,
+};
+
+use crate::app::DataDir;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Plugin runtime: compile time, cached load, noop instantiate+run latency, tasks/s.
+    Plugins {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// noop tasks to time.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct PluginFigures {
+    compile_ms: f64,
+    cached_load_ms: f64,
+    noop_median_us: f64,
+    noop_p99_us: f64,
+    tasks_per_s: f64,
+    iterations: usize,
+    pooling_allocator: bool,
+}
+
+pub async fn run(cmd: BenchCommand, _data: &DataDir) -> anyhow::Result<ExitCode> {
+    let BenchCommand::Plugins { json, iterations } = cmd;
+    anyhow::ensure!(iterations >= 100, "--iterations must be at least 100");
+    let figures = tokio::task::spawn_blocking(move || bench_plugins(iterations)).await??;
+    if json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        println!(
+            "plugin runtime benchmark ({} noop tasks)",
+            figures.iterations
+        );
+        println!("  pooling allocator      {}", figures.pooling_allocator);
+        println!("  compile (cranelift)    {:.2} ms", figures.compile_ms);
+        println!("  cached load            {:.3} ms", figures.cached_load_ms);
+        println!(
+            "  noop instantiate+run   median {:.1} µs, p99 {:.1} µs",
+            figures.noop_median_us, figures.noop_p99_us
+        );
+        println!(
+            "  throughput (one core)  {:.0} tasks/s",
+            figures.tasks_per_s
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1e3
+}
+
+fn bench_plugins(iterations: usize) -> anyhow::Result<PluginFigures> {
+    // One thread drives everything: the figure is per core.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let engine = PluginEngine::new(&EngineConfig::default())?;
+    let (manifest_text, wasm) =
+        shoal_builtins::find("noop").context("the noop plugin is not built in")?;
+    PluginManifest::parse(manifest_text, Path::new("<built-in noop>"))?;
+    let hash = shoal_runtime::cache::content_hash(wasm);
+
+    let compile = (0..5)
+        .map(|_| {
+            CompileCache::disabled()
+                .load(&engine, wasm, &hash)
+                .map(|(_, r)| r.elapsed)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let scratch = tempfile::tempdir()?;
+    let cache = CompileCache::new(scratch.path().join("cache"));
+    cache
+        .load(&engine, wasm, &hash)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cached = (0..50)
+        .map(|_| cache.load(&engine, wasm, &hash).map(|(_, r)| r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        cached.iter().all(|r| r.cache_hit),
+        "cached loads missed the cache"
+    );
+    let cached = cached.into_iter().map(|r| r.elapsed).collect();
+
+    let registry = PluginRegistry::new(
+        engine.clone(),
+        cache,
+        OperatorPolicy::default(),
+        scratch.path().join("plugins"),
+    )?;
+    registry.add_builtin(manifest_text, wasm)?;
+    let plugin: Arc<LoadedPlugin> = rt.block_on(registry.resolve("noop", None))?;
+    let env = TaskEnv {
+        identity: TaskIdentity {
+            task_name: "bench".into(),
+            attempt: 1,
+            ..Default::default()
+        },
+        params: serde_json::json!({}),
+        work_dir: scratch.path().to_path_buf(),
+        log: TaskLog::discard(),
+    };
+    let limits = CallLimits::default();
+    let mut samples = Vec::with_capacity(iterations);
+    let total = rt.block_on(async {
+        for _ in 0..iterations.min(1000) {
+            plugin.start(&env, &limits).await?;
+        }
+        let started = Instant::now();
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let reply = plugin.start(&env, &limits).await?;
+            samples.push(t.elapsed());
+            anyhow::ensure!(
+                matches!(reply, StartReply::Finished(_)),
+                "noop did not finish"
+            );
+        }
+        Ok::<_, anyhow::Error>(started.elapsed())
+    })?;
+    samples.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    Ok(PluginFigures {
+        compile_ms: median_ms(compile),
+        cached_load_ms: median_ms(cached),
+        noop_median_us: us(samples[samples.len() / 2]),
+        noop_p99_us: us(samples[samples.len() * 99 / 100]),
+        tasks_per_s: iterations as f64 / total.as_secs_f64(),
+        iterations,
+        pooling_allocator: engine.is_pooling(),
+    })
+}

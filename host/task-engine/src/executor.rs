@@ -1,0 +1,392 @@
+//! The [`TaskExecutor`]: the lifecycle of one task instance.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use shoal_model::{LogLevel, LogStream, TaskLog, TaskOutcome, TaskState, TaskStatus};
+use shoal_runtime::{
+    CallError, CallLimits, LoadedPlugin, PluginRegistry, PollReply, StartReply, TaskEnv,
+    TaskIdentity,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Where task work dirs and logs go, and how often external jobs are polled.
+#[derive(Debug, Clone)]
+pub struct TaskEngineConfig {
+    pub work_root: PathBuf,
+    pub log_root: PathBuf,
+    pub poll_interval: Duration,
+}
+
+/// A task instance to run.
+#[derive(Debug, Clone)]
+pub struct TaskRequest {
+    pub identity: TaskIdentity,
+    /// Task type name (matched case-insensitively to a plugin id).
+    pub task_type: String,
+    /// Pin a plugin version; none means the active version.
+    pub plugin_version: Option<semver::Version>,
+    /// Parameters, already substituted.
+    pub params: serde_json::Value,
+    /// Wall-clock limit for the whole task, external job included.
+    pub timeout: Option<Duration>,
+    /// Re-attach to an external job started earlier instead of calling `start`.
+    pub attach_to: Option<String>,
+    /// Print each log line as it is written (the CLI's live view).
+    pub echo_log: bool,
+}
+
+impl TaskRequest {
+    pub fn new(task_type: impl Into<String>, params: serde_json::Value) -> Self {
+        Self {
+            identity: TaskIdentity {
+                attempt: 1,
+                ..Default::default()
+            },
+            task_type: task_type.into(),
+            plugin_version: None,
+            params,
+            timeout: None,
+            attach_to: None,
+            echo_log: false,
+        }
+    }
+}
+
+/// Lifecycle events of one task, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum TaskEvent {
+    Dispatched {
+        plugin: String,
+        version: String,
+    },
+    Running,
+    /// An external job is running elsewhere; persist this before anything else.
+    HandleAssigned {
+        handle: String,
+    },
+    Progress {
+        note: String,
+    },
+    Finished {
+        state: TaskState,
+        message: String,
+    },
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub state: TaskState,
+    pub message: String,
+    pub out_params: Vec<(String, String)>,
+    pub log_path: PathBuf,
+    pub work_dir: PathBuf,
+    pub plugin_version: Option<String>,
+    pub handle: Option<String>,
+    #[serde(with = "millis")]
+    pub elapsed: Duration,
+}
+
+mod millis {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u128(d.as_millis())
+    }
+}
+
+/// Runs task instances. Cheap to clone.
+#[derive(Clone)]
+pub struct TaskEngine {
+    registry: Arc<PluginRegistry>,
+    config: TaskEngineConfig,
+}
+
+impl TaskEngine {
+    pub fn new(registry: Arc<PluginRegistry>, config: TaskEngineConfig) -> Self {
+        Self { registry, config }
+    }
+
+    pub fn registry(&self) -> &Arc<PluginRegistry> {
+        &self.registry
+    }
+
+    /// Run a task to its end. Events go to `on_event` in order; the call returns the
+    /// final report. Cancelling `cancel` kills the task (and its processes, and its
+    /// external job).
+    pub async fn execute(
+        &self,
+        request: TaskRequest,
+        cancel: CancellationToken,
+        on_event: impl FnMut(&TaskEvent) + Send,
+    ) -> TaskReport {
+        TaskExecutor::new(self, request, cancel, on_event)
+            .run()
+            .await
+    }
+}
+
+/// The lifecycle of one task instance.
+pub struct TaskExecutor<'a, F: FnMut(&TaskEvent) + Send> {
+    engine: &'a TaskEngine,
+    request: TaskRequest,
+    cancel: CancellationToken,
+    on_event: F,
+    started: Instant,
+    deadline: Option<Instant>,
+    handle: Option<String>,
+    plugin_version: Option<String>,
+    log: TaskLog,
+    log_path: PathBuf,
+    work_dir: PathBuf,
+}
+
+impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
+    pub fn new(
+        engine: &'a TaskEngine,
+        request: TaskRequest,
+        cancel: CancellationToken,
+        on_event: F,
+    ) -> Self {
+        let id = request.identity.task_instance_id;
+        let started = Instant::now();
+        Self {
+            deadline: request.timeout.map(|t| started + t),
+            work_dir: engine.config.work_root.join(id.to_string()),
+            log_path: engine
+                .config
+                .log_root
+                .join(format!("{id}-{}.log", request.identity.attempt)),
+            engine,
+            request,
+            cancel,
+            on_event,
+            started,
+            handle: None,
+            plugin_version: None,
+            log: TaskLog::discard(),
+        }
+    }
+
+    fn emit(&mut self, event: TaskEvent) {
+        (self.on_event)(&event);
+    }
+
+    fn limits(&self) -> CallLimits {
+        CallLimits {
+            deadline: self.deadline,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    fn env(&self) -> TaskEnv {
+        TaskEnv {
+            identity: self.request.identity.clone(),
+            params: self.request.params.clone(),
+            work_dir: self.work_dir.clone(),
+            log: self.log.clone(),
+        }
+    }
+
+    pub async fn run(mut self) -> TaskReport {
+        let outcome = self.lifecycle().await;
+        let (state, message, out_params) = match outcome {
+            Ok(o) => (
+                match o.status {
+                    TaskStatus::Succeeded => TaskState::Succeeded,
+                    TaskStatus::Failed => TaskState::Failed,
+                },
+                o.message,
+                o.out_params,
+            ),
+            Err((state, message)) => (state, message, Vec::new()),
+        };
+        self.log.write(
+            LogStream::Host,
+            if state == TaskState::Succeeded {
+                LogLevel::Info
+            } else {
+                LogLevel::Error
+            },
+            &format!("task {state}: {message}"),
+        );
+        self.log.flush();
+        self.emit(TaskEvent::Finished {
+            state,
+            message: message.clone(),
+        });
+        TaskReport {
+            state,
+            message,
+            out_params,
+            log_path: self.log_path.clone(),
+            work_dir: self.work_dir.clone(),
+            plugin_version: self.plugin_version.clone(),
+            handle: self.handle.clone(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    /// `Err` carries a final state other than the plugin's own verdict.
+    async fn lifecycle(&mut self) -> Result<TaskOutcome, (TaskState, String)> {
+        let failed = |m: String| (TaskState::Failed, m);
+        std::fs::create_dir_all(&self.work_dir).map_err(|e| {
+            failed(format!(
+                "cannot create work dir {}: {e}",
+                self.work_dir.display()
+            ))
+        })?;
+        let log = TaskLog::to_file(&self.log_path).map_err(|e| {
+            failed(format!(
+                "cannot create log {}: {e}",
+                self.log_path.display()
+            ))
+        })?;
+        self.log = if self.request.echo_log {
+            log.with_echo(|line| eprintln!("{line}"))
+        } else {
+            log
+        };
+
+        let plugin = self
+            .engine
+            .registry
+            .resolve(
+                &self.request.task_type,
+                self.request.plugin_version.as_ref(),
+            )
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        self.plugin_version = Some(plugin.manifest.version.to_string());
+        self.emit(TaskEvent::Dispatched {
+            plugin: plugin.manifest.id.clone(),
+            version: plugin.manifest.version.to_string(),
+        });
+        self.log.info(
+            LogStream::Host,
+            &format!(
+                "task `{}` (instance {}, attempt {}) runs on plugin {} {} ({})",
+                self.request.identity.task_name,
+                self.request.identity.task_instance_id,
+                self.request.identity.attempt,
+                plugin.manifest.id,
+                plugin.manifest.version,
+                plugin.execution_class()
+            ),
+        );
+
+        let handle = match self.request.attach_to.clone() {
+            Some(handle) => {
+                self.log.info(
+                    LogStream::Host,
+                    &format!("re-attaching to external job `{handle}`"),
+                );
+                self.emit(TaskEvent::Running);
+                handle
+            }
+            None => {
+                let errors = plugin
+                    .validate(&self.env(), &self.limits())
+                    .await
+                    .map_err(|e| self.call_failed(e))?;
+                if !errors.is_empty() {
+                    let list: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("`{}`: {}", e.field, e.message))
+                        .collect();
+                    return Err(failed(format!("invalid parameters: {}", list.join("; "))));
+                }
+                self.emit(TaskEvent::Running);
+                match plugin
+                    .start(&self.env(), &self.limits())
+                    .await
+                    .map_err(|e| self.call_failed(e))?
+                {
+                    StartReply::Finished(outcome) => return Ok(outcome),
+                    StartReply::Running { handle } => handle,
+                }
+            }
+        };
+        self.handle = Some(handle.clone());
+        self.emit(TaskEvent::HandleAssigned {
+            handle: handle.clone(),
+        });
+        self.follow(&plugin, &handle).await
+    }
+
+    /// Poll an external job until it ends, the deadline passes or the task is killed;
+    /// in the last two cases the job itself is cancelled through the plugin.
+    async fn follow(
+        &mut self,
+        plugin: &Arc<LoadedPlugin>,
+        handle: &str,
+    ) -> Result<TaskOutcome, (TaskState, String)> {
+        loop {
+            let deadline = async {
+                match self.deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let stop = tokio::select! {
+                () = tokio::time::sleep(self.engine.config.poll_interval) => None,
+                () = deadline => Some(CallError::TimedOut),
+                () = self.cancel.cancelled() => Some(CallError::Cancelled),
+            };
+            if let Some(reason) = stop {
+                return Err(self.cancel_job(plugin, handle, reason).await);
+            }
+            match plugin.poll(&self.env(), &self.limits(), handle).await {
+                Ok(PollReply::Finished(outcome)) => return Ok(outcome),
+                Ok(PollReply::Running { note }) => {
+                    if !note.is_empty() {
+                        self.log.info(LogStream::Host, &note);
+                    }
+                    self.emit(TaskEvent::Progress { note });
+                }
+                Err(reason @ (CallError::TimedOut | CallError::Cancelled)) => {
+                    return Err(self.cancel_job(plugin, handle, reason).await);
+                }
+                Err(e) => return Err(self.call_failed(e)),
+            }
+        }
+    }
+
+    async fn cancel_job(
+        &mut self,
+        plugin: &Arc<LoadedPlugin>,
+        handle: &str,
+        reason: CallError,
+    ) -> (TaskState, String) {
+        // The task's own deadline has passed or its token fired; the cancel call gets
+        // a fresh, short budget of its own.
+        let limits = CallLimits::timeout(Duration::from_secs(30));
+        let result = plugin.cancel(&self.env(), &limits, handle).await;
+        let note = match result {
+            Ok(Ok(())) => format!("external job `{handle}` cancelled"),
+            Ok(Err(m)) => format!("cancelling external job `{handle}` failed: {m}"),
+            Err(e) => format!("cancelling external job `{handle}` failed: {e}"),
+        };
+        self.log.write(LogStream::Host, LogLevel::Warn, &note);
+        self.call_failed(reason)
+    }
+
+    fn call_failed(&self, error: CallError) -> (TaskState, String) {
+        match error {
+            CallError::Cancelled => (TaskState::Killed, "killed".to_owned()),
+            CallError::TimedOut => (
+                TaskState::Failed,
+                format!(
+                    "timed out after {:?}; the plugin and its processes were stopped",
+                    self.request.timeout.unwrap_or_default()
+                ),
+            ),
+            other => (TaskState::Failed, other.to_string()),
+        }
+    }
+}

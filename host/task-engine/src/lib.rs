@@ -1,0 +1,21 @@
+//! # shoal-task-engine: one lifecycle for every task type
+//!
+//! The TaskEngine runs a task instance through its plugin, whatever the task type: a
+//! logic task, a shell script or an external Flink job all go through the same
+//! [`TaskExecutor`] lifecycle and emit the same ordered [`TaskEvent`]s:
+//!
+//! ```text
+//! Dispatched ─▶ Running ─┬─────────────────────────────▶ Finished(succeeded | failed | killed)
+//!                        └▶ HandleAssigned ─▶ Progress* ─┘
+//! ```
+//!
+//! `HandleAssigned` carries an external job's handle. The caller must make it durable
+//! before the executor goes on (the event callback runs before polling starts), so that
+//! after a crash [`TaskRequest::attach_to`] re-attaches to the job instead of submitting
+//! it again.
+
+mod executor;
+
+pub use executor::{
+    TaskEngine, TaskEngineConfig, TaskEvent, TaskExecutor, TaskReport, TaskRequest,
+};

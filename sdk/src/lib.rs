@@ -1,0 +1,291 @@
+//! # shoal-sdk: write Shoal task types in Rust
+//!
+//! A Shoal task type is a WebAssembly component that implements the `shoal:task` WIT
+//! contract (see `wit/` in the Shoal repository). This crate hides the bindings: a plugin
+//! author writes one type, one [`TaskType`] impl with typed parameters, and one
+//! [`export_task!`] line, then builds with `cargo build --release --target wasm32-wasip2`.
+//!
+//! ```ignore
+//! use shoal_sdk::prelude::*;
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Params { who: String }
+//!
+//! struct Greet;
+//!
+//! impl TaskType for Greet {
+//!     type Params = Params;
+//!     const NAME: &'static str = "greet";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const DESCRIPTION: &'static str = "Says hello";
+//!
+//!     fn start(ctx: &mut TaskContext, params: Params) -> Result<Start, Error> {
+//!         log::info(format!("hello, {}", params.who));
+//!         ctx.set_out_param("greeted", &params.who);
+//!         Ok(Start::success("greeted"))
+//!     }
+//! }
+//!
+//! export_task!(Greet);
+//! ```
+//!
+//! Capabilities (running processes, outbound HTTP) work only when the plugin's manifest
+//! requests them and the operator's policy grants them; otherwise the helpers in
+//! [`process`] and [`http`] return a "capability denied" error.
+
+pub mod http;
+pub mod log;
+pub mod process;
+
+mod adapter;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.1",
+        world: "task-plugin",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "$crate::bindings",
+    });
+}
+
+#[doc(hidden)]
+pub use adapter::Adapter;
+
+pub use schemars::{self, JsonSchema};
+pub use serde::{self, Deserialize, Serialize};
+pub use serde_json;
+
+/// Everything a plugin usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::{
+        Deserialize, Done, Error, ExecutionClass, FieldError, JsonSchema, Poll, Serialize, Start,
+        TaskContext, TaskType, export_task, http, log, process,
+    };
+}
+
+/// Which container of the TaskEngine runs tasks of this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionClass {
+    /// Quick, never blocks: the shared container.
+    Short,
+    /// Holds a worker slot for its whole run (a script): the exclusive container.
+    Blocking,
+    /// Submits a job that runs elsewhere and returns a handle to poll.
+    ExternalJob,
+}
+
+/// One problem with a task's parameters, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A failure that ends the task. Its message becomes the task's failure message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+impl From<String> for Error {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+impl From<serde_json::Error> for Error {
+    fn from(value: serde_json::Error) -> Self {
+        Self(value.to_string())
+    }
+}
+impl From<std::io::Error> for Error {
+    fn from(value: std::io::Error) -> Self {
+        Self(value.to_string())
+    }
+}
+impl From<process::ProcessError> for Error {
+    fn from(value: process::ProcessError) -> Self {
+        Self(value.to_string())
+    }
+}
+impl From<http::HttpError> for Error {
+    fn from(value: http::HttpError) -> Self {
+        Self(value.to_string())
+    }
+}
+
+/// How a finished task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub succeeded: bool,
+    pub message: String,
+}
+
+/// What [`TaskType::start`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// The task is finished.
+    Done(Done),
+    /// An external job runs elsewhere; the handle is persisted by the host and passed to
+    /// [`TaskType::poll`] and [`TaskType::cancel`], possibly after a host restart.
+    Running { handle: String },
+}
+
+impl Start {
+    pub fn success(message: impl Into<String>) -> Self {
+        Self::Done(Done {
+            succeeded: true,
+            message: message.into(),
+        })
+    }
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self::Done(Done {
+            succeeded: false,
+            message: message.into(),
+        })
+    }
+    pub fn running(handle: impl Into<String>) -> Self {
+        Self::Running {
+            handle: handle.into(),
+        }
+    }
+}
+
+/// What [`TaskType::poll`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Poll {
+    /// Still running, with a progress note for the log (may be empty).
+    Running(String),
+    Done(Done),
+}
+
+/// The task being run: ids, attempt, work dir, and the OUT parameters it emits.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub workflow_instance_id: u64,
+    pub task_instance_id: u64,
+    pub task_name: String,
+    pub attempt: u32,
+    /// The work directory as this component sees it (a WASI preopen). Processes started
+    /// with [`process::Command`] run in it by default.
+    pub work_dir: String,
+    out_params: Vec<(String, String)>,
+}
+
+impl TaskContext {
+    /// Emit an OUT parameter for downstream tasks. Setting a key twice keeps the last value.
+    pub fn set_out_param(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        let value = value.into();
+        match self.out_params.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.out_params.push((key, value)),
+        }
+    }
+
+    pub fn out_params(&self) -> &[(String, String)] {
+        &self.out_params
+    }
+}
+
+/// A task type. Implement it for a unit struct and export it with [`export_task!`].
+pub trait TaskType {
+    /// The task's parameters, deserialized from the JSON object the host passes. Field
+    /// names in errors come from serde, so `#[serde(rename...)]` shows up in messages.
+    type Params: serde::de::DeserializeOwned + JsonSchema;
+
+    /// Task type name, e.g. `shell`.
+    const NAME: &'static str;
+    /// The plugin's version; usually `env!("CARGO_PKG_VERSION")`.
+    const VERSION: &'static str;
+    const DESCRIPTION: &'static str;
+    const EXECUTION_CLASS: ExecutionClass = ExecutionClass::Short;
+    /// Capabilities the plugin uses (`process`, `http`, `work-dir`). Must agree with the
+    /// manifest; the host checks this at install time.
+    const CAPABILITIES: &'static [&'static str] = &[];
+
+    /// Checks beyond what deserialization already enforces.
+    fn validate(_params: &Self::Params) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Run the task (short and blocking types), or submit an external job and return
+    /// [`Start::Running`] with its handle.
+    fn start(ctx: &mut TaskContext, params: Self::Params) -> Result<Start, Error>;
+
+    /// Check on an external job.
+    fn poll(_ctx: &mut TaskContext, _params: Self::Params, _handle: &str) -> Result<Poll, Error> {
+        Err(Error::new(format!(
+            "task type `{}` does not run external jobs, so it has nothing to poll",
+            Self::NAME
+        )))
+    }
+
+    /// Stop an external job.
+    fn cancel(_ctx: &mut TaskContext, _params: Self::Params, _handle: &str) -> Result<(), Error> {
+        Err(Error::new(format!(
+            "task type `{}` does not run external jobs, so it has nothing to cancel",
+            Self::NAME
+        )))
+    }
+}
+
+/// Export a [`TaskType`] as this component's `shoal:task/plugin` implementation.
+#[macro_export]
+macro_rules! export_task {
+    ($task:ty) => {
+        // The generated export macro wants a plain path, not a generic type.
+        type __ShoalExportedTask = $crate::Adapter<$task>;
+        $crate::bindings::export!(__ShoalExportedTask);
+    };
+}
+
+/// Parse a parameter object, naming the failing field in the error.
+pub fn parse_params<P: serde::de::DeserializeOwned>(json: &str) -> Result<P, FieldError> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.inner().to_string();
+        // serde reports a missing field at the parent's path; name the field itself.
+        let field = match (path.as_str(), missing_field(&message)) {
+            (".", Some(name)) => name.to_owned(),
+            (_, Some(name)) => format!("{path}.{name}"),
+            (".", None) => "params".to_owned(),
+            _ => path,
+        };
+        FieldError { field, message }
+    })
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}

@@ -1,0 +1,217 @@
+//! The `shoal` binary as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use shoal_tests::{repo_root, shoal_bin};
+
+fn shoal(data: &Path, args: &[&str]) -> Output {
+    Command::new(shoal_bin())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("SHOAL_TEST_SECRET", "must-not-leak")
+        .output()
+        .expect("running shoal")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn plugins_list_shows_the_builtins() {
+    let data = tempfile::tempdir().unwrap();
+    let out = shoal(data.path(), &["plugins", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"shell") && ids.contains(&"noop"), "{ids:?}");
+    let shell = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "shell")
+        .unwrap();
+    assert_eq!(shell["wit"], "0.1.0");
+    assert_eq!(
+        shell["capabilities"],
+        serde_json::json!(["process", "work-dir"])
+    );
+
+    let out = shoal(data.path(), &["plugins", "list"]);
+    let table = text(&out);
+    assert!(
+        table.contains("shell") && table.contains("process, work-dir"),
+        "{table}"
+    );
+}
+
+#[test]
+fn task_run_runs_a_real_script() {
+    let data = tempfile::tempdir().unwrap();
+    let out = shoal(
+        data.path(),
+        &[
+            "task",
+            "run",
+            "--type",
+            "shell",
+            "--params",
+            r#"{"command":"echo visible; env; echo '${setValue(day=monday)}'"}"#,
+        ],
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("state: succeeded"), "{all}");
+    assert!(all.contains("day = monday"), "{all}");
+    assert!(all.contains("[out] visible"), "{all}");
+    // The host's environment does not reach the script beyond the pass-through list.
+    assert!(!all.contains("must-not-leak"), "{all}");
+    assert!(all.contains("[out] PATH="), "{all}");
+
+    let out = shoal(
+        data.path(),
+        &[
+            "task",
+            "run",
+            "--type",
+            "shell",
+            "--params",
+            r#"{"command":"exit 4"}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("script exited with code 4"),
+        "{}",
+        text(&out)
+    );
+
+    let out = shoal(
+        data.path(),
+        &["task", "run", "--type", "shell", "--params", "{not json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("--params is not valid JSON"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_bad_policy_file_is_reported_with_its_path() {
+    let data = tempfile::tempdir().unwrap();
+    let policy = data.path().join("policy.toml");
+    std::fs::write(&policy, "[defaults]\nprocess = maybe\n").unwrap();
+    let out = shoal(data.path(), &["plugins", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let all = text(&out);
+    assert!(
+        all.contains("policy.toml") && all.contains("line 2"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_new_plugin_builds_installs_and_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let project = data.path().join("demo");
+    let out = shoal(
+        data.path(),
+        &["plugins", "new", "demo", "--dir", project.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The one build command the template documents.
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&project)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let out = shoal(
+        data.path(),
+        &["plugins", "install", project.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("installed demo 0.1.0"),
+        "{}",
+        text(&out)
+    );
+
+    let out = shoal(
+        data.path(),
+        &[
+            "task",
+            "run",
+            "--type",
+            "demo",
+            "--params",
+            r#"{"who":"shoal"}"#,
+        ],
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("greeting = hello, shoal"), "{all}");
+    assert!(all.contains("[plugin] hello, shoal!"), "{all}");
+
+    let out = shoal(
+        data.path(),
+        &[
+            "task",
+            "run",
+            "--type",
+            "demo",
+            "--params",
+            r#"{"who":" "}"#,
+        ],
+    );
+    assert!(
+        text(&out).contains("invalid parameters: `who`: must not be empty"),
+        "{}",
+        text(&out)
+    );
+
+    let out = shoal(data.path(), &["plugins", "list"]);
+    assert!(text(&out).contains("demo"), "{}", text(&out));
+    assert!(repo_root().join("sdk").is_dir());
+}
+
+#[test]
+fn bench_prints_its_figures_as_json() {
+    let data = tempfile::tempdir().unwrap();
+    let out = shoal(
+        data.path(),
+        &["bench", "plugins", "--json", "--iterations", "200"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "compile_ms",
+        "cached_load_ms",
+        "noop_median_us",
+        "noop_p99_us",
+        "tasks_per_s",
+    ] {
+        let v = figures[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing: {figures}"));
+        assert!(v > 0.0, "{key} = {v}");
+    }
+}

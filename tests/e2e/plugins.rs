@@ -1,0 +1,539 @@
+//! The plugin platform end to end: real components in wasmtime, real child processes,
+//! real files, a real HTTP server on 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shoal_model::{OperatorPolicy, TaskState};
+use shoal_runtime::RuntimeError;
+use shoal_task_engine::TaskEvent;
+use shoal_tests::*;
+use tokio_util::sync::CancellationToken;
+
+const ALL_CAPS: &str = "process = true\nwork-dir = true\nhttp-hosts = [\"127.0.0.1\"]";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_success_streams_output_and_collects_out_params() {
+    let h = Harness::new();
+    let report = h
+        .run(
+            "shell",
+            json!({
+                "command": "echo hello from shell\necho '${setValue(answer=42)}'\necho \"#{setValue(greeting=$GREETING)}\"\npwd",
+                "env": {"GREETING": "hi there"}
+            }),
+        )
+        .await;
+    assert_state(&report, TaskState::Succeeded);
+    assert_eq!(out_param(&report, "answer"), Some("42"));
+    assert_eq!(out_param(&report, "greeting"), Some("hi there"));
+    let log = log_of(&report);
+    assert!(log.contains("[out] hello from shell"), "{log}");
+    // The script ran in the task's own work dir.
+    let work = report.work_dir.canonicalize().unwrap();
+    assert!(log.contains(&format!("[out] {}", work.display())), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_failure_names_exit_code_and_signal() {
+    let h = Harness::new();
+    let report = h
+        .run("shell", json!({"command": "echo oops >&2; exit 3"}))
+        .await;
+    assert_state(&report, TaskState::Failed);
+    assert_eq!(report.message, "script exited with code 3");
+    assert!(log_of(&report).contains("[err] oops"));
+
+    let report = h.run("shell", json!({"rawScript": "kill -9 $$"})).await;
+    assert_state(&report, TaskState::Failed);
+    assert_eq!(report.message, "script killed by signal 9");
+
+    // A setValue marker on stderr is not an OUT param.
+    let report = h
+        .run(
+            "shell",
+            json!({"command": "echo '${setValue(x=1)}' >&2; exit 0"}),
+        )
+        .await;
+    assert_state(&report, TaskState::Succeeded);
+    assert!(report.out_params.is_empty(), "{:?}", report.out_params);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_params_are_validated_with_field_names() {
+    let h = Harness::new();
+    let report = h.run("shell", json!({"script": "echo hi"})).await;
+    assert_state(&report, TaskState::Failed);
+    assert!(report.message.contains("`command`"), "{}", report.message);
+    let report = h.run("shell", json!({"command": "   "})).await;
+    assert!(
+        report.message.contains("`command`: the script is empty"),
+        "{}",
+        report.message
+    );
+    let report = h
+        .run("shell", json!({"command": "true", "env": {"A": 1}}))
+        .await;
+    assert!(report.message.contains("env.A"), "{}", report.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_timeout_kills_the_whole_process_group() {
+    let h = Harness::new();
+    let mut request = h.request(
+        "shell",
+        json!({"command": "sleep 300 &\necho \"bg $!\"\nsleep 300"}),
+    );
+    request.timeout = Some(Duration::from_millis(800));
+    let started = Instant::now();
+    let (report, _) = h.run_request(request).await;
+    assert_state(&report, TaskState::Failed);
+    assert!(report.message.contains("timed out"), "{}", report.message);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let log = log_of(&report);
+    let bg: u32 = log
+        .lines()
+        .find_map(|l| l.split("[out] bg ").nth(1))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no background pid in log:\n{log}"));
+    let script = started_pids(&log)[0];
+    wait_until_dead(&[bg, script]).await;
+}
+
+async fn wait_until_dead(pids: &[u32]) {
+    for _ in 0..100 {
+        if pids.iter().all(|p| !process_alive(*p)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "processes still alive: {:?}",
+        pids.iter()
+            .filter(|p| process_alive(**p))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_stops_a_running_shell_task() {
+    let h = Harness::new();
+    let cancel = CancellationToken::new();
+    let killer = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        killer.cancel();
+    });
+    let request = h.request("shell", json!({"command": "sleep 300"}));
+    let (report, events) = h.run_with_cancel(request, cancel).await;
+    assert_state(&report, TaskState::Killed);
+    wait_until_dead(&started_pids(&log_of(&report))).await;
+    assert!(
+        matches!(events.first(), Some(TaskEvent::Dispatched { .. })),
+        "{events:?}"
+    );
+    assert_eq!(events[1], TaskEvent::Running);
+    assert!(matches!(
+        events.last(),
+        Some(TaskEvent::Finished {
+            state: TaskState::Killed,
+            ..
+        })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_plugin_times_out_with_its_children_and_the_host_lives() {
+    let h = Harness::new();
+    h.install_testkit(ALL_CAPS).await;
+    let mut request = h.request(
+        "testkit",
+        json!({"mode": "spawn-and-loop", "argv": ["sleep", "300"]}),
+    );
+    request.timeout = Some(Duration::from_millis(500));
+    let started = Instant::now();
+    let (report, _) = h.run_request(request).await;
+    assert_state(&report, TaskState::Failed);
+    assert!(report.message.contains("timed out"), "{}", report.message);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let pids = started_pids(&log_of(&report));
+    assert_eq!(pids.len(), 1, "{}", log_of(&report));
+    wait_until_dead(&pids).await;
+
+    let mut request = h.request("testkit", json!({"mode": "loop"}));
+    request.timeout = Some(Duration::from_millis(300));
+    let (report, _) = h.run_request(request).await;
+    assert_state(&report, TaskState::Failed);
+    assert_state(&h.run("noop", json!({})).await, TaskState::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_fails_only_its_task() {
+    let h = Harness::with_policy("[plugins.testkit]\nmemory-mb = 32\n");
+    h.install_testkit(ALL_CAPS).await;
+    let report = h.run("testkit", json!({"mode": "bomb"})).await;
+    assert_state(&report, TaskState::Failed);
+    assert!(
+        report.message.contains("memory limit of 32 MiB"),
+        "{}",
+        report.message
+    );
+    let report = h.run("testkit", json!({"mode": "trap"})).await;
+    assert_state(&report, TaskState::Failed);
+    assert!(report.message.contains("trapped"), "{}", report.message);
+    assert_state(
+        &h.run("noop", json!({"set": {"k": "v"}})).await,
+        TaskState::Succeeded,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_without_grant_is_denied() {
+    let h = Harness::new();
+    h.install_testkit("process = false\nwork-dir = true").await;
+    let report = h
+        .run("testkit", json!({"mode": "spawn", "argv": ["true"]}))
+        .await;
+    assert_state(&report, TaskState::Failed);
+    assert!(
+        report.message.starts_with("capability denied:"),
+        "{}",
+        report.message
+    );
+    assert!(report.message.contains("`process`"), "{}", report.message);
+
+    // The manifest asks, but the operator's policy says no.
+    let h = Harness::with_policy("[plugins.testkit]\nprocess = false\n");
+    h.install_testkit(ALL_CAPS).await;
+    let report = h
+        .run("testkit", json!({"mode": "spawn", "argv": ["true"]}))
+        .await;
+    assert!(
+        report.message.starts_with("capability denied:"),
+        "{}",
+        report.message
+    );
+
+    // Granted: it runs, and the child sees only pass-through variables.
+    let h = Harness::new();
+    h.install_testkit(ALL_CAPS).await;
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "spawn", "argv": ["sh", "-c", "echo $PATH; env | wc -l"]}),
+        )
+        .await;
+    assert_state(&report, TaskState::Succeeded);
+    assert_eq!(out_param(&report, "code"), Some("Some(0)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_outside_the_work_dir_are_unreachable() {
+    let h = Harness::new();
+    h.install_testkit(ALL_CAPS).await;
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "write", "path": "/work/note.txt", "content": "kept"}),
+        )
+        .await;
+    assert_state(&report, TaskState::Succeeded);
+    assert_eq!(
+        std::fs::read_to_string(report.work_dir.join("note.txt")).unwrap(),
+        "kept"
+    );
+
+    for path in [
+        "/etc/hostname",
+        "/work/../../../../etc/hostname",
+        "../etc/hostname",
+        "/tmp",
+    ] {
+        let report = h
+            .run("testkit", json!({"mode": "read", "path": path}))
+            .await;
+        assert_state(&report, TaskState::Failed);
+        assert!(
+            report.message.starts_with(&format!("cannot read {path}")),
+            "{}",
+            report.message
+        );
+    }
+    // A symlink planted in the work dir does not lead out either.
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "write", "path": "/work/x", "content": ""}),
+        )
+        .await;
+    std::os::unix::fs::symlink("/etc/hostname", report.work_dir.join("link")).unwrap();
+    let id = report
+        .work_dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let mut request = h.request("testkit", json!({"mode": "read", "path": "/work/link"}));
+    request.identity.task_instance_id = id;
+    let (report, _) = h.run_request(request).await;
+    assert_state(&report, TaskState::Failed);
+
+    // Without the work-dir grant there is no file system at all.
+    let h = Harness::new();
+    h.install_testkit("process = false\nwork-dir = false").await;
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "write", "path": "/work/x", "content": "no"}),
+        )
+        .await;
+    assert_state(&report, TaskState::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_reaches_only_allowed_hosts() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app =
+        axum::Router::new().route("/hello", axum::routing::get(|| async { "hello over http" }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let h = Harness::new();
+    h.install_testkit(&format!("http-hosts = [\"127.0.0.1:{port}\"]"))
+        .await;
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "http", "url": format!("http://127.0.0.1:{port}/hello")}),
+        )
+        .await;
+    assert_state(&report, TaskState::Succeeded);
+    assert_eq!(out_param(&report, "status"), Some("200"));
+    assert_eq!(out_param(&report, "body"), Some("hello over http"));
+
+    // Same host, another port: denied before any connection is made.
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "http", "url": format!("http://127.0.0.1:{}/", port.wrapping_add(1))}),
+        )
+        .await;
+    assert_state(&report, TaskState::Failed);
+    assert!(
+        report.message.starts_with("capability denied:"),
+        "{}",
+        report.message
+    );
+    assert!(log_of(&report).contains("not on its http-hosts allow-list"));
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "http", "url": "http://localhost/"}),
+        )
+        .await;
+    assert!(
+        report.message.starts_with("capability denied:"),
+        "{}",
+        report.message
+    );
+
+    // No http grant at all.
+    let h = Harness::new();
+    h.install_testkit("").await;
+    let report = h
+        .run(
+            "testkit",
+            json!({"mode": "http", "url": format!("http://127.0.0.1:{port}/hello")}),
+        )
+        .await;
+    assert!(
+        report.message.starts_with("capability denied:"),
+        "{}",
+        report.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_jobs_are_polled_and_can_be_reattached_or_cancelled() {
+    let h = Harness::new();
+    h.install_testkit(ALL_CAPS).await;
+    let (report, events) = h
+        .run_request(h.request("testkit", json!({"mode": "external", "polls": 3})))
+        .await;
+    assert_state(&report, TaskState::Succeeded);
+    assert_eq!(report.handle.as_deref(), Some("job:3"));
+    assert_eq!(out_param(&report, "polls"), Some("3"));
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            TaskEvent::Dispatched { .. } => "dispatched",
+            TaskEvent::Running => "running",
+            TaskEvent::HandleAssigned { .. } => "handle",
+            TaskEvent::Progress { .. } => "progress",
+            TaskEvent::Finished { .. } => "finished",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dispatched",
+            "running",
+            "handle",
+            "progress",
+            "progress",
+            "finished"
+        ]
+    );
+
+    // A restarted host re-attaches from the handle alone: no second start.
+    let mut request = h.request("testkit", json!({"mode": "external", "polls": 2}));
+    request.attach_to = Some("job:2".into());
+    let (report, events) = h.run_request(request).await;
+    assert_state(&report, TaskState::Succeeded);
+    assert!(log_of(&report).contains("re-attaching to external job `job:2`"));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TaskEvent::HandleAssigned { handle } if handle == "job:2"))
+    );
+
+    // Killing the task cancels the job through the plugin.
+    let cancel = CancellationToken::new();
+    let killer = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        killer.cancel();
+    });
+    let request = h.request("testkit", json!({"mode": "external", "polls": 1000000}));
+    let (report, _) = h.run_with_cancel(request, cancel).await;
+    assert_state(&report, TaskState::Killed);
+    assert_eq!(
+        std::fs::read_to_string(report.work_dir.join("cancelled")).unwrap(),
+        "job:1000000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plugins_get_clear_errors_and_the_host_keeps_working() {
+    let h = Harness::new();
+    let reg = h.registry();
+
+    let dir = plugin_dir(
+        h.dir.path(),
+        "broken",
+        "1.0.0",
+        b"\0asm this is not wasm",
+        "",
+    );
+    let err = reg.install(&dir).await.unwrap_err().to_string();
+    assert!(
+        err.contains("plugin `broken`: not a valid WebAssembly component"),
+        "{err}"
+    );
+
+    let wasm = std::fs::read(testkit_wasm()).unwrap();
+    let dir = plugin_dir(h.dir.path(), "testkit", "2.0.0", &wasm, "");
+    let manifest = dir.join("shoal-plugin.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("wit = \"0.1.0\"", "wit = \"0.2.0\"");
+    std::fs::write(&manifest, text).unwrap();
+    let err = reg.install(&dir).await.unwrap_err().to_string();
+    assert!(
+        err.contains("field `wit`") && err.contains("0.2.0"),
+        "{err}"
+    );
+
+    let empty = h.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = reg.install(&empty).await.unwrap_err().to_string();
+    assert!(
+        err.contains("cannot read manifest") && err.contains("shoal-plugin.toml"),
+        "{err}"
+    );
+
+    // A manifest naming another task type than the component.
+    let dir = plugin_dir(h.dir.path(), "impostor", "1.0.0", &wasm, "");
+    let err = reg.install(&dir).await.unwrap_err().to_string();
+    assert!(err.contains("calls itself `testkit`"), "{err}");
+
+    // A typo in the manifest names line and field.
+    let dir = plugin_dir(h.dir.path(), "testkit", "3.0.0", &wasm, "proces = true");
+    let err = reg.install(&dir).await.unwrap_err().to_string();
+    assert!(
+        err.contains("shoal-plugin.toml") && err.contains("line 7") && err.contains("proces"),
+        "{err}"
+    );
+
+    // None of that reached the store, and everything else still runs.
+    assert!(matches!(
+        reg.resolve("broken", None).await,
+        Err(RuntimeError::UnknownTaskType { .. })
+    ));
+    assert_state(&h.run("noop", json!({})).await, TaskState::Succeeded);
+    let report = h.run("no-such-type", json!({})).await;
+    assert_state(&report, TaskState::Failed);
+    assert!(
+        report.message.contains("unknown task type `no-such-type`"),
+        "{}",
+        report.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_load_hits_the_compile_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Harness::registry_in(dir.path(), OperatorPolicy::default());
+    let plugin = first.resolve("noop", None).await.unwrap();
+    assert!(!plugin.load_report.cache_hit);
+    let second = Harness::registry_in(dir.path(), OperatorPolicy::default());
+    let plugin = second.resolve("NOOP", None).await.unwrap();
+    assert!(plugin.load_report.cache_hit);
+    assert!(plugin.load_report.elapsed < Duration::from_millis(500));
+
+    // A corrupted entry is recompiled, not fatal.
+    for entry in std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::write(entry.path(), b"garbage").unwrap();
+    }
+    let third = Harness::registry_in(dir.path(), OperatorPolicy::default());
+    let plugin = third.resolve("noop", None).await.unwrap();
+    assert!(!plugin.load_report.cache_hit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_installed_versions_win_and_versions_can_be_pinned() {
+    let h = Harness::new();
+    let (_, noop) = shoal_builtins::find("noop").unwrap();
+    let dir = plugin_dir(h.dir.path(), "noop", "0.2.0", noop, "");
+    h.registry().install(&dir).await.unwrap();
+    let active = h.registry().resolve("noop", None).await.unwrap();
+    assert_eq!(active.manifest.version.to_string(), "0.2.0");
+    let pinned = h
+        .registry()
+        .resolve("noop", Some(&"0.1.0".parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(pinned.manifest.version.to_string(), "0.1.0");
+    let err = h
+        .registry()
+        .resolve("noop", Some(&"9.9.9".parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("available: 0.2.0, 0.1.0"), "{err}");
+    let listing = h.registry().list();
+    let active: Vec<_> = listing
+        .iter()
+        .filter(|p| p.id == "noop" && p.active)
+        .collect();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].version.to_string(), "0.2.0");
+}

@@ -1,0 +1,130 @@
+//! `testkit`: a task type that misbehaves on request, for the host's end-to-end tests.
+//! It is never embedded in the `shoal` binary. Each test installs it with a manifest
+//! that grants exactly what the test is about.
+
+use shoal_sdk::prelude::*;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum Params {
+    /// Spin forever in guest code.
+    Loop,
+    /// Allocate until something stops us.
+    Bomb,
+    /// Trap (Rust panic → wasm `unreachable`).
+    Trap,
+    /// Start a long-running child process, then spin forever.
+    SpawnAndLoop { argv: Vec<String> },
+    /// Run a program and report its exit code as an OUT param.
+    Spawn { argv: Vec<String> },
+    /// Read a file; its contents become the OUT param `content`.
+    Read { path: String },
+    /// Write a file.
+    Write { path: String, content: String },
+    /// GET a URL; status and body become OUT params.
+    Http { url: String },
+    /// Pretend to be an external job that finishes once `polls` polls have happened; the
+    /// handle carries all state so any fresh instance can poll it.
+    External { polls: u32 },
+}
+
+pub struct Testkit;
+
+impl TaskType for Testkit {
+    type Params = Params;
+    const NAME: &'static str = "testkit";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Misbehaves on request, for tests";
+    const CAPABILITIES: &'static [&'static str] = &["process", "http", "work-dir"];
+
+    fn start(ctx: &mut TaskContext, params: Params) -> Result<Start, Error> {
+        match params {
+            Params::Loop => spin(),
+            Params::Bomb => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![7u8; 1 << 20]);
+                    log::debug(format!("holding {} MiB", hoard.len()));
+                }
+            }
+            Params::Trap => panic!("testkit was asked to trap"),
+            Params::SpawnAndLoop { argv } => {
+                let child = process::Command::new(&argv[0]).args(&argv[1..]).spawn()?;
+                log::info(format!("started pid {}", child.id()));
+                std::mem::forget(child);
+                spin()
+            }
+            Params::Spawn { argv } => {
+                let status = process::Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .capture_all(4096)
+                    .status()?;
+                ctx.set_out_param("code", format!("{:?}", status.code));
+                ctx.set_out_param("output", status.captured.join("\n"));
+                Ok(Start::success("spawned"))
+            }
+            Params::Read { path } => {
+                let content = std::fs::read_to_string(&path)
+                    .map_err(|e| Error::new(format!("cannot read {path}: {e}")))?;
+                ctx.set_out_param("content", content);
+                Ok(Start::success("read"))
+            }
+            Params::Write { path, content } => {
+                std::fs::write(&path, content)
+                    .map_err(|e| Error::new(format!("cannot write {path}: {e}")))?;
+                Ok(Start::success("written"))
+            }
+            Params::Http { url } => {
+                let response = http::get(&url)?;
+                ctx.set_out_param("status", response.status.to_string());
+                ctx.set_out_param("body", response.text());
+                Ok(Start::success("fetched"))
+            }
+            Params::External { polls } => Ok(Start::running(format!("job:{polls}"))),
+        }
+    }
+
+    fn poll(ctx: &mut TaskContext, _params: Params, handle: &str) -> Result<Poll, Error> {
+        let polls = parse_handle(handle)?;
+        // Progress lives in the work dir, not in the instance: every poll may run in a
+        // fresh instance, or in another process after a restart.
+        let marker = format!("{}/polls", ctx.work_dir);
+        let count: u32 = std::fs::read_to_string(&marker)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+            + 1;
+        std::fs::write(&marker, count.to_string())?;
+        if count >= polls {
+            ctx.set_out_param("polls", count.to_string());
+            Ok(Poll::Done(Done {
+                succeeded: true,
+                message: format!("finished after {count} polls"),
+            }))
+        } else {
+            Ok(Poll::Running(format!("poll {count} of {polls}")))
+        }
+    }
+
+    fn cancel(ctx: &mut TaskContext, _params: Params, handle: &str) -> Result<(), Error> {
+        parse_handle(handle)?;
+        std::fs::write(format!("{}/cancelled", ctx.work_dir), handle)?;
+        Ok(())
+    }
+}
+
+fn parse_handle(handle: &str) -> Result<u32, Error> {
+    handle
+        .strip_prefix("job:")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::new(format!("unknown handle `{handle}`")))
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+export_task!(Testkit);
