@@ -8,7 +8,6 @@ use shoal_model::{OperatorPolicy, TaskState};
 use shoal_runtime::RuntimeError;
 use shoal_task_engine::TaskEvent;
 use shoal_tests::*;
-use tokio_util::sync::CancellationToken;
 
 const ALL_CAPS: &str = "process = true\nwork-dir = true\nhttp-hosts = [\"127.0.0.1\"]";
 
@@ -80,11 +79,13 @@ async fn shell_params_are_validated_with_field_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_timeout_kills_the_whole_process_group() {
     let h = Harness::new();
+    // Load (compile) first, so the deadline is spent on the script, not on cranelift.
+    h.registry().resolve("shell", None).await.unwrap();
     let mut request = h.request(
         "shell",
         json!({"command": "sleep 300 &\necho \"bg $!\"\nsleep 300"}),
     );
-    request.timeout = Some(Duration::from_millis(800));
+    request.timeout = Some(Duration::from_millis(1500));
     let started = Instant::now();
     let (report, _) = h.run_request(request).await;
     assert_state(&report, TaskState::Failed);
@@ -118,14 +119,12 @@ async fn wait_until_dead(pids: &[u32]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_stops_a_running_shell_task() {
     let h = Harness::new();
-    let cancel = CancellationToken::new();
-    let killer = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        killer.cancel();
-    });
     let request = h.request("shell", json!({"command": "sleep 300"}));
-    let (report, events) = h.run_with_cancel(request, cancel).await;
+    let (report, events) = h
+        .kill_after(request, Duration::from_millis(300), |e| {
+            *e == TaskEvent::Running
+        })
+        .await;
     assert_state(&report, TaskState::Killed);
     wait_until_dead(&started_pids(&log_of(&report))).await;
     assert!(
@@ -150,7 +149,7 @@ async fn a_looping_plugin_times_out_with_its_children_and_the_host_lives() {
         "testkit",
         json!({"mode": "spawn-and-loop", "argv": ["sleep", "300"]}),
     );
-    request.timeout = Some(Duration::from_millis(500));
+    request.timeout = Some(Duration::from_millis(1000));
     let started = Instant::now();
     let (report, _) = h.run_request(request).await;
     assert_state(&report, TaskState::Failed);
@@ -182,6 +181,13 @@ async fn a_memory_bomb_fails_only_its_task() {
         "{}",
         report.message
     );
+    let report = h
+        .run("testkit", json!({"mode": "print", "text": "hi"}))
+        .await;
+    assert_state(&report, TaskState::Succeeded);
+    let log = log_of(&report);
+    assert!(log.contains("[stdout] hi (stdout)"), "{log}");
+    assert!(log.contains("[stderr] hi (stderr, no newline)"), "{log}");
     let report = h.run("testkit", json!({"mode": "trap"})).await;
     assert_state(&report, TaskState::Failed);
     assert!(report.message.contains("trapped"), "{}", report.message);
@@ -404,14 +410,12 @@ async fn external_jobs_are_polled_and_can_be_reattached_or_cancelled() {
     );
 
     // Killing the task cancels the job through the plugin.
-    let cancel = CancellationToken::new();
-    let killer = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        killer.cancel();
-    });
     let request = h.request("testkit", json!({"mode": "external", "polls": 1000000}));
-    let (report, _) = h.run_with_cancel(request, cancel).await;
+    let (report, _) = h
+        .kill_after(request, Duration::from_millis(100), |e| {
+            matches!(e, TaskEvent::HandleAssigned { .. })
+        })
+        .await;
     assert_state(&report, TaskState::Killed);
     assert_eq!(
         std::fs::read_to_string(report.work_dir.join("cancelled")).unwrap(),
@@ -495,7 +499,6 @@ async fn second_load_hits_the_compile_cache() {
     let second = Harness::registry_in(dir.path(), OperatorPolicy::default());
     let plugin = second.resolve("NOOP", None).await.unwrap();
     assert!(plugin.load_report.cache_hit);
-    assert!(plugin.load_report.elapsed < Duration::from_millis(500));
 
     // A corrupted entry is recompiled, not fatal.
     for entry in std::fs::read_dir(dir.path().join("cache"))

@@ -169,6 +169,35 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Run `request` and kill it `delay` after the first event that matches `when`
+    /// (so the kill lands in the phase under test, however slow the machine is).
+    pub async fn kill_after(
+        &self,
+        request: TaskRequest,
+        delay: Duration,
+        when: impl Fn(&TaskEvent) -> bool + Send + Sync,
+    ) -> (TaskReport, Vec<TaskEvent>) {
+        let cancel = CancellationToken::new();
+        let killer = cancel.clone();
+        let mut events = Vec::new();
+        let report = self
+            .engine
+            .execute(request, cancel, |e| {
+                if when(e) {
+                    let killer = killer.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        killer.cancel();
+                    });
+                }
+                events.push(e.clone());
+            })
+            .await;
+        (report, events)
+    }
+}
+
 impl Default for Harness {
     fn default() -> Self {
         Self::new()

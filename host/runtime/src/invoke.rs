@@ -181,6 +181,7 @@ impl LoadedPlugin {
                 () = limits.cancel.cancelled() => Some(Err(wasmtime::Error::msg(Cancelled))),
             }
         };
+        store.data().output.finish();
         let limiter = &store.data().limits;
         let error = match result {
             Some(Ok(reply)) => return Ok(reply),

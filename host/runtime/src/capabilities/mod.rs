@@ -37,6 +37,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     http_allow: http::AllowList,
+    pub(crate) output: wasi::GuestOutput,
     pub(crate) limits: limits::TaskLimiter,
     pub(crate) log: log::LogCapability,
     pub(crate) context: context::ContextCapability,
@@ -51,9 +52,11 @@ impl HostState {
         context: TaskContext,
     ) -> Result<Self, String> {
         let log: TaskLog = env.log.clone();
+        let (wasi, output) = wasi::build(grant, env)?;
         Ok(Self {
             table: ResourceTable::new(),
-            wasi: wasi::build(grant, env)?,
+            wasi,
+            output,
             http: WasiHttpCtx::new(),
             http_allow: http::AllowList::new(plugin_id, grant, log.clone()),
             limits: limits::TaskLimiter::new(grant.memory_bytes),

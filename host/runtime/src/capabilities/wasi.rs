@@ -6,6 +6,7 @@
 //! the task log.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use shoal_model::{Grant, LogLevel, LogStream, TaskLog};
@@ -18,11 +19,29 @@ use crate::invoke::TaskEnv;
 /// Where the work dir appears inside the sandbox.
 pub const GUEST_WORK_DIR: &str = "/work";
 
-pub fn build(grant: &Grant, env: &TaskEnv) -> Result<WasiCtx, String> {
+/// The guest's stdout and stderr, kept by [`HostState`](super::HostState) so that a
+/// final partial line can be logged when the call ends.
+pub struct GuestOutput {
+    pub stdout: LogOutput,
+    pub stderr: LogOutput,
+}
+
+impl GuestOutput {
+    pub fn finish(&self) {
+        self.stdout.finish();
+        self.stderr.finish();
+    }
+}
+
+pub fn build(grant: &Grant, env: &TaskEnv) -> Result<(WasiCtx, GuestOutput), String> {
+    let output = GuestOutput {
+        stdout: LogOutput::new(env.log.clone(), LogStream::Stdout),
+        stderr: LogOutput::new(env.log.clone(), LogStream::Stderr),
+    };
     let mut builder = WasiCtxBuilder::new();
     builder
-        .stdout(LogOutput::new(env.log.clone(), LogStream::Stdout))
-        .stderr(LogOutput::new(env.log.clone(), LogStream::Stderr))
+        .stdout(output.stdout.clone())
+        .stderr(output.stderr.clone())
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
@@ -31,19 +50,60 @@ pub fn build(grant: &Grant, env: &TaskEnv) -> Result<WasiCtx, String> {
             .preopened_dir(&env.work_dir, GUEST_WORK_DIR, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot open work dir {}: {e}", env.work_dir.display()))?;
     }
-    Ok(builder.build())
+    Ok((builder.build(), output))
 }
 
-/// A guest output stream that becomes task-log lines.
+/// A guest output stream that becomes task-log lines. Writers handed to WASI share one
+/// buffer for the partial line, which [`LogOutput::finish`] logs when the call ends.
 #[derive(Clone)]
 pub struct LogOutput {
     log: TaskLog,
     stream: LogStream,
+    pending: Arc<Mutex<Vec<u8>>>,
 }
+
+/// A guest that never prints a newline must not grow the host's memory without bound.
+const MAX_LINE: usize = 64 * 1024;
 
 impl LogOutput {
     pub fn new(log: TaskLog, stream: LogStream) -> Self {
-        Self { log, stream }
+        Self {
+            log,
+            stream,
+            pending: Arc::default(),
+        }
+    }
+
+    fn emit(&self, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim_end_matches(['\n', '\r']);
+        let level = if self.stream == LogStream::Stderr {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
+        self.log.write(self.stream, level, text);
+    }
+
+    fn write(&self, buf: &[u8]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.extend_from_slice(buf);
+        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=pos).collect();
+            self.emit(&line);
+        }
+        if pending.len() > MAX_LINE {
+            let line = std::mem::take(&mut *pending);
+            self.emit(&line);
+        }
+    }
+
+    /// Log what is left of an unterminated last line.
+    pub fn finish(&self) {
+        let line = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if !line.is_empty() {
+            self.emit(&line);
+        }
     }
 }
 
@@ -55,50 +115,17 @@ impl IsTerminal for LogOutput {
 
 impl StdoutStream for LogOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
-            out: self.clone(),
-            pending: Vec::new(),
-        })
+        Box::new(self.clone())
     }
 }
 
-/// Buffers a partial line until its newline arrives (or the stream is dropped).
-struct LineWriter {
-    out: LogOutput,
-    pending: Vec<u8>,
-}
-
-/// A guest that never prints a newline must not grow the host's memory without bound.
-const MAX_LINE: usize = 64 * 1024;
-
-impl LineWriter {
-    fn emit(&mut self, upto: usize) {
-        let line: Vec<u8> = self.pending.drain(..upto).collect();
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']);
-        let level = if self.out.stream == LogStream::Stderr {
-            LogLevel::Warn
-        } else {
-            LogLevel::Info
-        };
-        self.out.log.write(self.out.stream, level, text);
-    }
-}
-
-impl AsyncWrite for LineWriter {
+impl AsyncWrite for LogOutput {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.pending.extend_from_slice(buf);
-        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
-            self.emit(pos + 1);
-        }
-        if self.pending.len() > MAX_LINE {
-            let len = self.pending.len();
-            self.emit(len);
-        }
+        self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -106,20 +133,7 @@ impl AsyncWrite for LineWriter {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if !self.pending.is_empty() {
-            let len = self.pending.len();
-            self.emit(len);
-        }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        if !self.pending.is_empty() {
-            let len = self.pending.len();
-            self.emit(len);
-        }
     }
 }

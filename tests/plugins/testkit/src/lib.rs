@@ -11,6 +11,8 @@ pub enum Params {
     Loop,
     /// Allocate until something stops us.
     Bomb,
+    /// Write to the component's own stdout and stderr.
+    Print { text: String },
     /// Trap (Rust panic → wasm `unreachable`).
     Trap,
     /// Start a long-running child process, then spin forever.
@@ -48,6 +50,11 @@ impl TaskType for Testkit {
                 }
             }
             Params::Trap => panic!("testkit was asked to trap"),
+            Params::Print { text } => {
+                println!("{text} (stdout)");
+                eprint!("{text} (stderr, no newline)");
+                Ok(Start::success("printed"))
+            }
             Params::SpawnAndLoop { argv } => {
                 let child = process::Command::new(&argv[0]).args(&argv[1..]).spawn()?;
                 log::info(format!("started pid {}", child.id()));
