@@ -273,7 +273,13 @@ pub fn parse_params<P: serde::de::DeserializeOwned>(json: &str) -> Result<P, Fie
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
-        let message = err.inner().to_string();
+        let inner = err.inner();
+        let mut message = inner.to_string();
+        // The position inside the host-made JSON text means nothing to a user.
+        let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_owned();
+        }
         // serde reports a missing field at the parent's path; name the field itself.
         let field = match (path.as_str(), missing_field(&message)) {
             (".", Some(name)) => name.to_owned(),

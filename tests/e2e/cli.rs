@@ -215,3 +215,43 @@ fn bench_prints_its_figures_as_json() {
         assert!(v > 0.0, "{key} = {v}");
     }
 }
+
+#[test]
+fn validate_reports_every_problem_with_file_line_and_field() {
+    let data = tempfile::tempdir().unwrap();
+    let good = data.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "workflow:\n  name: good\n  param: {x: 1}\ntasks:\n  - name: a\n    task_type: Shell\n    command: echo ${x}\n  - name: b\n    task_type: NOOP\n    deps: [a]\n",
+    )
+    .unwrap();
+    let out = shoal(data.path(), &["validate", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok (workflow `good`, 2 tasks)"),
+        "{}",
+        text(&out)
+    );
+
+    let bad = data.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "workflow:\n  name: bad\ntasks:\n  - name: a\n    task_type: Shell\n    deps: [c]\n    comand: echo typo\n  - name: b\n    task_type: Spark\n  - name: c\n    task_type: Shell\n    deps: [a]\n    command: echo c\n    env: {N: [1]}\n  - name: b\n    task_type: noop\n",
+    )
+    .unwrap();
+    let out = shoal(data.path(), &["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    let f = bad.display().to_string();
+    for expected in [
+        format!("{f}:15: field `tasks[3].name`: duplicate task name `b` (first defined at line 8)"),
+        format!("{f}:4: field `deps`: dependency cycle between tasks `a`, `c`"),
+        format!(
+            "{f}:8: field `tasks[1] `b`.task_type`: unknown task type `Spark` (available: noop, shell)"
+        ),
+        format!("{f}:4: field `tasks[0] `a`.comand`: unknown field `comand`, expected one of"),
+        format!("{f}:10: field `tasks[2] `c`.env.N`: invalid type: sequence, expected a string"),
+    ] {
+        assert!(all.contains(&expected), "missing `{expected}` in:\n{all}");
+    }
+}

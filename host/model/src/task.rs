@@ -80,3 +80,16 @@ impl TaskOutcome {
         }
     }
 }
+
+/// Whether a task type as written in a definition (`SubWorkflow`, `SHELL`) names a plugin
+/// id (`sub-workflow`, `shell`): case, `-` and `_` do not matter, so DolphinScheduler's
+/// spellings find Shoal's plugins.
+pub fn task_type_matches(written: &str, plugin_id: &str) -> bool {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    norm(written) == norm(plugin_id)
+}

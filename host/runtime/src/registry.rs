@@ -227,6 +227,11 @@ impl PluginRegistry {
         Ok(loaded)
     }
 
+    /// Every known plugin id.
+    pub fn ids(&self) -> Vec<String> {
+        self.entries().keys().cloned().collect()
+    }
+
     /// Every known plugin version, newest first per id.
     pub fn list(&self) -> Vec<PluginListing> {
         let entries = self.entries();
@@ -259,8 +264,8 @@ impl PluginRegistry {
         }
     }
 
-    /// The plugin that runs tasks of type `name` (case-insensitive), loading it on
-    /// first use. `version` pins an exact version.
+    /// The plugin that runs tasks of type `name` (ignoring case, `-` and `_`), loading
+    /// it on first use. `version` pins an exact version.
     pub async fn resolve(
         &self,
         name: &str,
@@ -270,7 +275,7 @@ impl PluginRegistry {
             let entries = self.entries();
             let versions = entries
                 .iter()
-                .find(|(id, _)| id.eq_ignore_ascii_case(name))
+                .find(|(id, _)| shoal_model::task::task_type_matches(name, id))
                 .map(|(_, v)| v)
                 .ok_or_else(|| RuntimeError::UnknownTaskType {
                     name: name.to_owned(),

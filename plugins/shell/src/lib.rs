@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use shoal_sdk::prelude::*;
 
 #[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     /// The script to run.
     #[serde(alias = "rawScript")]

@@ -2,6 +2,7 @@
 
 mod plugins;
 mod task;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,12 @@ pub enum Command {
     /// Run single tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Check workflow definition files; every problem is printed with file, line and
+    /// field. Exits 1 if any file has a problem.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -47,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugins(cmd) => plugins::run(cmd, &data, policy.as_deref()).await,
         Command::Task(cmd) => task::run(cmd, &data, policy.as_deref()).await,
+        Command::Validate { files } => validate::run(files, &data, policy.as_deref()).await,
         Command::Bench(cmd) => crate::bench::run(cmd, &data).await,
     }
 }

@@ -1,0 +1,682 @@
+//! Loading definitions from YAML (DolphinScheduler's Python-SDK format) or JSON.
+//!
+//! The YAML tree is walked by hand rather than deserialized, so that every problem can be
+//! reported with its line and field, and so that all problems are reported at once
+//! rather than the first one only. JSON is YAML's flow syntax, so the same walker reads
+//! JSON with line numbers too.
+//!
+//! String values may reference other files, resolved relative to the file being read:
+//! `$FILE{"query.sql"}` (the file's text), `$ENV{NAME}` (an environment variable) and
+//! `$WORKFLOW{"other.yaml"}` (another workflow definition, loaded as well; the value
+//! becomes that workflow's name). `$PROCESS{...}` is accepted as DolphinScheduler's older
+//! spelling of `$WORKFLOW{...}`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{LoaderOptions, Node};
+
+use crate::model::*;
+use crate::{Diagnostic, Diagnostics};
+
+/// A loaded workflow and the workflows it references through `$WORKFLOW{...}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedWorkflow {
+    pub workflow: WorkflowDefinition,
+    /// Referenced workflows, by name (transitively), with the file each came from.
+    pub referenced: BTreeMap<String, (PathBuf, WorkflowDefinition)>,
+    pub file: PathBuf,
+}
+
+/// Load a definition file (`.yaml`, `.yml` or `.json`).
+pub fn load_file(path: &Path) -> Result<LoadedWorkflow, Diagnostics> {
+    let mut loader = Loader::default();
+    let workflow = loader.file(path)?;
+    Ok(LoadedWorkflow {
+        workflow,
+        referenced: loader.referenced,
+        file: path.to_path_buf(),
+    })
+}
+
+/// Load a definition from text; `origin` names it in diagnostics and is the base for
+/// relative file references.
+pub fn load_str(text: &str, origin: &Path) -> Result<LoadedWorkflow, Diagnostics> {
+    let mut loader = Loader::default();
+    let workflow = loader.text(text, origin)?;
+    Ok(LoadedWorkflow {
+        workflow,
+        referenced: loader.referenced,
+        file: origin.to_path_buf(),
+    })
+}
+
+#[derive(Default)]
+struct Loader {
+    referenced: BTreeMap<String, (PathBuf, WorkflowDefinition)>,
+    /// Files being loaded, to refuse `$WORKFLOW` cycles.
+    stack: Vec<PathBuf>,
+}
+
+impl Loader {
+    fn file(&mut self, path: &Path) -> Result<WorkflowDefinition, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 0,
+                field: None,
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        self.text(&text, path)
+    }
+
+    fn text(&mut self, text: &str, origin: &Path) -> Result<WorkflowDefinition, Diagnostics> {
+        let key = origin
+            .canonicalize()
+            .unwrap_or_else(|_| origin.to_path_buf());
+        if self.stack.contains(&key) {
+            let chain: Vec<String> = self.stack.iter().map(|p| p.display().to_string()).collect();
+            return Err(Diagnostics(vec![Diagnostic {
+                file: origin.to_path_buf(),
+                line: 0,
+                field: None,
+                message: format!(
+                    "workflow files reference each other in a cycle: {} -> {}",
+                    chain.join(" -> "),
+                    key.display()
+                ),
+            }]));
+        }
+        self.stack.push(key);
+        let result = self.parse(text, origin);
+        self.stack.pop();
+        result
+    }
+
+    fn parse(&mut self, text: &str, origin: &Path) -> Result<WorkflowDefinition, Diagnostics> {
+        // Quoted scalars stay strings (`"3"` is text, `3` a number), as in any YAML reader.
+        let options = LoaderOptions::default()
+            .error_on_duplicate_keys(true)
+            .prevent_coercion(true);
+        let root = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
+            let (line, message) = load_error(&e);
+            Diagnostics(vec![Diagnostic {
+                file: origin.to_path_buf(),
+                line,
+                field: None,
+                message,
+            }])
+        })?;
+        let mut walk = Walk {
+            file: origin.to_path_buf(),
+            base: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
+            problems: Vec::new(),
+            loader: self,
+        };
+        let workflow = walk.document(&root);
+        if walk.problems.is_empty() {
+            Ok(workflow)
+        } else {
+            Err(Diagnostics(walk.problems))
+        }
+    }
+}
+
+fn load_error(e: &marked_yaml::LoadError) -> (usize, String) {
+    use marked_yaml::LoadError::*;
+    let line = match e {
+        TopLevelMustBeMapping(m)
+        | TopLevelMustBeSequence(m)
+        | UnexpectedAnchor(m)
+        | MappingKeyMustBeScalar(m)
+        | UnexpectedTag(m)
+        | ScanError(m, _) => m.line(),
+        DuplicateKey(inner) => inner.key.span().start().map(|m| m.line()).unwrap_or(0),
+    };
+    let message = match e {
+        DuplicateKey(inner) => format!("duplicate key `{}`", inner.key.as_str()),
+        ScanError(_, err) => format!("not valid YAML: {}", err.info()),
+        TopLevelMustBeMapping(_) => {
+            "the document must be a mapping with `workflow:` and `tasks:`".into()
+        }
+        other => other.to_string(),
+    };
+    (line, message)
+}
+
+fn line_of(node: &Node) -> usize {
+    node.span().start().map(|m| m.line()).unwrap_or(0)
+}
+
+fn scalar_line(node: &MarkedScalarNode) -> usize {
+    node.span().start().map(|m| m.line()).unwrap_or(0)
+}
+
+/// Workflow keys DolphinScheduler's SDK writes that Shoal accepts without using (yet).
+const IGNORED_WORKFLOW_KEYS: &[&str] = &[
+    "user",
+    "tenant",
+    "worker_group",
+    "warning_type",
+    "warning_group_id",
+    "execution_type",
+    "timeout",
+    "release_state",
+    "resource_list",
+    "online_schedule",
+    "run",
+    "queue",
+];
+
+/// Task keys DolphinScheduler's SDK writes that do not change how Shoal runs the task.
+const IGNORED_TASK_KEYS: &[&str] = &[
+    "environment_name",
+    "resource_list",
+    "task_group_priority",
+    "cpu_quota",
+    "memory_max",
+    "input_params",
+    "is_cache",
+    "timeout_flag",
+];
+
+struct Walk<'l> {
+    file: PathBuf,
+    base: PathBuf,
+    problems: Vec<Diagnostic>,
+    loader: &'l mut Loader,
+}
+
+impl Walk<'_> {
+    fn problem(&mut self, line: usize, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            field: Some(field.into()),
+            message: message.into(),
+        });
+    }
+
+    fn document(&mut self, root: &Node) -> WorkflowDefinition {
+        let mut wf = WorkflowDefinition {
+            name: String::new(),
+            description: String::new(),
+            project: None,
+            global_params: BTreeMap::new(),
+            schedule: None,
+            start_time: None,
+            end_time: None,
+            timezone: None,
+            failure_strategy: FailureStrategy::End,
+            tasks: Vec::new(),
+            task_lines: Vec::new(),
+        };
+        let Some(top) = root.as_mapping() else {
+            self.problem(
+                line_of(root),
+                "workflow",
+                "the document must be a mapping with `workflow:` and `tasks:`",
+            );
+            return wf;
+        };
+        for (key, value) in top.iter() {
+            match key.as_str() {
+                "workflow" => self.workflow(value, &mut wf),
+                "tasks" => self.tasks(value, &mut wf),
+                other => self.problem(
+                    scalar_line(key),
+                    other,
+                    "unknown top-level key (expected `workflow` and `tasks`)",
+                ),
+            }
+        }
+        if top.get_node("workflow").is_none() {
+            self.problem(
+                line_of(root),
+                "workflow",
+                "missing: every definition needs a `workflow:` block with at least `name`",
+            );
+        }
+        if top.get_node("tasks").is_none() {
+            self.problem(
+                line_of(root),
+                "tasks",
+                "missing: a workflow needs a `tasks:` list",
+            );
+        }
+        wf
+    }
+
+    fn workflow(&mut self, node: &Node, wf: &mut WorkflowDefinition) {
+        let Some(map) = node.as_mapping() else {
+            self.problem(line_of(node), "workflow", "must be a mapping");
+            return;
+        };
+        for (key, value) in map.iter() {
+            let field = format!("workflow.{}", key.as_str());
+            match key.as_str() {
+                "name" => wf.name = self.string(value, &field).unwrap_or_default(),
+                "description" => wf.description = self.string(value, &field).unwrap_or_default(),
+                "project" | "project_name" => wf.project = self.string(value, &field),
+                "schedule" => wf.schedule = self.string(value, &field),
+                "start_time" => wf.start_time = self.string(value, &field),
+                "end_time" => wf.end_time = self.string(value, &field),
+                "timezone" => wf.timezone = self.string(value, &field),
+                "param" => {
+                    if let Some(params) = value.as_mapping() {
+                        for (k, v) in params.iter() {
+                            if let Some(s) = self.string(v, &format!("{field}.{}", k.as_str())) {
+                                wf.global_params.insert(k.as_str().to_owned(), s);
+                            }
+                        }
+                    } else {
+                        self.problem(line_of(value), field, "must be a mapping of name: value");
+                    }
+                }
+                "failure_strategy" => {
+                    match self
+                        .string(value, &field)
+                        .map(|s| s.to_ascii_lowercase())
+                        .as_deref()
+                    {
+                        Some("continue") => wf.failure_strategy = FailureStrategy::Continue,
+                        Some("end") => wf.failure_strategy = FailureStrategy::End,
+                        Some(other) => self.problem(
+                            line_of(value),
+                            field,
+                            format!("`{other}` is not `continue` or `end`"),
+                        ),
+                        None => {}
+                    }
+                }
+                k if IGNORED_WORKFLOW_KEYS.contains(&k) => {}
+                _ => self.problem(scalar_line(key), field, "unknown workflow field"),
+            }
+        }
+        if wf.name.trim().is_empty() {
+            self.problem(line_of(node), "workflow.name", "missing or empty");
+        }
+    }
+
+    fn tasks(&mut self, node: &Node, wf: &mut WorkflowDefinition) {
+        let Some(seq) = node.as_sequence() else {
+            self.problem(line_of(node), "tasks", "must be a list of tasks");
+            return;
+        };
+        for (i, item) in seq.iter().enumerate() {
+            let field = format!("tasks[{i}]");
+            match item.as_mapping() {
+                Some(map) => {
+                    if let Some(task) = self.task(map, &field) {
+                        wf.tasks.push(task);
+                        wf.task_lines.push(line_of(item));
+                    }
+                }
+                None => self.problem(line_of(item), field, "each task must be a mapping"),
+            }
+        }
+    }
+
+    fn task(&mut self, map: &MarkedMappingNode, at: &str) -> Option<TaskDefinition> {
+        let line = map.span().start().map(|m| m.line()).unwrap_or(0);
+        let name = map
+            .get_node("name")
+            .and_then(|n| self.string(n, &format!("{at}.name")));
+        let task_type = map
+            .get_node("task_type")
+            .and_then(|n| self.string(n, &format!("{at}.task_type")));
+        let at = match &name {
+            Some(n) => format!("{at} `{n}`"),
+            None => at.to_owned(),
+        };
+        let mut task = TaskDefinition {
+            name: name.clone().unwrap_or_default(),
+            task_type: task_type.clone().unwrap_or_default(),
+            deps: Vec::new(),
+            description: String::new(),
+            flag: Flag::Yes,
+            priority: Priority::Medium,
+            delay_time: 0,
+            fail_retry_times: 0,
+            fail_retry_interval: 1,
+            timeout: None,
+            timeout_strategy: TimeoutStrategy::Fail,
+            worker_group: "default".into(),
+            task_group: None,
+            local_params: Vec::new(),
+            plugin_version: None,
+            params: serde_json::Map::new(),
+        };
+        let mut timeout_closed = false;
+        for (key, value) in map.iter() {
+            let k = key.as_str();
+            let field = format!("{at}.{k}");
+            match k {
+                "name" | "task_type" => {}
+                "deps" => task.deps = self.string_list(value, &field),
+                "description" => task.description = self.string(value, &field).unwrap_or_default(),
+                "flag" => {
+                    task.flag = match self.word(value, &field).as_deref() {
+                        Some("yes" | "true") => Flag::Yes,
+                        Some("no" | "false") => Flag::No,
+                        Some(other) => {
+                            self.problem(
+                                line_of(value),
+                                field,
+                                format!("`{other}` is not YES or NO"),
+                            );
+                            Flag::Yes
+                        }
+                        None => Flag::Yes,
+                    }
+                }
+                "task_priority" | "priority" => {
+                    task.priority = match self.word(value, &field).as_deref() {
+                        Some("highest") => Priority::Highest,
+                        Some("high") => Priority::High,
+                        Some("medium") => Priority::Medium,
+                        Some("low") => Priority::Low,
+                        Some("lowest") => Priority::Lowest,
+                        Some(other) => {
+                            self.problem(
+                                line_of(value),
+                                field,
+                                format!(
+                                    "`{other}` is not one of HIGHEST, HIGH, MEDIUM, LOW, LOWEST"
+                                ),
+                            );
+                            Priority::Medium
+                        }
+                        None => Priority::Medium,
+                    }
+                }
+                "delay_time" => task.delay_time = self.number(value, &field).unwrap_or(0),
+                "fail_retry_times" => {
+                    task.fail_retry_times = self.number(value, &field).unwrap_or(0)
+                }
+                "fail_retry_interval" => {
+                    task.fail_retry_interval = self.number(value, &field).unwrap_or(1)
+                }
+                "timeout" => task.timeout = self.number(value, &field).filter(|m| *m > 0),
+                "timeout_flag" => {
+                    timeout_closed = self.word(value, &field).as_deref() == Some("close")
+                }
+                "timeout_strategy" | "timeout_notify_strategy" => {
+                    task.timeout_strategy = match self.word(value, &field).as_deref() {
+                        Some("warn") => TimeoutStrategy::Warn,
+                        Some("fail" | "failed") => TimeoutStrategy::Fail,
+                        Some("both" | "warnfailed" | "warn_failed") => TimeoutStrategy::Both,
+                        Some(other) => {
+                            self.problem(
+                                line_of(value),
+                                field,
+                                format!("`{other}` is not WARN, FAILED or WARNFAILED"),
+                            );
+                            TimeoutStrategy::Fail
+                        }
+                        None => TimeoutStrategy::Fail,
+                    }
+                }
+                "worker_group" => {
+                    task.worker_group = self
+                        .string(value, &field)
+                        .unwrap_or_else(|| "default".into())
+                }
+                "task_group" | "task_group_id" | "task_group_name" => {
+                    task.task_group = self.string(value, &field)
+                }
+                "plugin_version" => {
+                    if let Some(v) = self.string(value, &field) {
+                        match semver::Version::parse(&v) {
+                            Ok(v) => task.plugin_version = Some(v),
+                            Err(e) => self.problem(
+                                line_of(value),
+                                field,
+                                format!("`{v}` is not a version: {e}"),
+                            ),
+                        }
+                    }
+                }
+                "local_params" => task.local_params = self.local_params(value, &field),
+                k if IGNORED_TASK_KEYS.contains(&k) => {}
+                _ => {
+                    let json = self.json(value, &field);
+                    task.params.insert(k.to_owned(), json);
+                }
+            }
+        }
+        if timeout_closed {
+            task.timeout = None;
+        }
+        if name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            self.problem(line, format!("{at}.name"), "missing or empty");
+        }
+        if task_type.as_deref().is_none_or(|t| t.trim().is_empty()) {
+            self.problem(line, format!("{at}.task_type"), "missing or empty");
+        }
+        Some(task)
+    }
+
+    fn local_params(&mut self, node: &Node, field: &str) -> Vec<LocalParam> {
+        let Some(seq) = node.as_sequence() else {
+            self.problem(
+                line_of(node),
+                field,
+                "must be a list of {prop, direct, type, value}",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in seq.iter().enumerate() {
+            let f = format!("{field}[{i}]");
+            let Some(map) = item.as_mapping() else {
+                self.problem(
+                    line_of(item),
+                    f,
+                    "must be a mapping with prop, direct, type, value",
+                );
+                continue;
+            };
+            let mut p = LocalParam {
+                prop: String::new(),
+                direct: ParamDirection::In,
+                kind: "VARCHAR".into(),
+                value: String::new(),
+            };
+            for (k, v) in map.iter() {
+                let kf = format!("{f}.{}", k.as_str());
+                match k.as_str() {
+                    "prop" => p.prop = self.string(v, &kf).unwrap_or_default(),
+                    "value" => p.value = self.string(v, &kf).unwrap_or_default(),
+                    "type" => p.kind = self.string(v, &kf).unwrap_or_default().to_ascii_uppercase(),
+                    "direct" => {
+                        p.direct = match self.word(v, &kf).as_deref() {
+                            Some("in") => ParamDirection::In,
+                            Some("out") => ParamDirection::Out,
+                            Some(other) => {
+                                self.problem(line_of(v), kf, format!("`{other}` is not IN or OUT"));
+                                ParamDirection::In
+                            }
+                            None => ParamDirection::In,
+                        }
+                    }
+                    _ => self.problem(
+                        scalar_line(k),
+                        kf,
+                        "unknown field (expected prop, direct, type, value)",
+                    ),
+                }
+            }
+            if p.prop.trim().is_empty() {
+                self.problem(line_of(item), format!("{f}.prop"), "missing or empty");
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    /// A scalar as text, with file references resolved.
+    fn string(&mut self, node: &Node, field: &str) -> Option<String> {
+        match node.as_scalar() {
+            Some(s) => self.resolve_refs(s.as_str(), scalar_line(s), field),
+            None => {
+                self.problem(
+                    line_of(node),
+                    field,
+                    "must be a single value, not a list or mapping",
+                );
+                None
+            }
+        }
+    }
+
+    /// A scalar as a lower-case word (enum values are written in any case).
+    fn word(&mut self, node: &Node, field: &str) -> Option<String> {
+        self.string(node, field)
+            .map(|s| s.trim().to_ascii_lowercase())
+    }
+
+    fn number(&mut self, node: &Node, field: &str) -> Option<u32> {
+        let text = self.string(node, field)?;
+        match text.trim().parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.problem(
+                    line_of(node),
+                    field,
+                    format!("`{text}` is not a whole number ≥ 0"),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, node: &Node, field: &str) -> Vec<String> {
+        match node {
+            Node::Sequence(seq) => seq
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| self.string(n, &format!("{field}[{i}]")))
+                .collect(),
+            Node::Scalar(_) => self.string(node, field).into_iter().collect(),
+            Node::Mapping(_) => {
+                self.problem(line_of(node), field, "must be a list of task names");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Any value as JSON: the task type's own fields, checked later by its plugin.
+    fn json(&mut self, node: &Node, field: &str) -> serde_json::Value {
+        use serde_json::Value;
+        match node {
+            Node::Scalar(s) => {
+                let Some(text) = self.resolve_refs(s.as_str(), scalar_line(s), field) else {
+                    return Value::Null;
+                };
+                if !s.may_coerce() || text != s.as_str() {
+                    return Value::String(text);
+                }
+                match text.as_str() {
+                    "true" | "True" | "TRUE" => Value::Bool(true),
+                    "false" | "False" | "FALSE" => Value::Bool(false),
+                    "~" | "null" | "Null" | "NULL" => Value::Null,
+                    t => t
+                        .parse::<i64>()
+                        .map(Value::from)
+                        .ok()
+                        .or_else(|| {
+                            t.parse::<f64>()
+                                .ok()
+                                .filter(|f| f.is_finite())
+                                .map(Value::from)
+                        })
+                        .unwrap_or_else(|| Value::String(text)),
+                }
+            }
+            Node::Sequence(seq) => Value::Array(
+                seq.iter()
+                    .enumerate()
+                    .map(|(i, n)| self.json(n, &format!("{field}[{i}]")))
+                    .collect(),
+            ),
+            Node::Mapping(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_owned(),
+                            self.json(v, &format!("{field}.{}", k.as_str())),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Resolve `$FILE{"..."}`, `$ENV{...}` and `$WORKFLOW{"..."}` in a string value.
+    fn resolve_refs(&mut self, text: &str, line: usize, field: &str) -> Option<String> {
+        const MARKERS: [&str; 4] = ["$FILE{", "$ENV{", "$WORKFLOW{", "$PROCESS{"];
+        let mut out = String::new();
+        let mut rest = text;
+        let mut ok = true;
+        while let Some((at, marker)) = MARKERS
+            .iter()
+            .filter_map(|m| rest.find(m).map(|i| (i, *m)))
+            .min_by_key(|(i, _)| *i)
+        {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + marker.len()..];
+            let Some(end) = after.find('}') else {
+                self.problem(line, field, format!("`{marker}` is not closed with `}}`"));
+                return None;
+            };
+            let arg = after[..end].trim().trim_matches('"');
+            rest = &after[end + 1..];
+            match marker {
+                "$ENV{" => match std::env::var(arg) {
+                    Ok(v) => out.push_str(&v),
+                    Err(_) => {
+                        self.problem(
+                            line,
+                            field,
+                            format!("$ENV{{{arg}}}: environment variable `{arg}` is not set"),
+                        );
+                        ok = false;
+                    }
+                },
+                "$FILE{" => {
+                    let path = self.base.join(arg);
+                    match std::fs::read_to_string(&path) {
+                        Ok(v) => out.push_str(&v),
+                        Err(e) => {
+                            self.problem(
+                                line,
+                                field,
+                                format!("$FILE{{\"{arg}\"}}: cannot read {}: {e}", path.display()),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                _ => {
+                    let path = self.base.join(arg);
+                    match self.loader.file(&path) {
+                        Ok(wf) => {
+                            out.push_str(&wf.name);
+                            self.loader.referenced.insert(wf.name.clone(), (path, wf));
+                        }
+                        Err(Diagnostics(mut inner)) => {
+                            self.problem(line, field, format!("$WORKFLOW{{\"{arg}\"}}: the referenced workflow has errors (below)"));
+                            self.problems.append(&mut inner);
+                            ok = false;
+                        }
+                    }
+                }
+            }
+        }
+        out.push_str(rest);
+        ok.then_some(out)
+    }
+}

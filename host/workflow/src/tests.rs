@@ -1,0 +1,259 @@
+//! Loader and structure checks on real files.
+
+use std::path::{Path, PathBuf};
+
+use crate::load::{load_file, load_str};
+use crate::model::*;
+use crate::validate::{structure, topological_order};
+
+const DS_SHELL: &str = r#"# DolphinScheduler Python SDK example, as users have it
+workflow:
+  name: "Shell"
+  release_state: "offline"
+  run: true
+  param:
+    x: 1
+    dt: $[yyyyMMdd-1]
+
+tasks:
+  - name: task_parent
+    task_type: Shell
+    command: |
+      echo hello pydolphinscheduler
+      echo "${x}"
+
+  - name: task_child_one
+    task_type: Shell
+    deps: [task_parent]
+    command: echo "child one"
+    flag: "NO"
+    task_priority: HIGH
+    fail_retry_times: 2
+    fail_retry_interval: 3
+    timeout: 5
+    timeout_notify_strategy: WARNFAILED
+    local_params:
+      - { prop: out1, direct: OUT, type: VARCHAR, value: "" }
+
+  - name: switch
+    task_type: Switch
+    deps: [task_child_one]
+    condition:
+      - task: task_parent
+        condition: "${x} > 1"
+      - task: task_child_one
+"#;
+
+fn parse(text: &str) -> Result<WorkflowDefinition, String> {
+    load_str(text, Path::new("wf.yaml"))
+        .map(|l| l.workflow)
+        .map_err(|d| d.to_string())
+}
+
+#[test]
+fn reads_dolphinscheduler_yaml() {
+    let wf = parse(DS_SHELL).unwrap();
+    assert_eq!(wf.name, "Shell");
+    assert_eq!(wf.global_params["x"], "1");
+    assert_eq!(wf.global_params["dt"], "$[yyyyMMdd-1]");
+    assert_eq!(wf.tasks.len(), 3);
+    assert_eq!(wf.task_lines, vec![11, 17, 30]);
+    let parent = &wf.tasks[0];
+    assert_eq!(parent.task_type, "Shell");
+    assert_eq!(
+        parent.params["command"],
+        "echo hello pydolphinscheduler\necho \"${x}\"\n"
+    );
+    let child = &wf.tasks[1];
+    assert_eq!(child.deps, vec!["task_parent"]);
+    assert_eq!(child.flag, Flag::No);
+    assert_eq!(child.priority, Priority::High);
+    assert_eq!((child.fail_retry_times, child.fail_retry_interval), (2, 3));
+    assert_eq!(child.timeout, Some(5));
+    assert_eq!(child.timeout_strategy, TimeoutStrategy::Both);
+    assert_eq!(child.local_params[0].prop, "out1");
+    assert_eq!(child.local_params[0].direct, ParamDirection::Out);
+    let switch = &wf.tasks[2];
+    assert_eq!(switch.params["condition"][0]["condition"], "${x} > 1");
+    assert_eq!(switch.params["condition"][1]["task"], "task_child_one");
+    assert!(structure(Path::new("wf.yaml"), &wf).is_empty());
+    assert_eq!(topological_order(&wf), Some(vec![0, 1, 2]));
+}
+
+#[test]
+fn scalars_keep_their_types_unless_quoted() {
+    let wf = parse(
+        "workflow: {name: w}\ntasks:\n  - {name: a, task_type: x, n: 3, f: 1.5, b: true, s: \"3\", z: ~}\n",
+    )
+    .unwrap();
+    let p = &wf.tasks[0].params;
+    assert_eq!(p["n"], 3);
+    assert_eq!(p["f"], 1.5);
+    assert_eq!(p["b"], true);
+    assert_eq!(p["s"], "3");
+    assert!(p["z"].is_null());
+}
+
+#[test]
+fn every_problem_is_reported_with_line_and_field() {
+    let err = parse(
+        "workflow:\n  nam: typo\ntasks:\n  - name: a\n    task_type: Shell\n    flag: maybe\n    fail_retry_times: -1\n  - task_type: Shell\n",
+    )
+    .unwrap_err();
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.contains(&"wf.yaml:2: field `workflow.nam`: unknown workflow field"),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&"wf.yaml:2: field `workflow.name`: missing or empty"),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&"wf.yaml:6: field `tasks[0] `a`.flag`: `maybe` is not YES or NO"),
+        "{err}"
+    );
+    assert!(
+        lines.contains(
+            &"wf.yaml:7: field `tasks[0] `a`.fail_retry_times`: `-1` is not a whole number ≥ 0"
+        ),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&"wf.yaml:8: field `tasks[1].name`: missing or empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_line() {
+    let err = parse("workflow:\n  name: w\ntasks:\n  - name: [unclosed\n").unwrap_err();
+    assert!(err.starts_with("wf.yaml:"), "{err}");
+    assert!(err.contains("not valid YAML"), "{err}");
+    let err = parse("workflow: {name: w}\nworkflow: {name: v}\ntasks: []\n").unwrap_err();
+    assert!(
+        err.contains("wf.yaml:2:") && err.contains("duplicate key `workflow`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn structure_finds_duplicates_unknown_deps_and_cycles() {
+    let wf = parse(
+        r#"workflow: {name: w}
+tasks:
+  - {name: a, task_type: x, deps: [c]}
+  - {name: b, task_type: x, deps: [a]}
+  - {name: c, task_type: x, deps: [b]}
+  - {name: a, task_type: x}
+  - {name: d, task_type: x, deps: [nope, d]}
+"#,
+    )
+    .unwrap();
+    let found: Vec<String> = structure(Path::new("wf.yaml"), &wf)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        found.contains(
+            &"wf.yaml:6: field `tasks[3].name`: duplicate task name `a` (first defined at line 3)"
+                .into()
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found.contains(&"wf.yaml:7: field `tasks[4] `d`.deps[0]`: unknown dependency `nope`: no task has that name".into()),
+        "{found:#?}"
+    );
+    assert!(
+        found.contains(
+            &"wf.yaml:7: field `tasks[4] `d`.deps`: a task cannot depend on itself".into()
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found.contains(
+            &"wf.yaml:3: field `deps`: dependency cycle between tasks `a`, `b`, `c`".into()
+        ),
+        "{found:#?}"
+    );
+    assert_eq!(topological_order(&wf), None);
+}
+
+#[test]
+fn json_definitions_load_with_lines() {
+    let wf = load_str(
+        "{\n  \"workflow\": {\"name\": \"j\"},\n  \"tasks\": [\n    {\"name\": \"a\", \"task_type\": \"Shell\", \"command\": \"echo 1\"},\n    {\"name\": \"b\", \"task_type\": \"Shell\", \"deps\": [\"a\"], \"command\": \"echo 2\"}\n  ]\n}\n",
+        Path::new("wf.json"),
+    )
+    .unwrap()
+    .workflow;
+    assert_eq!(wf.tasks[1].deps, vec!["a"]);
+    assert_eq!(wf.task_lines, vec![4, 5]);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn file_references_resolve_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "query.sql", "select 1");
+    write(
+        dir.path(),
+        "child.yaml",
+        "workflow: {name: child}\ntasks:\n  - {name: c, task_type: Shell, command: echo child}\n",
+    );
+    let main = write(
+        dir.path(),
+        "main.yaml",
+        "workflow: {name: main}\ntasks:\n  - name: sub\n    task_type: SubWorkflow\n    workflow_name: $WORKFLOW{\"child.yaml\"}\n  - name: sql\n    task_type: Sql\n    sql: $FILE{\"query.sql\"}\n    home: $ENV{HOME}\n",
+    );
+    let loaded = load_file(&main).unwrap();
+    assert_eq!(loaded.workflow.tasks[0].params["workflow_name"], "child");
+    assert_eq!(loaded.workflow.tasks[1].params["sql"], "select 1");
+    assert_eq!(
+        loaded.workflow.tasks[1].params["home"],
+        std::env::var("HOME").unwrap()
+    );
+    assert_eq!(loaded.referenced["child"].1.tasks[0].name, "c");
+
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "workflow: {name: bad}\ntasks:\n  - name: s\n    task_type: Sql\n    sql: $FILE{\"missing.sql\"}\n    x: $ENV{SHOAL_SURELY_UNSET_VAR}\n",
+    );
+    let err = load_file(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.yaml:5: field `tasks[0] `s`.sql`: $FILE{\"missing.sql\"}: cannot read"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml:6:") && err.contains("SHOAL_SURELY_UNSET_VAR` is not set"),
+        "{err}"
+    );
+
+    write(
+        dir.path(),
+        "loop-a.yaml",
+        "workflow: {name: a}\ntasks:\n  - name: t\n    task_type: SubWorkflow\n    workflow_name: $WORKFLOW{\"loop-b.yaml\"}\n",
+    );
+    let b = write(
+        dir.path(),
+        "loop-b.yaml",
+        "workflow: {name: b}\ntasks:\n  - name: t\n    task_type: SubWorkflow\n    workflow_name: $WORKFLOW{\"loop-a.yaml\"}\n",
+    );
+    let err = load_file(&b).unwrap_err().to_string();
+    assert!(err.contains("reference each other in a cycle"), "{err}");
+}
+
+#[test]
+fn task_types_match_plugin_ids_loosely() {
+    assert!(task_type_matches("SubWorkflow", "sub-workflow"));
+    assert!(task_type_matches("SHELL", "shell"));
+    assert!(task_type_matches("sub_workflow", "subworkflow"));
+    assert!(!task_type_matches("Shell", "shell2"));
+}
