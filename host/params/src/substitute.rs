@@ -1,0 +1,603 @@
+//! Substitution of `${name}` references and `$[...]` time expressions in task text, with
+//! the built-in `system.*` parameters, recursive expansion of parameter values, escapes and
+//! the output markers that must survive untouched.
+//!
+//! Syntax, scanned left to right in one pass:
+//! - `$${` and `$$[` are escapes for a literal `${` and `$[`; any other `$` is literal.
+//! - `${setValue(...)}` and `#{setValue(...)}` are OUT-parameter markers that a task prints;
+//!   they are copied verbatim up to the first `)}`, including anything inside them.
+//! - `#{...}` belongs to other tools and is copied verbatim up to the first `}`.
+//! - `${name}` is replaced by the parameter's value, itself expanded; `$[expr]` by the time
+//!   expression evaluated from the run's schedule time.
+//!
+//! Expanded values are inserted as they are and never rescanned, so an escape inside a value
+//! (`$${HOME}`) still comes out as a literal `${HOME}`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::error::ParamError;
+use crate::scope::ParamScope;
+use crate::time_expr::eval_time_expr;
+
+/// Values a run is evaluated against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunContext {
+    /// The run's schedule time (for a manual run: its start time). DolphinScheduler's time
+    /// expressions and built-ins are computed from it.
+    pub schedule_time: NaiveDateTime,
+    pub workflow_instance_id: u64,
+    pub task_instance_id: u64,
+    /// For `${system.workflow.definition.name}`.
+    pub workflow_definition_name: String,
+    /// For `${system.task.definition.name}`.
+    pub task_definition_name: String,
+    /// For `${system.project.name}`.
+    pub project_name: String,
+}
+
+/// The names of the built-in parameters, which a scope value of the same name overrides.
+pub const BUILTIN_NAMES: [&str; 8] = [
+    "system.biz.date",
+    "system.biz.curdate",
+    "system.datetime",
+    "system.workflow.instance.id",
+    "system.task.instance.id",
+    "system.workflow.definition.name",
+    "system.task.definition.name",
+    "system.project.name",
+];
+
+/// The value of built-in parameter `name`, or `None` if `name` is not a built-in.
+pub fn builtin(name: &str, ctx: &RunContext) -> Result<Option<String>, ParamError> {
+    let t = ctx.schedule_time;
+    let value = match name {
+        "system.biz.date" => t
+            .checked_sub_signed(TimeDelta::days(1))
+            .ok_or_else(|| ParamError::DateOutOfRange {
+                name: name.to_string(),
+            })?
+            .format("%Y%m%d")
+            .to_string(),
+        "system.biz.curdate" => t.format("%Y%m%d").to_string(),
+        "system.datetime" => t.format("%Y%m%d%H%M%S").to_string(),
+        "system.workflow.instance.id" => ctx.workflow_instance_id.to_string(),
+        "system.task.instance.id" => ctx.task_instance_id.to_string(),
+        "system.workflow.definition.name" => ctx.workflow_definition_name.clone(),
+        "system.task.definition.name" => ctx.task_definition_name.clone(),
+        "system.project.name" => ctx.project_name.clone(),
+        _ => return Ok(None),
+    };
+    Ok(Some(value))
+}
+
+/// Replaces every `${name}` and `$[expr]` in `text` (see the module docs for the syntax).
+///
+/// ```
+/// # use chrono::NaiveDate;
+/// # use shoal_params::{ParamScope, RunContext, substitute};
+/// let ctx = RunContext {
+///     schedule_time: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap().and_hms_opt(2, 0, 0).unwrap(),
+///     workflow_instance_id: 7,
+///     task_instance_id: 70,
+///     workflow_definition_name: "daily".into(),
+///     task_definition_name: "load".into(),
+///     project_name: "sales".into(),
+/// };
+/// let scope = ParamScope::new().with_global([("dt", "$[yyyyMMdd-1]")]);
+/// let out = substitute("load ${dt} into ${system.project.name}; echo $${HOME}", &scope, &ctx);
+/// assert_eq!(out.unwrap(), "load 20240229 into sales; echo ${HOME}");
+/// ```
+pub fn substitute(text: &str, params: &ParamScope, ctx: &RunContext) -> Result<String, ParamError> {
+    Expander::new(params, ctx).expand(text)
+}
+
+/// The fully expanded value of every parameter in `params`, by name. Useful for handing a
+/// task its parameters (for example as environment variables) rather than a text.
+pub fn resolve_values(
+    params: &ParamScope,
+    ctx: &RunContext,
+) -> Result<BTreeMap<String, String>, ParamError> {
+    let mut expander = Expander::new(params, ctx);
+    params
+        .names()
+        .map(|name| Ok((name.to_string(), expander.value_of(name)?)))
+        .collect()
+}
+
+/// The fully expanded value of one parameter: the scope's value if it has one, else the
+/// built-in of that name.
+pub fn resolve_value(
+    name: &str,
+    params: &ParamScope,
+    ctx: &RunContext,
+) -> Result<String, ParamError> {
+    Expander::new(params, ctx).value_of(name)
+}
+
+/// Expands texts against one scope, remembering each parameter's expanded value so that a
+/// value referenced many times is expanded once.
+struct Expander<'a> {
+    params: &'a ParamScope,
+    ctx: &'a RunContext,
+    resolved: HashMap<String, String>,
+    /// The parameters whose values are being expanded right now, outermost first.
+    in_progress: Vec<String>,
+}
+
+const SET_VALUE: &str = "setValue(";
+const MARKER_END: &str = ")}";
+
+impl<'a> Expander<'a> {
+    fn new(params: &'a ParamScope, ctx: &'a RunContext) -> Self {
+        Expander {
+            params,
+            ctx,
+            resolved: HashMap::new(),
+            in_progress: Vec::new(),
+        }
+    }
+
+    fn expand(&mut self, text: &str) -> Result<String, ParamError> {
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        // Everything before `copied` is in `out`; all delimiters are ASCII, so every index
+        // sliced at below is a char boundary.
+        let mut copied = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &text[i..];
+            if rest.starts_with("$${") || rest.starts_with("$$[") {
+                out.push_str(&text[copied..i]);
+                out.push_str(&rest[1..3]);
+                i += 3;
+                copied = i;
+            } else if let Some(body) = rest.strip_prefix("#{") {
+                // Not ours: skip it whole so nothing inside is mistaken for a reference.
+                let end = if body.starts_with(SET_VALUE) {
+                    body.find(MARKER_END).map(|e| e + MARKER_END.len())
+                } else {
+                    body.find('}').map(|e| e + 1)
+                };
+                i += 2 + end.unwrap_or(0);
+            } else if let Some(body) = rest.strip_prefix("${") {
+                if body.starts_with(SET_VALUE) {
+                    let end = body
+                        .find(MARKER_END)
+                        .ok_or(ParamError::Unterminated { at: i })?;
+                    i += 2 + end + MARKER_END.len();
+                    continue;
+                }
+                let end = body.find('}').ok_or(ParamError::Unterminated { at: i })?;
+                let name = &body[..end];
+                if !is_valid_name(name) {
+                    return Err(ParamError::InvalidName {
+                        name: name.to_string(),
+                        at: i,
+                    });
+                }
+                out.push_str(&text[copied..i]);
+                out.push_str(&self.value_of(name)?);
+                i += 2 + end + 1;
+                copied = i;
+            } else if let Some(body) = rest.strip_prefix("$[") {
+                let end = body.find(']').ok_or(ParamError::Unterminated { at: i })?;
+                out.push_str(&text[copied..i]);
+                out.push_str(&eval_time_expr(&body[..end], self.ctx.schedule_time)?);
+                i += 2 + end + 1;
+                copied = i;
+            } else {
+                i += rest.chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        out.push_str(&text[copied..]);
+        Ok(out)
+    }
+
+    fn value_of(&mut self, name: &str) -> Result<String, ParamError> {
+        if let Some(done) = self.resolved.get(name) {
+            return Ok(done.clone());
+        }
+        if let Some(pos) = self.in_progress.iter().position(|n| n == name) {
+            let mut chain = self.in_progress[pos..].to_vec();
+            chain.push(name.to_string());
+            return Err(ParamError::Cycle { chain });
+        }
+        let value = match self.params.get(name) {
+            Some(raw) => {
+                self.in_progress.push(name.to_string());
+                let expanded = self.expand(raw);
+                self.in_progress.pop();
+                expanded.map_err(|e| e.inside(name))?
+            }
+            None => builtin(name, self.ctx)?.ok_or_else(|| ParamError::UnknownParameter {
+                name: name.to_string(),
+            })?,
+        };
+        self.resolved.insert(name.to_string(), value.clone());
+        Ok(value)
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn ctx_at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> RunContext {
+        RunContext {
+            schedule_time: NaiveDate::from_ymd_opt(y, mo, d)
+                .and_then(|date| date.and_hms_opt(h, mi, s))
+                .expect("valid test date"),
+            workflow_instance_id: 101,
+            task_instance_id: 202,
+            workflow_definition_name: "daily-etl".into(),
+            task_definition_name: "load_orders".into(),
+            project_name: "sales".into(),
+        }
+    }
+
+    /// A Sunday afternoon.
+    fn ctx() -> RunContext {
+        ctx_at(2024, 3, 10, 14, 30, 45)
+    }
+
+    fn sub(text: &str, scope: &ParamScope) -> Result<String, ParamError> {
+        substitute(text, scope, &ctx())
+    }
+
+    #[test]
+    fn builtins() {
+        let empty = ParamScope::new();
+        let cases = [
+            ("${system.biz.date}", "20240309"),
+            ("${system.biz.curdate}", "20240310"),
+            ("${system.datetime}", "20240310143045"),
+            ("${system.workflow.instance.id}", "101"),
+            ("${system.task.instance.id}", "202"),
+            ("${system.workflow.definition.name}", "daily-etl"),
+            ("${system.task.definition.name}", "load_orders"),
+            ("${system.project.name}", "sales"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(sub(text, &empty).as_deref(), Ok(want), "{text}");
+        }
+        assert_eq!(BUILTIN_NAMES.len(), cases.len());
+        for name in BUILTIN_NAMES {
+            assert!(builtin(name, &ctx()).is_ok_and(|v| v.is_some()), "{name}");
+        }
+        assert_eq!(builtin("system.nope", &ctx()), Ok(None));
+    }
+
+    #[test]
+    fn biz_date_crosses_month_and_year_boundaries() {
+        let empty = ParamScope::new();
+        let text = "${system.biz.date}/${system.biz.curdate}";
+        let cases = [
+            (ctx_at(2024, 1, 1, 0, 0, 0), "20231231/20240101"),
+            (ctx_at(2024, 3, 1, 0, 0, 0), "20240229/20240301"),
+            (ctx_at(2023, 3, 1, 23, 59, 59), "20230228/20230301"),
+        ];
+        for (ctx, want) in cases {
+            assert_eq!(substitute(text, &empty, &ctx).as_deref(), Ok(want));
+        }
+    }
+
+    #[test]
+    fn scope_values_override_builtins() {
+        let scope = ParamScope::new()
+            .with_global([("system.biz.date", "19700101")])
+            .with_local([("system.project.name", "override")]);
+        assert_eq!(
+            sub(
+                "${system.biz.date} ${system.project.name} ${system.biz.curdate}",
+                &scope
+            )
+            .as_deref(),
+            Ok("19700101 override 20240310")
+        );
+    }
+
+    #[test]
+    fn layer_priority_in_substitution() {
+        let scope = ParamScope::new()
+            .with_global([("a", "g"), ("b", "g"), ("c", "g"), ("d", "g")])
+            .with_upstream([("b", "u"), ("c", "u"), ("d", "u")])
+            .with_local([("c", "l"), ("d", "l")])
+            .with_startup([("d", "s")]);
+        assert_eq!(sub("${a}${b}${c}${d}", &scope).as_deref(), Ok("guls"));
+    }
+
+    #[test]
+    fn values_expand_recursively_across_layers() {
+        let scope = ParamScope::new()
+            .with_global([("dt", "$[yyyyMMdd-1]"), ("root", "/data")])
+            .with_local([("path", "${root}/${dt}/${system.project.name}")])
+            .with_startup([("msg", "${path} ok")]);
+        assert_eq!(
+            sub("echo ${msg}", &scope).as_deref(),
+            Ok("echo /data/20240309/sales ok")
+        );
+    }
+
+    #[test]
+    fn references_in_values_see_the_merged_scope() {
+        // `p` is global but its `${base}` picks up the local override.
+        let scope = ParamScope::new()
+            .with_global([("base", "/global"), ("p", "${base}/x")])
+            .with_local([("base", "/local")]);
+        assert_eq!(sub("${p}", &scope).as_deref(), Ok("/local/x"));
+    }
+
+    #[test]
+    fn shared_references_are_not_cycles() {
+        let scope = ParamScope::new().with_global([
+            ("a", "${b}${c}"),
+            ("b", "${d}"),
+            ("c", "${d}"),
+            ("d", "1"),
+        ]);
+        assert_eq!(sub("${a}${a}", &scope).as_deref(), Ok("1111"));
+    }
+
+    #[test]
+    fn resolve_values_expands_every_parameter() {
+        let scope = ParamScope::new()
+            .with_global([("dt", "$[yyyy-MM-dd]"), ("lit", "$${HOME}")])
+            .with_upstream([("rows", "42")])
+            .with_local([("file", "out_${dt}_${rows}.csv")]);
+        let values = resolve_values(&scope, &ctx()).expect("resolves");
+        let want: BTreeMap<String, String> = [
+            ("dt", "2024-03-10"),
+            ("file", "out_2024-03-10_42.csv"),
+            ("lit", "${HOME}"),
+            ("rows", "42"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(values, want);
+        assert_eq!(
+            resolve_value("system.datetime", &scope, &ctx()).as_deref(),
+            Ok("20240310143045")
+        );
+        assert_eq!(
+            resolve_value("file", &scope, &ctx()).as_deref(),
+            Ok("out_2024-03-10_42.csv")
+        );
+    }
+
+    #[test]
+    fn cycles_are_errors_naming_the_parameters() {
+        let two = ParamScope::new().with_global([("a", "x${b}"), ("b", "y${a}")]);
+        assert_eq!(
+            sub("${a}", &two),
+            Err(ParamError::Cycle {
+                chain: vec!["a".into(), "b".into(), "a".into()]
+            })
+        );
+        let own = ParamScope::new().with_local([("x", "${x}")]);
+        assert_eq!(
+            sub("${x}", &own),
+            Err(ParamError::Cycle {
+                chain: vec!["x".into(), "x".into()]
+            })
+        );
+        // Entered from outside the loop, the chain shows only the loop itself.
+        let three = ParamScope::new().with_global([
+            ("top", "${a}"),
+            ("a", "${b}"),
+            ("b", "${c}"),
+            ("c", "${a}"),
+        ]);
+        let err = sub("${top}", &three).expect_err("cycle");
+        assert_eq!(
+            err,
+            ParamError::Cycle {
+                chain: vec!["a".into(), "b".into(), "c".into(), "a".into()]
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "parameters refer to each other in a cycle: `a` -> `b` -> `c` -> `a`"
+        );
+        assert!(resolve_values(&two, &ctx()).is_err());
+    }
+
+    #[test]
+    fn escapes_produce_literal_openers() {
+        let scope = ParamScope::new().with_global([("x", "1"), ("v", "$${HOME}/bin")]);
+        let cases = [
+            ("echo $${HOME}", "echo ${HOME}"),
+            ("$$[yyyyMMdd]", "$[yyyyMMdd]"),
+            ("$${x} is ${x}", "${x} is 1"),
+            ("$${unknown}", "${unknown}"),
+            ("$${a${x}}", "${a1}"),
+            // An escaped value is inserted as is, never rescanned.
+            ("PATH=${v}", "PATH=${HOME}/bin"),
+            // Left to right: a lone `$`, then the escape.
+            ("$$${x}", "$${x}"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(sub(text, &scope).as_deref(), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn lone_dollars_are_literal() {
+        let empty = ParamScope::new();
+        let text = "echo $HOME $1 $(date) $$ $? costs $5 $ {x} $]$} $";
+        assert_eq!(sub(text, &empty).as_deref(), Ok(text));
+    }
+
+    #[test]
+    fn output_markers_and_foreign_braces_pass_through() {
+        let empty = ParamScope::new();
+        let cases = [
+            "echo '${setValue(out=1)}'",
+            "echo \"#{setValue(out=${not_defined})}\"",
+            "echo '${setValue(dt=${dt})}'",
+            "echo '${setValue(json={\"a\":1})}'",
+            "#{anything} and #{more ${undefined}}",
+            "a lone #{ brace",
+            "# a comment ${{",
+        ];
+        for text in &cases[..6] {
+            assert_eq!(sub(text, &empty).as_deref(), Ok(*text), "{text}");
+        }
+        // `#` followed by a space is no `#{`, so the `${` is ours and never closed.
+        assert_eq!(
+            sub(cases[6], &empty),
+            Err(ParamError::Unterminated { at: 12 })
+        );
+        let scope = ParamScope::new().with_global([("dt", "20240309")]);
+        assert_eq!(
+            sub(
+                "${dt}: echo '${setValue(dt=x)}' #{setValue(n=2)} ${dt}",
+                &scope
+            )
+            .as_deref(),
+            Ok("20240309: echo '${setValue(dt=x)}' #{setValue(n=2)} 20240309")
+        );
+    }
+
+    #[test]
+    fn time_expressions_in_text() {
+        let scope = ParamScope::new().with_global([("n", "7")]);
+        assert_eq!(
+            sub(
+                "dt=$[yyyyMMdd-1] hour=$[HH+1/24] month=$[add_months(yyyyMM,-1)] n=${n}",
+                &scope
+            )
+            .as_deref(),
+            Ok("dt=20240309 hour=15 month=202402 n=7")
+        );
+    }
+
+    #[test]
+    fn names_may_use_dots_dashes_digits_and_unicode_letters() {
+        let scope = ParamScope::new().with_global([("my-param.v2_x", "ok"), ("日期", "d")]);
+        assert_eq!(
+            sub("日期 ${my-param.v2_x} ${日期} ✓", &scope).as_deref(),
+            Ok("日期 ok d ✓")
+        );
+    }
+
+    #[test]
+    fn unknown_parameters_are_errors() {
+        let scope = ParamScope::new().with_global([("p", "a/${missing}")]);
+        let err = sub("run ${nope}", &scope).expect_err("unknown");
+        assert_eq!(
+            err,
+            ParamError::UnknownParameter {
+                name: "nope".into()
+            }
+        );
+        assert!(err.to_string().starts_with("unknown parameter `nope`"));
+        assert!(err.to_string().contains("`$${nope}`"));
+
+        let nested = sub("${p}", &scope).expect_err("unknown inside a value");
+        assert_eq!(
+            nested.root(),
+            &ParamError::UnknownParameter {
+                name: "missing".into()
+            }
+        );
+        assert_eq!(
+            nested,
+            ParamError::InParameter {
+                chain: vec!["p".into()],
+                source: Box::new(ParamError::UnknownParameter {
+                    name: "missing".into()
+                }),
+            }
+        );
+        assert!(
+            nested
+                .to_string()
+                .starts_with("in the value of parameter `p`: unknown parameter `missing`")
+        );
+    }
+
+    #[test]
+    fn invalid_names_are_errors() {
+        let empty = ParamScope::new();
+        let cases = [
+            ("x ${a b}", "a b", 2),
+            ("${}", "", 0),
+            ("${VAR:-x}", "VAR:-x", 0),
+        ];
+        for (text, name, at) in cases {
+            assert_eq!(
+                sub(text, &empty),
+                Err(ParamError::InvalidName {
+                    name: name.into(),
+                    at
+                }),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn unterminated_openers_report_their_offset() {
+        let empty = ParamScope::new();
+        let cases = [
+            ("abc ${x", 4),
+            ("x $[yyyy", 2),
+            ("${setValue(a=1}", 0),
+            ("ok ${a} $[", 8),
+        ];
+        let scope = ParamScope::new().with_global([("a", "1")]);
+        for (text, at) in cases {
+            assert_eq!(
+                sub(text, &scope),
+                Err(ParamError::Unterminated { at }),
+                "{text}"
+            );
+        }
+        let in_value = ParamScope::new().with_global([("v", "ab${c")]);
+        assert_eq!(
+            sub("${v}", &in_value),
+            Err(ParamError::InParameter {
+                chain: vec!["v".into()],
+                source: Box::new(ParamError::Unterminated { at: 2 }),
+            })
+        );
+        assert!(sub("${", &empty).is_err());
+    }
+
+    #[test]
+    fn bad_time_expressions_propagate() {
+        let scope = ParamScope::new().with_global([("dt", "$[yyyyMMdd+x]")]);
+        assert!(matches!(
+            sub("$[foo(x)]", &scope),
+            Err(ParamError::BadExpression { expr, .. }) if expr == "foo(x)"
+        ));
+        let err = sub("${dt}", &scope).expect_err("bad expression in a value");
+        assert!(matches!(
+            err.root(),
+            ParamError::BadExpression { expr, .. } if expr == "yyyyMMdd+x"
+        ));
+        assert!(
+            err.to_string()
+                .starts_with("in the value of parameter `dt`: bad time expression `$[yyyyMMdd+x]`")
+        );
+    }
+
+    #[test]
+    fn text_without_placeholders_is_unchanged() {
+        let empty = ParamScope::new();
+        for text in ["", "plain", "ünïcödé text", "a]b}c)", "100% #1"] {
+            assert_eq!(sub(text, &empty).as_deref(), Ok(text));
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! `$[...]` time expressions: a date pattern, optionally shifted by a day-fraction offset
+//! (`yyyyMMdd-1`, `HHmmss+1/24`), or one of DolphinScheduler's date functions
+//! (`add_months`, `this_day`, `last_day`, `month_first_day`, `month_last_day`,
+//! `week_first_day`, `week_last_day`, `year_week`).
+//!
+//! Everything is computed from the base time the caller passes (a run's schedule time) as a
+//! naive local time, so results do not depend on the machine's time zone. Functions move the
+//! date and keep the base time of day, which only shows if the pattern prints `HH`/`mm`/`ss`.
+
+use chrono::{Datelike, Months, NaiveDate, NaiveDateTime, TimeDelta, Weekday};
+
+use crate::arith;
+use crate::error::ParamError;
+use crate::pattern::{Field, Pattern, Token, render_year};
+
+const SECONDS_PER_DAY: i128 = 86_400;
+
+const FUNCTIONS: &str = "add_months, this_day, last_day, month_first_day, month_last_day, \
+                         week_first_day, week_last_day, year_week";
+
+const OUT_OF_RANGE: &str = "result is outside the supported date range";
+
+/// Evaluates one time expression (the text between `$[` and `]`) against `base`.
+///
+/// ```
+/// # use chrono::NaiveDate;
+/// let base = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap().and_hms_opt(0, 30, 0).unwrap();
+/// assert_eq!(shoal_params::eval_time_expr("yyyyMMdd-1", base).unwrap(), "20240229");
+/// assert_eq!(shoal_params::eval_time_expr("HH:mm-1/24", base).unwrap(), "23:30");
+/// assert_eq!(shoal_params::eval_time_expr("add_months(yyyy-MM, -12*1)", base).unwrap(), "2023-03");
+/// ```
+pub fn eval_time_expr(expr: &str, base: NaiveDateTime) -> Result<String, ParamError> {
+    evaluate(expr, base).map_err(|reason| ParamError::BadExpression {
+        expr: expr.to_string(),
+        reason,
+    })
+}
+
+fn evaluate(expr: &str, base: NaiveDateTime) -> Result<String, String> {
+    let expr = expr.trim();
+    if expr.is_empty() {
+        return Err("empty expression".to_string());
+    }
+    check_parentheses(expr)?;
+    if let Some((name, args)) = split_call(expr)? {
+        return call(name, &args, base);
+    }
+    let (format, when) = apply_offset(expr, base)?;
+    Ok(Pattern::parse(format)?.render(when))
+}
+
+/// Iterates the characters of `s` that are outside `'quoted'` pattern text, with their byte
+/// offsets, so that quoted literals can contain `(`, `,`, `+` and `-` freely.
+fn unquoted(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut in_quote = false;
+    s.char_indices().filter(move |&(_, c)| {
+        if c == '\'' {
+            in_quote = !in_quote;
+            return false;
+        }
+        !in_quote
+    })
+}
+
+fn check_parentheses(expr: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for (_, c) in unquoted(expr) {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or("unbalanced parentheses: `)` without `(`")?;
+            }
+            _ => {}
+        }
+    }
+    if depth > 0 {
+        return Err("unbalanced parentheses: missing `)`".to_string());
+    }
+    Ok(())
+}
+
+/// Recognises `name(args)`. An identifier directly followed by `(` is always taken as a call
+/// so that a misspelt function is reported rather than printed as a pattern.
+fn split_call(expr: &str) -> Result<Option<(&str, Vec<&str>)>, String> {
+    let ident_len = expr
+        .char_indices()
+        .find(|&(i, c)| !(c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
+        .map_or(expr.len(), |(i, _)| i);
+    if ident_len == 0 {
+        return Ok(None);
+    }
+    let (name, rest) = expr.split_at(ident_len);
+    let Some(inner_and_tail) = rest.strip_prefix('(') else {
+        return Ok(None);
+    };
+    // Parentheses are balanced (checked before), so a matching `)` exists.
+    let mut depth = 1usize;
+    let mut close = None;
+    for (i, c) in unquoted(inner_and_tail) {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close.ok_or("unbalanced parentheses: missing `)`")?;
+    let tail = inner_and_tail[close + 1..].trim();
+    if !tail.is_empty() {
+        return Err(format!("unexpected `{tail}` after `{name}(...)`"));
+    }
+    let inner = &inner_and_tail[..close];
+    let mut args = Vec::new();
+    let mut start = 0;
+    let mut depth = 0usize;
+    for (i, c) in unquoted(inner) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                args.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    args.push(inner[start..].trim());
+    Ok(Some((name, args)))
+}
+
+/// Splits `pattern±offset` and applies the offset. The offset starts at the first unquoted
+/// `+` or `-` that is followed by a digit or `(`, so dashes inside a pattern such as
+/// `yyyy-MM-dd` are not mistaken for one. The offset is in days and may be a fraction:
+/// `+1/24` is an hour, `-1/24/60` a minute.
+fn apply_offset(expr: &str, base: NaiveDateTime) -> Result<(&str, NaiveDateTime), String> {
+    let start = unquoted(expr).find(|&(i, c)| {
+        (c == '+' || c == '-')
+            && expr[i + 1..]
+                .trim_start()
+                .starts_with(|n: char| n.is_ascii_digit() || n == '(')
+    });
+    let Some((at, _)) = start else {
+        return Ok((expr, base));
+    };
+    let format = expr[..at].trim_end();
+    let offset = expr[at..].trim();
+    if format.is_empty() {
+        return Err(format!("empty format before the offset `{offset}`"));
+    }
+    let days = arith::eval(offset).map_err(|reason| {
+        format!(
+            "bad offset `{offset}`: {reason} (offsets are days, e.g. `-1`, `+7*2`, `-1/24`; \
+             quote literal text in the format, e.g. 'Z+08')"
+        )
+    })?;
+    let seconds = days
+        .scaled_integer(SECONDS_PER_DAY)
+        .ok_or_else(|| format!("offset `{offset}` is not a whole number of seconds"))?;
+    let when = i64::try_from(seconds)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .and_then(|delta| base.checked_add_signed(delta))
+        .ok_or(OUT_OF_RANGE)?;
+    Ok((format, when))
+}
+
+fn call(name: &str, args: &[&str], base: NaiveDateTime) -> Result<String, String> {
+    let format_only = |args: &[&str]| -> Result<Pattern, String> {
+        match args {
+            [format] => Pattern::parse(format),
+            _ => Err(format!(
+                "`{name}` takes one argument (a format), got {}",
+                args.len()
+            )),
+        }
+    };
+    let format_and_n = |args: &[&str]| -> Result<(Pattern, i64), String> {
+        match args {
+            [format, n] => Ok((Pattern::parse(format)?, integer_arg(name, n)?)),
+            _ => Err(format!(
+                "`{name}` takes two arguments (a format and a number), got {}",
+                args.len()
+            )),
+        }
+    };
+    let time = base.time();
+    let date = base.date();
+    let (pattern, when) = match name {
+        "add_months" => {
+            let (pattern, n) = format_and_n(args)?;
+            (pattern, add_months(base, n)?)
+        }
+        "this_day" => (format_only(args)?, base),
+        "last_day" => {
+            let when = base.checked_sub_signed(TimeDelta::days(1));
+            (format_only(args)?, when.ok_or(OUT_OF_RANGE)?)
+        }
+        "month_first_day" => {
+            let (pattern, n) = format_and_n(args)?;
+            (pattern, month_first_day(date, n)?.and_time(time))
+        }
+        "month_last_day" => {
+            let (pattern, n) = format_and_n(args)?;
+            let next_first = month_first_day(date, n.checked_add(1).ok_or(OUT_OF_RANGE)?)?;
+            let last = next_first.pred_opt().ok_or(OUT_OF_RANGE)?;
+            (pattern, last.and_time(time))
+        }
+        "week_first_day" | "week_last_day" => {
+            let (pattern, n) = format_and_n(args)?;
+            // Weeks run Monday to Sunday, so a Sunday belongs to the week that began six
+            // days before it.
+            let to_monday = i64::from(date.weekday().num_days_from_monday());
+            let extra = if name == "week_last_day" { 6 } else { 0 };
+            let when = n
+                .checked_mul(7)
+                .and_then(|d| d.checked_add(extra - to_monday))
+                .and_then(TimeDelta::try_days)
+                .and_then(|delta| base.checked_add_signed(delta))
+                .ok_or(OUT_OF_RANGE)?;
+            (pattern, when)
+        }
+        "year_week" => return year_week(args, date),
+        _ => {
+            return Err(format!(
+                "unknown function `{name}` (known: {FUNCTIONS}; quote literal parentheses in \
+                 a format, e.g. '('HH')')"
+            ));
+        }
+    };
+    Ok(pattern.render(when))
+}
+
+fn integer_arg(function: &str, arg: &str) -> Result<i64, String> {
+    let value =
+        arith::eval(arg).map_err(|reason| format!("`{function}`: bad number `{arg}`: {reason}"))?;
+    let n = value
+        .as_integer()
+        .ok_or_else(|| format!("`{function}`: `{arg}` is not a whole number"))?;
+    i64::try_from(n).map_err(|_| OUT_OF_RANGE.to_string())
+}
+
+/// Calendar months; the day is clamped to the target month's length (Mar 31 - 1 month is
+/// the last day of February), as Java's `DateUtils.addMonths` does.
+fn add_months(base: NaiveDateTime, n: i64) -> Result<NaiveDateTime, String> {
+    let months = month_count(n)?;
+    let shifted = if n >= 0 {
+        base.checked_add_months(months)
+    } else {
+        base.checked_sub_months(months)
+    };
+    Ok(shifted.ok_or(OUT_OF_RANGE)?)
+}
+
+/// The first day of the month `n` months from `date`'s month.
+fn month_first_day(date: NaiveDate, n: i64) -> Result<NaiveDate, String> {
+    let first = date.with_day(1).ok_or(OUT_OF_RANGE)?;
+    let months = month_count(n)?;
+    let shifted = if n >= 0 {
+        first.checked_add_months(months)
+    } else {
+        first.checked_sub_months(months)
+    };
+    Ok(shifted.ok_or(OUT_OF_RANGE)?)
+}
+
+fn month_count(n: i64) -> Result<Months, String> {
+    u32::try_from(n.unsigned_abs())
+        .map(Months::new)
+        .map_err(|_| OUT_OF_RANGE.to_string())
+}
+
+/// `year_week(format[, start])`: the week-based year and week number of the base date.
+///
+/// Weeks start on `start` (1 = Monday ... 7 = Sunday, default Monday) and week 1 is the first
+/// week with at least four days in the new year, so the Monday default is exactly ISO 8601.
+/// The result is the format's year field (as the week-based year), the literal text that
+/// follows it in the format, and the two-digit week: `yyyy-MM-dd` gives `2024-09`,
+/// `yyyyMMdd` gives `202409`, `yyyy/MM/dd` gives `2024/09`. The rest of the format is
+/// ignored.
+fn year_week(args: &[&str], date: NaiveDate) -> Result<String, String> {
+    let (format, start) = match args {
+        [format] => (*format, Weekday::Mon),
+        [format, start] => {
+            let n = integer_arg("year_week", start)?;
+            let weekday = u8::try_from(n)
+                .ok()
+                .filter(|n| (1..=7).contains(n))
+                .and_then(|n| Weekday::try_from(n - 1).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "`year_week`: the week start must be 1 (Monday) to 7 (Sunday), \
+                         got `{start}`"
+                    )
+                })?;
+            (*format, weekday)
+        }
+        _ => {
+            return Err(format!(
+                "`year_week` takes a format and an optional week start, got {} arguments",
+                args.len()
+            ));
+        }
+    };
+    let pattern = Pattern::parse(format)?;
+    let tokens = pattern.tokens();
+    let (year_at, letters) = tokens
+        .iter()
+        .enumerate()
+        .find_map(|(i, t)| match t {
+            Token::Field(Field::Year, n) => Some((i, *n)),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            format!("`year_week` needs a format with a year field, e.g. yyyy-MM-dd; got `{format}`")
+        })?;
+    let separator = match tokens.get(year_at + 1) {
+        Some(Token::Literal(s)) => s.as_str(),
+        _ => "",
+    };
+    let (year, week) = week_of_year(date, start).ok_or(OUT_OF_RANGE)?;
+    Ok(format!(
+        "{}{separator}{week:02}",
+        render_year(year, letters)
+    ))
+}
+
+/// The (week-based year, week) of `date` for weeks starting on `start`, where week 1 is the
+/// first week with at least four days in its year (Java's `minimalDaysInFirstWeek = 4`).
+fn week_of_year(date: NaiveDate, start: Weekday) -> Option<(i32, i64)> {
+    let year = date.year();
+    let this = week_one(year, start)?;
+    if date < this {
+        let prev = week_one(year.checked_sub(1)?, start)?;
+        return Some((year - 1, (date - prev).num_days() / 7 + 1));
+    }
+    let next = week_one(year.checked_add(1)?, start)?;
+    if date >= next {
+        return Some((year + 1, 1));
+    }
+    Some((year, (date - this).num_days() / 7 + 1))
+}
+
+fn week_one(year: i32, start: Weekday) -> Option<NaiveDate> {
+    let jan1 = NaiveDate::from_ymd_opt(year, 1, 1)?;
+    let into_week = (jan1.weekday().num_days_from_monday() + 7 - start.num_days_from_monday()) % 7;
+    let week_start = jan1.checked_sub_signed(TimeDelta::days(i64::from(into_week)))?;
+    if 7 - into_week >= 4 {
+        Some(week_start)
+    } else {
+        week_start.checked_add_signed(TimeDelta::days(7))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|date| date.and_hms_opt(h, mi, s))
+            .expect("valid test date")
+    }
+
+    fn check(base: NaiveDateTime, cases: &[(&str, &str)]) {
+        for &(expr, want) in cases {
+            assert_eq!(
+                eval_time_expr(expr, base).as_deref(),
+                Ok(want),
+                "$[{expr}] at {base}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_formats() {
+        // 2024-03-10 is a Sunday.
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[
+                ("yyyyMMdd", "20240310"),
+                ("yyyy-MM-dd HH:mm:ss", "2024-03-10 14:30:45"),
+                ("HHmmss", "143045"),
+                ("yyyy-MM-dd", "2024-03-10"),
+                ("yyyy/MM/dd", "2024/03/10"),
+                ("yyyyMMddHHmmss", "20240310143045"),
+                ("yyMM", "2403"),
+                ("  yyyyMMdd  ", "20240310"),
+                ("yyyy-MM-dd'T'HH:mm:ss", "2024-03-10T14:30:45"),
+                // A quoted sign is text, not an offset.
+                ("yyyyMMdd'-1'", "20240310-1"),
+                // Literal parentheses that do not follow a name are pattern text.
+                ("yyyy (MM)", "2024 (03)"),
+                ("'('HH')'", "(14)"),
+                ("yyyyMMdd'Z+08'", "20240310Z+08"),
+            ],
+        );
+    }
+
+    #[test]
+    fn day_offsets() {
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[
+                ("yyyyMMdd+1", "20240311"),
+                ("yyyyMMdd-1", "20240309"),
+                ("yyyyMMdd+7*1", "20240317"),
+                ("yyyyMMdd-7*2", "20240225"),
+                ("yyyyMMdd-10", "20240229"),
+                ("yyyyMMdd+0", "20240310"),
+                ("yyyy-MM-dd-1", "2024-03-09"),
+                ("yyyy-MM-dd+1", "2024-03-11"),
+                ("yyyyMMdd - 1", "20240309"),
+                ("yyyyMMdd+(1+1)", "20240312"),
+                ("yyyyMMdd-1-1", "20240308"),
+                ("yyyyMMdd+366", "20250311"),
+            ],
+        );
+    }
+
+    #[test]
+    fn hour_and_minute_offsets_are_day_fractions() {
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[
+                ("HHmmss+1/24", "153045"),
+                ("HHmmss-3/24", "113045"),
+                ("HHmmss+1/24/60", "143145"),
+                ("HHmmss-30/24/60", "140045"),
+                ("HH:mm:ss+1/24/60/60", "14:30:46"),
+                ("yyyy-MM-dd HH:mm:ss+10/24", "2024-03-11 00:30:45"),
+                ("yyyy-MM-dd HH:mm:ss-15/24", "2024-03-09 23:30:45"),
+                ("yyyy-MM-dd'T'HH:mm:ss-1/24", "2024-03-10T13:30:45"),
+            ],
+        );
+    }
+
+    #[test]
+    fn year_boundaries() {
+        // 2024-01-01 is a Monday.
+        check(
+            at(2024, 1, 1, 0, 15, 0),
+            &[
+                ("yyyyMMdd-1", "20231231"),
+                ("yyyy-MM-dd HH:mm-1/24", "2023-12-31 23:15"),
+                ("last_day(yyyy-MM-dd)", "2023-12-31"),
+                ("add_months(yyyyMM,-1)", "202312"),
+                ("month_first_day(yyyy-MM-dd,-1)", "2023-12-01"),
+                ("month_last_day(yyyy-MM-dd,-1)", "2023-12-31"),
+                ("week_first_day(yyyy-MM-dd,0)", "2024-01-01"),
+                ("week_last_day(yyyy-MM-dd,0)", "2024-01-07"),
+                ("week_first_day(yyyy-MM-dd,-1)", "2023-12-25"),
+                ("year_week(yyyy-MM-dd)", "2024-01"),
+            ],
+        );
+        // 2024-12-31 is a Tuesday in ISO week 1 of 2025.
+        check(
+            at(2024, 12, 31, 23, 50, 0),
+            &[
+                ("yyyyMMdd+1", "20250101"),
+                ("HH:mm+1/24", "00:50"),
+                ("yyyy-MM-dd HH:mm+1/24", "2025-01-01 00:50"),
+                ("year_week(yyyy-MM-dd)", "2025-01"),
+                ("year_week(yyyyMMdd)", "202501"),
+                ("month_first_day(yyyy-MM-dd,1)", "2025-01-01"),
+                ("month_last_day(yyyy-MM-dd,1)", "2025-01-31"),
+                ("month_last_day(yyyy-MM-dd,0)", "2024-12-31"),
+                ("week_last_day(yyyy-MM-dd,0)", "2025-01-05"),
+            ],
+        );
+    }
+
+    #[test]
+    fn add_months_clamps_the_day() {
+        check(
+            at(2024, 3, 31, 8, 0, 0),
+            &[
+                ("add_months(yyyy-MM-dd,-1)", "2024-02-29"),
+                ("add_months(yyyy-MM-dd,-13)", "2023-02-28"),
+                ("add_months(yyyy-MM-dd,1)", "2024-04-30"),
+                ("add_months(yyyy-MM-dd,12*1)", "2025-03-31"),
+                ("add_months(yyyy-MM-dd,-12*2)", "2022-03-31"),
+                ("add_months(yyyy-MM-dd HH:mm,0)", "2024-03-31 08:00"),
+                ("add_months( yyyyMMdd , -1 )", "20240229"),
+            ],
+        );
+    }
+
+    #[test]
+    fn leap_day_base() {
+        // 2024-02-29 is a Thursday.
+        check(
+            at(2024, 2, 29, 12, 0, 0),
+            &[
+                ("add_months(yyyy-MM-dd,12)", "2025-02-28"),
+                ("add_months(yyyy-MM-dd,-12*4)", "2020-02-29"),
+                ("yyyyMMdd+1", "20240301"),
+                ("yyyyMMdd-365", "20230301"),
+                ("this_day(yyyy-MM-dd)", "2024-02-29"),
+                ("last_day(yyyyMMdd)", "20240228"),
+                ("month_first_day(yyyy-MM-dd,0)", "2024-02-01"),
+                ("month_first_day(yyyyMMdd,-2)", "20231201"),
+                ("month_last_day(yyyy-MM-dd,0)", "2024-02-29"),
+                ("month_last_day(yyyy-MM-dd,12)", "2025-02-28"),
+                ("month_last_day(yyyy-MM-dd,-1)", "2024-01-31"),
+                ("week_first_day(yyyy-MM-dd,0)", "2024-02-26"),
+                ("week_last_day(yyyy-MM-dd,0)", "2024-03-03"),
+                ("this_day(yyyy-MM-dd HH:mm)", "2024-02-29 12:00"),
+            ],
+        );
+    }
+
+    #[test]
+    fn week_functions_on_a_sunday_and_a_monday() {
+        // Sunday: the last day of the Monday-based week that started on 03-04.
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[
+                ("week_first_day(yyyy-MM-dd,0)", "2024-03-04"),
+                ("week_last_day(yyyy-MM-dd,0)", "2024-03-10"),
+                ("week_first_day(yyyy-MM-dd,-1)", "2024-02-26"),
+                ("week_last_day(yyyy-MM-dd,-1)", "2024-03-03"),
+                ("week_first_day(yyyy-MM-dd,1)", "2024-03-11"),
+                ("week_last_day(yyyy-MM-dd,1)", "2024-03-17"),
+                ("year_week(yyyy-MM-dd)", "2024-10"),
+                ("year_week(yyyy-MM-dd,7)", "2024-11"),
+            ],
+        );
+        // Monday: the first day of its own week.
+        check(
+            at(2024, 3, 11, 9, 0, 0),
+            &[
+                ("week_first_day(yyyy-MM-dd,0)", "2024-03-11"),
+                ("week_last_day(yyyy-MM-dd,0)", "2024-03-17"),
+                ("week_first_day(yyyy-MM-dd,-2)", "2024-02-26"),
+                ("week_last_day(yyyy-MM-dd,-1)", "2024-03-10"),
+                ("year_week(yyyy-MM-dd)", "2024-11"),
+                ("year_week(yyyy-MM-dd,7)", "2024-11"),
+                ("year_week(yyyy-MM-dd,2)", "2024-10"),
+            ],
+        );
+    }
+
+    #[test]
+    fn dolphinscheduler_documented_examples() {
+        // 2022-08-26 is a Friday.
+        check(
+            at(2022, 8, 26, 0, 0, 0),
+            &[
+                ("this_day(yyyy-MM-dd)", "2022-08-26"),
+                ("last_day(yyyy-MM-dd)", "2022-08-25"),
+                ("year_week(yyyy-MM-dd)", "2022-34"),
+                ("year_week(yyyy-MM-dd,5)", "2022-35"),
+                ("month_first_day(yyyy-MM-dd,-1)", "2022-07-01"),
+                ("week_first_day(yyyy-MM-dd,-1)", "2022-08-15"),
+                ("week_last_day(yyyy-MM-dd,-1)", "2022-08-21"),
+            ],
+        );
+        check(
+            at(2022, 8, 28, 0, 0, 0),
+            &[("month_last_day(yyyy-MM-dd,-1)", "2022-07-31")],
+        );
+    }
+
+    #[test]
+    fn year_week_at_iso_year_edges() {
+        // 2021-01-03 (Sunday) is in week 53 of ISO year 2020.
+        check(
+            at(2021, 1, 3, 0, 0, 0),
+            &[
+                ("year_week(yyyy-MM-dd)", "2020-53"),
+                ("year_week(yy-MM-dd)", "20-53"),
+                ("year_week(yyyy/MM/dd)", "2020/53"),
+                // Weeks starting Sunday: 2021-01-03 opens week 1 of 2021.
+                ("year_week(yyyyMMdd,7)", "202101"),
+            ],
+        );
+        // 2027-01-01 (Friday) is in week 53 of ISO year 2026.
+        check(
+            at(2027, 1, 1, 0, 0, 0),
+            &[("year_week(yyyyMMdd)", "202653")],
+        );
+    }
+
+    #[test]
+    fn malformed_expressions_name_the_reason() {
+        let base = at(2024, 3, 10, 14, 30, 45);
+        let cases = [
+            ("", "empty expression"),
+            ("   ", "empty expression"),
+            ("foo(yyyy)", "unknown function `foo`"),
+            ("add_month(yyyyMMdd,1)", "unknown function `add_month`"),
+            ("add_months(yyyyMMdd)", "takes two arguments"),
+            ("add_months(yyyyMMdd,1,2)", "takes two arguments"),
+            ("add_months(yyyyMMdd,x)", "bad number `x`"),
+            ("add_months(yyyyMMdd,)", "bad number ``"),
+            ("add_months(yyyyMMdd,1/2)", "not a whole number"),
+            ("add_months(,1)", "empty format"),
+            ("add_months(yyyyMMdd,1", "missing `)`"),
+            ("yyyyMMdd)", "`)` without `(`"),
+            (
+                "add_months(yyyyMMdd,1)x",
+                "unexpected `x` after `add_months(...)`",
+            ),
+            ("yyyyMMdd+1.5", "bad offset `+1.5`"),
+            ("yyyyMMdd+1x", "bad offset `+1x`"),
+            ("yyyyMMdd+1/7", "not a whole number of seconds"),
+            ("yyyyMMdd+1/0", "division by zero"),
+            ("-1", "empty format before the offset"),
+            ("YYYYMMDD", "week-year"),
+            ("this_day(yyyy,MM)", "takes one argument"),
+            ("this_day()", "empty format"),
+            ("year_week(yyyy-MM-dd,8)", "1 (Monday) to 7 (Sunday)"),
+            ("year_week(yyyy-MM-dd,0)", "1 (Monday) to 7 (Sunday)"),
+            ("year_week(MM-dd)", "needs a format with a year field"),
+            ("year_week(yyyy,1,2)", "optional week start"),
+            ("yyyyMMdd+99999999999", "outside the supported date range"),
+            (
+                "add_months(yyyyMMdd,99999999999)",
+                "outside the supported date range",
+            ),
+        ];
+        for (expr, want) in cases {
+            match eval_time_expr(expr, base) {
+                Err(ParamError::BadExpression { expr: got, reason }) => {
+                    assert_eq!(got, expr);
+                    assert!(reason.contains(want), "$[{expr}]: {reason}");
+                }
+                other => panic!("$[{expr}]: expected BadExpression, got {other:?}"),
+            }
+        }
+    }
+}
