@@ -13,9 +13,18 @@
 //! before the executor goes on (the event callback runs before polling starts), so that
 //! after a crash [`TaskRequest::attach_to`] re-attaches to the job instead of submitting
 //! it again.
+//!
+//! Before an executor runs, it takes a place in one of the [`Containers`]: the shared
+//! container for short tasks and external-job polling, the exclusive one for blocking
+//! tasks, plus a slot of its task group if it names one.
 
+mod containers;
 mod executor;
 
+pub use containers::{
+    ContainerConfig, ContainerError, ContainerKind, Containers, GroupUsage, Occupancy, SlotGuard,
+    SlotRequest, Usage, WaitingFor, WaitingTask, priority,
+};
 pub use executor::{
     TaskEngine, TaskEngineConfig, TaskEvent, TaskExecutor, TaskReport, TaskRequest,
 };

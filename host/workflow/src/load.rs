@@ -593,7 +593,7 @@ impl Walk<'_> {
                                 .filter(|f| f.is_finite())
                                 .map(Value::from)
                         })
-                        .unwrap_or_else(|| Value::String(text)),
+                        .unwrap_or(Value::String(text)),
                 }
             }
             Node::Sequence(seq) => Value::Array(

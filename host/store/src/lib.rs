@@ -1,0 +1,390 @@
+//! # shoal-store: Shoal's durable state
+//!
+//! One schema on two databases: SQLite (a file in the data dir, WAL, the embedded
+//! default) and PostgreSQL (by URL, for multi-node). Queries are written once against
+//! sqlx's `Any` driver with `$n` placeholders, which both databases accept.
+//!
+//! - Workflow **definitions** are versioned: saving a changed definition adds a version,
+//!   and instances record the version they run.
+//! - Workflow **instances**, **task instances** (attempt, state, host, external-job handle,
+//!   times, OUT params) and each instance's ordered **event stream**.
+//! - A **command queue** for operator commands (start, stop, pause, ...).
+//!
+//! State changes on the hot path go through [`writer`]: concurrent callers' writes are
+//! grouped into one transaction (group commit), so durability costs one fsync per batch,
+//! not one per task. A caller's `write` returns only after its batch committed: a state
+//! change is durable before anyone acts on it.
+
+mod rows;
+pub mod writer;
+
+pub use rows::*;
+pub use writer::Write;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}` (expected sqlite://PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    #[error("the store's writer has stopped")]
+    WriterStopped,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    writer: writer::GroupCommit,
+}
+
+impl Store {
+    /// Open (creating if needed) the SQLite database at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+        }
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Open a store by URL: `sqlite://PATH?mode=rwc` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            // SQLite has one writer at a time anyway; a few readers beside it suffice.
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; NORMAL keeps every
+                        // committed transaction durable across process crashes (the
+                        // only loss window is an OS crash, as with any WAL database).
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        let writer = writer::GroupCommit::start(pool.clone());
+        Ok(Self {
+            pool,
+            backend,
+            writer,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Apply writes durably, grouped with other callers' writes into one transaction.
+    /// Returns, per write, the new row id for inserts.
+    pub async fn write(&self, writes: Vec<Write>) -> Result<Vec<Option<i64>>, StoreError> {
+        self.writer.submit(writes).await
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- definitions -------------------------------------------------------------
+
+    /// Save a definition. A new version is added only when `spec` differs from the
+    /// current version's; returns the version that now holds it.
+    pub async fn save_definition(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &serde_json::Value,
+        source: &str,
+    ) -> Result<DefinitionVersion, StoreError> {
+        let spec_text = spec.to_string();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(
+            "SELECT d.id, d.current_version, v.spec FROM workflow_definitions d \
+             JOIN workflow_definition_versions v ON v.definition_id = d.id AND v.version = d.current_version \
+             WHERE d.project = $1 AND d.name = $2",
+        )
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let result = match existing {
+            Some(row) => {
+                let id: i64 = row.try_get(0)?;
+                let current: i64 = row.try_get(1)?;
+                let current_spec: String = row.try_get(2)?;
+                if current_spec == spec_text {
+                    DefinitionVersion {
+                        definition_id: id,
+                        version: current,
+                        created: false,
+                    }
+                } else {
+                    let version = current + 1;
+                    sqlx::query(
+                        "INSERT INTO workflow_definition_versions (definition_id, version, spec, source, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(version)
+                    .bind(&spec_text)
+                    .bind(source)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE workflow_definitions SET current_version = $1, updated_at = $2 WHERE id = $3")
+                        .bind(version)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    DefinitionVersion {
+                        definition_id: id,
+                        version,
+                        created: true,
+                    }
+                }
+            }
+            None => {
+                let id: i64 = sqlx::query(
+                    "INSERT INTO workflow_definitions (project, name, current_version, created_at, updated_at) VALUES ($1, $2, 1, $3, $4) RETURNING id",
+                )
+                .bind(project)
+                .bind(name)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                sqlx::query(
+                    "INSERT INTO workflow_definition_versions (definition_id, version, spec, source, created_at) VALUES ($1, 1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(&spec_text)
+                .bind(source)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                DefinitionVersion {
+                    definition_id: id,
+                    version: 1,
+                    created: true,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// A definition at `version`, or at its current version.
+    pub async fn definition(
+        &self,
+        project: &str,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<StoredDefinition>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.id, d.project, d.name, v.version, d.current_version, v.spec, v.source, v.created_at \
+             FROM workflow_definitions d JOIN workflow_definition_versions v ON v.definition_id = d.id \
+             WHERE d.project = $1 AND d.name = $2 AND v.version = COALESCE($3, d.current_version)",
+        )
+        .bind(project)
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| StoredDefinition::from_row(&r)).transpose()
+    }
+
+    /// A definition by id and version.
+    pub async fn definition_by_id(
+        &self,
+        id: i64,
+        version: i64,
+    ) -> Result<Option<StoredDefinition>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.id, d.project, d.name, v.version, d.current_version, v.spec, v.source, v.created_at \
+             FROM workflow_definitions d JOIN workflow_definition_versions v ON v.definition_id = d.id \
+             WHERE d.id = $1 AND v.version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| StoredDefinition::from_row(&r)).transpose()
+    }
+
+    /// Every version number of a definition, oldest first.
+    pub async fn definition_versions(&self, definition_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT version FROM workflow_definition_versions WHERE definition_id = $1 ORDER BY version")
+            .bind(definition_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>(0).map_err(Into::into))
+            .collect()
+    }
+
+    // ---- instances ---------------------------------------------------------------
+
+    pub async fn workflow_instance(
+        &self,
+        id: i64,
+    ) -> Result<Option<WorkflowInstanceRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| WorkflowInstanceRow::from_row(&r)).transpose()
+    }
+
+    /// Instances, newest first, optionally only those in one of `states`.
+    pub async fn workflow_instances(
+        &self,
+        states: &[&str],
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<WorkflowInstanceRow>, StoreError> {
+        let filter = if states.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = (0..states.len()).map(|i| format!("${}", i + 1)).collect();
+            format!("WHERE state IN ({})", list.join(", "))
+        };
+        let n = states.len();
+        let sql = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances {filter} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut query = sqlx::query(&sql);
+        for s in states {
+            query = query.bind(*s);
+        }
+        let rows = query.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        rows.iter().map(WorkflowInstanceRow::from_row).collect()
+    }
+
+    pub async fn task_instances(
+        &self,
+        workflow_instance_id: i64,
+    ) -> Result<Vec<TaskInstanceRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM task_instances WHERE workflow_instance_id = $1 ORDER BY id"
+        ))
+        .bind(workflow_instance_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(TaskInstanceRow::from_row).collect()
+    }
+
+    pub async fn task_instance(&self, id: i64) -> Result<Option<TaskInstanceRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM task_instances WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| TaskInstanceRow::from_row(&r)).transpose()
+    }
+
+    /// An instance's event stream in order.
+    pub async fn events(&self, workflow_instance_id: i64) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT workflow_instance_id, seq, kind, payload, created_at FROM workflow_events WHERE workflow_instance_id = $1 ORDER BY seq",
+        )
+        .bind(workflow_instance_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(EventRow::from_row).collect()
+    }
+
+    // ---- commands ----------------------------------------------------------------
+
+    /// Take up to `limit` pending commands, oldest first, marking them taken in the same
+    /// transaction so no command is handled twice.
+    pub async fn take_commands(&self, limit: i64) -> Result<Vec<CommandRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, kind, workflow_instance_id, payload, created_at FROM commands WHERE taken_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let commands: Vec<CommandRow> = rows
+            .iter()
+            .map(CommandRow::from_row)
+            .collect::<Result<_, _>>()?;
+        let now = now_ms();
+        for c in &commands {
+            sqlx::query("UPDATE commands SET taken_at = $1 WHERE id = $2 AND taken_at IS NULL")
+                .bind(now)
+                .bind(c.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(commands)
+    }
+}

@@ -1,0 +1,278 @@
+//! Group commit: the hot path's writes, batched.
+//!
+//! Every engine worker that changes state sends its writes here and waits. One task
+//! drains whatever has queued up meanwhile and applies it all in one transaction, so a
+//! thousand concurrent state changes cost one commit (one fsync), not a thousand. A
+//! batch that fails is retried alone, so one bad write fails only its own caller.
+
+use sqlx::{Any, AnyPool, Row, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{StoreError, now_ms};
+
+/// A state change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Returns the new instance id.
+    InsertWorkflowInstance {
+        definition_id: i64,
+        version: i64,
+        name: String,
+        state: String,
+        schedule_time: i64,
+        startup_params: serde_json::Value,
+        start_tasks: serde_json::Value,
+        parent_task_instance_id: Option<i64>,
+    },
+    UpdateWorkflowInstance {
+        id: i64,
+        state: String,
+        started_at: Option<i64>,
+        ended_at: Option<i64>,
+    },
+    /// Returns the new task instance id.
+    InsertTaskInstance {
+        workflow_instance_id: i64,
+        task_name: String,
+        task_type: String,
+        attempt: i64,
+        state: String,
+    },
+    /// Fields left `None` keep their stored value.
+    UpdateTaskInstance {
+        id: i64,
+        state: String,
+        host: Option<String>,
+        plugin_version: Option<String>,
+        handle: Option<String>,
+        message: Option<String>,
+        out_params: Option<serde_json::Value>,
+        log_path: Option<String>,
+        started_at: Option<i64>,
+        ended_at: Option<i64>,
+    },
+    /// Appends to an instance's ordered event stream; `seq` is assigned by the single
+    /// worker that owns the instance, and a duplicate `seq` is refused by the database.
+    AppendEvent {
+        workflow_instance_id: i64,
+        seq: i64,
+        kind: String,
+        payload: serde_json::Value,
+    },
+    /// Returns the command id.
+    PushCommand {
+        kind: String,
+        workflow_instance_id: Option<i64>,
+        payload: serde_json::Value,
+    },
+}
+
+struct Batch {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<Vec<Option<i64>>, StoreError>>,
+}
+
+/// Most batches folded into one transaction.
+const MAX_GROUP: usize = 1024;
+
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    tx: mpsc::UnboundedSender<Batch>,
+}
+
+impl GroupCommit {
+    pub(crate) fn start(pool: AnyPool) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Batch>();
+        tokio::spawn(async move {
+            let mut group = Vec::new();
+            while let Some(first) = rx.recv().await {
+                group.push(first);
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(b) => group.push(b),
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&pool, std::mem::take(&mut group)).await;
+            }
+        });
+        Self { tx }
+    }
+
+    pub(crate) async fn submit(&self, writes: Vec<Write>) -> Result<Vec<Option<i64>>, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Batch { writes, done })
+            .map_err(|_| StoreError::WriterStopped)?;
+        wait.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+async fn commit_group(pool: &AnyPool, group: Vec<Batch>) {
+    let together = async {
+        let mut tx = pool.begin().await?;
+        let mut results = Vec::with_capacity(group.len());
+        for batch in &group {
+            results.push(apply(&mut tx, &batch.writes).await?);
+        }
+        tx.commit().await?;
+        Ok::<_, StoreError>(results)
+    };
+    match together.await {
+        Ok(results) => {
+            for (batch, result) in group.into_iter().zip(results) {
+                let _ = batch.done.send(Ok(result));
+            }
+        }
+        Err(err) if group.len() == 1 => {
+            let _ = group.into_iter().next().map(|b| b.done.send(Err(err)));
+        }
+        Err(_) => {
+            // Someone's write is bad; find out whose without failing the others.
+            for batch in group {
+                let alone = async {
+                    let mut tx = pool.begin().await?;
+                    let r = apply(&mut tx, &batch.writes).await?;
+                    tx.commit().await?;
+                    Ok::<_, StoreError>(r)
+                };
+                let _ = batch.done.send(alone.await);
+            }
+        }
+    }
+}
+
+async fn apply(
+    tx: &mut Transaction<'_, Any>,
+    writes: &[Write],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let now = now_ms();
+    let mut ids = Vec::with_capacity(writes.len());
+    for write in writes {
+        let id = match write {
+            Write::InsertWorkflowInstance {
+                definition_id,
+                version,
+                name,
+                state,
+                schedule_time,
+                startup_params,
+                start_tasks,
+                parent_task_instance_id,
+            } => Some(
+                sqlx::query(
+                    "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                )
+                .bind(definition_id)
+                .bind(version)
+                .bind(name)
+                .bind(state)
+                .bind(schedule_time)
+                .bind(startup_params.to_string())
+                .bind(start_tasks.to_string())
+                .bind(parent_task_instance_id)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get::<i64, _>(0)?,
+            ),
+            Write::UpdateWorkflowInstance { id, state, started_at, ended_at } => {
+                let done = sqlx::query(
+                    "UPDATE workflow_instances SET state = $1, started_at = COALESCE($2, started_at), ended_at = COALESCE($3, ended_at), updated_at = $4 WHERE id = $5",
+                )
+                .bind(state)
+                .bind(started_at)
+                .bind(ended_at)
+                .bind(now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::NotFound(format!("workflow instance {id}")));
+                }
+                None
+            }
+            Write::InsertTaskInstance { workflow_instance_id, task_name, task_type, attempt, state } => Some(
+                sqlx::query(
+                    "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, out_params, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, '', '{}', $6, $7) RETURNING id",
+                )
+                .bind(workflow_instance_id)
+                .bind(task_name)
+                .bind(task_type)
+                .bind(attempt)
+                .bind(state)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get::<i64, _>(0)?,
+            ),
+            Write::UpdateTaskInstance {
+                id,
+                state,
+                host,
+                plugin_version,
+                handle,
+                message,
+                out_params,
+                log_path,
+                started_at,
+                ended_at,
+            } => {
+                let done = sqlx::query(
+                    "UPDATE task_instances SET state = $1, host = COALESCE($2, host), plugin_version = COALESCE($3, plugin_version), \
+                     handle = COALESCE($4, handle), message = COALESCE($5, message), out_params = COALESCE($6, out_params), \
+                     log_path = COALESCE($7, log_path), started_at = COALESCE($8, started_at), ended_at = COALESCE($9, ended_at), updated_at = $10 \
+                     WHERE id = $11",
+                )
+                .bind(state)
+                .bind(host)
+                .bind(plugin_version)
+                .bind(handle)
+                .bind(message)
+                .bind(out_params.as_ref().map(|v| v.to_string()))
+                .bind(log_path)
+                .bind(started_at)
+                .bind(ended_at)
+                .bind(now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::NotFound(format!("task instance {id}")));
+                }
+                None
+            }
+            Write::AppendEvent { workflow_instance_id, seq, kind, payload } => {
+                sqlx::query(
+                    "INSERT INTO workflow_events (workflow_instance_id, seq, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(workflow_instance_id)
+                .bind(seq)
+                .bind(kind)
+                .bind(payload.to_string())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                None
+            }
+            Write::PushCommand { kind, workflow_instance_id, payload } => Some(
+                sqlx::query(
+                    "INSERT INTO commands (kind, workflow_instance_id, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(kind)
+                .bind(workflow_instance_id)
+                .bind(payload.to_string())
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get::<i64, _>(0)?,
+            ),
+        };
+        ids.push(id);
+    }
+    Ok(ids)
+}
