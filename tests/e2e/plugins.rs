@@ -8,6 +8,7 @@ use shoal_model::{OperatorPolicy, TaskState};
 use shoal_runtime::RuntimeError;
 use shoal_task_engine::TaskEvent;
 use shoal_tests::*;
+use tokio_util::sync::CancellationToken;
 
 const ALL_CAPS: &str = "process = true\nwork-dir = true\nhttp-hosts = [\"127.0.0.1\"]";
 
@@ -539,4 +540,76 @@ async fn newer_installed_versions_win_and_versions_can_be_pinned() {
         .collect();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].version.to_string(), "0.2.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_tasks_wait_for_an_exclusive_slot() {
+    let h = std::sync::Arc::new(Harness::with_containers(4, 1));
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut runs = Vec::new();
+    for i in 0..2u64 {
+        let h = h.clone();
+        let order = order.clone();
+        let request = h.request("shell", json!({"command": "sleep 0.3"}));
+        runs.push(tokio::spawn(async move {
+            let id = request.identity.task_instance_id;
+            let report = h
+                .engine
+                .execute(request, CancellationToken::new(), |e| {
+                    let kind = match e {
+                        TaskEvent::Running => "running",
+                        TaskEvent::Finished { .. } => "finished",
+                        _ => return,
+                    };
+                    order.lock().unwrap().push((id, kind));
+                })
+                .await;
+            (i, report)
+        }));
+    }
+    // While one runs, the other is listed as waiting for the exclusive container.
+    let containers = h.engine.containers().unwrap().clone();
+    let mut saw_waiting = false;
+    // Bounded by time, not by the runs: the slot is held for the whole 0.3 s script.
+    for _ in 0..2000 {
+        let snap = containers.snapshot();
+        if snap.waiting.len() == 1 && snap.exclusive.used == 1 {
+            saw_waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for run in runs {
+        let (_, report) = run.await.unwrap();
+        assert_state(&report, TaskState::Succeeded);
+    }
+    assert!(saw_waiting, "the second task never waited");
+    let order = order.lock().unwrap().clone();
+    let kinds: Vec<&str> = order.iter().map(|(_, k)| *k).collect();
+    // One slot: the second task starts only after the first finished.
+    assert_eq!(
+        kinds,
+        ["running", "finished", "running", "finished"],
+        "{order:?}"
+    );
+    assert_eq!(order[0].0, order[1].0);
+    assert_eq!(containers.snapshot().exclusive.used, 0);
+
+    // A task killed while waiting never runs.
+    let blocker = h.request("shell", json!({"command": "sleep 1"}));
+    let h2 = h.clone();
+    let first = tokio::spawn(async move { h2.run_request(blocker).await });
+    while containers.snapshot().exclusive.used == 0 {
+        tokio::task::yield_now().await;
+    }
+    let waiting = h.request("shell", json!({"command": "echo never"}));
+    let (report, events) = h
+        .kill_after(waiting, Duration::from_millis(50), |e| {
+            matches!(e, TaskEvent::Dispatched { .. })
+        })
+        .await;
+    assert_state(&report, TaskState::Killed);
+    assert_eq!(report.message, "killed while waiting for a slot");
+    assert!(!events.contains(&TaskEvent::Running));
+    assert_state(&first.await.unwrap().0, TaskState::Succeeded);
 }

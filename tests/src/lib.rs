@@ -100,6 +100,21 @@ impl Harness {
         }
     }
 
+    /// A harness whose TaskEngine runs tasks in containers of the given sizes.
+    pub fn with_containers(shared: usize, exclusive: usize) -> Self {
+        let mut h = Self::new();
+        h.engine = h
+            .engine
+            .clone()
+            .with_containers(shoal_task_engine::Containers::new(
+                shoal_task_engine::ContainerConfig {
+                    shared_slots: shared,
+                    exclusive_slots: exclusive,
+                },
+            ));
+        h
+    }
+
     /// A registry with the built-ins, its store and cache under `root`.
     pub fn registry_in(root: &Path, policy: OperatorPolicy) -> Arc<PluginRegistry> {
         let engine = PluginEngine::new(&EngineConfig::default()).unwrap();

@@ -12,6 +12,8 @@ use shoal_runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::containers::{Containers, SlotRequest};
+
 /// Where task work dirs and logs go, and how often external jobs are polled.
 #[derive(Debug, Clone)]
 pub struct TaskEngineConfig {
@@ -36,6 +38,10 @@ pub struct TaskRequest {
     pub attach_to: Option<String>,
     /// Print each log line as it is written (the CLI's live view).
     pub echo_log: bool,
+    /// Rank in the container queues: 0 = HIGHEST … 4 = LOWEST (see [`crate::priority`]).
+    pub priority: u8,
+    /// Named task group whose slot the task must also hold.
+    pub task_group: Option<String>,
 }
 
 impl TaskRequest {
@@ -51,6 +57,8 @@ impl TaskRequest {
             timeout: None,
             attach_to: None,
             echo_log: false,
+            priority: crate::priority::MEDIUM,
+            task_group: None,
         }
     }
 }
@@ -105,11 +113,27 @@ mod millis {
 pub struct TaskEngine {
     registry: Arc<PluginRegistry>,
     config: TaskEngineConfig,
+    containers: Option<Arc<Containers>>,
 }
 
 impl TaskEngine {
     pub fn new(registry: Arc<PluginRegistry>, config: TaskEngineConfig) -> Self {
-        Self { registry, config }
+        Self {
+            registry,
+            config,
+            containers: None,
+        }
+    }
+
+    /// Run tasks in containers: each task holds a shared or exclusive slot (and its
+    /// task group's slot) while it runs, and waits in priority order when none is free.
+    pub fn with_containers(mut self, containers: Arc<Containers>) -> Self {
+        self.containers = Some(containers);
+        self
+    }
+
+    pub fn containers(&self) -> Option<&Arc<Containers>> {
+        self.containers.as_ref()
     }
 
     pub fn registry(&self) -> &Arc<PluginRegistry> {
@@ -279,6 +303,26 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 plugin.execution_class()
             ),
         );
+
+        // Held until the task ends, whatever the exit path.
+        let _slot = match self.engine.containers.clone() {
+            None => None,
+            Some(containers) => {
+                let request = SlotRequest {
+                    task_instance_id: self.request.identity.task_instance_id,
+                    task_name: self.request.identity.task_name.clone(),
+                    class: plugin.execution_class(),
+                    priority: self.request.priority,
+                    task_group: self.request.task_group.clone(),
+                };
+                tokio::select! {
+                    slot = containers.acquire(request) => Some(slot.map_err(|e| failed(e.to_string()))?),
+                    () = self.cancel.cancelled() => {
+                        return Err((TaskState::Killed, "killed while waiting for a slot".to_owned()));
+                    }
+                }
+            }
+        };
 
         let handle = match self.request.attach_to.clone() {
             Some(handle) => {
