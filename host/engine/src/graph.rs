@@ -1,0 +1,324 @@
+//! The execution graph of one workflow instance: which tasks are selected for this run,
+//! and, from their states, which are ready, running, finished or can never run.
+//!
+//! The graph holds no state of its own beyond each task's [`TaskInstanceState`]; the
+//! engine feeds it every transition and asks it what to dispatch next.
+
+use std::collections::HashMap;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Bfs, Reversed};
+
+use crate::state::TaskInstanceState;
+
+/// Which part of the DAG a run covers (DolphinScheduler's "start from node").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunScope {
+    /// Every task.
+    All,
+    /// Only the named tasks.
+    Only(Vec<String>),
+    /// The named tasks and everything downstream of them.
+    WithDownstream(Vec<String>),
+    /// The named tasks and everything they depend on.
+    WithUpstream(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("unknown task `{0}`")]
+    UnknownTask(String),
+    #[error("task `{task}` depends on unknown task `{dep}`")]
+    UnknownDependency { task: String, dep: String },
+    #[error("dependency cycle between tasks {0}")]
+    Cycle(String),
+}
+
+/// Where a task stands in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Not part of this run.
+    NotSelected,
+    /// Waiting for upstream tasks.
+    Waiting,
+    /// Every upstream let it through; it may be dispatched.
+    Ready,
+    /// Has a live state (dispatched, running, retrying, ...).
+    Active(TaskInstanceState),
+    Finished(TaskInstanceState),
+    /// An upstream failed or was killed: it will never run in this run.
+    Blocked,
+}
+
+pub struct ExecutionGraph {
+    graph: DiGraph<String, ()>,
+    index: HashMap<String, NodeIndex>,
+    selected: Vec<bool>,
+    states: Vec<Option<TaskInstanceState>>,
+    /// Topological order, so each status is derived from already-derived upstreams.
+    order: Vec<NodeIndex>,
+}
+
+impl ExecutionGraph {
+    /// Build from `(task name, dependencies)` in definition order.
+    pub fn new(tasks: &[(String, Vec<String>)], scope: &RunScope) -> Result<Self, GraphError> {
+        let mut graph = DiGraph::new();
+        let mut index = HashMap::new();
+        for (name, _) in tasks {
+            index.insert(name.clone(), graph.add_node(name.clone()));
+        }
+        for (name, deps) in tasks {
+            for dep in deps {
+                let from = *index
+                    .get(dep)
+                    .ok_or_else(|| GraphError::UnknownDependency {
+                        task: name.clone(),
+                        dep: dep.clone(),
+                    })?;
+                graph.add_edge(from, index[name], ());
+            }
+        }
+        let order = petgraph::algo::toposort(&graph, None).map_err(|cycle| {
+            GraphError::Cycle(format!("including `{}`", graph[cycle.node_id()]))
+        })?;
+        let n = graph.node_count();
+        let mut selected = vec![false; n];
+        let lookup = |names: &[String]| -> Result<Vec<NodeIndex>, GraphError> {
+            names
+                .iter()
+                .map(|t| {
+                    index
+                        .get(t)
+                        .copied()
+                        .ok_or_else(|| GraphError::UnknownTask(t.clone()))
+                })
+                .collect()
+        };
+        match scope {
+            RunScope::All => selected.iter_mut().for_each(|s| *s = true),
+            RunScope::Only(names) => {
+                for i in lookup(names)? {
+                    selected[i.index()] = true;
+                }
+            }
+            RunScope::WithDownstream(names) => {
+                for i in lookup(names)? {
+                    let mut bfs = Bfs::new(&graph, i);
+                    while let Some(nx) = bfs.next(&graph) {
+                        selected[nx.index()] = true;
+                    }
+                }
+            }
+            RunScope::WithUpstream(names) => {
+                let reversed = Reversed(&graph);
+                for i in lookup(names)? {
+                    let mut bfs = Bfs::new(reversed, i);
+                    while let Some(nx) = bfs.next(reversed) {
+                        selected[nx.index()] = true;
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            graph,
+            index,
+            selected,
+            states: vec![None; n],
+            order,
+        })
+    }
+
+    /// Record a task's state (after the transition was stored).
+    pub fn set_state(&mut self, task: &str, state: TaskInstanceState) -> Result<(), GraphError> {
+        let i = *self
+            .index
+            .get(task)
+            .ok_or_else(|| GraphError::UnknownTask(task.to_owned()))?;
+        self.states[i.index()] = Some(state);
+        Ok(())
+    }
+
+    pub fn status(&self, task: &str) -> Option<NodeStatus> {
+        let i = self.index.get(task)?;
+        Some(self.statuses()[i.index()])
+    }
+
+    /// Every node's status, derived in one pass in topological order (linear in the
+    /// size of the graph, however many paths lead to a task).
+    fn statuses(&self) -> Vec<NodeStatus> {
+        let mut status = vec![NodeStatus::NotSelected; self.graph.node_count()];
+        for &i in &self.order {
+            status[i.index()] = if !self.selected[i.index()] {
+                NodeStatus::NotSelected
+            } else if let Some(state) = self.states[i.index()] {
+                if state.is_finished() {
+                    NodeStatus::Finished(state)
+                } else {
+                    NodeStatus::Active(state)
+                }
+            } else {
+                let mut derived = NodeStatus::Ready;
+                for up in self.graph.neighbors_directed(i, Direction::Incoming) {
+                    // Tasks outside this run count as done (DolphinScheduler's
+                    // start-from-node).
+                    match status[up.index()] {
+                        NodeStatus::NotSelected => {}
+                        NodeStatus::Finished(s) if s.lets_dependents_run() => {}
+                        NodeStatus::Finished(_) | NodeStatus::Blocked => {
+                            derived = NodeStatus::Blocked;
+                            break;
+                        }
+                        _ => derived = NodeStatus::Waiting,
+                    }
+                }
+                derived
+            };
+        }
+        status
+    }
+
+    fn names_where(&self, keep: impl Fn(NodeStatus) -> bool) -> Vec<String> {
+        let status = self.statuses();
+        self.graph
+            .node_indices()
+            .filter(|i| keep(status[i.index()]))
+            .map(|i| self.graph[i].clone())
+            .collect()
+    }
+
+    /// Tasks that may be dispatched now, in definition order.
+    pub fn ready(&self) -> Vec<String> {
+        self.names_where(|s| s == NodeStatus::Ready)
+    }
+
+    /// Tasks that can never run because something upstream failed.
+    pub fn blocked(&self) -> Vec<String> {
+        self.names_where(|s| s == NodeStatus::Blocked)
+    }
+
+    pub fn active(&self) -> Vec<String> {
+        self.names_where(|s| matches!(s, NodeStatus::Active(_)))
+    }
+
+    /// Nothing is ready, waiting or active: the run is over.
+    pub fn is_complete(&self) -> bool {
+        self.names_where(|s| {
+            matches!(
+                s,
+                NodeStatus::Ready | NodeStatus::Waiting | NodeStatus::Active(_)
+            )
+        })
+        .is_empty()
+    }
+
+    /// Whether some selected task failed or was killed (or can never run for that reason).
+    pub fn has_failure(&self) -> bool {
+        !self
+            .names_where(|s| {
+                matches!(
+                    s,
+                    NodeStatus::Blocked
+                        | NodeStatus::Finished(
+                            TaskInstanceState::Failed | TaskInstanceState::Killed
+                        )
+                )
+            })
+            .is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TaskInstanceState as S;
+
+    /// a → b → d, a → c → d, e independent.
+    fn diamond(scope: RunScope) -> ExecutionGraph {
+        let t = |n: &str, d: &[&str]| (n.to_owned(), d.iter().map(|s| (*s).to_owned()).collect());
+        ExecutionGraph::new(
+            &[
+                t("a", &[]),
+                t("b", &["a"]),
+                t("c", &["a"]),
+                t("d", &["b", "c"]),
+                t("e", &[]),
+            ],
+            &scope,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tasks_become_ready_when_all_upstreams_let_them_through() {
+        let mut g = diamond(RunScope::All);
+        assert_eq!(g.ready(), ["a", "e"]);
+        g.set_state("a", S::Running).unwrap();
+        assert_eq!(g.ready(), ["e"]);
+        assert_eq!(g.active(), ["a"]);
+        g.set_state("a", S::Succeeded).unwrap();
+        assert_eq!(g.ready(), ["b", "c", "e"]);
+        g.set_state("b", S::Skipped).unwrap();
+        g.set_state("c", S::ForcedSuccess).unwrap();
+        g.set_state("e", S::Succeeded).unwrap();
+        assert_eq!(g.ready(), ["d"]);
+        assert!(!g.is_complete());
+        g.set_state("d", S::Succeeded).unwrap();
+        assert!(g.is_complete());
+        assert!(!g.has_failure());
+    }
+
+    #[test]
+    fn a_failure_blocks_everything_downstream_but_not_other_branches() {
+        let mut g = diamond(RunScope::All);
+        g.set_state("a", S::Succeeded).unwrap();
+        g.set_state("b", S::Failed).unwrap();
+        assert_eq!(g.blocked(), ["d"]);
+        assert_eq!(g.ready(), ["c", "e"]);
+        g.set_state("c", S::Succeeded).unwrap();
+        g.set_state("e", S::Succeeded).unwrap();
+        assert!(g.is_complete());
+        assert!(g.has_failure());
+        // Retrying is not final: nothing is blocked yet.
+        let mut g = diamond(RunScope::All);
+        g.set_state("a", S::Retrying).unwrap();
+        assert!(g.blocked().is_empty());
+        assert!(!g.is_complete());
+    }
+
+    #[test]
+    fn scopes_select_sub_graphs() {
+        let g = diamond(RunScope::Only(vec!["d".into()]));
+        assert_eq!(g.ready(), ["d"]);
+        assert_eq!(g.status("a"), Some(NodeStatus::NotSelected));
+        let g = diamond(RunScope::WithDownstream(vec!["b".into()]));
+        assert_eq!(g.ready(), ["b"]);
+        assert_eq!(g.status("d"), Some(NodeStatus::Waiting));
+        assert_eq!(g.status("c"), Some(NodeStatus::NotSelected));
+        let g = diamond(RunScope::WithUpstream(vec!["b".into()]));
+        assert_eq!(g.ready(), ["a"]);
+        assert_eq!(g.status("d"), Some(NodeStatus::NotSelected));
+        assert!(matches!(
+            ExecutionGraph::new(&[], &RunScope::Only(vec!["x".into()])),
+            Err(GraphError::UnknownTask(t)) if t == "x"
+        ));
+    }
+
+    #[test]
+    fn bad_graphs_are_refused() {
+        let t = |n: &str, d: &[&str]| {
+            (
+                n.to_owned(),
+                d.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>(),
+            )
+        };
+        let err = ExecutionGraph::new(&[t("a", &["b"]), t("b", &["a"])], &RunScope::All)
+            .err()
+            .unwrap();
+        assert!(matches!(err, GraphError::Cycle(_)), "{err}");
+        let err = ExecutionGraph::new(&[t("a", &["zz"])], &RunScope::All)
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "task `a` depends on unknown task `zz`");
+    }
+}
