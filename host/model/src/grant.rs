@@ -98,6 +98,14 @@ impl std::fmt::Display for HostPattern {
     }
 }
 
+/// Capability names in their canonical order, as manifests and `describe` spell them.
+pub fn capability_names(process: bool, http: bool, work_dir: bool) -> Vec<&'static str> {
+    [(process, "process"), (http, "http"), (work_dir, "work-dir")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+}
+
 /// The capabilities one plugin is granted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
@@ -120,17 +128,7 @@ impl Grant {
 
     /// Capability names, as in manifests and `describe`.
     pub fn names(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.process {
-            names.push("process");
-        }
-        if !self.http_hosts.is_empty() {
-            names.push("http");
-        }
-        if self.work_dir {
-            names.push("work-dir");
-        }
-        names
+        capability_names(self.process, !self.http_hosts.is_empty(), self.work_dir)
     }
 }
 

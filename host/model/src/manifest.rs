@@ -45,17 +45,7 @@ pub struct RequestedCapabilities {
 impl RequestedCapabilities {
     /// Capability names as plugins report them in `describe`.
     pub fn names(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.process {
-            names.push("process");
-        }
-        if !self.http_hosts.is_empty() {
-            names.push("http");
-        }
-        if self.work_dir {
-            names.push("work-dir");
-        }
-        names
+        crate::grant::capability_names(self.process, !self.http_hosts.is_empty(), self.work_dir)
     }
 }
 

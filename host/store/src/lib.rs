@@ -44,6 +44,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+const DEFINITION_SELECT: &str = "SELECT d.id, d.project, d.name, v.version, d.current_version, v.spec, v.source, v.created_at \
+     FROM workflow_definitions d JOIN workflow_definition_versions v ON v.definition_id = d.id";
+
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -243,9 +246,7 @@ impl Store {
         version: Option<i64>,
     ) -> Result<Option<StoredDefinition>, StoreError> {
         let row = sqlx::query(
-            "SELECT d.id, d.project, d.name, v.version, d.current_version, v.spec, v.source, v.created_at \
-             FROM workflow_definitions d JOIN workflow_definition_versions v ON v.definition_id = d.id \
-             WHERE d.project = $1 AND d.name = $2 AND v.version = COALESCE($3, d.current_version)",
+            &format!("{DEFINITION_SELECT} WHERE d.project = $1 AND d.name = $2 AND v.version = COALESCE($3, d.current_version)"),
         )
         .bind(project)
         .bind(name)
@@ -261,11 +262,9 @@ impl Store {
         id: i64,
         version: i64,
     ) -> Result<Option<StoredDefinition>, StoreError> {
-        let row = sqlx::query(
-            "SELECT d.id, d.project, d.name, v.version, d.current_version, v.spec, v.source, v.created_at \
-             FROM workflow_definitions d JOIN workflow_definition_versions v ON v.definition_id = d.id \
-             WHERE d.id = $1 AND v.version = $2",
-        )
+        let row = sqlx::query(&format!(
+            "{DEFINITION_SELECT} WHERE d.id = $1 AND v.version = $2"
+        ))
         .bind(id)
         .bind(version)
         .fetch_optional(&self.pool)
