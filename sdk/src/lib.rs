@@ -31,11 +31,14 @@
 //!
 //! Capabilities (running processes, outbound HTTP) work only when the plugin's manifest
 //! requests them and the operator's policy grants them; otherwise the helpers in
-//! [`process`] and [`http`] return a "capability denied" error.
+//! [`process`] and [`http`] return a "capability denied" error. [`workflow`] needs no
+//! grant: it tells a logic task how its upstream tasks ended and how to pick branches,
+//! and, inside a workflow run, starts child workflows and reports other workflows' runs.
 
 pub mod http;
 pub mod log;
 pub mod process;
+pub mod workflow;
 
 mod adapter;
 
@@ -61,7 +64,7 @@ pub use serde_json;
 pub mod prelude {
     pub use crate::{
         Deserialize, Done, Error, ExecutionClass, FieldError, JsonSchema, Poll, Serialize, Start,
-        TaskContext, TaskType, export_task, http, log, process,
+        TaskContext, TaskType, export_task, http, log, process, workflow,
     };
 }
 
@@ -213,6 +216,17 @@ impl TaskContext {
 
     pub fn out_params(&self) -> &[(String, String)] {
         &self.out_params
+    }
+
+    /// Choose which direct downstream tasks run: sets the OUT parameter
+    /// [`workflow::BRANCH_PARAM`] (`shoal.branch`) to a JSON array of their names. The
+    /// master skips the task's other direct downstream tasks.
+    pub fn set_branch<I>(&mut self, names: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.set_out_param(workflow::BRANCH_PARAM, workflow::branch_value(names));
     }
 }
 

@@ -2,6 +2,8 @@
 //! built-ins, the `testkit` component (built from `tests/plugins/testkit` on first use)
 //! installed with whatever manifest a test needs, and the `shoal` binary.
 
+pub mod flow;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};

@@ -55,6 +55,10 @@ pub struct ExecutionGraph {
     graph: DiGraph<String, ()>,
     index: HashMap<String, NodeIndex>,
     selected: Vec<bool>,
+    /// Nodes that run once every upstream is done, whatever the result (Airflow's
+    /// `all_done`, DolphinScheduler's Condition). A failure feeding such a node is
+    /// handled by it and does not fail the run.
+    all_done: Vec<bool>,
     states: Vec<Option<TaskInstanceState>>,
     /// Topological order, so each status is derived from already-derived upstreams.
     order: Vec<NodeIndex>,
@@ -124,6 +128,7 @@ impl ExecutionGraph {
             graph,
             index,
             selected,
+            all_done: vec![false; n],
             states: vec![None; n],
             order,
         })
@@ -131,12 +136,90 @@ impl ExecutionGraph {
 
     /// Record a task's state (after the transition was stored).
     pub fn set_state(&mut self, task: &str, state: TaskInstanceState) -> Result<(), GraphError> {
-        let i = *self
-            .index
-            .get(task)
-            .ok_or_else(|| GraphError::UnknownTask(task.to_owned()))?;
+        let i = self.node(task)?;
         self.states[i.index()] = Some(state);
         Ok(())
+    }
+
+    /// Forget a task's state, so it becomes ready again once its upstream allows (a
+    /// recover or a rerun).
+    pub fn clear_state(&mut self, task: &str) -> Result<(), GraphError> {
+        let i = self.node(task)?;
+        self.states[i.index()] = None;
+        Ok(())
+    }
+
+    /// Let `task` run once every upstream task is done, whatever the result.
+    pub fn set_all_done(&mut self, task: &str) -> Result<(), GraphError> {
+        let i = self.node(task)?;
+        self.all_done[i.index()] = true;
+        Ok(())
+    }
+
+    pub fn is_all_done(&self, task: &str) -> bool {
+        self.node(task).is_ok_and(|i| self.all_done[i.index()])
+    }
+
+    fn node(&self, task: &str) -> Result<NodeIndex, GraphError> {
+        self.index
+            .get(task)
+            .copied()
+            .ok_or_else(|| GraphError::UnknownTask(task.to_owned()))
+    }
+
+    fn names(&self, nodes: impl Iterator<Item = NodeIndex>) -> Vec<String> {
+        nodes.map(|i| self.graph[i].clone()).collect()
+    }
+
+    /// Direct upstream tasks, in definition order.
+    pub fn upstream(&self, task: &str) -> Vec<String> {
+        let Ok(i) = self.node(task) else {
+            return Vec::new();
+        };
+        let mut up: Vec<NodeIndex> = self
+            .graph
+            .neighbors_directed(i, Direction::Incoming)
+            .collect();
+        up.sort();
+        self.names(up.into_iter())
+    }
+
+    /// Direct downstream tasks, in definition order.
+    pub fn downstream(&self, task: &str) -> Vec<String> {
+        let Ok(i) = self.node(task) else {
+            return Vec::new();
+        };
+        let mut down: Vec<NodeIndex> = self
+            .graph
+            .neighbors_directed(i, Direction::Outgoing)
+            .collect();
+        down.sort();
+        self.names(down.into_iter())
+    }
+
+    /// Every task `task` depends on, directly or not, in topological order (so a later
+    /// one's values override an earlier one's when parameters are merged).
+    pub fn ancestors(&self, task: &str) -> Vec<String> {
+        let Ok(i) = self.node(task) else {
+            return Vec::new();
+        };
+        let mut seen = vec![false; self.graph.node_count()];
+        let reversed = Reversed(&self.graph);
+        let mut bfs = Bfs::new(reversed, i);
+        while let Some(nx) = bfs.next(reversed) {
+            seen[nx.index()] = true;
+        }
+        seen[i.index()] = false;
+        self.names(self.order.iter().copied().filter(|n| seen[n.index()]))
+    }
+
+    pub fn is_selected(&self, task: &str) -> bool {
+        self.node(task).is_ok_and(|i| self.selected[i.index()])
+    }
+
+    /// Every task name, in definition order.
+    pub fn tasks(&self) -> Vec<String> {
+        self.names(self.graph.node_indices())
     }
 
     pub fn status(&self, task: &str) -> Option<NodeStatus> {
@@ -156,6 +239,21 @@ impl ExecutionGraph {
                     NodeStatus::Finished(state)
                 } else {
                     NodeStatus::Active(state)
+                }
+            } else if self.all_done[i.index()] {
+                let pending = self
+                    .graph
+                    .neighbors_directed(i, Direction::Incoming)
+                    .any(|up| {
+                        matches!(
+                            status[up.index()],
+                            NodeStatus::Waiting | NodeStatus::Ready | NodeStatus::Active(_)
+                        )
+                    });
+                if pending {
+                    NodeStatus::Waiting
+                } else {
+                    NodeStatus::Ready
                 }
             } else {
                 let mut derived = NodeStatus::Ready;
@@ -212,19 +310,22 @@ impl ExecutionGraph {
         .is_empty()
     }
 
-    /// Whether some selected task failed or was killed (or can never run for that reason).
+    /// Whether some selected task failed or was killed (or can never run for that
+    /// reason), not counting failures an `all_done` task downstream handles.
     pub fn has_failure(&self) -> bool {
-        !self
-            .names_where(|s| {
-                matches!(
-                    s,
-                    NodeStatus::Blocked
-                        | NodeStatus::Finished(
-                            TaskInstanceState::Failed | TaskInstanceState::Killed
-                        )
-                )
-            })
-            .is_empty()
+        let status = self.statuses();
+        self.graph.node_indices().any(|i| {
+            let failed = matches!(
+                status[i.index()],
+                NodeStatus::Blocked
+                    | NodeStatus::Finished(TaskInstanceState::Failed | TaskInstanceState::Killed)
+            );
+            failed
+                && !self
+                    .graph
+                    .neighbors_directed(i, Direction::Outgoing)
+                    .any(|d| self.selected[d.index()] && self.all_done[d.index()])
+        })
     }
 }
 

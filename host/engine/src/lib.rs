@@ -6,11 +6,15 @@
 //! "stuck in RUNNING" cannot come from a forgotten `if` branch: a transition is either
 //! in the table or refused with [`state::IllegalTransition`].
 //!
-//! (The per-instance event loop that drives these machines, persisting each transition
-//! through the store before acting on it, is the next piece to land here.)
+//!
+//! The [`master`] drives these machines: one worker per live workflow instance handles
+//! the instance's ordered event stream, stores every transition (group-committed in
+//! batches) and only then acts on it, dispatching tasks through the TaskEngine.
 
 pub mod graph;
+pub mod master;
 pub mod state;
 
 pub use graph::{ExecutionGraph, GraphError, NodeStatus, RunScope};
+pub use master::{Master, MasterConfig, MasterError, Operation, Progress, RunRequest, StartTasks};
 pub use state::{IllegalTransition, TaskAction, TaskInstanceState, WorkflowAction, WorkflowState};

@@ -14,7 +14,7 @@ pub mod task;
 
 pub use grant::{Grant, HostPattern};
 pub use log::{LogLevel, LogStream, TaskLog};
-pub use manifest::{ManifestError, PluginManifest, RequestedCapabilities};
+pub use manifest::{FlowSettings, ManifestError, PluginManifest, RequestedCapabilities, Trigger};
 pub use policy::{OperatorPolicy, PolicyError};
 pub use task::{ExecutionClass, TaskOutcome, TaskState, TaskStatus};
 

@@ -25,6 +25,9 @@ pub struct PluginManifest {
     pub component: PathBuf,
     #[serde(default)]
     pub capabilities: RequestedCapabilities,
+    /// How the task type takes part in a workflow run (`[flow]`); most plugins leave it out.
+    #[serde(default)]
+    pub flow: FlowSettings,
 }
 
 /// What a plugin asks for.
@@ -46,6 +49,37 @@ impl RequestedCapabilities {
     /// Capability names as plugins report them in `describe`.
     pub fn names(&self) -> Vec<&'static str> {
         crate::grant::capability_names(self.process, !self.http_hosts.is_empty(), self.work_dir)
+    }
+}
+
+/// How a task type takes part in a workflow run: when the master may start it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FlowSettings {
+    /// Which upstream results let a task of this type run.
+    #[serde(default)]
+    pub trigger: Trigger,
+}
+
+/// When a task may run, given its direct upstream tasks (Airflow's trigger rules).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// Every upstream task succeeded (or was forced to success or skipped): the usual rule.
+    #[default]
+    AllSuccess,
+    /// Every upstream task finished, whatever its result. A task that inspects how its
+    /// upstream went (DolphinScheduler's Condition) needs this, or a failure upstream
+    /// would keep it from ever running.
+    AllDone,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AllSuccess => "all-success",
+            Self::AllDone => "all-done",
+        })
     }
 }
 
@@ -155,6 +189,44 @@ http-hosts = ["127.0.0.1:8080", "*.example.com"]
         assert!(m.capabilities.process);
         assert!(!m.capabilities.work_dir);
         assert_eq!(m.capabilities.names(), vec!["process", "http"]);
+        assert_eq!(m.flow.trigger, Trigger::AllSuccess);
+    }
+
+    #[test]
+    fn parses_the_flow_trigger() {
+        let m = PluginManifest::parse(
+            &format!("{GOOD}[flow]\ntrigger = \"all-done\"\n"),
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        assert_eq!(m.flow.trigger, Trigger::AllDone);
+        assert_eq!(m.flow.trigger.to_string(), "all-done");
+
+        let m = PluginManifest::parse(&format!("{GOOD}[flow]\n"), Path::new("m.toml")).unwrap();
+        assert_eq!(m.flow.trigger, Trigger::AllSuccess);
+        let m = PluginManifest::parse(
+            &format!("{GOOD}[flow]\ntrigger = \"all-success\"\n"),
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        assert_eq!(m.flow.trigger, Trigger::AllSuccess);
+
+        let err = PluginManifest::parse(
+            &format!("{GOOD}[flow]\ntrigger = \"one-failed\"\n"),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("one-failed"), "{err}");
+        assert!(err.contains("all-done"), "{err}");
+
+        let err = PluginManifest::parse(
+            &format!("{GOOD}[flow]\ntriger = \"all-done\"\n"),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("triger"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Syntax, scanned left to right in one pass:
 //! - `$${` and `$$[` are escapes for a literal `${` and `$[`; any other `$` is literal.
 //! - `${setValue(...)}` and `#{setValue(...)}` are OUT-parameter markers that a task prints;
-//!   they are copied verbatim up to the first `)}`, including anything inside them.
+//!   the marker itself is kept, while references inside it are expanded (as in
+//!   DolphinScheduler, so `#{setValue(day=${dt})}` passes the value of `dt` on).
 //! - `#{...}` belongs to other tools and is copied verbatim up to the first `}`.
 //! - `${name}` is replaced by the parameter's value, itself expanded; `$[expr]` by the time
 //!   expression evaluated from the run's schedule time.
@@ -154,19 +155,19 @@ impl<'a> Expander<'a> {
                 i += 3;
                 copied = i;
             } else if let Some(body) = rest.strip_prefix("#{") {
+                if body.starts_with(SET_VALUE) {
+                    // Keep the marker; what follows its opener is scanned as usual.
+                    i += 2 + SET_VALUE.len();
+                    continue;
+                }
                 // Not ours: skip it whole so nothing inside is mistaken for a reference.
-                let end = if body.starts_with(SET_VALUE) {
-                    body.find(MARKER_END).map(|e| e + MARKER_END.len())
-                } else {
-                    body.find('}').map(|e| e + 1)
-                };
-                i += 2 + end.unwrap_or(0);
+                i += 2 + body.find('}').map_or(0, |e| e + 1);
             } else if let Some(body) = rest.strip_prefix("${") {
                 if body.starts_with(SET_VALUE) {
-                    let end = body
-                        .find(MARKER_END)
-                        .ok_or(ParamError::Unterminated { at: i })?;
-                    i += 2 + end + MARKER_END.len();
+                    if !body.contains(MARKER_END) {
+                        return Err(ParamError::Unterminated { at: i });
+                    }
+                    i += 2 + SET_VALUE.len();
                     continue;
                 }
                 let end = body.find('}').ok_or(ParamError::Unterminated { at: i })?;
@@ -443,21 +444,31 @@ mod tests {
         let empty = ParamScope::new();
         let cases = [
             "echo '${setValue(out=1)}'",
-            "echo \"#{setValue(out=${not_defined})}\"",
-            "echo '${setValue(dt=${dt})}'",
+            "echo \"#{setValue(out=1)}\"",
             "echo '${setValue(json={\"a\":1})}'",
             "#{anything} and #{more ${undefined}}",
             "a lone #{ brace",
             "# a comment ${{",
         ];
-        for text in &cases[..6] {
+        for text in &cases[..5] {
             assert_eq!(sub(text, &empty).as_deref(), Ok(*text), "{text}");
         }
         // `#` followed by a space is no `#{`, so the `${` is ours and never closed.
         assert_eq!(
-            sub(cases[6], &empty),
+            sub(cases[5], &empty),
             Err(ParamError::Unterminated { at: 12 })
         );
+        // Inside a marker, references are expanded and an unknown one is an error.
+        let scope = ParamScope::new().with_global([("dt", "20240309")]);
+        assert_eq!(
+            sub(
+                "echo '${setValue(dt=${dt})}' \"#{setValue(y=$[yyyy])}\"",
+                &scope
+            )
+            .as_deref(),
+            Ok("echo '${setValue(dt=20240309)}' \"#{setValue(y=2024)}\"")
+        );
+        assert!(sub("echo \"#{setValue(out=${not_defined})}\"", &empty).is_err());
         let scope = ParamScope::new().with_global([("dt", "20240309")]);
         assert_eq!(
             sub(

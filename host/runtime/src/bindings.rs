@@ -14,4 +14,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use shoal::task::{context, log, process, types};
+pub use shoal::task::{context, log, process, types, workflow};

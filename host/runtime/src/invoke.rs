@@ -8,6 +8,7 @@
 //! store is then dropped, which kills every process the call started.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_model::{Grant, LogLevel, LogStream, TaskLog, TaskOutcome, TaskStatus};
@@ -17,6 +18,7 @@ use wasmtime::{Store, UpdateDeadline};
 use crate::bindings::types;
 use crate::capabilities::HostState;
 use crate::capabilities::wasi::GUEST_WORK_DIR;
+use crate::capabilities::workflow::WorkflowHost;
 use crate::plugin::{FieldError, LoadedPlugin, PluginInfo};
 
 /// Who a call is for.
@@ -28,7 +30,8 @@ pub struct TaskIdentity {
     pub attempt: u32,
 }
 
-/// Everything the host provides to one task: identity, parameters, work dir, log.
+/// Everything the host provides to one task: identity, parameters, work dir, log, and
+/// where its workflow run stands.
 #[derive(Debug, Clone)]
 pub struct TaskEnv {
     pub identity: TaskIdentity,
@@ -37,6 +40,17 @@ pub struct TaskEnv {
     /// The task's work dir on the host (created by the caller).
     pub work_dir: PathBuf,
     pub log: TaskLog,
+    /// (task name, state) of the task's direct upstream tasks in this run, states in
+    /// kebab-case (`succeeded`, `failed`, `killed`, `skipped`, `forced-success`, ...).
+    /// Served to the plugin by `shoal:task/workflow`; empty outside a workflow.
+    pub upstream_states: Vec<(String, String)>,
+    /// The master, for the `shoal:task/workflow` calls only it can answer (child runs,
+    /// other workflows' runs). None for a task run on its own: those calls then return
+    /// "only available inside a workflow run".
+    pub workflow_host: Option<Arc<dyn WorkflowHost>>,
+    /// The run's business time, ms since the Unix epoch (`schedule-time`); 0 outside a
+    /// workflow. Served only together with a `workflow_host`.
+    pub schedule_time_ms: i64,
 }
 
 impl TaskEnv {
@@ -146,8 +160,12 @@ impl LoadedPlugin {
             },
             _ => self.grant.clone(),
         };
-        let state = HostState::new(&self.manifest.id, &grant, env, context.clone())
+        let mut state = HostState::new(&self.manifest.id, &grant, env, context.clone())
             .map_err(CallError::Host)?;
+        // Nor may they act on the scheduler: they run apart from the task itself.
+        if matches!(call, Call::Describe | Call::Validate(_)) {
+            state.workflow.detach();
+        }
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);

@@ -11,8 +11,9 @@
 //! - [`plugin`]: a [`LoadedPlugin`] is a component checked against the host's supported
 //!   WIT range, pre-instantiated once, with its manifest, grant and self-description.
 //! - [`capabilities`]: what a plugin may import, one module per capability (log, context,
-//!   process, HTTP, WASI with only the work dir). Each reads its configuration from the
-//!   plugin's [`shoal_model::Grant`] and keeps its per-task state in [`HostState`].
+//!   process, workflow, HTTP, WASI with only the work dir). Each reads its configuration from the
+//!   plugin's [`shoal_model::Grant`] and keeps its per-task state in [`HostState`]. The
+//!   master plugs into `workflow` through the [`WorkflowHost`] trait.
 //! - [`invoke`]: one call into a plugin (`start`, `poll`, ...) in a fresh `Store` with a
 //!   memory cap, a deadline and a cancellation token.
 //! - [`registry`]: the [`PluginRegistry`] of built-in and installed plugins, resolving a
@@ -29,6 +30,7 @@ mod bindings;
 
 pub use cache::{CompileCache, LoadReport};
 pub use capabilities::HostState;
+pub use capabilities::workflow::{ChildStatus, HostFuture, OUTSIDE_WORKFLOW, WorkflowHost};
 pub use engine::{EngineConfig, PluginEngine};
 pub use invoke::{CallError, CallLimits, PollReply, StartReply, TaskEnv, TaskIdentity};
 pub use plugin::{FieldError, LoadedPlugin, PluginInfo};

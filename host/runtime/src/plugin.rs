@@ -187,6 +187,9 @@ impl LoadedPlugin {
             params: serde_json::json!({}),
             work_dir: scratch,
             log: TaskLog::discard(),
+            upstream_states: Vec::new(),
+            workflow_host: None,
+            schedule_time_ms: 0,
         };
         let limits = CallLimits::timeout(std::time::Duration::from_secs(10));
         plugin.info =

@@ -79,13 +79,82 @@ pub fn open_registry(
 }
 
 pub fn open_task_engine(data: &DataDir, policy: OperatorPolicy) -> anyhow::Result<TaskEngine> {
-    let registry = open_registry(data, policy)?;
-    Ok(TaskEngine::new(
+    Ok(task_engine_for(data, open_registry(data, policy)?))
+}
+
+/// How often external jobs are polled: `$SHOAL_POLL_MS` milliseconds, default 500.
+fn poll_interval() -> Duration {
+    let ms = std::env::var("SHOAL_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(500);
+    Duration::from_millis(ms)
+}
+
+/// A TaskEngine over an already opened registry.
+pub fn task_engine_for(data: &DataDir, registry: Arc<PluginRegistry>) -> TaskEngine {
+    TaskEngine::new(
         registry,
         TaskEngineConfig {
             work_root: data.work(),
             log_root: data.logs(),
-            poll_interval: Duration::from_millis(500),
+            poll_interval: poll_interval(),
         },
-    ))
+    )
+}
+
+/// The store: `--db URL` (or `$SHOAL_DB`), else `<data dir>/shoal.db` (SQLite).
+pub async fn open_store(data: &DataDir, db: Option<&str>) -> anyhow::Result<shoal_store::Store> {
+    let store = match db {
+        Some(url) => shoal_store::Store::open(url)
+            .await
+            .with_context(|| format!("opening the store at {url}"))?,
+        None => {
+            let path = data.root().join("shoal.db");
+            shoal_store::Store::open_sqlite(&path)
+                .await
+                .with_context(|| format!("opening the store at {}", path.display()))?
+        }
+    };
+    Ok(store)
+}
+
+/// Containers sized for this machine: blocking tasks get one slot per core and a few
+/// more (they mostly wait on child processes), short tasks a larger shared pool.
+pub fn default_containers() -> Arc<shoal_task_engine::Containers> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    shoal_task_engine::Containers::new(shoal_task_engine::ContainerConfig {
+        shared_slots: 64.max(cores * 16),
+        exclusive_slots: 8.max(cores * 4),
+    })
+}
+
+/// The one engine allowed to drive a data dir's store: holding `<data dir>/engine.lock`
+/// makes this process the engine; recovery of unfinished instances is its job alone.
+pub struct EngineLock {
+    _file: std::fs::File,
+}
+
+impl EngineLock {
+    /// Take the lock, or None when another process holds it.
+    pub fn try_take(data: &DataDir) -> anyhow::Result<Option<Self>> {
+        std::fs::create_dir_all(data.root())?;
+        let path = data.root().join("engine.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
 }

@@ -123,6 +123,9 @@ fn bench_plugins(iterations: usize) -> anyhow::Result<PluginFigures> {
         params: serde_json::json!({}),
         work_dir: scratch.path().to_path_buf(),
         log: TaskLog::discard(),
+        upstream_states: Vec::new(),
+        workflow_host: None,
+        schedule_time_ms: 0,
     };
     let limits = CallLimits::default();
     let mut samples = Vec::with_capacity(iterations);

@@ -16,6 +16,7 @@
 //! change is durable before anyone acts on it.
 
 mod rows;
+pub mod testing;
 pub mod writer;
 
 pub use rows::*;
@@ -330,7 +331,7 @@ impl Store {
         workflow_instance_id: i64,
     ) -> Result<Vec<TaskInstanceRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM task_instances WHERE workflow_instance_id = $1 ORDER BY id"
+            "SELECT {TASK_COLUMNS} FROM task_instances WHERE workflow_instance_id = $1 AND archived = 0 ORDER BY id"
         ))
         .bind(workflow_instance_id)
         .fetch_all(&self.pool)
@@ -346,6 +347,28 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| TaskInstanceRow::from_row(&r)).transpose()
+    }
+
+    /// Instances the engine has not finished with: submitted, running, or asked to pause
+    /// or stop. Oldest first, so recovery restarts them in the order they began.
+    pub async fn unfinished_instances(&self) -> Result<Vec<WorkflowInstanceRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE state IN ('submitted', 'running', 'ready-pause', 'ready-stop') ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(WorkflowInstanceRow::from_row).collect()
+    }
+
+    /// The last `seq` of an instance's event stream (0 when it has none).
+    pub async fn last_event_seq(&self, workflow_instance_id: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) FROM workflow_events WHERE workflow_instance_id = $1",
+        )
+        .bind(workflow_instance_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
     }
 
     /// An instance's event stream in order.

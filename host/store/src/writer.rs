@@ -37,7 +37,13 @@ pub enum Write {
         task_type: String,
         attempt: i64,
         state: String,
+        message: String,
+        host: Option<String>,
+        started_at: Option<i64>,
+        ended_at: Option<i64>,
     },
+    /// A rerun: the instance's current task rows become history.
+    ArchiveTaskInstances { workflow_instance_id: i64 },
     /// Fields left `None` keep their stored value.
     UpdateTaskInstance {
         id: i64,
@@ -194,16 +200,20 @@ async fn apply(
                 }
                 None
             }
-            Write::InsertTaskInstance { workflow_instance_id, task_name, task_type, attempt, state } => Some(
+            Write::InsertTaskInstance { workflow_instance_id, task_name, task_type, attempt, state, message, host, started_at, ended_at } => Some(
                 sqlx::query(
-                    "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, out_params, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, '', '{}', $6, $7) RETURNING id",
+                    "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, host, out_params, started_at, ended_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, '{}', $8, $9, $10, $11) RETURNING id",
                 )
                 .bind(workflow_instance_id)
                 .bind(task_name)
                 .bind(task_type)
                 .bind(attempt)
                 .bind(state)
+                .bind(message)
+                .bind(host)
+                .bind(started_at)
+                .bind(ended_at)
                 .bind(now)
                 .bind(now)
                 .fetch_one(&mut **tx)
@@ -244,6 +254,14 @@ async fn apply(
                 if done.rows_affected() != 1 {
                     return Err(StoreError::NotFound(format!("task instance {id}")));
                 }
+                None
+            }
+            Write::ArchiveTaskInstances { workflow_instance_id } => {
+                sqlx::query("UPDATE task_instances SET archived = 1, updated_at = $1 WHERE workflow_instance_id = $2 AND archived = 0")
+                    .bind(now)
+                    .bind(workflow_instance_id)
+                    .execute(&mut **tx)
+                    .await?;
                 None
             }
             Write::AppendEvent { workflow_instance_id, seq, kind, payload } => {

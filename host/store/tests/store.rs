@@ -5,53 +5,9 @@
 //! missing service is a failure.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::json;
 use shoal_store::{Backend, Store, Write};
-use sqlx::Connection;
-
-static NEXT_DB: AtomicU32 = AtomicU32::new(0);
-
-fn pg_admin_url() -> String {
-    std::env::var("SHOAL_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh PostgreSQL database, or None (skipped) when there is no server outside CI.
-async fn fresh_pg() -> Option<(String, String)> {
-    sqlx::any::install_default_drivers();
-    let admin = pg_admin_url();
-    let mut conn = match sqlx::AnyConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {admin} is required under CI: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: PostgreSQL half of this test (no server at {admin}: {e})");
-            return None;
-        }
-    };
-    let name = format!(
-        "shoal_store_test_{}_{}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::Relaxed)
-    );
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    Some((format!("{base}/{name}"), name))
-}
-
-async fn drop_pg(name: &str) {
-    let mut conn = sqlx::AnyConnection::connect(&pg_admin_url()).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-}
 
 /// Run `test` on SQLite, then on PostgreSQL.
 async fn on_both<F, Fut>(test: F)
@@ -59,21 +15,16 @@ where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("shoal.db"))
-        .await
-        .unwrap();
-    assert_eq!(store.backend(), Backend::Sqlite);
-    test(store.clone()).await;
-    store.close().await;
-
-    if let Some((url, name)) = fresh_pg().await {
-        let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.backend(), Backend::Postgres);
-        test(store.clone()).await;
-        store.close().await;
-        drop_pg(&name).await;
-    }
+    shoal_store::testing::on_both(|store, url| {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        assert_eq!(store.backend(), backend);
+        test(store)
+    })
+    .await
 }
 
 async fn instance(store: &Store) -> i64 {
@@ -170,6 +121,10 @@ async fn task_instances_keep_unset_fields() {
                 task_type: "shell".into(),
                 attempt: 1,
                 state: "submitted".into(),
+                message: String::new(),
+                host: None,
+                started_at: None,
+                ended_at: None,
             }])
             .await
             .unwrap();
@@ -264,6 +219,10 @@ async fn group_commit_isolates_a_bad_batch_and_keeps_order() {
                             task_type: "noop".into(),
                             attempt: 1,
                             state: "submitted".into(),
+                            message: String::new(),
+                            host: None,
+                            started_at: None,
+                            ended_at: None,
                         },
                     ])
                     .await

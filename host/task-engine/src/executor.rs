@@ -8,7 +8,7 @@ use serde::Serialize;
 use shoal_model::{LogLevel, LogStream, TaskLog, TaskOutcome, TaskState, TaskStatus};
 use shoal_runtime::{
     CallError, CallLimits, LoadedPlugin, PluginRegistry, PollReply, StartReply, TaskEnv,
-    TaskIdentity,
+    TaskIdentity, WorkflowHost,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,14 @@ pub struct TaskRequest {
     pub priority: u8,
     /// Named task group whose slot the task must also hold.
     pub task_group: Option<String>,
+    /// (task name, state) of the task's direct upstream tasks in its run, for logic tasks
+    /// (`shoal:task/workflow`); empty for a task run on its own.
+    pub upstream_states: Vec<(String, String)>,
+    /// The master, for `shoal:task/workflow` calls about child runs and other workflows'
+    /// runs (SubWorkflow, Dependent); none for a task run on its own.
+    pub workflow_host: Option<Arc<dyn WorkflowHost>>,
+    /// The run's business time, ms since the Unix epoch; 0 for a task run on its own.
+    pub schedule_time_ms: i64,
 }
 
 impl TaskRequest {
@@ -59,6 +67,9 @@ impl TaskRequest {
             echo_log: false,
             priority: crate::priority::MEDIUM,
             task_group: None,
+            upstream_states: Vec::new(),
+            workflow_host: None,
+            schedule_time_ms: 0,
         }
     }
 }
@@ -214,6 +225,9 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             params: self.request.params.clone(),
             work_dir: self.work_dir.clone(),
             log: self.log.clone(),
+            upstream_states: self.request.upstream_states.clone(),
+            workflow_host: self.request.workflow_host.clone(),
+            schedule_time_ms: self.request.schedule_time_ms,
         }
     }
 

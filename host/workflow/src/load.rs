@@ -338,10 +338,10 @@ impl Walk<'_> {
             description: String::new(),
             flag: Flag::Yes,
             priority: Priority::Medium,
-            delay_time: 0,
+            delay_ms: 0,
             fail_retry_times: 0,
-            fail_retry_interval: 1,
-            timeout: None,
+            retry_interval_ms: 60_000,
+            timeout_ms: None,
             timeout_strategy: TimeoutStrategy::Fail,
             worker_group: "default".into(),
             task_group: None,
@@ -392,14 +392,14 @@ impl Walk<'_> {
                         None => Priority::Medium,
                     }
                 }
-                "delay_time" => task.delay_time = self.number(value, &field).unwrap_or(0),
+                "delay_time" => task.delay_ms = self.duration_ms(value, &field).unwrap_or(0),
                 "fail_retry_times" => {
                     task.fail_retry_times = self.number(value, &field).unwrap_or(0)
                 }
                 "fail_retry_interval" => {
-                    task.fail_retry_interval = self.number(value, &field).unwrap_or(1)
+                    task.retry_interval_ms = self.duration_ms(value, &field).unwrap_or(60_000)
                 }
-                "timeout" => task.timeout = self.number(value, &field).filter(|m| *m > 0),
+                "timeout" => task.timeout_ms = self.duration_ms(value, &field).filter(|m| *m > 0),
                 "timeout_flag" => {
                     timeout_closed = self.word(value, &field).as_deref() == Some("close")
                 }
@@ -448,7 +448,7 @@ impl Walk<'_> {
             }
         }
         if timeout_closed {
-            task.timeout = None;
+            task.timeout_ms = None;
         }
         if name.as_deref().is_none_or(|n| n.trim().is_empty()) {
             self.problem(line, format!("{at}.name"), "missing or empty");
@@ -547,6 +547,33 @@ impl Walk<'_> {
                     line_of(node),
                     field,
                     format!("`{text}` is not a whole number ≥ 0"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A duration in ms: a whole number of minutes (DolphinScheduler's unit) or a number
+    /// with a unit: `500ms`, `30s`, `5m`, `2h`.
+    fn duration_ms(&mut self, node: &Node, field: &str) -> Option<u64> {
+        let text = self.string(node, field)?;
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let scale = match unit.trim() {
+            "" | "m" | "min" => Some(60_000),
+            "ms" => Some(1),
+            "s" => Some(1_000),
+            "h" => Some(3_600_000),
+            _ => None,
+        };
+        match (digits.parse::<u64>(), scale) {
+            (Ok(n), Some(scale)) => Some(n.saturating_mul(scale)),
+            _ => {
+                self.problem(
+                    line_of(node),
+                    field,
+                    format!("`{text}` is not a duration: write whole minutes (`5`) or a number with a unit (`500ms`, `30s`, `5m`, `2h`)"),
                 );
                 None
             }

@@ -127,17 +127,18 @@ pub struct TaskDefinition {
     pub flag: Flag,
     #[serde(default)]
     pub priority: Priority,
-    /// Minutes to wait before the task starts.
+    /// Wait before the task starts, in ms. Written as minutes (DolphinScheduler's
+    /// `delay_time: 5`) or with a unit (`delay_time: 30s`, Shoal's extension).
     #[serde(default)]
-    pub delay_time: u32,
+    pub delay_ms: u64,
     #[serde(default)]
     pub fail_retry_times: u32,
-    /// Minutes between retries.
-    #[serde(default = "one")]
-    pub fail_retry_interval: u32,
-    /// Minutes; none means no timeout.
+    /// Wait between retries, in ms (written like `delay_time`; default one minute).
+    #[serde(default = "one_minute")]
+    pub retry_interval_ms: u64,
+    /// Time limit in ms (written like `delay_time`); none means no limit.
     #[serde(default)]
-    pub timeout: Option<u32>,
+    pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub timeout_strategy: TimeoutStrategy,
     #[serde(default = "default_group")]
@@ -154,8 +155,8 @@ pub struct TaskDefinition {
     pub params: serde_json::Map<String, serde_json::Value>,
 }
 
-fn one() -> u32 {
-    1
+fn one_minute() -> u64 {
+    60_000
 }
 
 fn default_group() -> String {

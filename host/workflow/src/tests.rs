@@ -68,8 +68,11 @@ fn reads_dolphinscheduler_yaml() {
     assert_eq!(child.deps, vec!["task_parent"]);
     assert_eq!(child.flag, Flag::No);
     assert_eq!(child.priority, Priority::High);
-    assert_eq!((child.fail_retry_times, child.fail_retry_interval), (2, 3));
-    assert_eq!(child.timeout, Some(5));
+    assert_eq!(
+        (child.fail_retry_times, child.retry_interval_ms),
+        (2, 180_000)
+    );
+    assert_eq!(child.timeout_ms, Some(300_000));
     assert_eq!(child.timeout_strategy, TimeoutStrategy::Both);
     assert_eq!(child.local_params[0].prop, "out1");
     assert_eq!(child.local_params[0].direct, ParamDirection::Out);
@@ -256,4 +259,26 @@ fn task_types_match_plugin_ids_loosely() {
     assert!(task_type_matches("SHELL", "shell"));
     assert!(task_type_matches("sub_workflow", "subworkflow"));
     assert!(!task_type_matches("Shell", "shell2"));
+}
+
+#[test]
+fn durations_are_minutes_or_carry_a_unit() {
+    let wf = parse(
+        "workflow:\n  name: d\ntasks:\n  - name: a\n    task_type: Shell\n    command: 'true'\n    delay_time: 30s\n    fail_retry_interval: 0\n    timeout: 2\n  - name: b\n    task_type: Shell\n    command: 'true'\n    timeout: 500ms\n",
+    )
+    .unwrap();
+    assert_eq!(wf.tasks[0].delay_ms, 30_000);
+    assert_eq!(wf.tasks[0].retry_interval_ms, 0);
+    assert_eq!(wf.tasks[0].timeout_ms, Some(120_000));
+    assert_eq!(wf.tasks[1].timeout_ms, Some(500));
+    assert_eq!(wf.tasks[1].retry_interval_ms, 60_000);
+
+    let err = parse(
+        "workflow:\n  name: d\ntasks:\n  - name: a\n    task_type: Shell\n    command: 'true'\n    delay_time: soon\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("wf.yaml:7: field `tasks[0] `a`.delay_time`: `soon` is not a duration"),
+        "{err}"
+    );
 }

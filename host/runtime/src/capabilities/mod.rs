@@ -9,6 +9,9 @@
 //! - [`log`]: `shoal:task/log`, into the task's log.
 //! - [`context`]: `shoal:task/context`, the current task's ids and params.
 //! - [`process`]: `shoal:task/process`, programs in the task's work dir.
+//! - [`workflow`]: `shoal:task/workflow`, the run around the task: upstream states,
+//!   business time, child runs and other workflows' runs through the master's
+//!   [`workflow::WorkflowHost`] (no grant needed: the master answers for the caller).
 //! - [`http`]: `wasi:http` limited to the grant's host allow-list.
 //! - [`wasi`]: the rest of WASI with no ambient authority: only the work dir, no env,
 //!   no sockets; stdout/stderr into the task log.
@@ -20,6 +23,7 @@ pub mod limits;
 pub mod log;
 pub mod process;
 pub mod wasi;
+pub mod workflow;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -42,6 +46,7 @@ pub struct HostState {
     pub(crate) log: log::LogCapability,
     pub(crate) context: context::ContextCapability,
     pub(crate) process: process::ProcessCapability,
+    pub(crate) workflow: workflow::WorkflowCapability,
 }
 
 impl HostState {
@@ -63,6 +68,7 @@ impl HostState {
             log: log::LogCapability::new(log.clone()),
             context: context::ContextCapability::new(context),
             process: process::ProcessCapability::new(plugin_id, grant, env),
+            workflow: workflow::WorkflowCapability::new(env),
         })
     }
 }

@@ -53,6 +53,9 @@ impl TaskTypeCatalog for RegistryCatalog {
             params: params.clone(),
             work_dir: std::env::temp_dir(),
             log: TaskLog::discard(),
+            upstream_states: Vec::new(),
+            workflow_host: None,
+            schedule_time_ms: 0,
         };
         let errors = plugin
             .validate(&env, &CallLimits::timeout(Duration::from_secs(10)))

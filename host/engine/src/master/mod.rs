@@ -1,0 +1,461 @@
+//! The master: turns workflow instances into task runs.
+//!
+//! Each live workflow instance has exactly one [`worker`] task that owns it: an ordered
+//! event stream (task lifecycle events from the TaskEngine, timers, operator commands)
+//! feeds it, it applies each event as a named transition of the state machines in
+//! [`crate::state`], stores the resulting writes (one group commit per batch of events)
+//! and only then acts: dispatching tasks, killing them, starting timers. Many instances
+//! run concurrently, each on its own worker; no two writers ever touch one instance.
+//!
+//! [`Master`] is the handle the CLI and the API use: start a run, send an operation,
+//! wait for an instance to settle, recover every unfinished instance after a crash, and
+//! take operations other processes queued in the store's command table.
+
+mod params;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shoal_store::{Store, StoreError, Write};
+use shoal_task_engine::TaskEngine;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::graph::{GraphError, RunScope};
+use crate::state::{IllegalTransition, TaskInstanceState, WorkflowState};
+
+pub use worker::DEFAULT_PROJECT;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("workflow instance {0} does not exist")]
+    NoSuchInstance(i64),
+    #[error("workflow definition {id} version {version} does not exist")]
+    NoSuchDefinition { id: i64, version: i64 },
+    #[error("stored definition {id} version {version} cannot be read: {message}")]
+    BadDefinition {
+        id: i64,
+        version: i64,
+        message: String,
+    },
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("workflow instance {instance} has no task `{task}`")]
+    NoSuchTask { instance: i64, task: String },
+    #[error("the engine stopped before answering")]
+    Gone,
+    #[error("the change could not be stored: {0}")]
+    NotStored(String),
+}
+
+/// How the master behaves.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Written into each task instance's `host` column.
+    pub host: String,
+    /// How often commands queued by other processes are picked up.
+    pub command_poll: Duration,
+    /// Echo every task's log lines to stderr (the CLI's `--verbose`).
+    pub echo_task_logs: bool,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            host: hostname(),
+            command_poll: Duration::from_millis(100),
+            echo_task_logs: false,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Which tasks a run covers, as stored with the instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", content = "tasks", rename_all = "kebab-case")]
+pub enum StartTasks {
+    #[default]
+    All,
+    Only(Vec<String>),
+    WithDownstream(Vec<String>),
+    WithUpstream(Vec<String>),
+}
+
+impl StartTasks {
+    pub fn scope(&self) -> RunScope {
+        match self.clone() {
+            Self::All => RunScope::All,
+            Self::Only(t) => RunScope::Only(t),
+            Self::WithDownstream(t) => RunScope::WithDownstream(t),
+            Self::WithUpstream(t) => RunScope::WithUpstream(t),
+        }
+    }
+}
+
+/// A run to start.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub definition_id: i64,
+    pub version: i64,
+    /// Startup parameters: override every other layer.
+    pub startup_params: BTreeMap<String, String>,
+    /// Business time in ms since the epoch; none means now.
+    pub schedule_time: Option<i64>,
+    pub start_tasks: StartTasks,
+    /// The SubWorkflow task instance this run is a child of.
+    pub parent_task_instance_id: Option<i64>,
+}
+
+impl RunRequest {
+    pub fn new(definition_id: i64, version: i64) -> Self {
+        Self {
+            definition_id,
+            version,
+            startup_params: BTreeMap::new(),
+            schedule_time: None,
+            start_tasks: StartTasks::All,
+            parent_task_instance_id: None,
+        }
+    }
+}
+
+/// An operator's operation on an instance (DolphinScheduler's "execute type").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Operation {
+    Stop,
+    Pause,
+    /// Resume a paused instance.
+    Resume,
+    /// Run a finished instance again from scratch.
+    Rerun,
+    /// Rerun the failed and killed tasks and what they blocked; keep the successes.
+    Recover,
+    ForceSuccess {
+        task: String,
+    },
+    Kill {
+        task: String,
+    },
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stop => f.write_str("stop"),
+            Self::Pause => f.write_str("pause"),
+            Self::Resume => f.write_str("resume"),
+            Self::Rerun => f.write_str("rerun"),
+            Self::Recover => f.write_str("recover"),
+            Self::ForceSuccess { task } => write!(f, "force-success `{task}`"),
+            Self::Kill { task } => write!(f, "kill `{task}`"),
+        }
+    }
+}
+
+/// What changed, for live views. Sent after the change was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Progress {
+    Workflow {
+        instance: i64,
+        state: WorkflowState,
+    },
+    Task {
+        instance: i64,
+        task: String,
+        task_instance_id: i64,
+        attempt: u32,
+        state: TaskInstanceState,
+        message: String,
+    },
+    /// No worker holds the instance any more (it settled, or its worker gave up).
+    Released {
+        instance: i64,
+    },
+}
+
+/// The master. Cheap to clone.
+#[derive(Clone)]
+pub struct Master {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    tasks: TaskEngine,
+    config: MasterConfig,
+    /// The live instances' event streams.
+    live: Mutex<HashMap<i64, mpsc::UnboundedSender<worker::Event>>>,
+    progress: broadcast::Sender<Progress>,
+}
+
+impl Master {
+    pub fn new(store: Store, tasks: TaskEngine, config: MasterConfig) -> Self {
+        let (progress, _) = broadcast::channel(1 << 16);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                tasks,
+                config,
+                live: Mutex::new(HashMap::new()),
+                progress,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn task_engine(&self) -> &TaskEngine {
+        &self.inner.tasks
+    }
+
+    /// Every change, as it is stored.
+    pub fn subscribe(&self) -> broadcast::Receiver<Progress> {
+        self.inner.progress.subscribe()
+    }
+
+    /// Create an instance and start running it. Returns its id once it is stored.
+    pub async fn start(&self, run: RunRequest) -> Result<i64, MasterError> {
+        let spec = self
+            .inner
+            .store
+            .definition_by_id(run.definition_id, run.version)
+            .await?
+            .ok_or(MasterError::NoSuchDefinition {
+                id: run.definition_id,
+                version: run.version,
+            })?;
+        let ids = self
+            .inner
+            .store
+            .write(vec![Write::InsertWorkflowInstance {
+                definition_id: run.definition_id,
+                version: run.version,
+                name: spec.name.clone(),
+                state: WorkflowState::Submitted.to_string(),
+                schedule_time: run.schedule_time.unwrap_or_else(shoal_store::now_ms),
+                startup_params: serde_json::to_value(&run.startup_params).unwrap_or_default(),
+                start_tasks: serde_json::to_value(&run.start_tasks).unwrap_or_default(),
+                parent_task_instance_id: run.parent_task_instance_id,
+            }])
+            .await?;
+        let id = ids[0].ok_or(MasterError::Gone)?;
+        self.ensure_live(id).await?;
+        Ok(id)
+    }
+
+    /// Apply an operation to an instance, loading it if no worker holds it. Returns once
+    /// the operation's transitions are stored (or were refused).
+    pub async fn operate(&self, instance: i64, op: Operation) -> Result<(), MasterError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(instance, worker::Event::Operation { op, reply })
+            .await?;
+        answer.await.map_err(|_| MasterError::Gone)?
+    }
+
+    /// Continue every instance a previous process left unfinished (after a crash or a
+    /// kill). Returns their ids.
+    pub async fn recover_unfinished(&self) -> Result<Vec<i64>, MasterError> {
+        let rows = self.inner.store.unfinished_instances().await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            self.ensure_live(row.id).await?;
+            ids.push(row.id);
+        }
+        Ok(ids)
+    }
+
+    /// Whether a worker holds the instance right now.
+    pub fn is_live(&self, instance: i64) -> bool {
+        self.inner.live.lock().unwrap().contains_key(&instance)
+    }
+
+    /// Wait until the instance is finished or paused; returns that state.
+    pub async fn wait(&self, instance: i64) -> Result<WorkflowState, MasterError> {
+        let mut updates = self.subscribe();
+        loop {
+            let row = self
+                .inner
+                .store
+                .workflow_instance(instance)
+                .await?
+                .ok_or(MasterError::NoSuchInstance(instance))?;
+            let state = worker::parse_workflow_state(&row.state)?;
+            if (state.is_finished() || state == WorkflowState::Paused) && !self.is_live(instance) {
+                return Ok(state);
+            }
+            // Re-read the store on every change of this instance (or when updates
+            // were dropped), so no settling is missed.
+            loop {
+                match updates.recv().await {
+                    Ok(
+                        Progress::Workflow { instance: i, .. } | Progress::Released { instance: i },
+                    ) if i == instance => {
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Err(MasterError::Gone),
+                }
+            }
+        }
+    }
+
+    /// Wait until no instance is live.
+    pub async fn wait_idle(&self) {
+        let mut updates = self.subscribe();
+        while !self.inner.live.lock().unwrap().is_empty() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), updates.recv()).await;
+        }
+    }
+
+    /// Take commands queued in the store (by `shoal stop ID` in another process, say)
+    /// and apply them, until the returned handle is dropped or aborted.
+    pub fn serve_commands(&self) -> tokio::task::JoinHandle<()> {
+        let master = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match master.inner.store.take_commands(64).await {
+                    Ok(commands) => {
+                        for command in commands {
+                            master.apply_queued(command).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!("reading the command queue failed: {e}"),
+                }
+                tokio::time::sleep(master.inner.config.command_poll).await;
+            }
+        })
+    }
+
+    async fn apply_queued(&self, command: shoal_store::CommandRow) {
+        let Some(instance) = command.workflow_instance_id else {
+            tracing::warn!("command {} names no instance; ignored", command.id);
+            return;
+        };
+        let op: Result<Operation, _> = serde_json::from_value(command.payload.clone());
+        let result = match op {
+            Ok(op) => {
+                let (reply, answer) = oneshot::channel();
+                match self
+                    .send(
+                        instance,
+                        worker::Event::Queued {
+                            op,
+                            command_id: command.id,
+                            reply,
+                        },
+                    )
+                    .await
+                {
+                    Ok(()) => answer.await.unwrap_or(Err(MasterError::Gone)),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(MasterError::BadDefinition {
+                id: command.id,
+                version: 0,
+                message: format!("unreadable command: {e}"),
+            }),
+        };
+        if let Err(e) = result {
+            tracing::info!("command {} on instance {instance}: {e}", command.id);
+        }
+    }
+
+    async fn send(&self, instance: i64, event: worker::Event) -> Result<(), MasterError> {
+        let mut event = event;
+        // A worker may retire between lookup and send (its instance just settled); then
+        // the event comes back and a fresh worker loads the instance. A fresh worker
+        // gets the event before it starts, so it cannot settle without seeing it.
+        for _ in 0..8 {
+            let sender = self.inner.live.lock().unwrap().get(&instance).cloned();
+            match sender {
+                Some(tx) => match tx.send(event) {
+                    Ok(()) => return Ok(()),
+                    Err(mpsc::error::SendError(back)) => event = back,
+                },
+                None => {
+                    let mut worker = worker::InstanceWorker::load(self.clone(), instance).await?;
+                    worker.enqueue(event);
+                    match self.adopt(worker) {
+                        Ok(()) => return Ok(()),
+                        Err(mut other) => match other.dequeue() {
+                            Some(back) => event = back,
+                            None => return Err(MasterError::Gone),
+                        },
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(MasterError::Gone)
+    }
+
+    /// Load the instance into a worker unless one holds it.
+    async fn ensure_live(&self, instance: i64) -> Result<(), MasterError> {
+        if self.is_live(instance) {
+            return Ok(());
+        }
+        let worker = worker::InstanceWorker::load(self.clone(), instance).await?;
+        // Losing the race to another loader is fine: that worker runs the instance.
+        let _ = self.adopt(worker);
+        Ok(())
+    }
+
+    /// Make `worker` the instance's one worker and start it, unless one already is.
+    fn adopt(&self, worker: worker::InstanceWorker) -> Result<(), worker::InstanceWorker> {
+        let mut live = self.inner.live.lock().unwrap();
+        if live.contains_key(&worker.id()) {
+            return Err(worker);
+        }
+        live.insert(worker.id(), worker.sender());
+        drop(live);
+        tokio::spawn(worker.run());
+        Ok(())
+    }
+
+    /// When a task type's tasks may run: after their upstream succeeded (the default) or
+    /// once it is done whatever the result (a Condition), as its plugin's manifest says.
+    async fn trigger(
+        &self,
+        task_type: &str,
+        version: Option<&semver::Version>,
+    ) -> shoal_model::Trigger {
+        match self
+            .inner
+            .tasks
+            .registry()
+            .resolve(task_type, version)
+            .await
+        {
+            Ok(plugin) => plugin.manifest.flow.trigger,
+            // The task fails with a clear message when it is dispatched.
+            Err(_) => shoal_model::Trigger::AllSuccess,
+        }
+    }
+
+    fn retire(&self, instance: i64) {
+        self.inner.live.lock().unwrap().remove(&instance);
+    }
+
+    fn publish(&self, progress: Progress) {
+        let _ = self.inner.progress.send(progress);
+    }
+}

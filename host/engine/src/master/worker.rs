@@ -1,0 +1,1297 @@
+//! The worker that owns one workflow instance.
+//!
+//! It handles the instance's events strictly in order, in batches: every event becomes
+//! named transitions of the workflow and task state machines plus the store writes that
+//! record them; the whole batch is committed (one group commit), and only then are its
+//! effects carried out: tasks launched or killed, timers started, watchers told. A crash
+//! at any point therefore leaves the store saying what was decided, never less; a
+//! restarted engine rebuilds the worker from the store ([`InstanceWorker::load`]) and
+//! carries on: finished tasks stay finished, external jobs are re-attached through their
+//! persisted handle, and an attempt that was running on the lost process runs again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use shoal_model::{TaskState, Trigger};
+use shoal_params::RunContext;
+use shoal_runtime::TaskIdentity;
+use shoal_store::{StoreError, TaskInstanceRow, Write, now_ms};
+use shoal_task_engine::{TaskEvent, TaskReport, TaskRequest};
+use shoal_workflow::{FailureStrategy, Flag, TaskDefinition, TimeoutStrategy, WorkflowDefinition};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::params::{business_time, out_params, task_params};
+use super::{Master, MasterError, Operation, Progress, StartTasks};
+use crate::graph::{ExecutionGraph, NodeStatus};
+use crate::state::{TaskAction, TaskInstanceState as T, WorkflowAction, WorkflowState as W};
+
+/// Project of definitions saved without one.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// OUT parameter with which a logic task (Switch, Condition) names the downstream tasks
+/// to follow: a JSON array of task names. Its other direct downstream tasks are skipped.
+pub const BRANCH_PARAM: &str = "shoal.branch";
+
+type Reply = oneshot::Sender<Result<(), MasterError>>;
+
+/// What happens to an instance, in the order it happened.
+pub(super) enum Event {
+    /// A lifecycle event of a running task attempt.
+    Task {
+        name: String,
+        id: i64,
+        event: TaskEvent,
+    },
+    /// A task attempt ended.
+    Ended {
+        name: String,
+        id: i64,
+        report: Box<TaskReport>,
+    },
+    /// The task could not be launched (its parameters do not resolve, say).
+    LaunchFailed {
+        name: String,
+        id: i64,
+        message: String,
+    },
+    /// A wait ended; `wait` tells which (see [`Slot::wait`]).
+    DelayDue {
+        name: String,
+        wait: u64,
+    },
+    RetryDue {
+        name: String,
+        wait: u64,
+    },
+    /// The attempt was to be launched, but the instance is stopping meanwhile.
+    NotLaunched {
+        name: String,
+        id: i64,
+    },
+    TimeoutWarning {
+        name: String,
+        id: i64,
+    },
+    Operation {
+        op: Operation,
+        reply: Reply,
+    },
+    /// An operation taken from the store's command queue; its outcome is also appended
+    /// to the event stream for whoever queued it.
+    Queued {
+        op: Operation,
+        command_id: i64,
+        reply: Reply,
+    },
+}
+
+/// What to do once the current batch is stored.
+enum Effect {
+    /// Start (or re-attach to) the task's current attempt.
+    Launch {
+        name: String,
+        attach_to: Option<String>,
+    },
+    Cancel(CancellationToken),
+    Timer {
+        after: Duration,
+        event: Event,
+    },
+    Workflow(W),
+    Task {
+        name: String,
+        message: String,
+    },
+    Reply(Reply, Result<(), MasterError>),
+}
+
+/// One task's current attempt.
+struct Slot {
+    /// Row of the current attempt (0 until its insert is stored).
+    id: i64,
+    attempt: u32,
+    state: T,
+    task_type: String,
+    /// The row's attempt was dispatched, so running it again needs a new row.
+    ran: bool,
+    out_params: BTreeMap<String, String>,
+    cancel: Option<CancellationToken>,
+    /// When the current wait (delay or retry interval) ends, in ms since the epoch.
+    due_at: i64,
+    /// Which wait is current: a timer of an earlier wait finds a different number and
+    /// is ignored.
+    wait: u64,
+    /// The external job's handle, once stored.
+    handle: Option<String>,
+}
+
+/// Fields of a task row to change beside its state.
+#[derive(Default)]
+struct RowUpdate {
+    message: Option<String>,
+    out_params: Option<serde_json::Value>,
+    handle: Option<String>,
+    plugin_version: Option<String>,
+    log_path: Option<String>,
+    host: Option<String>,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+}
+
+pub(super) struct InstanceWorker {
+    master: Master,
+    id: i64,
+    definition: Arc<WorkflowDefinition>,
+    project: String,
+    state: W,
+    graph: ExecutionGraph,
+    slots: HashMap<String, Slot>,
+    seq: i64,
+    startup: BTreeMap<String, String>,
+    schedule_time: i64,
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    writes: Vec<Write>,
+    effects: Vec<Effect>,
+    /// A task failed under failure strategy `end`: nothing new starts.
+    failing: bool,
+    /// Attempts lost with a previous process, to run again once loaded.
+    lost: Vec<String>,
+    /// Task rows created by this batch: (index of the insert among `writes`, task).
+    inserts: Vec<(usize, String)>,
+    waits: u64,
+}
+
+pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
+    serde_json::from_value(json!(text)).map_err(|_| {
+        MasterError::Store(StoreError::Corrupt(format!(
+            "unknown workflow state `{text}`"
+        )))
+    })
+}
+
+fn parse_task_state(text: &str) -> Result<T, MasterError> {
+    serde_json::from_value(json!(text)).map_err(|_| {
+        MasterError::Store(StoreError::Corrupt(format!("unknown task state `{text}`")))
+    })
+}
+
+fn is_executing(state: T) -> bool {
+    matches!(state, T::Dispatched | T::Running)
+}
+
+impl InstanceWorker {
+    /// Rebuild an instance's worker from the store.
+    pub(super) async fn load(master: Master, id: i64) -> Result<Self, MasterError> {
+        let store = master.store().clone();
+        let row = store
+            .workflow_instance(id)
+            .await?
+            .ok_or(MasterError::NoSuchInstance(id))?;
+        let stored = store
+            .definition_by_id(row.definition_id, row.version)
+            .await?
+            .ok_or(MasterError::NoSuchDefinition {
+                id: row.definition_id,
+                version: row.version,
+            })?;
+        let bad = |message: String| MasterError::BadDefinition {
+            id: row.definition_id,
+            version: row.version,
+            message,
+        };
+        let definition: WorkflowDefinition =
+            serde_json::from_value(stored.spec).map_err(|e| bad(e.to_string()))?;
+        let start: StartTasks =
+            serde_json::from_value(row.start_tasks.clone()).map_err(|e| bad(e.to_string()))?;
+        let startup: BTreeMap<String, String> =
+            serde_json::from_value(row.startup_params.clone()).map_err(|e| bad(e.to_string()))?;
+        let edges: Vec<(String, Vec<String>)> = definition
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.deps.clone()))
+            .collect();
+        let mut graph = ExecutionGraph::new(&edges, &start.scope())?;
+        for task in &definition.tasks {
+            if master
+                .trigger(&task.task_type, task.plugin_version.as_ref())
+                .await
+                == Trigger::AllDone
+            {
+                graph.set_all_done(&task.name)?;
+            }
+        }
+
+        let mut slots = HashMap::new();
+        let mut lost = Vec::new();
+        let rows = store.task_instances(id).await?;
+        let mut latest: HashMap<&str, &TaskInstanceRow> = HashMap::new();
+        for r in &rows {
+            latest.insert(r.task_name.as_str(), r);
+        }
+        let interval = |name: &str| {
+            definition
+                .task(name)
+                .map(|t| t.retry_interval_ms)
+                .unwrap_or(0) as i64
+        };
+        let delay = |name: &str| definition.task(name).map(|t| t.delay_ms).unwrap_or(0) as i64;
+        for (name, r) in latest {
+            if definition.task(name).is_none() {
+                continue;
+            }
+            let state = parse_task_state(&r.state)?;
+            let out_params = serde_json::from_value(r.out_params.clone()).unwrap_or_default();
+            let due_at = match state {
+                T::Retrying => r.ended_at.unwrap_or(r.updated_at) + interval(name),
+                T::Delayed => r.created_at + delay(name),
+                _ => 0,
+            };
+            if is_executing(state) && r.handle.is_none() {
+                lost.push(name.to_owned());
+            }
+            graph.set_state(name, state)?;
+            slots.insert(
+                name.to_owned(),
+                Slot {
+                    id: r.id,
+                    attempt: r.attempt as u32,
+                    state,
+                    task_type: r.task_type.clone(),
+                    ran: r.started_at.is_some(),
+                    out_params,
+                    cancel: None,
+                    due_at,
+                    wait: 0,
+                    handle: r.handle.clone(),
+                },
+            );
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok(Self {
+            master,
+            id,
+            project: definition
+                .project
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
+            definition: Arc::new(definition),
+            state: parse_workflow_state(&row.state)?,
+            graph,
+            slots,
+            seq: store.last_event_seq(id).await?,
+            startup,
+            schedule_time: row.schedule_time,
+            tx,
+            rx,
+            writes: Vec::new(),
+            effects: Vec::new(),
+            failing: false,
+            lost,
+            inserts: Vec::new(),
+            waits: 0,
+        })
+    }
+
+    pub(super) fn sender(&self) -> mpsc::UnboundedSender<Event> {
+        self.tx.clone()
+    }
+
+    pub(super) fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Queue an event before the worker starts.
+    pub(super) fn enqueue(&mut self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// Take back an event queued before the worker started.
+    pub(super) fn dequeue(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    pub(super) async fn run(mut self) {
+        self.resume_after_load();
+        self.advance();
+        if !self.commit().await {
+            return self.retire();
+        }
+        loop {
+            // A settled instance still handles what was queued for it (an operation
+            // that loaded it, say) before its worker goes.
+            let first = if self.settled() {
+                match self.rx.try_recv() {
+                    Ok(event) => event,
+                    Err(_) => return self.retire(),
+                }
+            } else {
+                match self.rx.recv().await {
+                    Some(event) => event,
+                    None => return self.retire(),
+                }
+            };
+            self.handle(first);
+            // Everything that queued meanwhile joins this batch: one commit for all.
+            for _ in 0..4096 {
+                match self.rx.try_recv() {
+                    Ok(event) => self.handle(event),
+                    Err(_) => break,
+                }
+            }
+            self.advance();
+            if !self.commit().await {
+                return self.retire();
+            }
+        }
+    }
+
+    /// Finished or paused, and no task attempt still reporting.
+    fn settled(&self) -> bool {
+        (self.state.is_finished() || self.state == W::Paused)
+            && !self.slots.values().any(|s| is_executing(s.state))
+    }
+
+    fn retire(mut self) {
+        self.master.retire(self.id);
+        self.master
+            .publish(Progress::Released { instance: self.id });
+        // Operations sent between the last look and the retirement go to a fresh
+        // worker, which handles queued events before it settles.
+        self.rx.close();
+        while let Ok(event) = self.rx.try_recv() {
+            if let Event::Operation { .. } | Event::Queued { .. } = event {
+                let master = self.master.clone();
+                let id = self.id;
+                tokio::spawn(async move {
+                    let _ = master.send(id, event).await;
+                });
+            }
+        }
+    }
+
+    /// Pick up where the stored state leaves off.
+    fn resume_after_load(&mut self) {
+        if self.state == W::Submitted {
+            let _ = self.workflow(WorkflowAction::Start);
+        }
+        if !matches!(self.state, W::Running | W::ReadyPause | W::ReadyStop) {
+            return;
+        }
+        let now = now_ms();
+        let mut names: Vec<String> = self.slots.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let slot = &self.slots[&name];
+            let (state, attach_to) = (slot.state, slot.handle.clone());
+            let after = Duration::from_millis((slot.due_at - now).max(0) as u64);
+            match state {
+                T::Delayed => {
+                    let n = name.clone();
+                    self.start_wait(&name, after, |wait| Event::DelayDue { name: n, wait });
+                }
+                T::Retrying => {
+                    let n = name.clone();
+                    self.start_wait(&name, after, |wait| Event::RetryDue { name: n, wait });
+                }
+                T::Dispatched | T::Running if !self.lost.contains(&name) => {
+                    self.effects.push(Effect::Launch { name, attach_to });
+                }
+                _ => {}
+            }
+        }
+        for name in std::mem::take(&mut self.lost) {
+            // The process that ran this attempt is gone and left no handle to re-attach
+            // to: the attempt is lost, and runs again at once (unless the instance was
+            // being stopped or paused anyway).
+            if self.state != W::Running {
+                let message = "the engine stopped while this attempt ran";
+                if self.task(&name, TaskAction::Kill, message) {
+                    self.save(
+                        &name,
+                        RowUpdate {
+                            message: Some(message.into()),
+                            ended_at: Some(now),
+                            ..Default::default()
+                        },
+                    );
+                }
+                continue;
+            }
+            let message = "the engine stopped while this attempt ran; it runs again";
+            if self.task(&name, TaskAction::Fail { retries_left: true }, message) {
+                self.save(
+                    &name,
+                    RowUpdate {
+                        message: Some(message.into()),
+                        ended_at: Some(now),
+                        ..Default::default()
+                    },
+                );
+                self.next_attempt(&name);
+            }
+        }
+    }
+
+    /// Start a wait for `slot` (delay or retry interval); `event` builds the timer's
+    /// event from the wait's number.
+    fn start_wait(&mut self, name: &str, after: Duration, event: impl FnOnce(u64) -> Event) {
+        self.waits += 1;
+        let wait = self.waits;
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.wait = wait;
+            slot.due_at = now_ms() + after.as_millis() as i64;
+        }
+        self.effects.push(Effect::Timer {
+            after,
+            event: event(wait),
+        });
+    }
+
+    // ---- events ------------------------------------------------------------------
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Task { name, id, event } => {
+                if !self.is_current(&name, id) {
+                    return;
+                }
+                match event {
+                    TaskEvent::Running => {
+                        if self.slots[&name].state == T::Dispatched
+                            && self.task(&name, TaskAction::Start, "")
+                        {
+                            self.save(&name, RowUpdate::default());
+                        }
+                    }
+                    TaskEvent::HandleAssigned { handle } => {
+                        if let Some(slot) = self.slots.get_mut(&name) {
+                            slot.handle = Some(handle.clone());
+                        }
+                        self.save(
+                            &name,
+                            RowUpdate {
+                                handle: Some(handle),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Event::Ended { name, id, report } => {
+                if !self.is_current(&name, id) || !is_executing(self.slots[&name].state) {
+                    return;
+                }
+                self.ended(&name, *report);
+            }
+            Event::LaunchFailed { name, id, message } => {
+                if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
+                    self.failed(&name, message, false, RowUpdate::default());
+                }
+            }
+            Event::NotLaunched { name, id } => {
+                if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
+                    let why = "not started: the instance is stopping";
+                    if self.task(&name, TaskAction::Kill, why) {
+                        self.save(
+                            &name,
+                            RowUpdate {
+                                message: Some(why.into()),
+                                ended_at: Some(now_ms()),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                }
+            }
+            Event::DelayDue { name, wait } => {
+                let due = self
+                    .slots
+                    .get(&name)
+                    .is_some_and(|s| s.state == T::Delayed && s.wait == wait);
+                if due && self.state == W::Running && !self.failing {
+                    self.dispatch(&name);
+                }
+            }
+            Event::RetryDue { name, wait } => {
+                let due = self
+                    .slots
+                    .get(&name)
+                    .is_some_and(|s| s.state == T::Retrying && s.wait == wait);
+                if due && self.state == W::Running && !self.failing {
+                    self.next_attempt(&name);
+                }
+            }
+            Event::TimeoutWarning { name, id } => {
+                if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
+                    let slot = &self.slots[&name];
+                    let after = self.definition.task(&name).and_then(|t| t.timeout_ms);
+                    let payload = json!({"task": name, "task_instance_id": id, "attempt": slot.attempt, "after_ms": after});
+                    self.append("task-timeout-warning", payload);
+                    self.effects.push(Effect::Task {
+                        name,
+                        message: "running longer than its timeout (strategy: warn)".into(),
+                    });
+                }
+            }
+            Event::Operation { op, reply } => {
+                let result = self.operate(op);
+                self.effects.push(Effect::Reply(reply, result));
+            }
+            Event::Queued {
+                op,
+                command_id,
+                reply,
+            } => {
+                let result = self.operate(op.clone());
+                let message = match &result {
+                    Ok(()) => String::new(),
+                    Err(e) => e.to_string(),
+                };
+                self.append(
+                    "command",
+                    json!({"command_id": command_id, "op": op.to_string(), "accepted": result.is_ok(), "message": message}),
+                );
+                self.effects.push(Effect::Reply(reply, result));
+            }
+        }
+    }
+
+    fn is_current(&self, name: &str, id: i64) -> bool {
+        self.slots.get(name).is_some_and(|s| s.id == id)
+    }
+
+    fn ended(&mut self, name: &str, report: TaskReport) {
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.cancel = None;
+        }
+        let row = RowUpdate {
+            message: Some(report.message.clone()),
+            plugin_version: report.plugin_version.clone(),
+            log_path: Some(report.log_path.display().to_string()),
+            ended_at: Some(now_ms()),
+            ..Default::default()
+        };
+        match report.state {
+            TaskState::Succeeded => self.succeeded(name, &report, row),
+            TaskState::Killed => {
+                if self.task(name, TaskAction::Kill, &report.message) {
+                    self.save(name, row);
+                }
+            }
+            _ => self.failed(name, report.message, true, row),
+        }
+    }
+
+    fn succeeded(&mut self, name: &str, report: &TaskReport, mut row: RowUpdate) {
+        let Some(task) = self.definition.task(name).cloned() else {
+            return;
+        };
+        let ctx = self.run_context(name, self.slots[name].id);
+        let upstream = self.upstream_pool(name);
+        let out = out_params(
+            &self.definition,
+            &task,
+            &self.startup,
+            &upstream,
+            &ctx,
+            &report.out_params,
+        );
+        if !self.task(name, TaskAction::Succeed, &report.message) {
+            return;
+        }
+        row.out_params = Some(json!(out));
+        self.save(name, row);
+        let branch = out.get(BRANCH_PARAM).cloned();
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.out_params = out;
+        }
+        if let Some(branch) = branch {
+            self.take_branch(name, &branch);
+        }
+    }
+
+    /// A logic task chose which downstream tasks run: skip the others, and whatever
+    /// only they lead to.
+    fn take_branch(&mut self, name: &str, branch: &str) {
+        let chosen: Vec<String> = match serde_json::from_str(branch) {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!("task `{name}` named its branch badly (`{branch}`): {e}");
+                return;
+            }
+        };
+        let mut queue: Vec<String> = self
+            .graph
+            .downstream(name)
+            .into_iter()
+            .filter(|d| !chosen.contains(d))
+            .collect();
+        while let Some(next) = queue.pop() {
+            if self.slots.contains_key(&next) || !self.graph.is_selected(&next) {
+                continue;
+            }
+            // A task with another upstream that may still let it run is not skipped.
+            let ups = self.graph.upstream(&next);
+            let all_skipped = ups.iter().all(|u| {
+                u == name && !chosen.contains(&next)
+                    || self.slots.get(u).is_some_and(|s| s.state == T::Skipped)
+                    || !self.graph.is_selected(u)
+            });
+            if !all_skipped {
+                continue;
+            }
+            self.skip(&next, &format!("not on the branch `{name}` chose"));
+            queue.extend(self.graph.downstream(&next));
+        }
+    }
+
+    fn failed(&mut self, name: &str, message: String, may_retry: bool, mut row: RowUpdate) {
+        let Some(task) = self.definition.task(name) else {
+            return;
+        };
+        let (retries, interval, strategy) = (
+            task.fail_retry_times,
+            task.retry_interval_ms,
+            self.definition.failure_strategy,
+        );
+        let attempt = self.slots[name].attempt;
+        let retries_left =
+            may_retry && self.state == W::Running && !self.failing && attempt <= retries;
+        if !self.task(name, TaskAction::Fail { retries_left }, &message) {
+            return;
+        }
+        row.message = Some(message);
+        row.ended_at.get_or_insert_with(now_ms);
+        self.save(name, row);
+        if retries_left {
+            let name_owned = name.to_owned();
+            self.start_wait(name, Duration::from_millis(interval), |wait| {
+                Event::RetryDue {
+                    name: name_owned,
+                    wait,
+                }
+            });
+        } else if strategy == FailureStrategy::End && !self.absorbed(name) {
+            self.failing = true;
+        }
+    }
+
+    /// A failure handled by an all-done task downstream (a Condition) ends nothing.
+    fn absorbed(&self, name: &str) -> bool {
+        self.graph
+            .downstream(name)
+            .iter()
+            .any(|d| self.graph.is_selected(d) && self.graph.is_all_done(d))
+    }
+
+    // ---- operations --------------------------------------------------------------
+
+    fn operate(&mut self, op: Operation) -> Result<(), MasterError> {
+        match op {
+            Operation::Stop => {
+                self.workflow(WorkflowAction::Stop)?;
+                if self.state == W::Stopped {
+                    self.kill_all("stopped by an operator");
+                }
+            }
+            Operation::Pause => self.workflow(WorkflowAction::Pause)?,
+            Operation::Resume => {
+                self.workflow(WorkflowAction::Resume)?;
+                for name in self.names_in(&[T::Paused]) {
+                    if self.task(&name, TaskAction::Resume, "resumed") {
+                        self.save(&name, RowUpdate::default());
+                    }
+                }
+            }
+            Operation::Rerun => {
+                self.workflow(WorkflowAction::Rerun)?;
+                self.writes.push(Write::ArchiveTaskInstances {
+                    workflow_instance_id: self.id,
+                });
+                for name in std::mem::take(&mut self.slots).into_keys() {
+                    self.graph.clear_state(&name)?;
+                }
+                self.failing = false;
+            }
+            Operation::Recover => {
+                self.workflow(WorkflowAction::Recover)?;
+                for name in self.names_in(&[T::Failed, T::Killed]) {
+                    self.slots.remove(&name);
+                    self.graph.clear_state(&name)?;
+                }
+                self.failing = false;
+            }
+            Operation::ForceSuccess { task } => {
+                self.known(&task)?;
+                let from = self.slots[&task].state;
+                from.apply(TaskAction::ForceSuccess)?;
+                self.task(
+                    &task,
+                    TaskAction::ForceSuccess,
+                    "forced to success by an operator",
+                );
+                self.save(&task, RowUpdate::default());
+            }
+            Operation::Kill { task } => {
+                self.known(&task)?;
+                let slot = self.slots.get_mut(&task).expect("checked");
+                slot.state.apply(TaskAction::Kill)?;
+                if is_executing(slot.state) {
+                    if let Some(token) = slot.cancel.take() {
+                        self.effects.push(Effect::Cancel(token));
+                    }
+                } else {
+                    self.task(&task, TaskAction::Kill, "killed by an operator");
+                    self.save(
+                        &task,
+                        RowUpdate {
+                            ended_at: Some(now_ms()),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn known(&self, task: &str) -> Result<(), MasterError> {
+        if self.slots.contains_key(task) {
+            Ok(())
+        } else {
+            Err(MasterError::NoSuchTask {
+                instance: self.id,
+                task: task.to_owned(),
+            })
+        }
+    }
+
+    fn names_in(&self, states: &[T]) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| states.contains(&s.state))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    // ---- deciding what runs --------------------------------------------------------
+
+    /// Start what may start, and settle the instance when nothing is left.
+    fn advance(&mut self) {
+        match self.state {
+            W::Running => {
+                if self.failing {
+                    self.kill_all("another task failed (failure strategy: end)");
+                } else {
+                    for name in self.names_in(&[T::Submitted]) {
+                        self.dispatch(&name);
+                    }
+                    // Starting a task can finish it at once (a forbidden task is
+                    // skipped), which can make more tasks ready.
+                    loop {
+                        let ready = self.graph.ready();
+                        if ready.is_empty() {
+                            break;
+                        }
+                        for name in ready {
+                            self.begin(&name);
+                        }
+                    }
+                }
+                if !self.slots.values().any(|s| !s.state.is_finished())
+                    && (self.failing || self.graph.is_complete())
+                {
+                    let action = if self.failing || self.graph.has_failure() {
+                        WorkflowAction::TaskFailed
+                    } else {
+                        WorkflowAction::AllSucceeded
+                    };
+                    let _ = self.workflow(action);
+                }
+            }
+            W::ReadyPause => {
+                for name in self.names_in(&[T::Submitted, T::Delayed, T::Retrying]) {
+                    if self.task(&name, TaskAction::Pause, "paused") {
+                        self.save(&name, RowUpdate::default());
+                    }
+                }
+                let executing = self.slots.values().any(|s| is_executing(s.state));
+                if !executing && self.graph.is_complete() {
+                    let action = if self.graph.has_failure() {
+                        WorkflowAction::TaskFailed
+                    } else {
+                        WorkflowAction::AllSucceeded
+                    };
+                    let _ = self.workflow(action);
+                } else if !executing {
+                    let _ = self.workflow(WorkflowAction::Drained);
+                }
+            }
+            W::ReadyStop => {
+                self.kill_all("stopped by an operator");
+                if !self.slots.values().any(|s| is_executing(s.state)) {
+                    let _ = self.workflow(WorkflowAction::Drained);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Kill running attempts (through their cancel token; they report back) and end
+    /// waiting ones at once.
+    fn kill_all(&mut self, why: &str) {
+        let mut names: Vec<String> = self.slots.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let slot = self.slots.get_mut(&name).expect("listed");
+            if is_executing(slot.state) {
+                if let Some(token) = slot.cancel.take() {
+                    self.effects.push(Effect::Cancel(token));
+                }
+            } else if !slot.state.is_finished() && self.task(&name, TaskAction::Kill, why) {
+                self.save(
+                    &name,
+                    RowUpdate {
+                        message: Some(why.into()),
+                        ended_at: Some(now_ms()),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+
+    /// A ready task's first step: skipped when forbidden, delayed when it has a
+    /// delay, otherwise dispatched.
+    fn begin(&mut self, name: &str) {
+        let Some(task) = self.definition.task(name).cloned() else {
+            return;
+        };
+        if task.flag == Flag::No {
+            self.skip(name, "forbidden (flag: NO); its dependents run");
+            return;
+        }
+        self.new_slot(&task, 1);
+        if task.delay_ms > 0 {
+            self.task(name, TaskAction::Delay, "");
+            self.insert_row(name, None);
+            let name_owned = name.to_owned();
+            self.start_wait(name, Duration::from_millis(task.delay_ms), |wait| {
+                Event::DelayDue {
+                    name: name_owned,
+                    wait,
+                }
+            });
+        } else {
+            self.task(name, TaskAction::Dispatch, "");
+            self.insert_row(name, Some(now_ms()));
+            self.launch_after_commit(name);
+        }
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        let Some(task) = self.definition.task(name).cloned() else {
+            return;
+        };
+        self.new_slot(&task, 1);
+        self.task(name, TaskAction::Skip, why);
+        let now = now_ms();
+        self.writes.push(Write::InsertTaskInstance {
+            workflow_instance_id: self.id,
+            task_name: name.to_owned(),
+            task_type: task.task_type.clone(),
+            attempt: 1,
+            state: T::Skipped.to_string(),
+            message: why.to_owned(),
+            host: None,
+            started_at: Some(now),
+            ended_at: Some(now),
+        });
+        self.inserts.push((self.writes.len() - 1, name.to_owned()));
+    }
+
+    /// Dispatch a waiting task (delay over, or resumed after a pause).
+    fn dispatch(&mut self, name: &str) {
+        if self.slots[name].ran {
+            // A resumed retry: its earlier attempt failed and the next one gets a row.
+            self.save_state(name, T::Failed);
+            let slot = self.slots.get_mut(name).expect("present");
+            slot.attempt += 1;
+            if self.task(name, TaskAction::Dispatch, "") {
+                self.insert_row(name, Some(now_ms()));
+                self.launch_after_commit(name);
+            }
+            return;
+        }
+        if self.task(name, TaskAction::Dispatch, "") {
+            self.save(
+                name,
+                RowUpdate {
+                    started_at: Some(now_ms()),
+                    ..Default::default()
+                },
+            );
+            self.launch_after_commit(name);
+        }
+    }
+
+    /// The retry interval is over: the failed attempt's row says so and a new attempt
+    /// starts.
+    fn next_attempt(&mut self, name: &str) {
+        self.save_state(name, T::Failed);
+        if !self.task(name, TaskAction::RetryDue, "") {
+            return;
+        }
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.attempt += 1;
+        }
+        self.insert_row(name, Some(now_ms()));
+        self.launch_after_commit(name);
+    }
+
+    fn launch_after_commit(&mut self, name: &str) {
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.ran = true;
+            slot.handle = None;
+        }
+        self.effects.push(Effect::Launch {
+            name: name.to_owned(),
+            attach_to: None,
+        });
+    }
+
+    fn new_slot(&mut self, task: &TaskDefinition, attempt: u32) {
+        self.slots.insert(
+            task.name.clone(),
+            Slot {
+                id: 0,
+                attempt,
+                state: T::Submitted,
+                task_type: task.task_type.clone(),
+                ran: false,
+                out_params: BTreeMap::new(),
+                cancel: None,
+                due_at: 0,
+                wait: 0,
+                handle: None,
+            },
+        );
+    }
+
+    // ---- transitions and writes ----------------------------------------------------
+
+    fn workflow(&mut self, action: WorkflowAction) -> Result<(), MasterError> {
+        let from = self.state;
+        let to = from.apply(action)?;
+        self.state = to;
+        let now = now_ms();
+        self.writes.push(Write::UpdateWorkflowInstance {
+            id: self.id,
+            state: to.to_string(),
+            started_at: (action == WorkflowAction::Start).then_some(now),
+            ended_at: to.is_finished().then_some(now),
+        });
+        self.append(
+            &format!("workflow-{action}"),
+            json!({"from": from, "to": to}),
+        );
+        self.effects.push(Effect::Workflow(to));
+        Ok(())
+    }
+
+    /// Apply a task transition; false (and nothing recorded) when it is not allowed.
+    fn task(&mut self, name: &str, action: TaskAction, message: &str) -> bool {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return false;
+        };
+        let from = slot.state;
+        let to = match from.apply(action) {
+            Ok(to) => to,
+            Err(e) => {
+                tracing::debug!("instance {}: task `{name}`: {e}", self.id);
+                return false;
+            }
+        };
+        slot.state = to;
+        let (id, attempt) = (slot.id, slot.attempt);
+        let _ = self.graph.set_state(name, to);
+        self.append(
+            &format!("task-{action}"),
+            json!({"task": name, "task_instance_id": id, "attempt": attempt, "from": from, "to": to, "message": message}),
+        );
+        self.effects.push(Effect::Task {
+            name: name.to_owned(),
+            message: message.to_owned(),
+        });
+        true
+    }
+
+    fn append(&mut self, kind: &str, payload: serde_json::Value) {
+        self.seq += 1;
+        self.writes.push(Write::AppendEvent {
+            workflow_instance_id: self.id,
+            seq: self.seq,
+            kind: kind.to_owned(),
+            payload,
+        });
+    }
+
+    /// Store the slot's current state, with `row`'s other fields.
+    fn save(&mut self, name: &str, row: RowUpdate) {
+        let slot = &self.slots[name];
+        self.writes.push(Write::UpdateTaskInstance {
+            id: slot.id,
+            state: slot.state.to_string(),
+            host: row.host,
+            plugin_version: row.plugin_version,
+            handle: row.handle,
+            message: row.message,
+            out_params: row.out_params,
+            log_path: row.log_path,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+        });
+    }
+
+    /// Store a state for the slot's current row other than the slot's own (the row of
+    /// an attempt being replaced).
+    fn save_state(&mut self, name: &str, state: T) {
+        let id = self.slots[name].id;
+        self.writes.push(Write::UpdateTaskInstance {
+            id,
+            state: state.to_string(),
+            host: None,
+            plugin_version: None,
+            handle: None,
+            message: None,
+            out_params: None,
+            log_path: None,
+            started_at: None,
+            ended_at: None,
+        });
+    }
+
+    fn insert_row(&mut self, name: &str, started_at: Option<i64>) {
+        let slot = &self.slots[name];
+        self.writes.push(Write::InsertTaskInstance {
+            workflow_instance_id: self.id,
+            task_name: name.to_owned(),
+            task_type: slot.task_type.clone(),
+            attempt: slot.attempt as i64,
+            state: slot.state.to_string(),
+            message: String::new(),
+            host: Some(self.master.inner.config.host.clone()),
+            started_at,
+            ended_at: None,
+        });
+        self.inserts.push((self.writes.len() - 1, name.to_owned()));
+    }
+
+    /// Store the batch, then act on it. False when the store keeps refusing it: the
+    /// worker stops, leaving the instance as last stored for a later recovery.
+    async fn commit(&mut self) -> bool {
+        if self.writes.is_empty() && self.effects.is_empty() {
+            return true;
+        }
+        let writes = std::mem::take(&mut self.writes);
+        let mut tries = 0;
+        let ids = loop {
+            match self.master.store().write(writes.clone()).await {
+                Ok(ids) => break ids,
+                Err(e) => {
+                    tries += 1;
+                    if tries >= 5 {
+                        tracing::error!(
+                            "instance {}: storing its state failed {tries} times, last: {e}; it stays as last stored until the engine recovers it",
+                            self.id
+                        );
+                        for effect in std::mem::take(&mut self.effects) {
+                            if let Effect::Reply(reply, _) = effect {
+                                let _ = reply.send(Err(MasterError::NotStored(e.to_string())));
+                            }
+                        }
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+                }
+            }
+        };
+        for (index, name) in std::mem::take(&mut self.inserts) {
+            if let (Some(slot), Some(Some(id))) = (self.slots.get_mut(&name), ids.get(index)) {
+                slot.id = *id;
+            }
+        }
+        for effect in std::mem::take(&mut self.effects) {
+            match effect {
+                Effect::Launch { name, attach_to } => self.launch(&name, attach_to),
+                Effect::Cancel(token) => token.cancel(),
+                Effect::Timer { after, event } => {
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = tx.send(event);
+                    });
+                }
+                Effect::Workflow(state) => self.master.publish(Progress::Workflow {
+                    instance: self.id,
+                    state,
+                }),
+                Effect::Task { name, message } => {
+                    if let Some(slot) = self.slots.get(&name) {
+                        self.master.publish(Progress::Task {
+                            instance: self.id,
+                            task: name,
+                            task_instance_id: slot.id,
+                            attempt: slot.attempt,
+                            state: slot.state,
+                            message,
+                        });
+                    }
+                }
+                Effect::Reply(reply, result) => {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        true
+    }
+
+    // ---- launching -----------------------------------------------------------------
+
+    fn run_context(&self, name: &str, task_instance_id: i64) -> RunContext {
+        RunContext {
+            schedule_time: business_time(self.schedule_time),
+            workflow_instance_id: self.id as u64,
+            task_instance_id: task_instance_id as u64,
+            workflow_definition_name: self.definition.name.clone(),
+            task_definition_name: name.to_owned(),
+            project_name: self.project.clone(),
+        }
+    }
+
+    /// OUT parameters of every task upstream of `name`, nearer ones winning.
+    fn upstream_pool(&self, name: &str) -> BTreeMap<String, String> {
+        let mut pool = BTreeMap::new();
+        for up in self.graph.ancestors(name) {
+            if let Some(slot) = self.slots.get(&up)
+                && slot.state.lets_dependents_run()
+            {
+                for (k, v) in &slot.out_params {
+                    if k != BRANCH_PARAM {
+                        pool.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        pool
+    }
+
+    /// How each direct upstream task ended, for logic tasks (a Condition).
+    fn upstream_states(&self, name: &str) -> Vec<(String, String)> {
+        self.graph
+            .upstream(name)
+            .into_iter()
+            .map(|up| {
+                let state = match (self.slots.get(&up), self.graph.status(&up)) {
+                    (Some(slot), _) => slot.state.to_string(),
+                    (None, Some(NodeStatus::NotSelected)) => T::Succeeded.to_string(),
+                    (None, _) => T::Failed.to_string(),
+                };
+                (up, state)
+            })
+            .collect()
+    }
+
+    fn launch(&mut self, name: &str, attach_to: Option<String>) {
+        let Some(task) = self.definition.task(name).cloned() else {
+            return;
+        };
+        let Some(slot) = self.slots.get(name) else {
+            return;
+        };
+        let (id, attempt, task_type) = (slot.id, slot.attempt, slot.task_type.clone());
+        if self.failing || self.state == W::ReadyStop {
+            let _ = self.tx.send(Event::NotLaunched {
+                name: name.to_owned(),
+                id,
+            });
+            return;
+        }
+        let ctx = self.run_context(name, id);
+        let upstream = self.upstream_pool(name);
+        let params = match task_params(&self.definition, &task, &self.startup, &upstream, &ctx) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.tx.send(Event::LaunchFailed {
+                    name: name.to_owned(),
+                    id,
+                    message: format!("cannot resolve its parameters: {e}"),
+                });
+                return;
+            }
+        };
+        let mut request = TaskRequest::new(task_type, params);
+        request.identity = TaskIdentity {
+            workflow_instance_id: self.id as u64,
+            task_instance_id: id as u64,
+            task_name: name.to_owned(),
+            attempt,
+        };
+        request.plugin_version = task.plugin_version.clone();
+        let timeout = task.timeout_ms.map(Duration::from_millis);
+        request.timeout = match task.timeout_strategy {
+            TimeoutStrategy::Warn => None,
+            TimeoutStrategy::Fail | TimeoutStrategy::Both => timeout,
+        };
+        request.attach_to = attach_to;
+        request.echo_log = self.master.inner.config.echo_task_logs;
+        request.priority = task.priority as u8;
+        request.task_group = task.task_group.clone();
+        request.upstream_states = self.upstream_states(name);
+        if let (Some(after), TimeoutStrategy::Warn | TimeoutStrategy::Both) =
+            (timeout, task.timeout_strategy)
+        {
+            let tx = self.tx.clone();
+            let name = name.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Event::TimeoutWarning { name, id });
+            });
+        }
+        let cancel = CancellationToken::new();
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.cancel = Some(cancel.clone());
+        }
+        let engine = self.master.task_engine().clone();
+        let tx = self.tx.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let events = tx.clone();
+            let task_name = name.clone();
+            let report = engine
+                .execute(request, cancel, move |event| {
+                    if let TaskEvent::Running | TaskEvent::HandleAssigned { .. } = event {
+                        let _ = events.send(Event::Task {
+                            name: task_name.clone(),
+                            id,
+                            event: event.clone(),
+                        });
+                    }
+                })
+                .await;
+            let _ = tx.send(Event::Ended {
+                name,
+                id,
+                report: Box::new(report),
+            });
+        });
+    }
+}

@@ -1,0 +1,595 @@
+//! The workflow engine end to end: real master, real store (each scenario on a SQLite
+//! file and on a fresh PostgreSQL database), real plugins and real shell processes.
+
+use shoal_engine::Operation;
+use shoal_engine::state::{TaskInstanceState as T, WorkflowState as W};
+use shoal_store::Store;
+use shoal_tests::flow::Flow;
+
+/// Each scenario runs once on SQLite and once on PostgreSQL.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_and_postgres() {
+                shoal_store::testing::on_both(|store, _url| super::$name(store)).await
+            }
+        }
+    )*};
+}
+
+on_both_databases!(
+    params_flow_downstream_by_priority,
+    retries_until_success,
+    retries_exhausted_fail_the_workflow,
+    timeout_fails_or_warns,
+    failure_strategy_end_kills_the_rest,
+    failure_strategy_continue_finishes_other_branches,
+    forbidden_tasks_are_skipped_and_pass_through,
+    delayed_task_waits_then_runs,
+    switch_follows_one_branch,
+    condition_branches_on_upstream_result,
+    pause_then_resume,
+    stop_kills_running_tasks,
+    recover_reruns_only_failed_tasks,
+    force_success_unblocks_downstream,
+    kill_one_task,
+    rerun_starts_afresh,
+    start_from_a_task,
+    unknown_parameter_fails_the_task_clearly,
+);
+
+async fn params_flow_downstream_by_priority(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: params
+  param:
+    g: global
+    shadowed: from-global
+    dt: $[yyyyMMdd]
+tasks:
+  - name: produce
+    task_type: Shell
+    command: |
+      echo "#{setValue(up=from-upstream)}"
+      echo "#{setValue(shadowed=from-upstream)}"
+  - name: consume
+    task_type: Shell
+    deps: [produce]
+    local_params:
+      - prop: mine
+        direct: IN
+        type: VARCHAR
+        value: local-${up}
+    command: |
+      echo "#{setValue(seen=${up}|${shadowed}|${g}|${mine}|${s}|${dt}|${system.workflow.instance.id})}"
+"##;
+    let id = flow
+        .start_with(yaml, |run| {
+            run.startup_params.insert("s".into(), "from-startup".into());
+        })
+        .await;
+    let state = flow.wait(id).await;
+    let attempts = flow.attempts(id).await;
+    let logs: Vec<String> = attempts
+        .values()
+        .flatten()
+        .filter_map(|r| r.log_path.as_ref())
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert_eq!(state, W::Succeeded, "{attempts:#?}\n{}", logs.join("\n"));
+    let consume = &attempts["consume"][0];
+    let today = chrono_today();
+    assert_eq!(
+        consume.out_params["seen"],
+        format!("from-upstream|from-upstream|global|local-from-upstream|from-startup|{today}|{id}")
+    );
+}
+
+fn chrono_today() -> String {
+    let out = std::process::Command::new("date")
+        .arg("+%Y%m%d")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn retries_until_success(store: Store) {
+    let flow = Flow::new(store);
+    let marker = flow.harness.dir.path().join("tried-once");
+    let yaml = format!(
+        r##"
+workflow:
+  name: retries
+tasks:
+  - name: flaky
+    task_type: Shell
+    fail_retry_times: 2
+    fail_retry_interval: 0
+    command: if [ -f {m} ]; then echo ok; else touch {m}; exit 3; fi
+"##,
+        m = marker.display()
+    );
+    let (id, state) = flow.run(&yaml).await;
+    assert_eq!(state, W::Succeeded);
+    let attempts = &flow.attempts(id).await["flaky"];
+    let summary: Vec<(i64, &str)> = attempts
+        .iter()
+        .map(|r| (r.attempt, r.state.as_str()))
+        .collect();
+    assert_eq!(summary, vec![(1, "failed"), (2, "succeeded")]);
+    let kinds = flow.event_kinds(id).await;
+    assert!(kinds.contains(&"task-retry".to_string()), "{kinds:?}");
+}
+
+async fn retries_exhausted_fail_the_workflow(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: exhausted
+tasks:
+  - name: broken
+    task_type: Shell
+    fail_retry_times: 1
+    fail_retry_interval: 0
+    command: exit 3
+  - name: after
+    task_type: Shell
+    deps: [broken]
+    command: echo never
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Failed);
+    let attempts = flow.attempts(id).await;
+    assert_eq!(attempts["broken"].len(), 2);
+    assert!(attempts["broken"].iter().all(|r| r.state == "failed"));
+    assert!(
+        attempts["broken"][1].message.contains("exit"),
+        "{}",
+        attempts["broken"][1].message
+    );
+    assert!(!attempts.contains_key("after"), "a blocked task never runs");
+}
+
+async fn timeout_fails_or_warns(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: timeouts
+  failure_strategy: continue
+tasks:
+  - name: too-slow
+    task_type: Shell
+    timeout: 300ms
+    timeout_strategy: FAILED
+    command: sleep 30
+  - name: warned
+    task_type: Shell
+    timeout: 100ms
+    timeout_strategy: WARN
+    command: sleep 1
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Failed);
+    let attempts = flow.attempts(id).await;
+    assert_eq!(attempts["too-slow"][0].state, "failed");
+    assert!(
+        attempts["too-slow"][0].message.contains("timed out"),
+        "{}",
+        attempts["too-slow"][0].message
+    );
+    assert_eq!(attempts["warned"][0].state, "succeeded");
+    assert!(
+        flow.event_kinds(id)
+            .await
+            .contains(&"task-timeout-warning".to_string())
+    );
+}
+
+async fn failure_strategy_end_kills_the_rest(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: end
+  failure_strategy: end
+tasks:
+  - name: long
+    task_type: Shell
+    command: sleep 60
+  - name: breaks
+    task_type: Shell
+    command: sleep 0.3; exit 1
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Failed);
+    let states = flow.states(id).await;
+    assert_eq!(states["breaks"], "failed");
+    assert_eq!(states["long"], "killed");
+}
+
+async fn failure_strategy_continue_finishes_other_branches(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: continue
+  failure_strategy: continue
+tasks:
+  - name: breaks
+    task_type: Shell
+    command: exit 1
+  - name: blocked
+    task_type: Shell
+    deps: [breaks]
+    command: echo never
+  - name: other
+    task_type: Shell
+    command: sleep 0.5
+  - name: other-next
+    task_type: Noop
+    deps: [other]
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Failed);
+    let states = flow.states(id).await;
+    assert_eq!(states["other"], "succeeded");
+    assert_eq!(states["other-next"], "succeeded");
+    assert!(!states.contains_key("blocked"));
+}
+
+async fn forbidden_tasks_are_skipped_and_pass_through(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: forbidden
+tasks:
+  - name: off
+    task_type: Shell
+    flag: NO
+    command: exit 1
+  - name: next
+    task_type: Noop
+    deps: [off]
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Succeeded);
+    let attempts = flow.attempts(id).await;
+    assert_eq!(attempts["off"][0].state, "skipped");
+    assert!(attempts["off"][0].message.contains("flag: NO"));
+    assert_eq!(attempts["next"][0].state, "succeeded");
+}
+
+async fn delayed_task_waits_then_runs(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: delayed
+tasks:
+  - name: later
+    task_type: Noop
+    delay_time: 400ms
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Succeeded);
+    let kinds = flow.event_kinds(id).await;
+    let delay = kinds
+        .iter()
+        .position(|k| k == "task-delay")
+        .expect("delayed");
+    let dispatch = kinds
+        .iter()
+        .position(|k| k == "task-dispatch")
+        .expect("dispatched");
+    assert!(delay < dispatch);
+    let row = &flow.attempts(id).await["later"][0];
+    assert!(row.started_at.unwrap() - row.created_at >= 400, "{row:?}");
+}
+
+async fn switch_follows_one_branch(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: switch
+  param:
+    x: 5
+tasks:
+  - name: decide
+    task_type: Switch
+    condition:
+      - task: big
+        condition: "${x} > 3"
+      - task: small
+  - name: big
+    task_type: Noop
+    deps: [decide]
+  - name: small
+    task_type: Noop
+    deps: [decide]
+  - name: after-small
+    task_type: Noop
+    deps: [small]
+  - name: join
+    task_type: Noop
+    deps: [big, small]
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Succeeded);
+    let states = flow.states(id).await;
+    assert_eq!(states["big"], "succeeded");
+    assert_eq!(states["small"], "skipped");
+    assert_eq!(states["after-small"], "skipped");
+    assert_eq!(states["join"], "succeeded");
+}
+
+async fn condition_branches_on_upstream_result(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: condition
+tasks:
+  - name: check
+    task_type: Shell
+    command: exit 1
+  - name: cond
+    task_type: Condition
+    deps: [check]
+    success_task: on-success
+    failed_task: on-failure
+    op: AND
+    groups:
+      - op: AND
+        groups:
+          - task: check
+            flag: true
+  - name: on-success
+    task_type: Noop
+    deps: [cond]
+  - name: on-failure
+    task_type: Noop
+    deps: [cond]
+"##;
+    let (id, state) = flow.run(yaml).await;
+    let states = flow.states(id).await;
+    assert_eq!(states["check"], "failed");
+    assert_eq!(states["cond"], "succeeded");
+    assert_eq!(states["on-failure"], "succeeded");
+    assert_eq!(states["on-success"], "skipped");
+    assert_eq!(
+        state,
+        W::Succeeded,
+        "a failure a Condition handles does not fail the run"
+    );
+}
+
+async fn pause_then_resume(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: pausing
+tasks:
+  - name: first
+    task_type: Shell
+    command: sleep 0.5
+  - name: second
+    task_type: Noop
+    deps: [first]
+"##;
+    let id = flow.start(yaml).await;
+    flow.when_task(id, "first", T::Running).await;
+    flow.master.operate(id, Operation::Pause).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Paused);
+    let states = flow.states(id).await;
+    assert_eq!(
+        states["first"], "succeeded",
+        "a running task finishes on pause"
+    );
+    assert!(
+        !states.contains_key("second"),
+        "nothing new starts while paused"
+    );
+    assert!(flow.master.operate(id, Operation::Pause).await.is_err());
+
+    flow.master.operate(id, Operation::Resume).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Succeeded);
+    assert_eq!(flow.states(id).await["second"], "succeeded");
+}
+
+async fn stop_kills_running_tasks(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: stopping
+tasks:
+  - name: long
+    task_type: Shell
+    command: sleep 60
+  - name: after
+    task_type: Noop
+    deps: [long]
+"##;
+    let id = flow.start(yaml).await;
+    flow.when_task(id, "long", T::Running).await;
+    flow.master.operate(id, Operation::Stop).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Stopped);
+    let states = flow.states(id).await;
+    assert_eq!(states["long"], "killed");
+    assert!(!states.contains_key("after"));
+}
+
+async fn recover_reruns_only_failed_tasks(store: Store) {
+    let flow = Flow::new(store);
+    let marker = flow.harness.dir.path().join("fixed");
+    let yaml = format!(
+        r##"
+workflow:
+  name: recover
+tasks:
+  - name: good
+    task_type: Shell
+    command: echo good
+  - name: needs-fix
+    task_type: Shell
+    deps: [good]
+    command: test -f {m}
+  - name: after
+    task_type: Noop
+    deps: [needs-fix]
+"##,
+        m = marker.display()
+    );
+    let (id, state) = flow.run(&yaml).await;
+    assert_eq!(state, W::Failed);
+    std::fs::write(&marker, "").unwrap();
+    flow.master.operate(id, Operation::Recover).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Succeeded);
+    let attempts = flow.attempts(id).await;
+    assert_eq!(attempts["good"].len(), 1, "a success is kept, not rerun");
+    let fix: Vec<&str> = attempts["needs-fix"]
+        .iter()
+        .map(|r| r.state.as_str())
+        .collect();
+    assert_eq!(fix, ["failed", "succeeded"]);
+    assert_eq!(attempts["after"][0].state, "succeeded");
+}
+
+async fn force_success_unblocks_downstream(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: forced
+tasks:
+  - name: broken
+    task_type: Shell
+    command: exit 1
+  - name: after
+    task_type: Noop
+    deps: [broken]
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Failed);
+    let op = Operation::ForceSuccess {
+        task: "after".into(),
+    };
+    assert!(
+        flow.master.operate(id, op).await.is_err(),
+        "after never ran"
+    );
+    let op = Operation::ForceSuccess {
+        task: "broken".into(),
+    };
+    flow.master.operate(id, op).await.unwrap();
+    assert_eq!(flow.states(id).await["broken"], "forced-success");
+    flow.master.operate(id, Operation::Recover).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Succeeded);
+    let attempts = flow.attempts(id).await;
+    assert_eq!(attempts["broken"].len(), 1, "a forced success is not rerun");
+    assert_eq!(attempts["after"][0].state, "succeeded");
+}
+
+async fn kill_one_task(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: kill
+tasks:
+  - name: long
+    task_type: Shell
+    command: sleep 60
+"##;
+    let id = flow.start(yaml).await;
+    flow.when_task(id, "long", T::Running).await;
+    let op = Operation::Kill {
+        task: "long".into(),
+    };
+    flow.master.operate(id, op).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Failed);
+    assert_eq!(flow.states(id).await["long"], "killed");
+}
+
+async fn rerun_starts_afresh(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: rerun
+tasks:
+  - name: a
+    task_type: Noop
+  - name: b
+    task_type: Noop
+    deps: [a]
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Succeeded);
+    let before: Vec<i64> = flow
+        .store()
+        .task_instances(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    flow.master.operate(id, Operation::Rerun).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Succeeded);
+    let after: Vec<i64> = flow
+        .store()
+        .task_instances(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|id| !before.contains(id)),
+        "every task ran again"
+    );
+}
+
+async fn start_from_a_task(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: partial
+tasks:
+  - name: a
+    task_type: Noop
+  - name: b
+    task_type: Noop
+    deps: [a]
+  - name: c
+    task_type: Noop
+    deps: [b]
+"##;
+    let id = flow
+        .start_with(yaml, |run| {
+            run.start_tasks = shoal_engine::StartTasks::WithDownstream(vec!["b".into()]);
+        })
+        .await;
+    assert_eq!(flow.wait(id).await, W::Succeeded);
+    let states = flow.states(id).await;
+    assert!(!states.contains_key("a"));
+    assert_eq!(states["b"], "succeeded");
+    assert_eq!(states["c"], "succeeded");
+}
+
+async fn unknown_parameter_fails_the_task_clearly(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: unknown-param
+tasks:
+  - name: a
+    task_type: Shell
+    fail_retry_times: 3
+    command: echo ${nope}
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Failed);
+    let attempts = &flow.attempts(id).await["a"];
+    assert_eq!(attempts.len(), 1, "a parameter error is not retried");
+    assert!(
+        attempts[0].message.contains("nope"),
+        "{}",
+        attempts[0].message
+    );
+}
