@@ -37,6 +37,9 @@ on_both_databases!(
     rerun_starts_afresh,
     start_from_a_task,
     unknown_parameter_fails_the_task_clearly,
+    sub_workflow_runs_a_child_and_returns_its_out_params,
+    dependent_waits_for_another_workflows_run,
+    stopping_a_parent_stops_its_child,
 );
 
 async fn params_flow_downstream_by_priority(store: Store) {
@@ -592,4 +595,133 @@ tasks:
         "{}",
         attempts[0].message
     );
+}
+
+async fn sub_workflow_runs_a_child_and_returns_its_out_params(store: Store) {
+    let flow = Flow::new(store);
+    flow.publish(
+        r##"
+workflow:
+  name: child
+  param:
+    greeting: none
+tasks:
+  - name: greet
+    task_type: Shell
+    command: echo "#{setValue(answer=${greeting}-from-child)}"
+"##,
+    )
+    .await;
+    let yaml = r##"
+workflow:
+  name: parent
+  param:
+    word: hello
+tasks:
+  - name: call
+    task_type: SubWorkflow
+    workflow_name: child
+    params:
+      greeting: ${word}
+  - name: use
+    task_type: Shell
+    deps: [call]
+    command: echo "#{setValue(seen=${answer})}"
+"##;
+    let (id, state) = flow.run(yaml).await;
+    let attempts = flow.attempts(id).await;
+    assert_eq!(state, W::Succeeded, "{attempts:#?}");
+    assert_eq!(attempts["use"][0].out_params["seen"], "hello-from-child");
+    let call = &attempts["call"][0];
+    let child: i64 = call.handle.as_deref().unwrap().parse().unwrap();
+    let child_row = flow
+        .store()
+        .workflow_instance(child)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(child_row.state, "succeeded");
+    assert_eq!(child_row.parent_task_instance_id, Some(call.id));
+
+    // A failing child fails its parent task, naming the child.
+    flow.publish(
+        "workflow:\n  name: bad-child\ntasks:\n  - name: boom\n    task_type: Shell\n    command: exit 2\n",
+    )
+    .await;
+    let (id, state) = flow
+        .run("workflow:\n  name: parent2\ntasks:\n  - name: call\n    task_type: SubWorkflow\n    workflow_name: bad-child\n")
+        .await;
+    assert_eq!(state, W::Failed);
+    let call = &flow.attempts(id).await["call"][0];
+    assert!(call.message.contains("bad-child"), "{}", call.message);
+}
+
+async fn dependent_waits_for_another_workflows_run(store: Store) {
+    let flow = Flow::new(store);
+    let (_, state) = flow
+        .run("workflow:\n  name: upstream\ntasks:\n  - name: load\n    task_type: Noop\n")
+        .await;
+    assert_eq!(state, W::Succeeded);
+    let dependent = |cycle: &str, timeout: &str| {
+        format!(
+            r##"
+workflow:
+  name: downstream-{cycle}
+tasks:
+  - name: wait-for-upstream
+    task_type: Dependent
+    timeout: {timeout}
+    dependence:
+      op: and
+      groups:
+        - op: and
+          groups:
+            - process_definition_name: upstream
+              dependent_task_name: load
+              dependent_date: {cycle}
+  - name: report
+    task_type: Noop
+    deps: [wait-for-upstream]
+"##
+        )
+    };
+    // Today's run of `upstream` succeeded: the dependency holds.
+    let (id, state) = flow.run(&dependent("today", "30s")).await;
+    let attempts = flow.attempts(id).await;
+    assert_eq!(state, W::Succeeded, "{attempts:#?}");
+    // Nothing ran yesterday: the task waits until its timeout fails it.
+    let (id, state) = flow.run(&dependent("last1Days", "1s")).await;
+    assert_eq!(state, W::Failed);
+    let wait = &flow.attempts(id).await["wait-for-upstream"][0];
+    assert!(wait.message.contains("timed out"), "{}", wait.message);
+}
+
+async fn stopping_a_parent_stops_its_child(store: Store) {
+    let flow = Flow::new(store);
+    flow.publish("workflow:\n  name: slow-child\ntasks:\n  - name: wait\n    task_type: Shell\n    command: sleep 60\n")
+        .await;
+    let id = flow
+        .start("workflow:\n  name: waiting-parent\ntasks:\n  - name: call\n    task_type: SubWorkflow\n    workflow_name: slow-child\n")
+        .await;
+    // The child's own task running means the child exists and its handle is stored.
+    let child = loop {
+        let call = flow
+            .attempts(id)
+            .await
+            .get("call")
+            .and_then(|a| a[0].handle.clone());
+        if let Some(child) = call.and_then(|h| h.parse::<i64>().ok()) {
+            flow.when_task(child, "wait", T::Running).await;
+            break child;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    flow.master.operate(id, Operation::Stop).await.unwrap();
+    assert_eq!(flow.wait(id).await, W::Stopped);
+    assert_eq!(
+        flow.wait(child).await,
+        W::Stopped,
+        "the child is stopped with its parent"
+    );
+    assert_eq!(flow.states(child).await["wait"], "killed");
 }

@@ -356,3 +356,59 @@ tasks:
     })
     .await;
 }
+
+/// The README's demo: the example workflow (shell tasks, parameters passed downstream, a
+/// switch and a sub-workflow) runs to success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_workflow_runs() {
+    on_both_databases(|site| async move {
+        let example = shoal_tests::repo_root().join("examples/daily-report.yaml");
+        let out = site.shoal(&["run", example.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let shown = show_json(&site, 1);
+        let tasks = shown["tasks"].as_array().unwrap();
+        let announce = tasks.iter().find(|t| t["task_name"] == "announce").unwrap();
+        let log = site.shoal(&["logs", &announce["id"].to_string()]);
+        assert!(
+            text(&log).contains("published as report-"),
+            "{}",
+            text(&log)
+        );
+        assert!(
+            tasks
+                .iter()
+                .any(|t| t["task_name"] == "quiet-day" && t["state"] == "skipped")
+        );
+        let out = site.shoal(&["instances"]);
+        assert!(
+            text(&out).contains("publish-report"),
+            "the child run is listed: {}",
+            text(&out)
+        );
+    })
+    .await;
+}
+
+#[test]
+fn logic_tasks_outside_a_workflow_say_so() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(shoal_bin())
+        .arg("--data-dir")
+        .arg(data.path())
+        .args([
+            "task",
+            "run",
+            "--type",
+            "sub-workflow",
+            "--params",
+            r#"{"workflow_name":"x"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("only available inside a workflow run"),
+        "{}",
+        text(&out)
+    );
+}

@@ -290,6 +290,39 @@ impl ExecutionGraph {
         self.names_where(|s| s == NodeStatus::Ready)
     }
 
+    /// Tasks that became ready because `finished` just finished: only their direct
+    /// downstream tasks can have changed, so this costs what they touch, not the size of
+    /// the graph. None when an `all_done` task is among them (its readiness depends on
+    /// derived statuses further up): ask [`Self::ready`] then.
+    pub fn ready_after(&self, finished: &[String]) -> Option<Vec<String>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut ready = Vec::new();
+        for f in finished {
+            let Ok(i) = self.node(f) else { continue };
+            for d in self.graph.neighbors_directed(i, Direction::Outgoing) {
+                if !self.selected[d.index()] || self.states[d.index()].is_some() || !seen.insert(d)
+                {
+                    continue;
+                }
+                if self.all_done[d.index()] {
+                    return None;
+                }
+                let ok = self
+                    .graph
+                    .neighbors_directed(d, Direction::Incoming)
+                    .all(|u| {
+                        !self.selected[u.index()]
+                            || self.states[u.index()].is_some_and(|s| s.lets_dependents_run())
+                    });
+                if ok {
+                    ready.push(d);
+                }
+            }
+        }
+        ready.sort();
+        Some(self.names(ready.into_iter()))
+    }
+
     /// Tasks that can never run because something upstream failed.
     pub fn blocked(&self) -> Vec<String> {
         self.names_where(|s| s == NodeStatus::Blocked)

@@ -11,9 +11,9 @@
 //! - [`plugin`]: a [`LoadedPlugin`] is a component checked against the host's supported
 //!   WIT range, pre-instantiated once, with its manifest, grant and self-description.
 //! - [`capabilities`]: what a plugin may import, one module per capability (log, context,
-//!   process, workflow, HTTP, WASI with only the work dir). Each reads its configuration from the
-//!   plugin's [`shoal_model::Grant`] and keeps its per-task state in [`HostState`]. The
-//!   master plugs into `workflow` through the [`WorkflowHost`] trait.
+//!   process, workflow, HTTP, WASI with only the work dir). Each reads its configuration
+//!   from the plugin's [`shoal_model::Grant`] and keeps its per-task state in
+//!   [`HostState`]. The master plugs into `workflow` through the [`WorkflowHost`] trait.
 //! - [`invoke`]: one call into a plugin (`start`, `poll`, ...) in a fresh `Store` with a
 //!   memory cap, a deadline and a cancellation token.
 //! - [`registry`]: the [`PluginRegistry`] of built-in and installed plugins, resolving a

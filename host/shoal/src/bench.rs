@@ -27,6 +27,27 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         iterations: usize,
     },
+    /// Engine latency: a sequential chain of noop tasks, end to end (key `total_ms`).
+    Chain {
+        #[arg(long, default_value_t = 40)]
+        tasks: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Engine throughput: one workflow of independent noop tasks (key `tasks_per_s`).
+    Fanout {
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Concurrent small workflow instances (three noop tasks each; key `total_ms`).
+    Instances {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -40,8 +61,23 @@ struct PluginFigures {
     pooling_allocator: bool,
 }
 
-pub async fn run(cmd: BenchCommand, _data: &DataDir) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Plugins { json, iterations } = cmd;
+pub async fn run(cmd: BenchCommand, data: &DataDir, db: Option<&str>) -> anyhow::Result<ExitCode> {
+    use crate::bench_engine::{Shape, run as engine};
+    let (json, iterations) = match cmd {
+        BenchCommand::Plugins { json, iterations } => (json, iterations),
+        BenchCommand::Chain { tasks, json } => {
+            anyhow::ensure!(tasks >= 1, "--tasks must be at least 1");
+            return engine(Shape::Chain { tasks }, data, db, json).await;
+        }
+        BenchCommand::Fanout { tasks, json } => {
+            anyhow::ensure!(tasks >= 1, "--tasks must be at least 1");
+            return engine(Shape::Fanout { tasks }, data, db, json).await;
+        }
+        BenchCommand::Instances { count, json } => {
+            anyhow::ensure!(count >= 1, "--count must be at least 1");
+            return engine(Shape::Instances { count }, data, db, json).await;
+        }
+    };
     anyhow::ensure!(iterations >= 100, "--iterations must be at least 100");
     let figures = tokio::task::spawn_blocking(move || bench_plugins(iterations)).await??;
     if json {

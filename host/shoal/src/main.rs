@@ -3,6 +3,7 @@
 
 mod app;
 mod bench;
+mod bench_engine;
 mod cli;
 
 use clap::Parser;

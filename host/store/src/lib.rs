@@ -360,6 +360,48 @@ impl Store {
         rows.iter().map(WorkflowInstanceRow::from_row).collect()
     }
 
+    /// Runs started by any of these task instances (SubWorkflow children), oldest first.
+    pub async fn child_instances(
+        &self,
+        parent_task_instance_ids: &[i64],
+    ) -> Result<Vec<WorkflowInstanceRow>, StoreError> {
+        if parent_task_instance_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (1..=parent_task_instance_ids.len())
+            .map(|i| format!("${i}"))
+            .collect();
+        let sql = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE parent_task_instance_id IN ({}) ORDER BY id",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in parent_task_instance_ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(WorkflowInstanceRow::from_row).collect()
+    }
+
+    /// The newest run of a definition (any version) whose business time lies in
+    /// `[from_ms, to_ms)`.
+    pub async fn latest_run_between(
+        &self,
+        definition_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<WorkflowInstanceRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE definition_id = $1 AND schedule_time >= $2 AND schedule_time < $3 ORDER BY schedule_time DESC, id DESC LIMIT 1"
+        ))
+        .bind(definition_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| WorkflowInstanceRow::from_row(&r)).transpose()
+    }
+
     /// The last `seq` of an instance's event stream (0 when it has none).
     pub async fn last_event_seq(&self, workflow_instance_id: i64) -> Result<i64, StoreError> {
         let row = sqlx::query(

@@ -273,12 +273,6 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
     /// `Err` carries a final state other than the plugin's own verdict.
     async fn lifecycle(&mut self) -> Result<TaskOutcome, (TaskState, String)> {
         let failed = |m: String| (TaskState::Failed, m);
-        std::fs::create_dir_all(&self.work_dir).map_err(|e| {
-            failed(format!(
-                "cannot create work dir {}: {e}",
-                self.work_dir.display()
-            ))
-        })?;
         let log = TaskLog::to_file(&self.log_path).map_err(|e| {
             failed(format!(
                 "cannot create log {}: {e}",
@@ -301,6 +295,16 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             .await
             .map_err(|e| failed(e.to_string()))?;
         self.plugin_version = Some(plugin.manifest.version.to_string());
+        // Only plugins that may touch files or run processes get a work dir; creating
+        // one per task for the rest would cost a directory entry per logic task.
+        if plugin.grant.work_dir || plugin.grant.process {
+            std::fs::create_dir_all(&self.work_dir).map_err(|e| {
+                failed(format!(
+                    "cannot create work dir {}: {e}",
+                    self.work_dir.display()
+                ))
+            })?;
+        }
         self.emit(TaskEvent::Dispatched {
             plugin: plugin.manifest.id.clone(),
             version: plugin.manifest.version.to_string(),

@@ -11,6 +11,7 @@
 //! wait for an instance to settle, recover every unfinished instance after a crash, and
 //! take operations other processes queued in the store's command table.
 
+mod host;
 mod params;
 mod worker;
 

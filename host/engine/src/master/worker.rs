@@ -101,8 +101,10 @@ enum Effect {
         event: Event,
     },
     Workflow(W),
+    /// Tell watchers about a task transition (its state at the time, not at commit).
     Task {
         name: String,
+        state: T,
         message: String,
     },
     Reply(Reply, Result<(), MasterError>),
@@ -163,6 +165,18 @@ pub(super) struct InstanceWorker {
     /// Task rows created by this batch: (index of the insert among `writes`, task).
     inserts: Vec<(usize, String)>,
     waits: u64,
+    /// Slots not in a final state, and slots dispatched or running: kept as counts so
+    /// deciding what to do after each batch does not walk every task.
+    unfinished: usize,
+    executing: usize,
+    /// Tasks that reached a final state since the last look for ready tasks.
+    finished_now: Vec<String>,
+    /// Look at the whole graph for ready tasks (after loading, resume, recover, rerun).
+    rescan: bool,
+    /// Some slot was put back to `submitted` (a resume).
+    resubmitted: bool,
+    /// Task definitions by name (a workflow may have thousands).
+    index: HashMap<String, usize>,
 }
 
 pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
@@ -293,7 +307,48 @@ impl InstanceWorker {
             lost,
             inserts: Vec::new(),
             waits: 0,
-        })
+            unfinished: 0,
+            executing: 0,
+            finished_now: Vec::new(),
+            rescan: true,
+            resubmitted: false,
+            index: HashMap::new(),
+        }
+        .counted())
+    }
+
+    fn task_def(&self, name: &str) -> Option<&TaskDefinition> {
+        self.index.get(name).map(|&i| &self.definition.tasks[i])
+    }
+
+    fn counted(mut self) -> Self {
+        self.index = self
+            .definition
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let states: Vec<T> = self.slots.values().map(|s| s.state).collect();
+        for state in states {
+            self.count(None, Some(state));
+        }
+        self
+    }
+
+    /// Keep `unfinished` and `executing` in step with a slot's state change (`None`: no
+    /// slot).
+    fn count(&mut self, from: Option<T>, to: Option<T>) {
+        let unfinished = |s: Option<T>| s.is_some_and(|s| !s.is_finished()) as usize;
+        let executing = |s: Option<T>| s.is_some_and(is_executing) as usize;
+        self.unfinished = self.unfinished + unfinished(to) - unfinished(from);
+        self.executing = self.executing + executing(to) - executing(from);
+    }
+
+    fn remove_slot(&mut self, name: &str) {
+        if let Some(slot) = self.slots.remove(name) {
+            self.count(Some(slot.state), None);
+        }
     }
 
     pub(super) fn sender(&self) -> mpsc::UnboundedSender<Event> {
@@ -351,8 +406,7 @@ impl InstanceWorker {
 
     /// Finished or paused, and no task attempt still reporting.
     fn settled(&self) -> bool {
-        (self.state.is_finished() || self.state == W::Paused)
-            && !self.slots.values().any(|s| is_executing(s.state))
+        (self.state.is_finished() || self.state == W::Paused) && self.executing == 0
     }
 
     fn retire(mut self) {
@@ -529,11 +583,13 @@ impl InstanceWorker {
             Event::TimeoutWarning { name, id } => {
                 if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
                     let slot = &self.slots[&name];
-                    let after = self.definition.task(&name).and_then(|t| t.timeout_ms);
+                    let state = slot.state;
+                    let after = self.task_def(&name).and_then(|t| t.timeout_ms);
                     let payload = json!({"task": name, "task_instance_id": id, "attempt": slot.attempt, "after_ms": after});
                     self.append("task-timeout-warning", payload);
                     self.effects.push(Effect::Task {
                         name,
+                        state,
                         message: "running longer than its timeout (strategy: warn)".into(),
                     });
                 }
@@ -588,7 +644,7 @@ impl InstanceWorker {
     }
 
     fn succeeded(&mut self, name: &str, report: &TaskReport, mut row: RowUpdate) {
-        let Some(task) = self.definition.task(name).cloned() else {
+        let Some(task) = self.task_def(name).cloned() else {
             return;
         };
         let ctx = self.run_context(name, self.slots[name].id);
@@ -651,7 +707,7 @@ impl InstanceWorker {
     }
 
     fn failed(&mut self, name: &str, message: String, may_retry: bool, mut row: RowUpdate) {
-        let Some(task) = self.definition.task(name) else {
+        let Some(task) = self.task_def(name) else {
             return;
         };
         let (retries, interval, strategy) = (
@@ -707,24 +763,29 @@ impl InstanceWorker {
                         self.save(&name, RowUpdate::default());
                     }
                 }
+                self.rescan = true;
             }
             Operation::Rerun => {
                 self.workflow(WorkflowAction::Rerun)?;
                 self.writes.push(Write::ArchiveTaskInstances {
                     workflow_instance_id: self.id,
                 });
-                for name in std::mem::take(&mut self.slots).into_keys() {
+                let names: Vec<String> = self.slots.keys().cloned().collect();
+                for name in names {
+                    self.remove_slot(&name);
                     self.graph.clear_state(&name)?;
                 }
                 self.failing = false;
+                self.rescan = true;
             }
             Operation::Recover => {
                 self.workflow(WorkflowAction::Recover)?;
                 for name in self.names_in(&[T::Failed, T::Killed]) {
-                    self.slots.remove(&name);
+                    self.remove_slot(&name);
                     self.graph.clear_state(&name)?;
                 }
                 self.failing = false;
+                self.rescan = true;
             }
             Operation::ForceSuccess { task } => {
                 self.known(&task)?;
@@ -789,26 +850,36 @@ impl InstanceWorker {
         match self.state {
             W::Running => {
                 if self.failing {
+                    self.finished_now.clear();
                     self.kill_all("another task failed (failure strategy: end)");
                 } else {
-                    for name in self.names_in(&[T::Submitted]) {
-                        self.dispatch(&name);
+                    if std::mem::take(&mut self.resubmitted) {
+                        for name in self.names_in(&[T::Submitted]) {
+                            self.dispatch(&name);
+                        }
                     }
                     // Starting a task can finish it at once (a forbidden task is
                     // skipped), which can make more tasks ready.
                     loop {
-                        let ready = self.graph.ready();
-                        if ready.is_empty() {
+                        let finished = std::mem::take(&mut self.finished_now);
+                        let ready = if std::mem::take(&mut self.rescan) {
+                            self.graph.ready()
+                        } else if finished.is_empty() {
                             break;
-                        }
+                        } else {
+                            self.graph
+                                .ready_after(&finished)
+                                .unwrap_or_else(|| self.graph.ready())
+                        };
                         for name in ready {
-                            self.begin(&name);
+                            if !self.slots.contains_key(&name) {
+                                self.begin(&name);
+                            }
                         }
                     }
                 }
-                if !self.slots.values().any(|s| !s.state.is_finished())
-                    && (self.failing || self.graph.is_complete())
-                {
+                // Walking the graph for completion is worth it only once nothing runs.
+                if self.unfinished == 0 && (self.failing || self.graph.is_complete()) {
                     let action = if self.failing || self.graph.has_failure() {
                         WorkflowAction::TaskFailed
                     } else {
@@ -823,7 +894,7 @@ impl InstanceWorker {
                         self.save(&name, RowUpdate::default());
                     }
                 }
-                let executing = self.slots.values().any(|s| is_executing(s.state));
+                let executing = self.executing > 0;
                 if !executing && self.graph.is_complete() {
                     let action = if self.graph.has_failure() {
                         WorkflowAction::TaskFailed
@@ -837,7 +908,7 @@ impl InstanceWorker {
             }
             W::ReadyStop => {
                 self.kill_all("stopped by an operator");
-                if !self.slots.values().any(|s| is_executing(s.state)) {
+                if self.executing == 0 {
                     let _ = self.workflow(WorkflowAction::Drained);
                 }
             }
@@ -872,7 +943,7 @@ impl InstanceWorker {
     /// A ready task's first step: skipped when forbidden, delayed when it has a
     /// delay, otherwise dispatched.
     fn begin(&mut self, name: &str) {
-        let Some(task) = self.definition.task(name).cloned() else {
+        let Some(task) = self.task_def(name).cloned() else {
             return;
         };
         if task.flag == Flag::No {
@@ -898,7 +969,7 @@ impl InstanceWorker {
     }
 
     fn skip(&mut self, name: &str, why: &str) {
-        let Some(task) = self.definition.task(name).cloned() else {
+        let Some(task) = self.task_def(name).cloned() else {
             return;
         };
         self.new_slot(&task, 1);
@@ -969,6 +1040,8 @@ impl InstanceWorker {
     }
 
     fn new_slot(&mut self, task: &TaskDefinition, attempt: u32) {
+        self.remove_slot(&task.name);
+        self.count(None, Some(T::Submitted));
         self.slots.insert(
             task.name.clone(),
             Slot {
@@ -1023,12 +1096,20 @@ impl InstanceWorker {
         slot.state = to;
         let (id, attempt) = (slot.id, slot.attempt);
         let _ = self.graph.set_state(name, to);
+        self.count(Some(from), Some(to));
+        if to.is_finished() && !from.is_finished() {
+            self.finished_now.push(name.to_owned());
+        }
+        if to == T::Submitted {
+            self.resubmitted = true;
+        }
         self.append(
             &format!("task-{action}"),
             json!({"task": name, "task_instance_id": id, "attempt": attempt, "from": from, "to": to, "message": message}),
         );
         self.effects.push(Effect::Task {
             name: name.to_owned(),
+            state: to,
             message: message.to_owned(),
         });
         true
@@ -1144,14 +1225,18 @@ impl InstanceWorker {
                     instance: self.id,
                     state,
                 }),
-                Effect::Task { name, message } => {
+                Effect::Task {
+                    name,
+                    state,
+                    message,
+                } => {
                     if let Some(slot) = self.slots.get(&name) {
                         self.master.publish(Progress::Task {
                             instance: self.id,
                             task: name,
                             task_instance_id: slot.id,
                             attempt: slot.attempt,
-                            state: slot.state,
+                            state,
                             message,
                         });
                     }
@@ -1211,7 +1296,7 @@ impl InstanceWorker {
     }
 
     fn launch(&mut self, name: &str, attach_to: Option<String>) {
-        let Some(task) = self.definition.task(name).cloned() else {
+        let Some(task) = self.task_def(name).cloned() else {
             return;
         };
         let Some(slot) = self.slots.get(name) else {
@@ -1256,6 +1341,12 @@ impl InstanceWorker {
         request.priority = task.priority as u8;
         request.task_group = task.task_group.clone();
         request.upstream_states = self.upstream_states(name);
+        request.schedule_time_ms = self.schedule_time;
+        request.workflow_host = Some(Arc::new(super::host::EngineHost {
+            master: self.master.clone(),
+            project: self.project.clone(),
+            schedule_time: self.schedule_time,
+        }));
         if let (Some(after), TimeoutStrategy::Warn | TimeoutStrategy::Both) =
             (timeout, task.timeout_strategy)
         {

@@ -89,7 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(cmd) => plugins::run(cmd, &data, policy.as_deref()).await,
         Command::Task(cmd) => task::run(cmd, &data, policy.as_deref()).await,
         Command::Validate { files } => validate::run(files, &data, policy.as_deref()).await,
-        Command::Bench(cmd) => crate::bench::run(cmd, &data).await,
+        Command::Bench(cmd) => crate::bench::run(cmd, &data, db).await,
         Command::Run(args) => workflow::run(args, &data, policy.as_deref(), db).await,
         Command::Instances { limit, state, json } => {
             workflow::instances(&data, db, limit, &state, json).await
