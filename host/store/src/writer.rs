@@ -154,6 +154,7 @@ async fn apply(
 ) -> Result<Vec<Option<i64>>, StoreError> {
     let now = now_ms();
     let mut ids = Vec::with_capacity(writes.len());
+    let mut events = Vec::new();
     for write in writes {
         let id = match write {
             Write::InsertWorkflowInstance {
@@ -264,17 +265,9 @@ async fn apply(
                     .await?;
                 None
             }
-            Write::AppendEvent { workflow_instance_id, seq, kind, payload } => {
-                sqlx::query(
-                    "INSERT INTO workflow_events (workflow_instance_id, seq, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(workflow_instance_id)
-                .bind(seq)
-                .bind(kind)
-                .bind(payload.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+            Write::AppendEvent { .. } => {
+                // Appended together below: one statement per many events.
+                events.push(write);
                 None
             }
             Write::PushCommand { kind, workflow_instance_id, payload } => Some(
@@ -292,5 +285,56 @@ async fn apply(
         };
         ids.push(id);
     }
+    append_events(tx, &events, now).await?;
     Ok(ids)
+}
+
+/// Rows per multi-row INSERT: 5 parameters each stays far below both databases' limits.
+const EVENTS_PER_STATEMENT: usize = 200;
+
+/// Event rows in as few statements as possible: a busy instance appends thousands per
+/// batch, and one round trip each would dominate on PostgreSQL.
+async fn append_events(
+    tx: &mut Transaction<'_, Any>,
+    events: &[&Write],
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO workflow_events (workflow_instance_id, seq, kind, payload, created_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            if let Write::AppendEvent {
+                workflow_instance_id,
+                seq,
+                kind,
+                payload,
+            } = event
+            {
+                query = query
+                    .bind(*workflow_instance_id)
+                    .bind(*seq)
+                    .bind(kind.as_str())
+                    .bind(payload.to_string())
+                    .bind(now);
+            }
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

@@ -395,7 +395,7 @@ impl Master {
                 None => {
                     let mut worker = worker::InstanceWorker::load(self.clone(), instance).await?;
                     worker.enqueue(event);
-                    match self.adopt(worker) {
+                    match self.adopt(Box::new(worker)) {
                         Ok(()) => return Ok(()),
                         Err(mut other) => match other.dequeue() {
                             Some(back) => event = back,
@@ -416,12 +416,15 @@ impl Master {
         }
         let worker = worker::InstanceWorker::load(self.clone(), instance).await?;
         // Losing the race to another loader is fine: that worker runs the instance.
-        let _ = self.adopt(worker);
+        let _ = self.adopt(Box::new(worker));
         Ok(())
     }
 
     /// Make `worker` the instance's one worker and start it, unless one already is.
-    fn adopt(&self, worker: worker::InstanceWorker) -> Result<(), worker::InstanceWorker> {
+    fn adopt(
+        &self,
+        worker: Box<worker::InstanceWorker>,
+    ) -> Result<(), Box<worker::InstanceWorker>> {
         let mut live = self.inner.live.lock().unwrap();
         if live.contains_key(&worker.id()) {
             return Err(worker);
