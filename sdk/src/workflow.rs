@@ -107,6 +107,51 @@ where
     serde_json::Value::Array(names).to_string()
 }
 
+/// How DolphinScheduler combines the items of a group (Condition, Dependent): AND or OR,
+/// written in any case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupOp {
+    #[default]
+    And,
+    Or,
+}
+
+impl std::fmt::Display for GroupOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GroupOp::And => "AND",
+            GroupOp::Or => "OR",
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GroupOp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        match text.to_ascii_lowercase().as_str() {
+            "and" => Ok(GroupOp::And),
+            "or" => Ok(GroupOp::Or),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown op `{text}`, expected AND or OR"
+            ))),
+        }
+    }
+}
+
+impl schemars::JsonSchema for GroupOp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GroupOp".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "AND or OR (any case)",
+            "pattern": "^([Aa][Nn][Dd]|[Oo][Rr])$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,20 @@ async fn operations_from_a_second_process_reach_the_running_engine() {
         let run = site.spawn(&["run", file.to_str().unwrap()]);
         let store = site.store().await;
         wait_for(&store, 1, |rows| state_of(rows, "wait") == Some("running")).await;
+        // The engine's containers: the shell task holds an exclusive slot. The status
+        // file is rewritten every half second, so wait for one that shows it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = site.shoal(&["status"]);
+            let status = text(&out);
+            assert!(out.status.success(), "{status}");
+            if status.contains("exclusive  1/") {
+                assert!(status.contains("0 task(s) waiting"), "{status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "status never showed the running task: {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let out = site.shoal(&["pause", "1"]);
         assert!(out.status.success(), "{}", text(&out));
         let out = site.shoal(&["stop", "1"]);

@@ -50,6 +50,32 @@ pub struct TaskRequest {
     pub workflow_host: Option<Arc<dyn WorkflowHost>>,
     /// The run's business time, ms since the Unix epoch; 0 for a task run on its own.
     pub schedule_time_ms: i64,
+    /// Stores an external job's handle; the executor waits for it before the first poll,
+    /// so a job is never followed without its handle being durable.
+    pub persist_handle: Option<HandleSink>,
+}
+
+type StoreHandle =
+    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Where an external job's handle goes before the job is followed (the master's store).
+#[derive(Clone)]
+pub struct HandleSink(Arc<StoreHandle>);
+
+impl HandleSink {
+    pub fn new<F, Fut>(store: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self(Arc::new(move |handle| Box::pin(store(handle))))
+    }
+}
+
+impl std::fmt::Debug for HandleSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandleSink")
+    }
 }
 
 impl TaskRequest {
@@ -70,6 +96,7 @@ impl TaskRequest {
             upstream_states: Vec::new(),
             workflow_host: None,
             schedule_time_ms: 0,
+            persist_handle: None,
         }
     }
 }
@@ -378,6 +405,14 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
         self.emit(TaskEvent::HandleAssigned {
             handle: handle.clone(),
         });
+        if let Some(sink) = self.request.persist_handle.clone() {
+            tokio::select! {
+                () = (sink.0)(handle.clone()) => {}
+                () = self.cancel.cancelled() => {
+                    return Err(self.cancel_job(&plugin, &handle, CallError::Cancelled).await);
+                }
+            }
+        }
         self.follow(&plugin, &handle).await
     }
 

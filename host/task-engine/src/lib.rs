@@ -26,5 +26,5 @@ pub use containers::{
     SlotRequest, Usage, WaitingFor, WaitingTask, priority,
 };
 pub use executor::{
-    TaskEngine, TaskEngineConfig, TaskEvent, TaskExecutor, TaskReport, TaskRequest,
+    HandleSink, TaskEngine, TaskEngineConfig, TaskEvent, TaskExecutor, TaskReport, TaskRequest,
 };

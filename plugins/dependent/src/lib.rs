@@ -44,6 +44,7 @@ use std::fmt;
 use schemars::{Schema, SchemaGenerator, json_schema};
 use shoal_sdk::prelude::*;
 use shoal_sdk::serde::de::{self, Deserializer};
+use shoal_sdk::workflow::GroupOp as Op;
 
 use crate::cycle::{Cycle, Interval};
 
@@ -148,50 +149,6 @@ impl Item {
         }
         out.push_str(&format!(", {}", self.dependent_date));
         out
-    }
-}
-
-/// AND or OR, in any case.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Op {
-    #[default]
-    And,
-    Or,
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::And => "AND",
-            Op::Or => "OR",
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Op {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        match text.to_ascii_lowercase().as_str() {
-            "and" => Ok(Op::And),
-            "or" => Ok(Op::Or),
-            _ => Err(de::Error::custom(format!(
-                "unknown op `{text}`, expected AND or OR"
-            ))),
-        }
-    }
-}
-
-impl JsonSchema for Op {
-    fn schema_name() -> Cow<'static, str> {
-        "Op".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "description": "AND or OR (any case)",
-            "pattern": "^([Aa][Nn][Dd]|[Oo][Rr])$"
-        })
     }
 }
 

@@ -18,7 +18,7 @@ use shoal_model::{TaskState, Trigger};
 use shoal_params::RunContext;
 use shoal_runtime::TaskIdentity;
 use shoal_store::{StoreError, TaskInstanceRow, Write, now_ms};
-use shoal_task_engine::{TaskEvent, TaskReport, TaskRequest};
+use shoal_task_engine::{HandleSink, TaskEvent, TaskReport, TaskRequest};
 use shoal_workflow::{FailureStrategy, Flag, TaskDefinition, TimeoutStrategy, WorkflowDefinition};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,14 @@ pub(super) enum Event {
         name: String,
         id: i64,
         event: TaskEvent,
+    },
+    /// An external job's handle, to store before the job is followed; `stored` is told
+    /// once it is.
+    Handle {
+        name: String,
+        id: i64,
+        handle: String,
+        stored: oneshot::Sender<()>,
     },
     /// A task attempt ended.
     Ended {
@@ -108,6 +116,7 @@ enum Effect {
         message: String,
     },
     Reply(Reply, Result<(), MasterError>),
+    Stored(oneshot::Sender<()>),
 }
 
 /// One task's current attempt.
@@ -513,22 +522,29 @@ impl InstanceWorker {
                 if !self.is_current(&name, id) {
                     return;
                 }
-                match event {
-                    TaskEvent::Running => self.started(&name),
-                    TaskEvent::HandleAssigned { handle } => {
-                        if let Some(slot) = self.slots.get_mut(&name) {
-                            slot.handle = Some(handle.clone());
-                        }
-                        self.save(
-                            &name,
-                            RowUpdate {
-                                handle: Some(handle),
-                                ..Default::default()
-                            },
-                        );
-                    }
-                    _ => {}
+                if event == TaskEvent::Running {
+                    self.started(&name);
                 }
+            }
+            Event::Handle {
+                name,
+                id,
+                handle,
+                stored,
+            } => {
+                if self.is_current(&name, id) {
+                    if let Some(slot) = self.slots.get_mut(&name) {
+                        slot.handle = Some(handle.clone());
+                    }
+                    self.save(
+                        &name,
+                        RowUpdate {
+                            handle: Some(handle),
+                            ..Default::default()
+                        },
+                    );
+                }
+                self.effects.push(Effect::Stored(stored));
             }
             Event::Ended { name, id, report } => {
                 if !self.is_current(&name, id) || !is_executing(self.slots[&name].state) {
@@ -557,20 +573,12 @@ impl InstanceWorker {
                 }
             }
             Event::DelayDue { name, wait } => {
-                let due = self
-                    .slots
-                    .get(&name)
-                    .is_some_and(|s| s.state == T::Delayed && s.wait == wait);
-                if due && self.state == W::Running && !self.failing {
+                if self.wait_is_over(&name, T::Delayed, wait) {
                     self.dispatch(&name);
                 }
             }
             Event::RetryDue { name, wait } => {
-                let due = self
-                    .slots
-                    .get(&name)
-                    .is_some_and(|s| s.state == T::Retrying && s.wait == wait);
-                if due && self.state == W::Running && !self.failing {
+                if self.wait_is_over(&name, T::Retrying, wait) {
                     self.next_attempt(&name);
                 }
             }
@@ -609,6 +617,16 @@ impl InstanceWorker {
                 self.effects.push(Effect::Reply(reply, result));
             }
         }
+    }
+
+    /// Whether a timer for wait number `wait` still means something: the task is still
+    /// in that wait and the instance may start tasks.
+    fn wait_is_over(&self, name: &str, state: T, wait: u64) -> bool {
+        self.slots
+            .get(name)
+            .is_some_and(|s| s.state == state && s.wait == wait)
+            && self.state == W::Running
+            && !self.failing
     }
 
     /// The plugin began executing (after waiting for a container slot, maybe).
@@ -1245,6 +1263,9 @@ impl InstanceWorker {
                 Effect::Reply(reply, result) => {
                     let _ = reply.send(result);
                 }
+                Effect::Stored(stored) => {
+                    let _ = stored.send(());
+                }
             }
         }
         true
@@ -1358,6 +1379,22 @@ impl InstanceWorker {
                 let _ = tx.send(Event::TimeoutWarning { name, id });
             });
         }
+        let sink_tx = self.tx.clone();
+        let sink_name = name.to_owned();
+        request.persist_handle = Some(HandleSink::new(move |handle| {
+            let (stored, done) = oneshot::channel();
+            let sent = sink_tx.send(Event::Handle {
+                name: sink_name.clone(),
+                id,
+                handle,
+                stored,
+            });
+            async move {
+                if sent.is_ok() {
+                    let _ = done.await;
+                }
+            }
+        }));
         let cancel = CancellationToken::new();
         if let Some(slot) = self.slots.get_mut(name) {
             slot.cancel = Some(cancel.clone());
@@ -1370,7 +1407,7 @@ impl InstanceWorker {
             let task_name = name.clone();
             let report = engine
                 .execute(request, cancel, move |event| {
-                    if let TaskEvent::Running | TaskEvent::HandleAssigned { .. } = event {
+                    if let TaskEvent::Running = event {
                         let _ = events.send(Event::Task {
                             name: task_name.clone(),
                             id,
