@@ -93,7 +93,15 @@ impl PluginEngine {
             .max_core_instances_per_component(32)
             .max_memories_per_component(4)
             .max_tables_per_component(16)
-            .max_memory_size(cfg.max_memory_bytes as usize);
+            .max_memory_size(cfg.max_memory_bytes as usize)
+            // Every task returns its slot; resetting the first pages with memset instead
+            // of madvise, and decommitting the rest in batches, keeps that off the
+            // per-task path (it was a fifth of a fan-out's CPU). The cost is a little
+            // resident memory per slot that was used.
+            .linear_memory_keep_resident(256 << 10)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10)
+            .decommit_batch_size(32);
         let mut config = base_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         Engine::new(&config)
