@@ -455,4 +455,66 @@ mod tests {
             .unwrap();
         assert_eq!(err.to_string(), "task `a` depends on unknown task `zz`");
     }
+
+    #[test]
+    fn ready_after_looks_only_downstream_and_agrees_with_a_full_scan() {
+        let mut g = diamond(RunScope::All);
+        assert_eq!(g.ready(), ["a", "e"]);
+        g.set_state("a", TaskInstanceState::Succeeded).unwrap();
+        assert_eq!(g.ready_after(&["a".into()]).unwrap(), ["b", "c"]);
+        g.set_state("b", TaskInstanceState::Succeeded).unwrap();
+        assert!(
+            g.ready_after(&["b".into()]).unwrap().is_empty(),
+            "d still waits for c"
+        );
+        g.set_state("c", TaskInstanceState::Skipped).unwrap();
+        assert_eq!(g.ready_after(&["c".into()]).unwrap(), ["d"]);
+        let full: Vec<String> = g.ready().into_iter().filter(|t| t == "d").collect();
+        assert_eq!(full, ["d"]);
+        // A failed upstream makes nothing ready.
+        let mut g = diamond(RunScope::All);
+        g.set_state("a", TaskInstanceState::Failed).unwrap();
+        assert!(g.ready_after(&["a".into()]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn all_done_tasks_run_after_failures_and_absorb_them() {
+        let mut g = diamond(RunScope::All);
+        g.set_all_done("d").unwrap();
+        g.set_state("a", TaskInstanceState::Succeeded).unwrap();
+        g.set_state("b", TaskInstanceState::Failed).unwrap();
+        assert_eq!(
+            g.status("d"),
+            Some(NodeStatus::Waiting),
+            "c has not finished"
+        );
+        assert_eq!(
+            g.ready_after(&["b".into()]),
+            None,
+            "all-done readiness needs a full scan"
+        );
+        g.set_state("c", TaskInstanceState::Succeeded).unwrap();
+        assert!(g.ready().contains(&"d".to_string()));
+        g.set_state("d", TaskInstanceState::Succeeded).unwrap();
+        g.set_state("e", TaskInstanceState::Succeeded).unwrap();
+        assert!(g.is_complete());
+        assert!(!g.has_failure(), "d handled b's failure");
+    }
+
+    #[test]
+    fn ancestors_come_in_topological_order() {
+        let g = diamond(RunScope::All);
+        // Upstream before downstream; b and c are independent, either order is fine.
+        let ancestors = g.ancestors("d");
+        assert_eq!(ancestors[0], "a");
+        assert_eq!(ancestors.len(), 3);
+        assert!(ancestors.contains(&"b".to_string()) && ancestors.contains(&"c".to_string()));
+        assert!(g.ancestors("a").is_empty());
+        assert_eq!(g.upstream("d"), ["b", "c"]);
+        assert_eq!(g.downstream("a"), ["b", "c"]);
+        let mut g = diamond(RunScope::All);
+        g.set_state("a", TaskInstanceState::Failed).unwrap();
+        g.clear_state("a").unwrap();
+        assert_eq!(g.ready(), ["a", "e"], "a cleared task is ready again");
+    }
 }
