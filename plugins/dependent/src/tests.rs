@@ -1,4 +1,5 @@
-//! Parameter shapes and the evaluation against a fake `last-run`, without a host.
+//! Parameter shapes, and the pure AND/OR evaluation fed from a table of runs (the
+//! host's real `last-run` is exercised end to end in tests/e2e/engine.rs).
 
 use super::*;
 use shoal_sdk::serde_json;
@@ -45,7 +46,7 @@ fn field_error(json: &str) -> FieldError {
     }
 }
 
-/// A fake host: (workflow, task, interval as displayed, state) of the newest runs.
+/// Newest runs as (workflow, task, interval as displayed, state), for the evaluation.
 /// Records every question it is asked.
 struct Runs {
     runs: Vec<(&'static str, Option<&'static str>, String, &'static str)>,

@@ -471,29 +471,15 @@ impl InstanceWorker {
             // to: the attempt is lost, and runs again at once (unless the instance was
             // being stopped or paused anyway).
             if self.state != W::Running {
-                let message = "the engine stopped while this attempt ran";
-                if self.task(&name, TaskAction::Kill, message) {
-                    self.save(
-                        &name,
-                        RowUpdate {
-                            message: Some(message.into()),
-                            ended_at: Some(now),
-                            ..Default::default()
-                        },
-                    );
-                }
+                self.end(
+                    &name,
+                    TaskAction::Kill,
+                    "the engine stopped while this attempt ran",
+                );
                 continue;
             }
             let message = "the engine stopped while this attempt ran; it runs again";
-            if self.task(&name, TaskAction::Fail { retries_left: true }, message) {
-                self.save(
-                    &name,
-                    RowUpdate {
-                        message: Some(message.into()),
-                        ended_at: Some(now),
-                        ..Default::default()
-                    },
-                );
+            if self.end(&name, TaskAction::Fail { retries_left: true }, message) {
                 self.next_attempt(&name);
             }
         }
@@ -559,17 +545,11 @@ impl InstanceWorker {
             }
             Event::NotLaunched { name, id } => {
                 if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
-                    let why = "not started: the instance is stopping";
-                    if self.task(&name, TaskAction::Kill, why) {
-                        self.save(
-                            &name,
-                            RowUpdate {
-                                message: Some(why.into()),
-                                ended_at: Some(now_ms()),
-                                ..Default::default()
-                            },
-                        );
-                    }
+                    self.end(
+                        &name,
+                        TaskAction::Kill,
+                        "not started: the instance is stopping",
+                    );
                 }
             }
             Event::DelayDue { name, wait } => {
@@ -826,14 +806,7 @@ impl InstanceWorker {
                         self.effects.push(Effect::Cancel(token));
                     }
                 } else {
-                    self.task(&task, TaskAction::Kill, "killed by an operator");
-                    self.save(
-                        &task,
-                        RowUpdate {
-                            ended_at: Some(now_ms()),
-                            ..Default::default()
-                        },
-                    );
+                    self.end(&task, TaskAction::Kill, "killed by an operator");
                 }
             }
         }
@@ -946,15 +919,8 @@ impl InstanceWorker {
                 if let Some(token) = slot.cancel.take() {
                     self.effects.push(Effect::Cancel(token));
                 }
-            } else if !slot.state.is_finished() && self.task(&name, TaskAction::Kill, why) {
-                self.save(
-                    &name,
-                    RowUpdate {
-                        message: Some(why.into()),
-                        ended_at: Some(now_ms()),
-                        ..Default::default()
-                    },
-                );
+            } else if !slot.state.is_finished() {
+                self.end(&name, TaskAction::Kill, why);
             }
         }
     }
@@ -1142,6 +1108,23 @@ impl InstanceWorker {
             kind: kind.to_owned(),
             payload,
         });
+    }
+
+    /// End the slot's attempt with `action`, recording why and when; false when the
+    /// transition is not allowed.
+    fn end(&mut self, name: &str, action: TaskAction, why: &str) -> bool {
+        if !self.task(name, action, why) {
+            return false;
+        }
+        self.save(
+            name,
+            RowUpdate {
+                message: Some(why.into()),
+                ended_at: Some(now_ms()),
+                ..Default::default()
+            },
+        );
+        true
     }
 
     /// Store the slot's current state, with `row`'s other fields.
