@@ -393,6 +393,14 @@ async fn the_example_workflow_runs() {
                 .iter()
                 .any(|t| t["task_name"] == "quiet-day" && t["state"] == "skipped")
         );
+        // A short (logic) task's lines come out of its instance's shared log alone.
+        let switch = tasks
+            .iter()
+            .find(|t| t["task_name"] == "check-volume")
+            .unwrap();
+        let log = text(&site.shoal(&["logs", &switch["id"].to_string()]));
+        assert!(log.contains("took branch `busy-day`"), "{log}");
+        assert!(!log.contains("extract") && !log.contains('#'), "{log}");
         let out = site.shoal(&["instances"]);
         assert!(
             text(&out).contains("publish-report"),

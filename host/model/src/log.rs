@@ -1,5 +1,10 @@
 //! A task's log: one file per task instance, written by the host on behalf of the
 //! plugin (its `log` calls, its stdout/stderr, and the output of processes it starts).
+//!
+//! Short tasks of a workflow run (logic tasks, quick calls) share one append-only file per
+//! workflow instance instead ([`TaskLog::to_shared`]), each line tagged with its task
+//! instance id: creating a file per task costs more than the task itself when a run fans
+//! out to thousands of them. [`read_task_log`] gives one task's lines back either way.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -46,8 +51,20 @@ impl LogStream {
 
 type Echo = Box<dyn Fn(&str) + Send + Sync>;
 
+/// A file several task logs append to, open while any of them is.
+type SharedFile = Arc<Mutex<BufWriter<File>>>;
+
+/// The shared files currently open, by path.
+type OpenShared = std::collections::HashMap<PathBuf, std::sync::Weak<Mutex<BufWriter<File>>>>;
+static SHARED: Mutex<Option<OpenShared>> = Mutex::new(None);
+
+/// File-name ending of a shared log; lines in it start with `#<task instance id> `.
+pub const SHARED_LOG_SUFFIX: &str = ".short.log";
+
 struct Inner {
     file: Option<BufWriter<File>>,
+    /// A shared file and the task instance id tagging this log's lines in it.
+    shared: Option<(SharedFile, u64)>,
     echo: Option<Echo>,
     lines: u64,
 }
@@ -76,6 +93,41 @@ impl TaskLog {
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 file: Some(BufWriter::new(file)),
+                shared: None,
+                echo: None,
+                lines: 0,
+            })),
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// A log whose lines go to the shared file `path` (whose name must end with
+    /// [`SHARED_LOG_SUFFIX`]), tagged with `task_instance_id`.
+    pub fn to_shared(path: &Path, task_instance_id: u64) -> std::io::Result<Self> {
+        let file = {
+            let mut open = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+            let open = open.get_or_insert_with(Default::default);
+            match open.get(path).and_then(std::sync::Weak::upgrade) {
+                Some(file) => file,
+                None => {
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)?;
+                    let file = Arc::new(Mutex::new(BufWriter::new(file)));
+                    open.retain(|_, weak| weak.strong_count() > 0);
+                    open.insert(path.to_path_buf(), Arc::downgrade(&file));
+                    file
+                }
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Mutex::new(Inner {
+                file: None,
+                shared: Some((file, task_instance_id)),
                 echo: None,
                 lines: 0,
             })),
@@ -88,6 +140,7 @@ impl TaskLog {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 file: None,
+                shared: None,
                 echo: None,
                 lines: 0,
             })),
@@ -129,6 +182,10 @@ impl TaskLog {
                 // Logging must never fail a task; a full disk shows up in the host's own log.
                 let _ = writeln!(file, "{line}");
             }
+            if let Some((file, tag)) = &inner.shared {
+                let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = writeln!(file, "#{tag} {line}");
+            }
             inner.lines += 1;
         }
         if inner.lines.is_multiple_of(64)
@@ -143,8 +200,12 @@ impl TaskLog {
     }
 
     pub fn flush(&self) {
-        if let Some(file) = &mut self.lock().file {
+        let mut inner = self.lock();
+        if let Some(file) = &mut inner.file {
             let _ = file.flush();
+        }
+        if let Some((file, _)) = &inner.shared {
+            let _ = file.lock().unwrap_or_else(|p| p.into_inner()).flush();
         }
     }
 
@@ -152,6 +213,25 @@ impl TaskLog {
     pub fn line_count(&self) -> u64 {
         self.lock().lines
     }
+}
+
+/// One task's log text from `path`: the whole file, or, from a shared log, the lines
+/// tagged with `task_instance_id` (tag removed).
+pub fn read_task_log(path: &Path, task_instance_id: u64) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let shared = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(SHARED_LOG_SUFFIX));
+    if !shared {
+        return Ok(text);
+    }
+    let tag = format!("#{task_instance_id} ");
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&tag))
+        .map(|l| format!("{l}\n"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -176,5 +256,28 @@ mod tests {
         assert!(text.contains("WARN  [plugin] careful"));
         assert_eq!(seen.lock().unwrap().len(), 3);
         assert_eq!(log.line_count(), 3);
+    }
+
+    #[test]
+    fn shared_logs_interleave_and_read_back_per_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("7{SHARED_LOG_SUFFIX}"));
+        let a = TaskLog::to_shared(&path, 1).unwrap();
+        let b = TaskLog::to_shared(&path, 2).unwrap();
+        a.info(LogStream::Host, "from a");
+        b.info(LogStream::Host, "from b\nsecond line");
+        a.info(LogStream::Plugin, "a again");
+        a.flush();
+        b.flush();
+        let a_text = read_task_log(&path, 1).unwrap();
+        let b_text = read_task_log(&path, 2).unwrap();
+        assert_eq!(a_text.lines().count(), 2, "{a_text}");
+        assert!(a_text.contains("[host] from a") && a_text.contains("[plugin] a again"));
+        assert!(!a_text.contains("from b"));
+        assert_eq!(b_text.lines().count(), 2, "{b_text}");
+        assert!(!b_text.contains('#'), "tags are removed: {b_text}");
+        // Both tasks wrote through one open file.
+        let opened = SHARED.lock().unwrap().as_ref().unwrap().len();
+        assert!(opened >= 1);
     }
 }

@@ -300,7 +300,31 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
     /// `Err` carries a final state other than the plugin's own verdict.
     async fn lifecycle(&mut self) -> Result<TaskOutcome, (TaskState, String)> {
         let failed = |m: String| (TaskState::Failed, m);
-        let log = TaskLog::to_file(&self.log_path).map_err(|e| {
+        let resolved = self
+            .engine
+            .registry
+            .resolve(
+                &self.request.task_type,
+                self.request.plugin_version.as_ref(),
+            )
+            .await;
+        // Short tasks of a workflow run share their instance's log file (see
+        // `shoal_model::log`); everything else, and any task that cannot even start, gets
+        // a file of its own.
+        let shared = matches!(&resolved, Ok(p) if p.execution_class() == shoal_model::ExecutionClass::Short)
+            && self.request.identity.workflow_instance_id != 0;
+        let id = self.request.identity.task_instance_id;
+        let log = if shared {
+            self.log_path = self.engine.config.log_root.join(format!(
+                "{}{}",
+                self.request.identity.workflow_instance_id,
+                shoal_model::log::SHARED_LOG_SUFFIX
+            ));
+            TaskLog::to_shared(&self.log_path, id)
+        } else {
+            TaskLog::to_file(&self.log_path)
+        }
+        .map_err(|e| {
             failed(format!(
                 "cannot create log {}: {e}",
                 self.log_path.display()
@@ -311,16 +335,7 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
         } else {
             log
         };
-
-        let plugin = self
-            .engine
-            .registry
-            .resolve(
-                &self.request.task_type,
-                self.request.plugin_version.as_ref(),
-            )
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+        let plugin = resolved.map_err(|e| failed(e.to_string()))?;
         self.plugin_version = Some(plugin.manifest.version.to_string());
         // Only plugins that may touch files or run processes get a work dir; creating
         // one per task for the rest would cost a directory entry per logic task.

@@ -550,7 +550,7 @@ pub async fn logs(
         .log_path
         .map(PathBuf::from)
         .unwrap_or_else(|| data.logs().join(format!("{}-{}.log", row.id, row.attempt)));
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let text = shoal_model::log::read_task_log(&path, row.id as u64).with_context(|| {
         format!(
             "task instance {task_instance} (`{}`, {}) has no log at {}",
             row.task_name,
