@@ -155,6 +155,7 @@ async fn apply(
     let now = now_ms();
     let mut ids = Vec::with_capacity(writes.len());
     let mut events = Vec::new();
+    let mut task_rows = Vec::new();
     for write in writes {
         let id = match write {
             Write::InsertWorkflowInstance {
@@ -201,26 +202,11 @@ async fn apply(
                 }
                 None
             }
-            Write::InsertTaskInstance { workflow_instance_id, task_name, task_type, attempt, state, message, host, started_at, ended_at } => Some(
-                sqlx::query(
-                    "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, host, out_params, started_at, ended_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, '{}', $8, $9, $10, $11) RETURNING id",
-                )
-                .bind(workflow_instance_id)
-                .bind(task_name)
-                .bind(task_type)
-                .bind(attempt)
-                .bind(state)
-                .bind(message)
-                .bind(host)
-                .bind(started_at)
-                .bind(ended_at)
-                .bind(now)
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get::<i64, _>(0)?,
-            ),
+            Write::InsertTaskInstance { .. } => {
+                // Inserted together below; the id is filled in then.
+                task_rows.push((ids.len(), write));
+                None
+            }
             Write::UpdateTaskInstance {
                 id,
                 state,
@@ -285,12 +271,93 @@ async fn apply(
         };
         ids.push(id);
     }
+    // After the loop on purpose: a rerun's archiving must see only the old rows.
+    insert_task_rows(tx, &task_rows, now, &mut ids).await?;
     append_events(tx, &events, now).await?;
     Ok(ids)
 }
 
-/// Rows per multi-row INSERT: 5 parameters each stays far below both databases' limits.
-const EVENTS_PER_STATEMENT: usize = 200;
+/// Task rows per multi-row INSERT (11 parameters each; see [`EVENTS_PER_STATEMENT`]).
+const TASK_ROWS_PER_STATEMENT: usize = 16;
+
+/// New task rows in as few statements as possible, each new id put at its write's place
+/// in `ids`. A batch creates at most one row per (instance, task, attempt), which is how
+/// the returned ids are matched to their writes (neither database promises an order).
+async fn insert_task_rows(
+    tx: &mut Transaction<'_, Any>,
+    rows: &[(usize, &Write)],
+    now: i64,
+    ids: &mut [Option<i64>],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(TASK_ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=11).map(|k| format!("${}", i * 11 + k)).collect();
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {}, {}, {})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, host, out_params, started_at, ended_at, created_at, updated_at) \
+             VALUES {} RETURNING id, workflow_instance_id, task_name, attempt",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        let mut wanted = std::collections::HashMap::new();
+        for (index, write) in chunk {
+            if let Write::InsertTaskInstance {
+                workflow_instance_id,
+                task_name,
+                task_type,
+                attempt,
+                state,
+                message,
+                host,
+                started_at,
+                ended_at,
+            } = write
+            {
+                wanted.insert((*workflow_instance_id, task_name.clone(), *attempt), *index);
+                query = query
+                    .bind(*workflow_instance_id)
+                    .bind(task_name.as_str())
+                    .bind(task_type.as_str())
+                    .bind(*attempt)
+                    .bind(state.as_str())
+                    .bind(message.as_str())
+                    .bind(host.clone())
+                    .bind(*started_at)
+                    .bind(*ended_at)
+                    .bind(now)
+                    .bind(now);
+            }
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let key = (
+                row.try_get::<i64, _>(1)?,
+                row.try_get::<String, _>(2)?,
+                row.try_get::<i64, _>(3)?,
+            );
+            let index = wanted.remove(&key).ok_or_else(|| {
+                StoreError::Corrupt(format!("an inserted task row came back unasked: {key:?}"))
+            })?;
+            ids[index] = Some(row.try_get::<i64, _>(0)?);
+        }
+        if let Some((key, _)) = wanted.into_iter().next() {
+            return Err(StoreError::Corrupt(format!(
+                "a task row was not inserted: {key:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rows per multi-row INSERT. Small enough that SQLite's parameter-name lookup (linear in
+/// the statement's parameter count, once per parameter) stays cheap, large enough that
+/// a busy batch needs few round trips.
+const EVENTS_PER_STATEMENT: usize = 32;
 
 /// Event rows in as few statements as possible: a busy instance appends thousands per
 /// batch, and one round trip each would dominate on PostgreSQL.

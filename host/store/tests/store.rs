@@ -321,3 +321,55 @@ async fn bad_urls_are_refused_clearly() {
         "{err}"
     );
 }
+
+/// Many new task rows in one batch are inserted together; each write still gets its own
+/// row's id, whatever order the database returns them in, and a rerun's archiving in the
+/// same batch leaves the new rows current.
+#[tokio::test]
+async fn a_batch_of_new_task_rows_gets_each_its_id() {
+    on_both(|store| async move {
+        let wf = instance(&store).await;
+        let row = |name: String, attempt: i64| Write::InsertTaskInstance {
+            workflow_instance_id: wf,
+            task_name: name,
+            task_type: "noop".into(),
+            attempt,
+            state: "dispatched".into(),
+            message: String::new(),
+            host: Some("h".into()),
+            started_at: Some(1),
+            ended_at: None,
+        };
+        let mut writes: Vec<Write> = (0..40).map(|i| row(format!("t{i}"), 1)).collect();
+        writes.insert(
+            7,
+            Write::AppendEvent {
+                workflow_instance_id: wf,
+                seq: 1,
+                kind: "k".into(),
+                payload: json!({}),
+            },
+        );
+        let ids = store.write(writes.clone()).await.unwrap();
+        assert_eq!(ids[7], None, "an event has no id");
+        let stored = store.task_instances(wf).await.unwrap();
+        for (write, id) in writes.iter().zip(&ids) {
+            if let Write::InsertTaskInstance { task_name, .. } = write {
+                let id = id.expect("an insert returns its id");
+                let row = stored.iter().find(|r| r.id == id).unwrap();
+                assert_eq!(&row.task_name, task_name);
+                assert_eq!(row.host.as_deref(), Some("h"));
+            }
+        }
+        // Rerun: archive, then the same names again, in one batch.
+        let mut again = vec![Write::ArchiveTaskInstances {
+            workflow_instance_id: wf,
+        }];
+        again.extend((0..3).map(|i| row(format!("t{i}"), 1)));
+        let new_ids = store.write(again).await.unwrap();
+        let current = store.task_instances(wf).await.unwrap();
+        assert_eq!(current.len(), 3, "only the rerun's rows are current");
+        assert!(current.iter().all(|r| new_ids.contains(&Some(r.id))));
+    })
+    .await;
+}
