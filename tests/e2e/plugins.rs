@@ -613,3 +613,26 @@ async fn blocking_tasks_wait_for_an_exclusive_slot() {
     assert!(!events.contains(&TaskEvent::Running));
     assert_state(&first.await.unwrap().0, TaskState::Succeeded);
 }
+
+/// A passed validation is remembered per component and parameters; other parameters are
+/// still validated, so a bad one fails even after many good runs of the same type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_validations_never_let_bad_parameters_through() {
+    let h = Harness::new();
+    let good = serde_json::json!({"set": {"k": "v"}});
+    for _ in 0..3 {
+        assert_state(&h.run("noop", good.clone()).await, TaskState::Succeeded);
+    }
+    let bad = h.run("shell", serde_json::json!({"comand": "true"})).await;
+    assert_state(&bad, TaskState::Failed);
+    assert!(
+        bad.message.contains("invalid parameters"),
+        "{}",
+        bad.message
+    );
+    assert!(bad.message.contains("comand"), "{}", bad.message);
+    let good_shell = h.run("shell", serde_json::json!({"command": "true"})).await;
+    assert_state(&good_shell, TaskState::Succeeded);
+    let bad_again = h.run("shell", serde_json::json!({"comand": "true"})).await;
+    assert_state(&bad_again, TaskState::Failed);
+}

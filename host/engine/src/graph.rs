@@ -62,6 +62,8 @@ pub struct ExecutionGraph {
     states: Vec<Option<TaskInstanceState>>,
     /// Topological order, so each status is derived from already-derived upstreams.
     order: Vec<NodeIndex>,
+    /// Each node's place in `order`.
+    position: Vec<usize>,
 }
 
 impl ExecutionGraph {
@@ -124,9 +126,14 @@ impl ExecutionGraph {
                 }
             }
         }
+        let mut position = vec![0; n];
+        for (at, node) in order.iter().enumerate() {
+            position[node.index()] = at;
+        }
         Ok(Self {
             graph,
             index,
+            position,
             selected,
             all_done: vec![false; n],
             states: vec![None; n],
@@ -203,14 +210,21 @@ impl ExecutionGraph {
         let Ok(i) = self.node(task) else {
             return Vec::new();
         };
-        let mut seen = vec![false; self.graph.node_count()];
-        let reversed = Reversed(&self.graph);
-        let mut bfs = Bfs::new(reversed, i);
-        while let Some(nx) = bfs.next(reversed) {
-            seen[nx.index()] = true;
+        // Visited nodes in a set, not a vector the size of the graph: this runs for every
+        // task dispatched, and most tasks have few ancestors.
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<NodeIndex> = self
+            .graph
+            .neighbors_directed(i, Direction::Incoming)
+            .collect();
+        while let Some(n) = stack.pop() {
+            if seen.insert(n) {
+                stack.extend(self.graph.neighbors_directed(n, Direction::Incoming));
+            }
         }
-        seen[i.index()] = false;
-        self.names(self.order.iter().copied().filter(|n| seen[n.index()]))
+        let mut found: Vec<NodeIndex> = seen.into_iter().collect();
+        found.sort_by_key(|n| self.position[n.index()]);
+        self.names(found.into_iter())
     }
 
     pub fn is_selected(&self, task: &str) -> bool {

@@ -85,11 +85,12 @@ impl TaskOutcome {
 /// id (`sub-workflow`, `shell`): case, `-` and `_` do not matter, so DolphinScheduler's
 /// spellings find Shoal's plugins.
 pub fn task_type_matches(written: &str, plugin_id: &str) -> bool {
-    let norm = |s: &str| -> String {
+    // Compared char by char without building normalised copies: this runs for every
+    // task a workflow dispatches.
+    fn strip(s: &str) -> impl Iterator<Item = char> + '_ {
         s.chars()
             .filter(|c| *c != '-' && *c != '_')
             .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
-    norm(written) == norm(plugin_id)
+    }
+    strip(written).eq(strip(plugin_id))
 }

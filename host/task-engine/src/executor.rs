@@ -152,7 +152,14 @@ pub struct TaskEngine {
     registry: Arc<PluginRegistry>,
     config: TaskEngineConfig,
     containers: Option<Arc<Containers>>,
+    /// (component, parameters) pairs that passed `validate`, so a fan-out of the same
+    /// task does not instantiate its plugin twice per task (validation depends on the
+    /// component and the parameters only).
+    validated: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
 }
+
+/// Remembered validations, at most; the set starts over when full.
+const VALIDATED_CAPACITY: usize = 8192;
 
 impl TaskEngine {
     pub fn new(registry: Arc<PluginRegistry>, config: TaskEngineConfig) -> Self {
@@ -160,6 +167,7 @@ impl TaskEngine {
             registry,
             config,
             containers: None,
+            validated: Default::default(),
         }
     }
 
@@ -394,10 +402,38 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 handle
             }
             None => {
-                let errors = plugin
-                    .validate(&self.env(), &self.limits())
-                    .await
-                    .map_err(|e| self.call_failed(e))?;
+                let key = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    plugin.content_hash.hash(&mut h);
+                    self.request.params.to_string().hash(&mut h);
+                    h.finish()
+                };
+                let known_good = self
+                    .engine
+                    .validated
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&key);
+                let errors = if known_good {
+                    Vec::new()
+                } else {
+                    plugin
+                        .validate(&self.env(), &self.limits())
+                        .await
+                        .map_err(|e| self.call_failed(e))?
+                };
+                if errors.is_empty() && !known_good {
+                    let mut validated = self
+                        .engine
+                        .validated
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if validated.len() >= VALIDATED_CAPACITY {
+                        validated.clear();
+                    }
+                    validated.insert(key);
+                }
                 if !errors.is_empty() {
                     let list: Vec<String> = errors
                         .iter()
