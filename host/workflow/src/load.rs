@@ -260,10 +260,26 @@ impl Walk<'_> {
                 "name" => wf.name = self.string(value, &field).unwrap_or_default(),
                 "description" => wf.description = self.string(value, &field).unwrap_or_default(),
                 "project" | "project_name" => wf.project = self.string(value, &field),
-                "schedule" => wf.schedule = self.string(value, &field),
+                "schedule" => {
+                    wf.schedule = self.string(value, &field);
+                    if let Some(Err(e)) = wf
+                        .schedule
+                        .as_deref()
+                        .map(|expr| shoal_schedule::CronSchedule::new(expr, "UTC"))
+                    {
+                        self.problem(line_of(value), field, e.to_string());
+                    }
+                }
                 "start_time" => wf.start_time = self.string(value, &field),
                 "end_time" => wf.end_time = self.string(value, &field),
-                "timezone" => wf.timezone = self.string(value, &field),
+                "timezone" => {
+                    wf.timezone = self.string(value, &field);
+                    if let Some(zone) = wf.timezone.as_deref()
+                        && let Err(e) = shoal_schedule::CronSchedule::new("0 0 0 * * ?", zone)
+                    {
+                        self.problem(line_of(value), field, e.to_string());
+                    }
+                }
                 "param" => {
                     if let Some(params) = value.as_mapping() {
                         for (k, v) in params.iter() {

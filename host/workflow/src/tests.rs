@@ -282,3 +282,24 @@ fn durations_are_minutes_or_carry_a_unit() {
         "{err}"
     );
 }
+
+#[test]
+fn schedules_and_time_zones_are_checked_where_they_are_written() {
+    let wf = parse(
+        "workflow:\n  name: s\n  schedule: \"0 0 0 * * ? *\"\n  timezone: Asia/Shanghai\ntasks:\n  - name: a\n    task_type: Noop\n",
+    )
+    .unwrap();
+    assert_eq!(wf.schedule.as_deref(), Some("0 0 0 * * ? *"));
+    let err = parse(
+        "workflow:\n  name: s\n  schedule: \"0 0 99 * * ?\"\n  timezone: Mars/Olympus\ntasks:\n  - name: a\n    task_type: Noop\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("wf.yaml:3: field `workflow.schedule`: cron expression `0 0 99 * * ?`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("wf.yaml:4: field `workflow.timezone`: unknown time zone `Mars/Olympus`"),
+        "{err}"
+    );
+}

@@ -1,0 +1,278 @@
+//! # shoal-schedule: when a workflow's schedule fires
+//!
+//! DolphinScheduler schedules are Quartz cron expressions with seconds
+//! (`sec min hour day-of-month month day-of-week [year]`), including `?` (no value),
+//! `L` (last day / last weekday of the month), `W` (nearest weekday) and `#` (nth weekday,
+//! Quartz numbering: 1 = Sunday … 7 = Saturday), evaluated in a time zone and limited to
+//! a start/end window. [`CronSchedule`] parses such a schedule once (parsing is done by the
+//! `croner` crate) and answers the one question the scheduler asks: the next fire time
+//! after an instant. Daylight-saving changes follow the zone's rules: a fire whose
+//! wall-clock time does not exist that day happens when the gap ends (the day's run is not
+//! lost), and a time that happens twice fires once.
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::parser::{CronParser, Seconds};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("cron expression `{expression}`: {message}")]
+    Cron { expression: String, message: String },
+    #[error("unknown time zone `{0}` (expected an IANA name such as `Asia/Shanghai` or `UTC`)")]
+    TimeZone(String),
+    #[error("the schedule's start time {start} is after its end time {end}")]
+    Window { start: String, end: String },
+}
+
+/// A parsed schedule: expression, zone and window.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    expression: String,
+    cron: croner::Cron,
+    zone: Tz,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+}
+
+impl CronSchedule {
+    /// Parse a Quartz-style expression (seconds required) in the IANA time zone `zone`.
+    pub fn new(expression: &str, zone: &str) -> Result<Self, ScheduleError> {
+        let zone: Tz = zone
+            .parse()
+            .map_err(|_| ScheduleError::TimeZone(zone.to_owned()))?;
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            // Quartz numbers weekdays 1 (Sunday) to 7 (Saturday).
+            .alternative_weekdays(true)
+            .build()
+            .parse(expression.trim())
+            .map_err(|e| ScheduleError::Cron {
+                expression: expression.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            expression: expression.trim().to_owned(),
+            cron,
+            zone,
+            start: None,
+            end: None,
+        })
+    }
+
+    /// Fire only within `[start, end]`.
+    pub fn between(
+        mut self,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> Result<Self, ScheduleError> {
+        if let (Some(s), Some(e)) = (start, end)
+            && s > e
+        {
+            return Err(ScheduleError::Window {
+                start: s.to_rfc3339(),
+                end: e.to_rfc3339(),
+            });
+        }
+        self.start = start;
+        self.end = end;
+        Ok(self)
+    }
+
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    /// The first fire time strictly after `after`, or none when the window is over.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let (from, inclusive) = match self.start {
+            Some(start) if start > after => (start, true),
+            _ => (after, false),
+        };
+        let local = self.zone.from_utc_datetime(&from.naive_utc());
+        let next = self
+            .cron
+            .find_next_occurrence(&local, inclusive)
+            .ok()?
+            .with_timezone(&Utc);
+        match self.end {
+            Some(end) if next > end => None,
+            _ => Some(next),
+        }
+    }
+
+    /// Every fire time in `(after, until]`, at most `limit` of them (for a server that was
+    /// down: its missed fires).
+    pub fn fires_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
+        let mut fires = Vec::new();
+        let mut at = after;
+        while fires.len() < limit {
+            match self.next_after(at) {
+                Some(next) if next <= until => {
+                    fires.push(next);
+                    at = next;
+                }
+                _ => break,
+            }
+        }
+        fires
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn next(expr: &str, zone: &str, after: &str) -> String {
+        CronSchedule::new(expr, zone)
+            .unwrap()
+            .next_after(utc(after))
+            .unwrap()
+            .with_timezone(&zone.parse::<Tz>().unwrap())
+            .to_rfc3339()
+    }
+
+    #[test]
+    fn quartz_forms() {
+        let cases = [
+            // Every 5 seconds.
+            (
+                "*/5 * * * * ?",
+                "UTC",
+                "2024-03-01T10:00:02Z",
+                "2024-03-01T10:00:05+00:00",
+            ),
+            // 02:00 every day.
+            (
+                "0 0 2 * * ?",
+                "UTC",
+                "2024-03-01T02:00:00Z",
+                "2024-03-02T02:00:00+00:00",
+            ),
+            // Noon on the last day of the month (a leap February).
+            (
+                "0 0 12 L * ?",
+                "UTC",
+                "2024-02-10T00:00:00Z",
+                "2024-02-29T12:00:00+00:00",
+            ),
+            // 09:00 on the weekday nearest the 15th: 2024-06-15 is a Saturday -> Friday 14th.
+            (
+                "0 0 9 15W * ?",
+                "UTC",
+                "2024-06-01T00:00:00Z",
+                "2024-06-14T09:00:00+00:00",
+            ),
+            // 10:00 on the third Friday (Quartz: 6 = Friday) of the month.
+            (
+                "0 0 10 ? * 6#3",
+                "UTC",
+                "2024-03-01T00:00:00Z",
+                "2024-03-15T10:00:00+00:00",
+            ),
+            // Weekdays at 08:30 by name; from a Saturday, the next is Monday.
+            (
+                "0 30 8 ? * MON-FRI",
+                "UTC",
+                "2024-03-02T09:00:00Z",
+                "2024-03-04T08:30:00+00:00",
+            ),
+            // In a zone: 02:00 in Shanghai is 18:00 UTC the day before.
+            (
+                "0 0 2 * * ?",
+                "Asia/Shanghai",
+                "2024-03-01T00:00:00Z",
+                "2024-03-02T02:00:00+08:00",
+            ),
+        ];
+        for (expr, zone, after, want) in cases {
+            assert_eq!(
+                next(expr, zone, after),
+                want,
+                "{expr} in {zone} after {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn daylight_saving_changes() {
+        // New York springs forward on 2024-03-10: 02:30 does not exist that day.
+        let spring = next("0 30 2 * * ?", "America/New_York", "2024-03-09T12:00:00Z");
+        assert_eq!(
+            spring, "2024-03-10T03:00:00-04:00",
+            "a run whose time falls into the gap fires when the gap ends, not a day later"
+        );
+        // Falling back on 2024-11-03, 01:30 happens twice; the schedule fires once.
+        let s = CronSchedule::new("0 30 1 * * ?", "America/New_York").unwrap();
+        let fires = s.fires_between(utc("2024-11-03T00:00:00Z"), utc("2024-11-04T12:00:00Z"), 10);
+        let on_the_day: Vec<_> = fires
+            .iter()
+            .map(|f| f.with_timezone(&s.zone()).date_naive().to_string())
+            .filter(|d| d == "2024-11-03")
+            .collect();
+        assert_eq!(on_the_day.len(), 1, "{fires:?}");
+        // Hourly fires keep their UTC spacing across the change.
+        let hourly = CronSchedule::new("0 0 * * * ?", "Europe/Berlin").unwrap();
+        let fires =
+            hourly.fires_between(utc("2024-03-31T00:00:00Z"), utc("2024-03-31T03:00:00Z"), 10);
+        assert_eq!(fires.len(), 3, "{fires:?}");
+    }
+
+    #[test]
+    fn window_and_errors() {
+        let s = CronSchedule::new("0 0 0 * * ?", "UTC")
+            .unwrap()
+            .between(
+                Some(utc("2024-05-01T00:00:00Z")),
+                Some(utc("2024-05-03T00:00:00Z")),
+            )
+            .unwrap();
+        assert_eq!(
+            s.next_after(utc("2024-01-01T00:00:00Z")),
+            Some(utc("2024-05-01T00:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2024-05-02T00:00:00Z")),
+            Some(utc("2024-05-03T00:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(utc("2024-05-03T00:00:00Z")),
+            None,
+            "the window is over"
+        );
+        assert_eq!(
+            s.fires_between(utc("2024-04-01T00:00:00Z"), utc("2024-06-01T00:00:00Z"), 10)
+                .len(),
+            3
+        );
+
+        let err = CronSchedule::new("0 0 25 * * ?", "UTC").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cron expression `0 0 25 * * ?`"),
+            "{err}"
+        );
+        let err = CronSchedule::new("0 0 2 * * ?", "Mars/Olympus").unwrap_err();
+        assert_eq!(err, ScheduleError::TimeZone("Mars/Olympus".into()));
+        let err = CronSchedule::new("0 0 2 * * ?", "UTC")
+            .unwrap()
+            .between(
+                Some(utc("2024-02-01T00:00:00Z")),
+                Some(utc("2024-01-01T00:00:00Z")),
+            )
+            .unwrap_err();
+        assert!(matches!(err, ScheduleError::Window { .. }));
+    }
+}
