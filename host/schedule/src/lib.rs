@@ -127,6 +127,62 @@ impl CronSchedule {
     }
 }
 
+/// What a schedule does about fires missed while the server was down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissedFires {
+    /// Forget them; the next run is the next fire from now.
+    #[default]
+    Skip,
+    /// Run once, for the latest missed fire.
+    RunOnce,
+}
+
+impl CronSchedule {
+    /// The fires to run now for a schedule that last fired at `last_fire` (none: it never
+    /// did) when the time is `now`: under [`MissedFires::Skip`] nothing, under
+    /// [`MissedFires::RunOnce`] the latest fire in `(last_fire, now]`, if any.
+    pub fn missed(
+        &self,
+        last_fire: DateTime<Utc>,
+        now: DateTime<Utc>,
+        policy: MissedFires,
+    ) -> Option<DateTime<Utc>> {
+        match policy {
+            MissedFires::Skip => None,
+            MissedFires::RunOnce => {
+                let local = self.zone.from_utc_datetime(&now.naive_utc());
+                let latest = self
+                    .cron
+                    .find_previous_occurrence(&local, true)
+                    .ok()?
+                    .with_timezone(&Utc);
+                (latest > last_fire && self.start.is_none_or(|s| latest >= s))
+                    .then_some(latest)
+                    .filter(|t| self.end.is_none_or(|e| *t <= e))
+            }
+        }
+    }
+}
+
+/// The business dates of a backfill over `[from, to]` (both included), oldest first.
+/// Refuses a reversed range and ranges over `max_days`, so a typo cannot queue a century.
+pub fn backfill_dates(
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    max_days: usize,
+) -> Result<Vec<chrono::NaiveDate>, String> {
+    if from > to {
+        return Err(format!("backfill from {from} is after its end {to}"));
+    }
+    let days = (to - from).num_days() as usize + 1;
+    if days > max_days {
+        return Err(format!(
+            "backfill from {from} to {to} is {days} days; at most {max_days} at once"
+        ));
+    }
+    Ok(from.iter_days().take(days).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +330,37 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, ScheduleError::Window { .. }));
+    }
+
+    #[test]
+    fn missed_fires_follow_the_policy() {
+        let s = CronSchedule::new("0 0 * * * ?", "UTC").unwrap();
+        let last = utc("2024-03-01T10:00:00Z");
+        let now = utc("2024-03-01T13:20:00Z");
+        assert_eq!(s.missed(last, now, MissedFires::Skip), None);
+        assert_eq!(
+            s.missed(last, now, MissedFires::RunOnce),
+            Some(utc("2024-03-01T13:00:00Z")),
+            "the latest missed fire, once"
+        );
+        assert_eq!(
+            s.missed(utc("2024-03-01T13:00:00Z"), now, MissedFires::RunOnce),
+            None,
+            "nothing was missed"
+        );
+    }
+
+    #[test]
+    fn backfill_dates_cover_the_range() {
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let dates = backfill_dates(d("2024-02-27"), d("2024-03-01"), 100).unwrap();
+        let shown: Vec<String> = dates.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01"]
+        );
+        assert!(backfill_dates(d("2024-03-02"), d("2024-03-01"), 100).is_err());
+        let err = backfill_dates(d("2024-01-01"), d("2024-12-31"), 100).unwrap_err();
+        assert!(err.contains("366 days"), "{err}");
     }
 }
