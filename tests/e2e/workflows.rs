@@ -434,3 +434,37 @@ fn logic_tasks_outside_a_workflow_say_so() {
         text(&out)
     );
 }
+
+/// Two data dirs on one database: the second engine is refused while the first holds the
+/// engine lease, so no instance is driven (or recovered) twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_engine_per_database() {
+    let Some((url, name)) = shoal_store::testing::fresh_pg().await else {
+        return;
+    };
+    let first = Site {
+        data: tempfile::tempdir().unwrap(),
+        db: Some(url.clone()),
+    };
+    let second = Site {
+        data: tempfile::tempdir().unwrap(),
+        db: Some(url),
+    };
+    let file = first.write(
+        "long.yaml",
+        "workflow:\n  name: long\ntasks:\n  - name: wait\n    task_type: Shell\n    command: sleep 60\n",
+    );
+    let run = first.spawn(&["run", file.to_str().unwrap()]);
+    let store = first.store().await;
+    wait_for(&store, 1, |rows| state_of(rows, "wait") == Some("running")).await;
+    let out = second.shoal(&["resume"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("another engine"), "{}", text(&out));
+    // The running engine still takes operations queued through its own data dir.
+    let out = first.shoal(&["stop", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    store.close().await;
+    shoal_store::testing::drop_pg(&name).await;
+}

@@ -424,6 +424,50 @@ impl Store {
         rows.iter().map(EventRow::from_row).collect()
     }
 
+    // ---- leases ------------------------------------------------------------------
+
+    /// Take or renew the lease `name` for `holder` until `now + ttl_ms`. True when
+    /// `holder` has it now: it was free, expired, or already `holder`'s.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO engine_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE engine_leases.holder = excluded.holder OR engine_leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Who holds the lease `name`, and until when (ms since the epoch).
+    pub async fn lease_holder(&self, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query("SELECT holder, expires_at FROM engine_leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Give the lease up if `holder` has it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM engine_leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     // ---- commands ----------------------------------------------------------------
 
     /// Take up to `limit` pending commands, oldest first, marking them taken in the same

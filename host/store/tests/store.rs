@@ -373,3 +373,32 @@ async fn a_batch_of_new_task_rows_gets_each_its_id() {
     })
     .await;
 }
+
+/// One engine per store: a lease is taken, renewed by its holder, refused to another
+/// holder until it expires, and can be released.
+#[tokio::test]
+async fn engine_leases_exclude_a_second_holder() {
+    on_both(|store| async move {
+        assert!(store.acquire_lease("engine", "a", 60_000).await.unwrap());
+        assert!(
+            store.acquire_lease("engine", "a", 60_000).await.unwrap(),
+            "renewal"
+        );
+        assert!(!store.acquire_lease("engine", "b", 60_000).await.unwrap());
+        let (holder, until) = store.lease_holder("engine").await.unwrap().unwrap();
+        assert_eq!(holder, "a");
+        assert!(until > shoal_store::now_ms());
+        // An expired lease goes to whoever asks.
+        assert!(store.acquire_lease("engine", "a", -1).await.unwrap());
+        assert!(store.acquire_lease("engine", "b", 60_000).await.unwrap());
+        store.release_lease("engine", "a").await.unwrap();
+        assert_eq!(
+            store.lease_holder("engine").await.unwrap().unwrap().0,
+            "b",
+            "not a's to release"
+        );
+        store.release_lease("engine", "b").await.unwrap();
+        assert!(store.lease_holder("engine").await.unwrap().is_none());
+    })
+    .await;
+}

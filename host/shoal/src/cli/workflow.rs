@@ -132,6 +132,7 @@ async fn become_engine(
         Registry::Policy(policy) => open_registry(data, load_policy(data, policy)?)?,
     };
     let store = open_store(data, db).await?;
+    hold_engine_lease(&store, data).await?;
     let containers = default_containers();
     for (name, slots) in parse_pairs(&args.task_groups, "--task-group")? {
         let slots: usize = slots
@@ -154,6 +155,43 @@ async fn become_engine(
         master,
         _lock: lock,
     }))
+}
+
+/// How long the engine lease lasts without renewal, and how often it is renewed.
+const LEASE_TTL_MS: i64 = 30_000;
+const LEASE_RENEW: Duration = Duration::from_secs(10);
+
+/// Make this process the store's one engine: `engine.lock` excludes other processes on
+/// this data dir, the lease excludes engines of other data dirs (or hosts) sharing the
+/// database. The holder is named by host and data dir, so the next engine of the same
+/// data dir takes over at once; anyone else waits until the lease expires.
+async fn hold_engine_lease(store: &shoal_store::Store, data: &DataDir) -> anyhow::Result<()> {
+    let root = std::fs::canonicalize(data.root()).unwrap_or_else(|_| data.root().to_path_buf());
+    let holder = format!("{}:{}", MasterConfig::default().host, root.display());
+    if !store.acquire_lease("engine", &holder, LEASE_TTL_MS).await? {
+        let (other, until) = store.lease_holder("engine").await?.unwrap_or_default();
+        bail!(
+            "another engine ({other}) is driving this database until {} unless it renews; wait for it to finish or use another --db",
+            clock(until)
+        );
+    }
+    let store = store.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEASE_RENEW).await;
+            match store.acquire_lease("engine", &holder, LEASE_TTL_MS).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another engine took over after this one stalled past its lease:
+                    // acting on any instance now could run tasks twice.
+                    eprintln!("error: the engine lease was lost to another engine; stopping");
+                    std::process::exit(3);
+                }
+                Err(e) => tracing::warn!("renewing the engine lease failed: {e}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Keep `<data dir>/status.json` (container occupancy and waiting tasks) current for
