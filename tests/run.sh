@@ -55,6 +55,8 @@ tests cargo test --workspace
 
 step "plugin and SDK unit tests (native)"
 (cd plugins && tests cargo test --workspace --target-dir ../target/plugins-native)
+# The SDK is the plugins' dependency, not a member of their workspace: test it on its own.
+(cd sdk && tests cargo test --target-dir ../target/plugins-native)
 
 if [ -n "$pg_skipped" ]; then
   echo "!! PostgreSQL tests were SKIPPED (no server on 127.0.0.1:5432); SQLite ran." >&2

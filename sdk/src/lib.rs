@@ -38,6 +38,7 @@
 pub mod http;
 pub mod log;
 pub mod process;
+pub mod text;
 pub mod workflow;
 
 mod adapter;

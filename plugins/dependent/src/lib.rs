@@ -101,16 +101,16 @@ pub struct Group {
 #[serde(deny_unknown_fields)]
 pub struct Item {
     /// The workflow's project; none or empty means this run's project.
-    #[serde(default, deserialize_with = "optional_text")]
-    #[schemars(with = "Option<Scalar>")]
+    #[serde(default, deserialize_with = "shoal_sdk::text::optional_scalar")]
+    #[schemars(with = "Option<shoal_sdk::text::Scalar>")]
     pub project_name: Option<String>,
     /// The workflow definition's name (`workflow_name` works too).
-    #[serde(alias = "workflow_name", deserialize_with = "text")]
-    #[schemars(with = "Scalar")]
+    #[serde(alias = "workflow_name", deserialize_with = "shoal_sdk::text::scalar")]
+    #[schemars(with = "shoal_sdk::text::Scalar")]
     pub process_definition_name: String,
     /// One task of that workflow; none, empty, `0` or `ALL` means the whole workflow.
-    #[serde(default, deserialize_with = "optional_text")]
-    #[schemars(with = "Option<Scalar>")]
+    #[serde(default, deserialize_with = "shoal_sdk::text::optional_scalar")]
+    #[schemars(with = "Option<shoal_sdk::text::Scalar>")]
     pub dependent_task_name: Option<String>,
     /// The date cycle, e.g. `today`, `last1Days`, `LAST_WEDNESDAY`, `lastMonth`.
     #[serde(default = "today")]
@@ -180,71 +180,6 @@ impl JsonSchema for Cycle {
             )
         })
     }
-}
-
-/// The schema of a value written as text: YAML turns `0` into a number, still meant as
-/// text (DolphinScheduler writes `dependent_task_name: 0` for "all tasks").
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum Scalar {
-    Text(String),
-    Number(f64),
-}
-
-/// A string or number, as text.
-struct Text;
-
-impl<'de> de::Visitor<'de> for Text {
-    type Value = String;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or number")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-}
-
-fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    deserializer.deserialize_any(Text)
-}
-
-fn optional_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    struct OptionalText;
-    impl<'de> de::Visitor<'de> for OptionalText {
-        type Value = Option<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string or number")
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(Text).map(Some)
-        }
-    }
-    deserializer.deserialize_option(OptionalText)
 }
 
 /// `dependence` may be left empty, as DolphinScheduler's YAML example does (`denpendence:`

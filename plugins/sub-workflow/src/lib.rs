@@ -22,10 +22,8 @@
 //! `timeout` bounds the child run.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use shoal_sdk::prelude::*;
-use shoal_sdk::serde::de::{self, Deserializer};
 use shoal_sdk::workflow::ChildStatus;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -33,75 +31,16 @@ use shoal_sdk::workflow::ChildStatus;
 pub struct Params {
     /// Name of the workflow definition to run, in this run's project.
     /// `process_definition_name` is DolphinScheduler's older spelling.
-    #[serde(alias = "process_definition_name", deserialize_with = "text")]
-    #[schemars(with = "Scalar")]
+    #[serde(
+        alias = "process_definition_name",
+        deserialize_with = "shoal_sdk::text::scalar"
+    )]
+    #[schemars(with = "shoal_sdk::text::Scalar")]
     pub workflow_name: String,
     /// Startup parameters for the child run, name → value (a Shoal extension).
-    #[serde(default, deserialize_with = "text_map")]
-    #[schemars(with = "BTreeMap<String, Scalar>")]
+    #[serde(default, deserialize_with = "shoal_sdk::text::scalar_map")]
+    #[schemars(with = "BTreeMap<String, shoal_sdk::text::Scalar>")]
     pub params: BTreeMap<String, String>,
-}
-
-/// The schema of a value written as text: YAML turns `2024` or `true` into a number or
-/// a boolean, which is still meant as text.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum Scalar {
-    Text(String),
-    Number(f64),
-    Bool(bool),
-}
-
-/// A string, number or boolean, as text.
-struct Text;
-
-impl<'de> de::Visitor<'de> for Text {
-    type Value = String;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string, number or boolean")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-}
-
-fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    deserializer.deserialize_any(Text)
-}
-
-/// A `Text` map value (a newtype so serde can deserialize it inside the map).
-struct TextValue(String);
-
-impl<'de> Deserialize<'de> for TextValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(Text).map(TextValue)
-    }
-}
-
-fn text_map<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
-    let map = BTreeMap::<String, TextValue>::deserialize(deserializer)?;
-    Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
 
 /// Static checks beyond the shape: the workflow and the parameters are named.
