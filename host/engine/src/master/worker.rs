@@ -152,6 +152,24 @@ struct RowUpdate {
     ended_at: Option<i64>,
 }
 
+impl RowUpdate {
+    /// The store write that sets row `id` to `state` and these fields.
+    fn into_write(self, id: i64, state: T) -> Write {
+        Write::UpdateTaskInstance {
+            id,
+            state: state.to_string(),
+            host: self.host,
+            plugin_version: self.plugin_version,
+            handle: self.handle,
+            message: self.message,
+            out_params: self.out_params,
+            log_path: self.log_path,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+        }
+    }
+}
+
 pub(super) struct InstanceWorker {
     master: Master,
     id: i64,
@@ -1130,36 +1148,15 @@ impl InstanceWorker {
     /// Store the slot's current state, with `row`'s other fields.
     fn save(&mut self, name: &str, row: RowUpdate) {
         let slot = &self.slots[name];
-        self.writes.push(Write::UpdateTaskInstance {
-            id: slot.id,
-            state: slot.state.to_string(),
-            host: row.host,
-            plugin_version: row.plugin_version,
-            handle: row.handle,
-            message: row.message,
-            out_params: row.out_params,
-            log_path: row.log_path,
-            started_at: row.started_at,
-            ended_at: row.ended_at,
-        });
+        let write = row.into_write(slot.id, slot.state);
+        self.writes.push(write);
     }
 
     /// Store a state for the slot's current row other than the slot's own (the row of
     /// an attempt being replaced).
     fn save_state(&mut self, name: &str, state: T) {
         let id = self.slots[name].id;
-        self.writes.push(Write::UpdateTaskInstance {
-            id,
-            state: state.to_string(),
-            host: None,
-            plugin_version: None,
-            handle: None,
-            message: None,
-            out_params: None,
-            log_path: None,
-            started_at: None,
-            ended_at: None,
-        });
+        self.writes.push(RowUpdate::default().into_write(id, state));
     }
 
     fn insert_row(&mut self, name: &str, started_at: Option<i64>) {
