@@ -34,7 +34,7 @@ pub use capabilities::workflow::{ChildStatus, HostFuture, OUTSIDE_WORKFLOW, Work
 pub use engine::{EngineConfig, PluginEngine};
 pub use invoke::{CallError, CallLimits, PollReply, StartReply, TaskEnv, TaskIdentity};
 pub use plugin::{FieldError, LoadedPlugin, PluginInfo};
-pub use registry::{PluginListing, PluginOrigin, PluginRegistry};
+pub use registry::{InstalledPlugin, PluginListing, PluginOrigin, PluginRegistry};
 
 use std::path::PathBuf;
 
@@ -69,6 +69,10 @@ pub enum RuntimeError {
         version: String,
         available: String,
     },
+    #[error(
+        "plugin `{plugin}` version {version} is already installed with other content; versions are immutable, so give the new component a new version"
+    )]
+    VersionExists { plugin: String, version: String },
     #[error("plugin store {path}: {source}")]
     Store {
         path: PathBuf,

@@ -1,10 +1,16 @@
 //! The plugin registry: which task types exist and which version runs a task.
 //!
 //! Plugins come from two places: the built-ins embedded in the `shoal` binary, and the
-//! local plugin store (`<data dir>/plugins/<id>/<version>/`), filled by
-//! `shoal plugins install`. For a task type the newest version wins, and an installed
-//! plugin wins over a built-in only when it is strictly newer; a task may also pin a
-//! version. Plugins are compiled lazily, on first use, and kept loaded.
+//! local plugin store, filled by `shoal plugins install` or an upload to a server. The
+//! store is content-addressed: each component lives once at
+//! `<store>/blobs/sha256-<hex>.wasm`, and `<store>/<id>/<version>/shoal-plugin.toml`
+//! names its blob, so a version's bytes never change once installed.
+//!
+//! For a task type the *active* version runs new tasks: the one an operator chose
+//! (install, activate, rollback), else the newest, where an installed plugin wins over a
+//! built-in only when it is strictly newer; a task may also pin a version. Tasks already
+//! running hold their loaded plugin, so switching versions never disturbs them. Plugins
+//! are compiled lazily, on first use, and kept loaded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +69,18 @@ pub struct PluginRegistry {
     policy: OperatorPolicy,
     store_dir: PathBuf,
     entries: Mutex<BTreeMap<String, Vec<Arc<Entry>>>>,
+    /// Operator-chosen active versions, by plugin id.
+    active: Mutex<BTreeMap<String, semver::Version>>,
+}
+
+/// A version installed into the store.
+#[derive(Debug, Clone)]
+pub struct InstalledPlugin {
+    pub plugin: Arc<LoadedPlugin>,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// False when this exact version and content was already installed.
+    pub new: bool,
 }
 
 impl PluginRegistry {
@@ -81,6 +99,7 @@ impl PluginRegistry {
             policy,
             store_dir: store_dir.into(),
             entries: Mutex::new(BTreeMap::new()),
+            active: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -164,6 +183,12 @@ impl PluginRegistry {
     /// Validate a plugin directory (or manifest file) and copy it into the store.
     /// Nothing is copied unless the component loads, links and describes itself.
     pub async fn install(&self, path: &Path) -> Result<Arc<LoadedPlugin>, RuntimeError> {
+        Ok(self.install_versioned(path).await?.plugin)
+    }
+
+    /// [`install`](Self::install), telling the content hash. Installing a version that
+    /// exists with other content is refused: a version names one component forever.
+    pub async fn install_versioned(&self, path: &Path) -> Result<InstalledPlugin, RuntimeError> {
         let (manifest, file) = PluginManifest::load(path)?;
         let source = file
             .parent()
@@ -174,6 +199,33 @@ impl PluginRegistry {
             path: source.clone(),
             source: e,
         })?;
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+        let target = self
+            .store_dir
+            .join(&manifest.id)
+            .join(manifest.version.to_string());
+        let blob_name = format!("sha256-{sha256}.wasm");
+        if let Ok((existing, existing_file)) = PluginManifest::load(&target) {
+            let existing_wasm = existing_file
+                .parent()
+                .unwrap_or(&target)
+                .join(&existing.component);
+            let same = std::fs::read(&existing_wasm)
+                .map(|b| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)) == sha256)
+                .unwrap_or(false);
+            if !same {
+                return Err(RuntimeError::VersionExists {
+                    plugin: manifest.id.clone(),
+                    version: manifest.version.to_string(),
+                });
+            }
+            let plugin = self.resolve(&manifest.id, Some(&manifest.version)).await?;
+            return Ok(InstalledPlugin {
+                plugin,
+                sha256,
+                new: false,
+            });
+        }
         let grant = self.policy.grant_for(&manifest);
         let loaded = LoadedPlugin::load(
             &self.engine,
@@ -185,14 +237,18 @@ impl PluginRegistry {
         )
         .await?;
 
-        let target = self
-            .store_dir
-            .join(&manifest.id)
-            .join(manifest.version.to_string());
         let store_err = |source| RuntimeError::Store {
             path: target.clone(),
             source,
         };
+        let blobs = self.store_dir.join("blobs");
+        std::fs::create_dir_all(&blobs).map_err(store_err)?;
+        let blob = blobs.join(&blob_name);
+        if !blob.exists() {
+            let tmp = blobs.join(format!(".{blob_name}.{}", std::process::id()));
+            std::fs::write(&tmp, &wasm).map_err(store_err)?;
+            std::fs::rename(&tmp, &blob).map_err(store_err)?;
+        }
         let staging = self.store_dir.join(format!(
             ".staging-{}-{}-{}",
             manifest.id,
@@ -202,15 +258,11 @@ impl PluginRegistry {
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(store_err)?;
         let mut stored = manifest.clone();
-        stored.component = PathBuf::from(format!("{}.wasm", manifest.id));
-        std::fs::write(staging.join(&stored.component), &wasm).map_err(store_err)?;
+        stored.component = PathBuf::from("../../blobs").join(&blob_name);
         let text = toml::to_string(&stored)
             .map_err(|e| store_err(std::io::Error::other(format!("cannot write manifest: {e}"))))?;
         std::fs::write(staging.join(MANIFEST_FILE), text).map_err(store_err)?;
-        // Swap in whole: a reader sees the old version or the new one, never half.
-        if target.exists() {
-            std::fs::remove_dir_all(&target).map_err(store_err)?;
-        }
+        // Swap in whole: a reader sees the version or nothing, never half of it.
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(store_err)?;
         }
@@ -221,10 +273,66 @@ impl PluginRegistry {
         self.add(Entry {
             manifest: stored.clone(),
             origin: PluginOrigin::Installed(target.clone()),
-            bytes: Bytes::File(target.join(&stored.component)),
+            bytes: Bytes::File(blob),
             loaded: cell,
         });
-        Ok(loaded)
+        Ok(InstalledPlugin {
+            plugin: loaded,
+            sha256,
+            new: true,
+        })
+    }
+
+    /// Make `version` the one new tasks of `id` get (None: back to the newest).
+    pub fn set_active(
+        &self,
+        id: &str,
+        version: Option<&semver::Version>,
+    ) -> Result<(), RuntimeError> {
+        let entries = self.entries();
+        let versions = entries
+            .get(id)
+            .ok_or_else(|| RuntimeError::UnknownTaskType {
+                name: id.to_owned(),
+                available: Self::available(&entries),
+            })?;
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        match version {
+            None => {
+                active.remove(id);
+            }
+            Some(v) => {
+                if !versions.iter().any(|e| &e.manifest.version == v) {
+                    return Err(RuntimeError::UnknownVersion {
+                        name: id.to_owned(),
+                        version: v.to_string(),
+                        available: versions
+                            .iter()
+                            .map(|e| e.manifest.version.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+                active.insert(id.to_owned(), v.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The version new tasks of `id` get.
+    pub fn active_version(&self, id: &str) -> Option<semver::Version> {
+        let entries = self.entries();
+        let versions = entries.get(id)?;
+        Some(self.active_index(id, versions).map_or_else(
+            || versions[0].manifest.version.clone(),
+            |i| versions[i].manifest.version.clone(),
+        ))
+    }
+
+    fn active_index(&self, id: &str, versions: &[Arc<Entry>]) -> Option<usize> {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let chosen = active.get(id)?;
+        versions.iter().position(|e| &e.manifest.version == chosen)
     }
 
     /// Every known plugin id.
@@ -236,9 +344,10 @@ impl PluginRegistry {
     pub fn list(&self) -> Vec<PluginListing> {
         let entries = self.entries();
         entries
-            .values()
-            .flat_map(|versions| {
-                versions.iter().enumerate().map(|(i, e)| {
+            .iter()
+            .flat_map(|(id, versions)| {
+                let active = self.active_index(id, versions).unwrap_or(0);
+                versions.iter().enumerate().map(move |(i, e)| {
                     let grant = self.policy.grant_for(&e.manifest);
                     PluginListing {
                         id: e.manifest.id.clone(),
@@ -248,7 +357,7 @@ impl PluginRegistry {
                         capabilities: grant.names().into_iter().map(String::from).collect(),
                         http_hosts: grant.http_hosts.iter().map(|h| h.to_string()).collect(),
                         origin: e.origin.clone(),
-                        active: i == 0,
+                        active: i == active,
                     }
                 })
             })
@@ -273,16 +382,15 @@ impl PluginRegistry {
     ) -> Result<Arc<LoadedPlugin>, RuntimeError> {
         let entry = {
             let entries = self.entries();
-            let versions = entries
+            let (id, versions) = entries
                 .iter()
                 .find(|(id, _)| shoal_model::task::task_type_matches(name, id))
-                .map(|(_, v)| v)
                 .ok_or_else(|| RuntimeError::UnknownTaskType {
                     name: name.to_owned(),
                     available: Self::available(&entries),
                 })?;
             match version {
-                None => versions[0].clone(),
+                None => versions[self.active_index(id, versions).unwrap_or(0)].clone(),
                 Some(v) => versions
                     .iter()
                     .find(|e| &e.manifest.version == v)

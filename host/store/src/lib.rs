@@ -9,16 +9,20 @@
 //! - Workflow **instances**, **task instances** (attempt, state, host, external-job handle,
 //!   times, OUT params) and each instance's ordered **event stream**.
 //! - A **command queue** for operator commands (start, stop, pause, ...).
+//! - Server mode's [`catalog`]: projects, users and tokens, permissions, schedules, queued
+//!   runs, sealed secrets, alert channels and plugin versions.
 //!
 //! State changes on the hot path go through [`writer`]: concurrent callers' writes are
 //! grouped into one transaction (group commit), so durability costs one fsync per batch,
 //! not one per task. A caller's `write` returns only after its batch committed: a state
 //! change is durable before anyone acts on it.
 
+mod catalog;
 mod rows;
 pub mod testing;
 pub mod writer;
 
+pub use catalog::*;
 pub use rows::*;
 pub use writer::Write;
 

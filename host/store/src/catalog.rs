@@ -1,0 +1,1086 @@
+//! What server mode adds to the store: projects, the definition catalogue (release state,
+//! run mode, deletion), filtered instance listings, users and API tokens with per-project
+//! permissions, schedules, the queue of runs waiting for a slot, encrypted secrets, alert
+//! channels and plugin versions.
+//!
+//! These are operator-facing writes (a few per request), so they go straight to the pool;
+//! only the engine's hot path uses the group-commit writer.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::rows::WORKFLOW_COLUMNS;
+use crate::{Store, StoreError, WorkflowInstanceRow, now_ms};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectRow {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+/// A definition as the catalogue lists it (no spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DefinitionRow {
+    pub id: i64,
+    pub project: String,
+    pub name: String,
+    pub current_version: i64,
+    pub released: bool,
+    pub run_mode: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const DEFINITION_ROW: &str =
+    "id, project, name, current_version, released, run_mode, created_at, updated_at";
+
+impl DefinitionRow {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.try_get(0)?,
+            project: r.try_get(1)?,
+            name: r.try_get(2)?,
+            current_version: r.try_get(3)?,
+            released: r.try_get::<i64, _>(4)? != 0,
+            run_mode: r.try_get(5)?,
+            created_at: r.try_get(6)?,
+            updated_at: r.try_get(7)?,
+        })
+    }
+}
+
+/// Filters for listing instances; every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub project: Option<String>,
+    pub definition_id: Option<i64>,
+    pub states: Vec<String>,
+    /// Business time range `[from, to)` in ms.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleRow {
+    pub id: i64,
+    pub definition_id: i64,
+    pub cron: String,
+    pub timezone: String,
+    pub start_at: Option<i64>,
+    pub end_at: Option<i64>,
+    /// `skip` or `run-once`.
+    pub missed: String,
+    pub online: bool,
+    /// Startup params (JSON object) every fire passes.
+    pub params: String,
+    pub last_fire_at: Option<i64>,
+    pub next_fire_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SCHEDULE_ROW: &str = "id, definition_id, cron, timezone, start_at, end_at, missed, online, params, last_fire_at, next_fire_at, created_at, updated_at";
+
+impl ScheduleRow {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.try_get(0)?,
+            definition_id: r.try_get(1)?,
+            cron: r.try_get(2)?,
+            timezone: r.try_get(3)?,
+            start_at: r.try_get(4)?,
+            end_at: r.try_get(5)?,
+            missed: r.try_get(6)?,
+            online: r.try_get::<i64, _>(7)? != 0,
+            params: r.try_get(8)?,
+            last_fire_at: r.try_get(9)?,
+            next_fire_at: r.try_get(10)?,
+            created_at: r.try_get(11)?,
+            updated_at: r.try_get(12)?,
+        })
+    }
+}
+
+/// What to store for a schedule (create or replace).
+#[derive(Debug, Clone)]
+pub struct NewSchedule {
+    pub definition_id: i64,
+    pub cron: String,
+    pub timezone: String,
+    pub start_at: Option<i64>,
+    pub end_at: Option<i64>,
+    pub missed: String,
+    pub online: bool,
+    pub params: String,
+    pub next_fire_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedRunRow {
+    pub id: i64,
+    pub definition_id: i64,
+    pub run_group: String,
+    pub max_running: i64,
+    pub request: String,
+    /// `waiting`, `started` or `discarded`.
+    pub state: String,
+    pub instance_id: Option<i64>,
+    pub created_at: i64,
+}
+
+const QUEUED_ROW: &str =
+    "id, definition_id, run_group, max_running, request, state, instance_id, created_at";
+
+impl QueuedRunRow {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.try_get(0)?,
+            definition_id: r.try_get(1)?,
+            run_group: r.try_get(2)?,
+            max_running: r.try_get(3)?,
+            request: r.try_get(4)?,
+            state: r.try_get(5)?,
+            instance_id: r.try_get(6)?,
+            created_at: r.try_get(7)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretRow {
+    pub project_id: i64,
+    pub name: String,
+    pub nonce: String,
+    pub ciphertext: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertChannelRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub config: String,
+    pub events: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginVersionRow {
+    pub plugin_id: String,
+    pub version: String,
+    pub sha256: String,
+    pub manifest: String,
+    pub installed_at: i64,
+}
+
+const UNFINISHED: &str = "('submitted', 'running', 'ready-pause', 'ready-stop')";
+
+impl Store {
+    // ---- projects ----------------------------------------------------------------
+
+    /// Create a project; None when the name is taken.
+    pub async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<Option<ProjectRow>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO projects (name, description, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ProjectRow {
+                id: r.try_get(0)?,
+                name: name.to_owned(),
+                description: description.to_owned(),
+                created_at: now,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, description, created_at FROM projects ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    pub async fn project(&self, name: &str) -> Result<Option<ProjectRow>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, name, description, created_at FROM projects WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    /// Delete a project that holds no definitions, with its permissions, secrets and
+    /// alert channels. False when it still has definitions (or does not exist).
+    pub async fn delete_project(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query("SELECT id FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let id: i64 = row.try_get(0)?;
+        let defs: i64 = sqlx::query("SELECT COUNT(*) FROM workflow_definitions WHERE project = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if defs > 0 {
+            return Ok(false);
+        }
+        for table in ["project_permissions", "secrets", "alert_channels"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ---- definitions catalogue -----------------------------------------------------
+
+    pub async fn definitions(&self, project: &str) -> Result<Vec<DefinitionRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DEFINITION_ROW} FROM workflow_definitions WHERE project = $1 ORDER BY name"
+        ))
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(DefinitionRow::from_row).collect()
+    }
+
+    pub async fn definition_row(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<DefinitionRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEFINITION_ROW} FROM workflow_definitions WHERE project = $1 AND name = $2"
+        ))
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(DefinitionRow::from_row).transpose()
+    }
+
+    pub async fn definition_row_by_id(&self, id: i64) -> Result<Option<DefinitionRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEFINITION_ROW} FROM workflow_definitions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(DefinitionRow::from_row).transpose()
+    }
+
+    pub async fn set_released(&self, definition_id: i64, online: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE workflow_definitions SET released = $1, updated_at = $2 WHERE id = $3")
+            .bind(online as i64)
+            .bind(now_ms())
+            .bind(definition_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_run_mode(&self, definition_id: i64, mode: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE workflow_definitions SET run_mode = $1, updated_at = $2 WHERE id = $3")
+            .bind(mode)
+            .bind(now_ms())
+            .bind(definition_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many instances of a definition the engine has not finished with.
+    pub async fn unfinished_count(&self, definition_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query(&format!(
+            "SELECT COUNT(*) FROM workflow_instances WHERE definition_id = $1 AND state IN {UNFINISHED}"
+        ))
+        .bind(definition_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// Unfinished instances of a definition, oldest first.
+    pub async fn unfinished_of(
+        &self,
+        definition_id: i64,
+    ) -> Result<Vec<WorkflowInstanceRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE definition_id = $1 AND state IN {UNFINISHED} ORDER BY id"
+        ))
+        .bind(definition_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(WorkflowInstanceRow::from_row).collect()
+    }
+
+    /// Delete a definition with every version, instance, task instance, event, schedule,
+    /// queued run and pin. Refused (false) while any instance is unfinished, checked in
+    /// the same transaction as the delete.
+    pub async fn delete_definition(&self, definition_id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let busy: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM workflow_instances WHERE definition_id = $1 AND state IN {UNFINISHED}"
+        ))
+        .bind(definition_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        if busy > 0 {
+            return Ok(false);
+        }
+        let sub = "SELECT id FROM workflow_instances WHERE definition_id = $1";
+        for sql in [
+            format!("DELETE FROM workflow_events WHERE workflow_instance_id IN ({sub})"),
+            format!("DELETE FROM task_instances WHERE workflow_instance_id IN ({sub})"),
+            format!("DELETE FROM commands WHERE workflow_instance_id IN ({sub})"),
+            "DELETE FROM workflow_instances WHERE definition_id = $1".into(),
+            "DELETE FROM schedules WHERE definition_id = $1".into(),
+            "DELETE FROM queued_runs WHERE definition_id = $1".into(),
+            "DELETE FROM plugin_pins WHERE definition_id = $1".into(),
+            "DELETE FROM workflow_definition_versions WHERE definition_id = $1".into(),
+            "DELETE FROM workflow_definitions WHERE id = $1".into(),
+        ] {
+            sqlx::query(&sql)
+                .bind(definition_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // ---- instance listings -------------------------------------------------------
+
+    /// Instances matching `filter`, newest first, with the total count for paging.
+    pub async fn find_instances(
+        &self,
+        filter: &InstanceFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<WorkflowInstanceRow>, i64), StoreError> {
+        let mut clauses = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.project.is_some() {
+            clauses.push(format!(
+                "definition_id IN (SELECT id FROM workflow_definitions WHERE project = {})",
+                next()
+            ));
+        }
+        if filter.definition_id.is_some() {
+            clauses.push(format!("definition_id = {}", next()));
+        }
+        if !filter.states.is_empty() {
+            let list: Vec<String> = filter.states.iter().map(|_| next()).collect();
+            clauses.push(format!("state IN ({})", list.join(", ")));
+        }
+        if filter.from_ms.is_some() {
+            clauses.push(format!("schedule_time >= {}", next()));
+        }
+        if filter.to_ms.is_some() {
+            clauses.push(format!("schedule_time < {}", next()));
+        }
+        let limit_p = next();
+        let offset_p = next();
+        let clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let list_sql = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances {clause} ORDER BY id DESC LIMIT {limit_p} OFFSET {offset_p}"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM workflow_instances {clause}");
+        macro_rules! bind_filter {
+            ($q:expr) => {{
+                let mut q = $q;
+                if let Some(p) = &filter.project {
+                    q = q.bind(p.clone());
+                }
+                if let Some(d) = filter.definition_id {
+                    q = q.bind(d);
+                }
+                for s in &filter.states {
+                    q = q.bind(s.clone());
+                }
+                if let Some(f) = filter.from_ms {
+                    q = q.bind(f);
+                }
+                if let Some(t) = filter.to_ms {
+                    q = q.bind(t);
+                }
+                q
+            }};
+        }
+        let rows = bind_filter!(sqlx::query(&list_sql))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 = bind_filter!(sqlx::query(&count_sql))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok((
+            rows.iter()
+                .map(WorkflowInstanceRow::from_row)
+                .collect::<Result<_, _>>()?,
+            total,
+        ))
+    }
+
+    // ---- users, tokens, permissions ------------------------------------------------
+
+    pub async fn user_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    /// Create a user; None when the name is taken.
+    pub async fn create_user(&self, name: &str, role: &str) -> Result<Option<UserRow>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO users (name, role, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(UserRow {
+                id: r.try_get(0)?,
+                name: name.to_owned(),
+                role: role.to_owned(),
+                created_at: now,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, role, created_at FROM users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query("SELECT id, name, role, created_at FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Store a token by its hash.
+    pub async fn create_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &str,
+        expires_at: Option<i64>,
+    ) -> Result<TokenRow, StoreError> {
+        let now = now_ms();
+        let id: i64 = sqlx::query(
+            "INSERT INTO api_tokens (user_id, name, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(token_hash)
+        .bind(expires_at)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(TokenRow {
+            id,
+            user_id,
+            name: name.to_owned(),
+            expires_at,
+            created_at: now,
+            revoked_at: None,
+        })
+    }
+
+    /// The user a token hash belongs to, with the token's expiry and revocation.
+    pub async fn token_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(UserRow, TokenRow)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.role, u.created_at, t.id, t.name, t.expires_at, t.created_at, t.revoked_at \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let user = user_from_row(&r)?;
+            let token = TokenRow {
+                id: r.try_get(4)?,
+                user_id: user.id,
+                name: r.try_get(5)?,
+                expires_at: r.try_get(6)?,
+                created_at: r.try_get(7)?,
+                revoked_at: r.try_get(8)?,
+            };
+            Ok((user, token))
+        })
+        .transpose()
+    }
+
+    pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, name, expires_at, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRow {
+                    id: r.try_get(0)?,
+                    user_id: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    expires_at: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    revoked_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revoke a token of `user_id` (admins pass None to revoke anyone's).
+    pub async fn revoke_token(&self, id: i64, user_id: Option<i64>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR user_id = $3)",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn grant_permission(
+        &self,
+        project_id: i64,
+        user_id: i64,
+        level: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO project_permissions (project_id, user_id, level) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET level = excluded.level",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(level)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A user's permission level on a project, if any.
+    pub async fn permission(
+        &self,
+        project: &str,
+        user_id: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.level FROM project_permissions p JOIN projects j ON j.id = p.project_id \
+             WHERE j.name = $1 AND p.user_id = $2",
+        )
+        .bind(project)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get(0).map_err(Into::into)).transpose()
+    }
+
+    // ---- schedules -----------------------------------------------------------------
+
+    /// Create or replace the schedule of a definition.
+    pub async fn put_schedule(&self, s: &NewSchedule) -> Result<ScheduleRow, StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO schedules (definition_id, cron, timezone, start_at, end_at, missed, online, params, next_fire_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (definition_id) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
+             start_at = excluded.start_at, end_at = excluded.end_at, missed = excluded.missed, online = excluded.online, \
+             params = excluded.params, next_fire_at = excluded.next_fire_at, updated_at = excluded.updated_at",
+        )
+        .bind(s.definition_id)
+        .bind(&s.cron)
+        .bind(&s.timezone)
+        .bind(s.start_at)
+        .bind(s.end_at)
+        .bind(&s.missed)
+        .bind(s.online as i64)
+        .bind(&s.params)
+        .bind(s.next_fire_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.schedule_of(s.definition_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("schedule vanished after saving".into()))
+    }
+
+    pub async fn schedule_of(&self, definition_id: i64) -> Result<Option<ScheduleRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SCHEDULE_ROW} FROM schedules WHERE definition_id = $1"
+        ))
+        .bind(definition_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(ScheduleRow::from_row).transpose()
+    }
+
+    pub async fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {SCHEDULE_ROW} FROM schedules ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ScheduleRow::from_row).collect()
+    }
+
+    pub async fn set_schedule_online(
+        &self,
+        definition_id: i64,
+        online: bool,
+        next_fire_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE schedules SET online = $1, next_fire_at = $2, updated_at = $3 WHERE definition_id = $4",
+        )
+        .bind(online as i64)
+        .bind(next_fire_at)
+        .bind(now_ms())
+        .bind(definition_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_schedule(&self, definition_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM schedules WHERE definition_id = $1")
+            .bind(definition_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Record a fire: move the schedule from `expected_next` to `next`. False when another
+    /// scheduler already moved it (the fire is theirs), so a fire is never taken twice.
+    pub async fn advance_schedule(
+        &self,
+        id: i64,
+        expected_next: i64,
+        fired_at: i64,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE schedules SET last_fire_at = $1, next_fire_at = $2, updated_at = $3 WHERE id = $4 AND next_fire_at = $5",
+        )
+        .bind(fired_at)
+        .bind(next)
+        .bind(now_ms())
+        .bind(id)
+        .bind(expected_next)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- queued runs ---------------------------------------------------------------
+
+    pub async fn enqueue_run(
+        &self,
+        definition_id: i64,
+        run_group: &str,
+        max_running: i64,
+        request: &str,
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        Ok(sqlx::query(
+            "INSERT INTO queued_runs (definition_id, run_group, max_running, request, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'waiting', $5, $5) RETURNING id",
+        )
+        .bind(definition_id)
+        .bind(run_group)
+        .bind(max_running)
+        .bind(request)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// Waiting runs, oldest first.
+    pub async fn waiting_runs(&self) -> Result<Vec<QueuedRunRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {QUEUED_ROW} FROM queued_runs WHERE state = 'waiting' ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(QueuedRunRow::from_row).collect()
+    }
+
+    pub async fn queued_runs(&self, run_group: &str) -> Result<Vec<QueuedRunRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {QUEUED_ROW} FROM queued_runs WHERE run_group = $1 ORDER BY id"
+        ))
+        .bind(run_group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(QueuedRunRow::from_row).collect()
+    }
+
+    /// How many runs started from `run_group` are still unfinished.
+    pub async fn running_in_group(&self, run_group: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query(&format!(
+            "SELECT COUNT(*) FROM queued_runs q JOIN workflow_instances i ON i.id = q.instance_id \
+             WHERE q.run_group = $1 AND q.state = 'started' AND i.state IN {UNFINISHED}"
+        ))
+        .bind(run_group)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// Move a waiting run to `state` (`started` or `discarded`). False when it was no
+    /// longer waiting: someone else took it.
+    pub async fn claim_run(&self, id: i64, state: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE queued_runs SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'waiting'",
+        )
+        .bind(state)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_queued_instance(&self, id: i64, instance_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE queued_runs SET instance_id = $1, updated_at = $2 WHERE id = $3")
+            .bind(instance_id)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- secrets -------------------------------------------------------------------
+
+    pub async fn put_secret(
+        &self,
+        project_id: i64,
+        name: &str,
+        nonce: &str,
+        ciphertext: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO secrets (project_id, name, nonce, ciphertext, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (project_id, name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(project_id)
+        .bind(name)
+        .bind(nonce)
+        .bind(ciphertext)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every secret of the project named `project`, sealed.
+    pub async fn secrets(&self, project: &str) -> Result<Vec<SecretRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.project_id, s.name, s.nonce, s.ciphertext, s.updated_at FROM secrets s \
+             JOIN projects p ON p.id = s.project_id WHERE p.name = $1 ORDER BY s.name",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SecretRow {
+                    project_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    nonce: r.try_get(2)?,
+                    ciphertext: r.try_get(3)?,
+                    updated_at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_secret(&self, project_id: i64, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM secrets WHERE project_id = $1 AND name = $2")
+            .bind(project_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- alert channels ------------------------------------------------------------
+
+    pub async fn put_alert_channel(
+        &self,
+        project_id: i64,
+        name: &str,
+        config: &str,
+        events: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO alert_channels (project_id, name, config, events, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (project_id, name) DO UPDATE SET config = excluded.config, events = excluded.events",
+        )
+        .bind(project_id)
+        .bind(name)
+        .bind(config)
+        .bind(events)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn alert_channels(&self, project: &str) -> Result<Vec<AlertChannelRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.project_id, a.name, a.config, a.events, a.created_at FROM alert_channels a \
+             JOIN projects p ON p.id = a.project_id WHERE p.name = $1 ORDER BY a.name",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertChannelRow {
+                    id: r.try_get(0)?,
+                    project_id: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    config: r.try_get(3)?,
+                    events: r.try_get(4)?,
+                    created_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_alert_channel(
+        &self,
+        project_id: i64,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM alert_channels WHERE project_id = $1 AND name = $2")
+            .bind(project_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- plugin versions -----------------------------------------------------------
+
+    pub async fn record_plugin_version(&self, row: &PluginVersionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO plugin_versions (plugin_id, version, sha256, manifest, installed_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (plugin_id, version) DO UPDATE SET sha256 = excluded.sha256, manifest = excluded.manifest, installed_at = excluded.installed_at",
+        )
+        .bind(&row.plugin_id)
+        .bind(&row.version)
+        .bind(&row.sha256)
+        .bind(&row.manifest)
+        .bind(row.installed_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn plugin_versions(&self) -> Result<Vec<PluginVersionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT plugin_id, version, sha256, manifest, installed_at FROM plugin_versions ORDER BY plugin_id, installed_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PluginVersionRow {
+                    plugin_id: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                    manifest: r.try_get(3)?,
+                    installed_at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Make `version` the active one, remembering the one it replaces for rollback.
+    pub async fn set_active_plugin(
+        &self,
+        plugin_id: &str,
+        version: &str,
+        previous: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO plugin_active (plugin_id, version, previous, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (plugin_id) DO UPDATE SET version = excluded.version, previous = excluded.previous, updated_at = excluded.updated_at",
+        )
+        .bind(plugin_id)
+        .bind(version)
+        .bind(previous)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// (plugin id, active version, previous version) for every operator choice.
+    pub async fn active_plugins(
+        &self,
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query("SELECT plugin_id, version, previous FROM plugin_active")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    pub async fn pin_plugin(
+        &self,
+        definition_id: i64,
+        plugin_id: &str,
+        version: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match version {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO plugin_pins (definition_id, plugin_id, version) VALUES ($1, $2, $3) \
+                     ON CONFLICT (definition_id, plugin_id) DO UPDATE SET version = excluded.version",
+                )
+                .bind(definition_id)
+                .bind(plugin_id)
+                .bind(v)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM plugin_pins WHERE definition_id = $1 AND plugin_id = $2")
+                    .bind(definition_id)
+                    .bind(plugin_id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// (plugin id, version) pins of a definition.
+    pub async fn plugin_pins(
+        &self,
+        definition_id: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT plugin_id, version FROM plugin_pins WHERE definition_id = $1 ORDER BY plugin_id",
+        )
+        .bind(definition_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
+
+fn project_from_row(r: &AnyRow) -> Result<ProjectRow, StoreError> {
+    Ok(ProjectRow {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        description: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+    })
+}
+
+fn user_from_row(r: &AnyRow) -> Result<UserRow, StoreError> {
+    Ok(UserRow {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        role: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+    })
+}
+
+impl Store {
+    /// How many workflow instances are in each state.
+    pub async fn instance_counts_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) FROM workflow_instances GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
