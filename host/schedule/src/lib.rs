@@ -10,7 +10,7 @@
 //! wall-clock time does not exist that day happens when the gap ends (the day's run is not
 //! lost), and a time that happens twice fires once.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 
@@ -92,6 +92,8 @@ impl CronSchedule {
             Some(start) if start > after => (start, true),
             _ => (after, false),
         };
+        // Fires fall on whole seconds; a sub-second start would leak into every fire.
+        let from = from.with_nanosecond(0).unwrap_or(from);
         let local = self.zone.from_utc_datetime(&from.naive_utc());
         let next = self
             .cron

@@ -187,6 +187,12 @@ pub enum Progress {
     Released {
         instance: i64,
     },
+    /// A task whose timeout strategy is `warn` has run past its timeout.
+    TimeoutWarning {
+        instance: i64,
+        task: String,
+        task_instance_id: i64,
+    },
 }
 
 /// The master. Cheap to clone.

@@ -117,6 +117,10 @@ enum Effect {
     },
     Reply(Reply, Result<(), MasterError>),
     Stored(oneshot::Sender<()>),
+    /// Tell watchers (alerts) that a task with the warn strategy outran its timeout.
+    TimeoutWarning {
+        name: String,
+    },
 }
 
 /// One task's current attempt.
@@ -244,8 +248,23 @@ impl InstanceWorker {
             version: row.version,
             message,
         };
-        let definition: WorkflowDefinition =
+        let mut definition: WorkflowDefinition =
             serde_json::from_value(stored.spec).map_err(|e| bad(e.to_string()))?;
+        // An operator's pin holds a task type at one version for this workflow, unless
+        // the task names a version itself.
+        let pins = store.plugin_pins(row.definition_id).await?;
+        for task in definition
+            .tasks
+            .iter_mut()
+            .filter(|t| t.plugin_version.is_none())
+        {
+            if let Some((_, v)) = pins
+                .iter()
+                .find(|(plugin, _)| shoal_model::task::task_type_matches(&task.task_type, plugin))
+            {
+                task.plugin_version = v.parse().ok();
+            }
+        }
         let start: StartTasks =
             serde_json::from_value(row.start_tasks.clone()).map_err(|e| bad(e.to_string()))?;
         let startup: BTreeMap<String, String> =
@@ -588,10 +607,11 @@ impl InstanceWorker {
                     let payload = json!({"task": name, "task_instance_id": id, "attempt": slot.attempt, "after_ms": after});
                     self.append("task-timeout-warning", payload);
                     self.effects.push(Effect::Task {
-                        name,
+                        name: name.clone(),
                         state,
                         message: "running longer than its timeout (strategy: warn)".into(),
                     });
+                    self.effects.push(Effect::TimeoutWarning { name });
                 }
             }
             Event::Operation { op, reply } => {
@@ -1237,6 +1257,15 @@ impl InstanceWorker {
                             attempt: slot.attempt,
                             state,
                             message,
+                        });
+                    }
+                }
+                Effect::TimeoutWarning { name } => {
+                    if let Some(slot) = self.slots.get(&name) {
+                        self.master.publish(Progress::TimeoutWarning {
+                            instance: self.id,
+                            task: name,
+                            task_instance_id: slot.id,
                         });
                     }
                 }
