@@ -3,7 +3,7 @@
 mod plugins;
 mod task;
 mod validate;
-mod workflow;
+pub(crate) mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +76,8 @@ pub enum Command {
     Status,
     #[command(flatten)]
     Operation(workflow::OperationCommand),
+    /// Run the server: engine, scheduler and the HTTP API (/api/v1) in one process.
+    Server(crate::server::config::ServerArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -90,6 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Task(cmd) => task::run(cmd, &data, policy.as_deref()).await,
         Command::Validate { files } => validate::run(files, &data, policy.as_deref()).await,
         Command::Bench(cmd) => crate::bench::run(cmd, &data, db).await,
+        Command::Server(args) => crate::server::run(args, &data, policy.as_deref(), db).await,
         Command::Run(args) => workflow::run(args, &data, policy.as_deref(), db).await,
         Command::Instances { limit, state, json } => {
             workflow::instances(&data, db, limit, &state, json).await

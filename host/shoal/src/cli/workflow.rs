@@ -95,7 +95,10 @@ pub enum OperationCommand {
     Kill { id: i64, task: String },
 }
 
-fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn parse_pairs(
+    pairs: &[String],
+    what: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
     pairs
         .iter()
         .map(|p| match p.split_once('=') {
@@ -107,18 +110,18 @@ fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, 
 
 /// The plugin registry an engine uses: one already opened, or one to open under a
 /// policy file.
-enum Registry<'a> {
+pub(crate) enum Registry<'a> {
     Open(std::sync::Arc<shoal_runtime::PluginRegistry>),
     Policy(Option<&'a Path>),
 }
 
 /// This process as the engine of the data dir's store.
-struct Embedded {
-    master: Master,
+pub(crate) struct Embedded {
+    pub(crate) master: Master,
     _lock: EngineLock,
 }
 
-async fn become_engine(
+pub(crate) async fn become_engine(
     data: &DataDir,
     registry: Registry<'_>,
     db: Option<&str>,
@@ -166,8 +169,7 @@ const LEASE_RENEW: Duration = Duration::from_secs(10);
 /// database. The holder is named by host and data dir, so the next engine of the same
 /// data dir takes over at once; anyone else waits until the lease expires.
 async fn hold_engine_lease(store: &shoal_store::Store, data: &DataDir) -> anyhow::Result<()> {
-    let root = std::fs::canonicalize(data.root()).unwrap_or_else(|_| data.root().to_path_buf());
-    let holder = format!("{}:{}", MasterConfig::default().host, root.display());
+    let holder = engine_holder(data);
     if !store.acquire_lease("engine", &holder, LEASE_TTL_MS).await? {
         let (other, until) = store.lease_holder("engine").await?.unwrap_or_default();
         bail!(
@@ -192,6 +194,12 @@ async fn hold_engine_lease(store: &shoal_store::Store, data: &DataDir) -> anyhow
         }
     });
     Ok(())
+}
+
+/// How this process is named in the engine lease: host and data dir.
+pub(crate) fn engine_holder(data: &DataDir) -> String {
+    let root = std::fs::canonicalize(data.root()).unwrap_or_else(|_| data.root().to_path_buf());
+    format!("{}:{}", MasterConfig::default().host, root.display())
 }
 
 /// Keep `<data dir>/status.json` (container occupancy and waiting tasks) current for

@@ -1,0 +1,145 @@
+//! Who is calling, and what they may do.
+//!
+//! Every request but `/health` and `/openapi.json` carries `Authorization: Bearer TOKEN`.
+//! Tokens are random 256-bit strings handed out once; the store keeps only their SHA-256,
+//! so a leaked database yields no usable token. Admins may do anything; users act on a
+//! project through a permission level: `read` < `operate` (runs and instance
+//! operations) < `edit` (definitions, schedules, secrets, alert channels, permissions).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Read,
+    Operate,
+    Edit,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Operate => "operate",
+            Self::Edit => "edit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(Self::Read),
+            "operate" => Some(Self::Operate),
+            "edit" => Some(Self::Edit),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::User => "user",
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: i64,
+    pub name: String,
+    pub admin: bool,
+}
+
+/// A new random token (shown once) and the hash the store keeps.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).expect("the OS random source works");
+    let token = format!("shoal_{}", hex::encode(bytes));
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthenticated)?;
+        let (user, row) = state
+            .store()
+            .token_user(&hash_token(token))
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let now = shoal_store::now_ms();
+        if row.revoked_at.is_some() || row.expires_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::Unauthenticated);
+        }
+        Ok(Caller {
+            user_id: user.id,
+            admin: user.role == Role::Admin.as_str(),
+            name: user.name,
+        })
+    }
+}
+
+impl Caller {
+    /// Refuse unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs the admin role".into()))
+        }
+    }
+
+    /// Refuse unless the caller holds at least `level` on `project`. A project the caller
+    /// cannot see answers the same as one that does not exist, so names do not leak.
+    pub async fn require(
+        &self,
+        state: &ApiState,
+        project: &str,
+        level: Level,
+    ) -> Result<(), ApiError> {
+        if self.admin {
+            return Ok(());
+        }
+        let held = state
+            .store()
+            .permission(project, self.user_id)
+            .await?
+            .as_deref()
+            .and_then(Level::parse);
+        match held {
+            Some(h) if h >= level => Ok(()),
+            _ => Err(ApiError::Forbidden(format!(
+                "you need `{}` permission on project `{project}`",
+                level.as_str()
+            ))),
+        }
+    }
+}

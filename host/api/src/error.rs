@@ -1,0 +1,105 @@
+//! Errors as the API answers them: an HTTP status and a JSON body `{code, message}`.
+//! Internal failures are logged in full and answered with a generic message, so a
+//! response never leaks database or file-system details.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code: `unauthenticated`, `forbidden`, `not-found`,
+    /// `bad-request`, `invalid-definition`, `conflict`, `too-large`, `internal`.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing, invalid, expired or revoked API token")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// A workflow definition with problems; each names file, line and field.
+    #[error("{0}")]
+    InvalidDefinition(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            Self::InvalidDefinition(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-definition"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Self::Internal(detail) => {
+                tracing::error!("request failed: {detail}");
+                "internal error; the server log has the details".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (
+            status,
+            Json(ErrorBody {
+                code: code.to_owned(),
+                message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<shoal_store::StoreError> for ApiError {
+    fn from(e: shoal_store::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<shoal_engine::MasterError> for ApiError {
+    fn from(e: shoal_engine::MasterError) -> Self {
+        use shoal_engine::MasterError as M;
+        match e {
+            M::NoSuchInstance(_) | M::NoSuchDefinition { .. } => Self::NotFound(e.to_string()),
+            M::Illegal(_) | M::NoSuchTask { .. } | M::Graph(_) => Self::Conflict(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<shoal_scheduler::SchedulerError> for ApiError {
+    fn from(e: shoal_scheduler::SchedulerError) -> Self {
+        use shoal_scheduler::SchedulerError as S;
+        match e {
+            S::Master(m) => m.into(),
+            S::NoSuchDefinition(_) => Self::NotFound(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

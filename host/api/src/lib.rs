@@ -1,0 +1,189 @@
+//! # shoal-api: Shoal's REST API
+//!
+//! Everything lives under `/api/v1`; [`router`] builds the axum router and, from the
+//! same handler annotations, the OpenAPI document it serves at `/api/v1/openapi.json`,
+//! so the document cannot drift from the routes.
+//!
+//! - [`auth`]: bearer tokens, roles and per-project permission levels;
+//! - [`error`]: every failure is `{code, message}` with a fitting status;
+//! - [`routes`]: one module per resource (projects, definitions, runs, instances, logs,
+//!   schedules, plugins, users and tokens, secrets, alert channels, health, metrics);
+//! - [`secrets`]: sealing and opening secret values.
+//!
+//! The API never drives the engine directly beyond [`shoal_engine::Master`]'s public
+//! operations and [`shoal_scheduler::Launcher`]: every state change still goes through
+//! the engine's state machine.
+
+pub mod auth;
+pub mod catalog;
+pub mod error;
+pub mod plugins;
+pub mod routes;
+pub mod secrets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use shoal_engine::Master;
+use shoal_runtime::PluginRegistry;
+use shoal_scheduler::{CronLoop, Launcher};
+use shoal_store::Store;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, ErrorBody};
+
+/// Counters the server adds to `/metrics` (alert deliveries, say).
+pub type ExtraMetrics = Arc<dyn Fn() -> Vec<(String, String, f64)> + Send + Sync>;
+
+/// Limits on request bodies.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    /// Workflow definitions and other JSON bodies.
+    pub max_body: usize,
+    /// Plugin uploads (component + manifest).
+    pub max_plugin: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            max_body: 1 << 20,
+            max_plugin: 64 << 20,
+        }
+    }
+}
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    launcher: Launcher,
+    cron: CronLoop,
+    registry: Arc<PluginRegistry>,
+    secrets: secrets::SecretBox,
+    plugins: plugins::PluginInstaller,
+    limits: ApiLimits,
+    extra_metrics: Option<ExtraMetrics>,
+    started_at: std::time::Instant,
+}
+
+/// Everything [`ApiState::new`] needs.
+pub struct ApiParts {
+    pub launcher: Launcher,
+    pub cron: CronLoop,
+    pub registry: Arc<PluginRegistry>,
+    pub secrets: secrets::SecretBox,
+    /// Where uploaded plugins are staged before the registry takes them.
+    pub staging_dir: PathBuf,
+    pub limits: ApiLimits,
+    pub extra_metrics: Option<ExtraMetrics>,
+}
+
+impl ApiState {
+    pub fn new(parts: ApiParts) -> Self {
+        let plugins = plugins::PluginInstaller::new(
+            parts.registry.clone(),
+            parts.launcher.master().store().clone(),
+            parts.staging_dir,
+        );
+        Self {
+            inner: Arc::new(Inner {
+                launcher: parts.launcher,
+                cron: parts.cron,
+                registry: parts.registry,
+                secrets: parts.secrets,
+                plugins,
+                limits: parts.limits,
+                extra_metrics: parts.extra_metrics,
+                started_at: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    pub fn master(&self) -> &Master {
+        self.inner.launcher.master()
+    }
+    pub fn store(&self) -> &Store {
+        self.inner.launcher.master().store()
+    }
+    pub fn launcher(&self) -> &Launcher {
+        &self.inner.launcher
+    }
+    pub fn cron(&self) -> &CronLoop {
+        &self.inner.cron
+    }
+    pub fn registry(&self) -> &Arc<PluginRegistry> {
+        &self.inner.registry
+    }
+    pub fn secrets(&self) -> &secrets::SecretBox {
+        &self.inner.secrets
+    }
+    pub fn plugins(&self) -> &plugins::PluginInstaller {
+        &self.inner.plugins
+    }
+    pub fn limits(&self) -> &ApiLimits {
+        &self.inner.limits
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shoal API",
+        description = "Workflows, runs, schedules and task-type plugins of a Shoal server. Every endpoint except health and this document needs `Authorization: Bearer TOKEN`."
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document, generated from the route annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::all(
+        OpenApiRouter::with_openapi(ApiDoc::openapi()),
+        &ApiLimits::default(),
+    )
+    .split_for_parts()
+    .1
+}
+
+/// The API's router, with its OpenAPI document served at `/api/v1/openapi.json`.
+pub fn router(state: ApiState) -> Router {
+    let limits = state.limits().clone();
+    let (router, doc) =
+        routes::all(OpenApiRouter::with_openapi(ApiDoc::openapi()), &limits).split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
+        })
+        .with_state(state)
+}

@@ -1,0 +1,567 @@
+//! Workflow definitions (YAML or JSON bodies, versioned), their release state and run
+//! mode, runs, backfills and plugin pins.
+
+use std::collections::BTreeMap;
+use std::path::Path as FsPath;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use shoal_engine::{RunRequest, StartTasks};
+use shoal_scheduler::{Launch, RunMode};
+use shoal_store::DefinitionRow;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{business_date_ms, definition_for};
+use crate::ApiState;
+use crate::auth::{Caller, Level};
+use crate::catalog::RegistryCatalog;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Definition {
+    pub id: i64,
+    pub project: String,
+    pub name: String,
+    pub current_version: i64,
+    /// Online definitions can run and be scheduled.
+    pub online: bool,
+    pub run_mode: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<DefinitionRow> for Definition {
+    fn from(d: DefinitionRow) -> Self {
+        Self {
+            id: d.id,
+            project: d.project,
+            name: d.name,
+            current_version: d.current_version,
+            online: d.released,
+            run_mode: d.run_mode,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DefinitionDetail {
+    #[serde(flatten)]
+    pub definition: Definition,
+    pub versions: Vec<i64>,
+    /// Plugin versions this workflow's tasks are pinned to.
+    pub pins: BTreeMap<String, String>,
+    /// The current version's definition, as stored.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Saved {
+    pub definition_id: i64,
+    pub name: String,
+    pub version: i64,
+    /// False when the body equalled the current version (no new version).
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionView {
+    pub version: i64,
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// The text it was created from (YAML or JSON).
+    pub source: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DiffQuery {
+    pub from: i64,
+    pub to: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunModeBody {
+    /// parallel, serial-wait, serial-discard or serial-priority.
+    pub run_mode: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct RunBody {
+    /// Startup parameters; they override every other layer.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Business date `YYYY-MM-DD` (midnight in `timezone`); default now.
+    #[serde(default)]
+    pub business_date: Option<String>,
+    /// IANA zone for `business_date`; default the server's.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Run this version instead of the current one.
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// A sub-graph: `{"mode": "only" | "with-downstream" | "with-upstream", "tasks": [..]}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub start_tasks: Option<StartTasks>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LaunchView {
+    /// `started`, `queued` or `discarded`.
+    pub outcome: String,
+    pub instance: Option<i64>,
+    pub queued: Option<i64>,
+}
+
+impl From<Launch> for LaunchView {
+    fn from(l: Launch) -> Self {
+        match l {
+            Launch::Started { instance } => Self {
+                outcome: "started".into(),
+                instance: Some(instance),
+                queued: None,
+            },
+            Launch::Queued { queued } => Self {
+                outcome: "queued".into(),
+                instance: None,
+                queued: Some(queued),
+            },
+            Launch::Discarded => Self {
+                outcome: "discarded".into(),
+                instance: None,
+                queued: None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct BackfillBody {
+    /// First business date `YYYY-MM-DD` of a range (with `to`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Last business date of the range, included.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Or an explicit list of business dates.
+    #[serde(default)]
+    pub dates: Vec<String>,
+    /// How many dates run at once; 1 (the default) runs them one after another.
+    #[serde(default)]
+    pub parallelism: Option<i64>,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BackfillQueued {
+    /// The backfill's queue.
+    pub group: String,
+    pub dates: Vec<String>,
+    pub queued: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PinBody {
+    /// The version to pin to; null removes the pin.
+    pub version: Option<String>,
+}
+
+const MAX_BACKFILL_DAYS: usize = 3660;
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/definitions", tag = "definitions",
+    params(("project" = String, Path)),
+    responses((status = 200, body = Vec<Definition>), (status = 403, body = crate::ErrorBody)))]
+pub async fn list_definitions(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<Definition>>> {
+    caller.require(&state, &project, Level::Read).await?;
+    Ok(Json(
+        state
+            .store()
+            .definitions(&project)
+            .await?
+            .into_iter()
+            .map(Definition::from)
+            .collect(),
+    ))
+}
+
+/// Create a definition or add a version: the body is the workflow file, YAML
+/// (`application/yaml`) or JSON (`application/json`). Problems are answered with 422,
+/// each naming line and field.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/definitions", tag = "definitions",
+    params(("project" = String, Path)),
+    request_body(content = String, content_type = "application/yaml", description = "Workflow definition (YAML or JSON)"),
+    responses((status = 201, body = Saved), (status = 200, body = Saved),
+              (status = 400, body = crate::ErrorBody), (status = 422, body = crate::ErrorBody),
+              (status = 413, body = crate::ErrorBody)))]
+pub async fn put_definition(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult<(StatusCode, Json<Saved>)> {
+    caller.require(&state, &project, Level::Edit).await?;
+    if state.store().project(&project).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no project `{project}`")));
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let origin = FsPath::new(if is_json { "body.json" } else { "body.yaml" });
+    if is_json && let Err(e) = serde_json::from_str::<serde_json::Value>(&body) {
+        return Err(ApiError::InvalidDefinition(format!(
+            "{}:{}:{}: not valid JSON: {e}",
+            origin.display(),
+            e.line(),
+            e.column()
+        )));
+    }
+    let mut loaded = shoal_workflow::load_str(&body, origin)
+        .map_err(|problems| ApiError::InvalidDefinition(problems.to_string()))?;
+    match &loaded.workflow.project {
+        Some(p) if p != &project => {
+            return Err(ApiError::InvalidDefinition(format!(
+                "{}: workflow.project: the file says `{p}` but it was sent to project `{project}`",
+                origin.display()
+            )));
+        }
+        _ => loaded.workflow.project = Some(project.clone()),
+    }
+    let catalog = RegistryCatalog::new(state.registry().clone());
+    let problems = shoal_workflow::validate(&loaded, &catalog).await;
+    if !problems.is_empty() {
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(ApiError::InvalidDefinition(text.join("\n")));
+    }
+    let spec =
+        serde_json::to_value(&loaded.workflow).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let saved = state
+        .store()
+        .save_definition(&project, &loaded.workflow.name, &spec, &body)
+        .await?;
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Saved {
+            definition_id: saved.definition_id,
+            name: loaded.workflow.name.clone(),
+            version: saved.version,
+            created: saved.created,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/definitions/{name}", tag = "definitions",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = DefinitionDetail), (status = 404, body = crate::ErrorBody)))]
+pub async fn get_definition(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult<Json<DefinitionDetail>> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Read).await?;
+    let versions = state.store().definition_versions(d.id).await?;
+    let pins = state.store().plugin_pins(d.id).await?.into_iter().collect();
+    let spec = state
+        .store()
+        .definition_by_id(d.id, d.current_version)
+        .await?
+        .map(|s| s.spec)
+        .unwrap_or_default();
+    Ok(Json(DefinitionDetail {
+        definition: d.into(),
+        versions,
+        pins,
+        spec,
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/definitions/{name}", tag = "definitions",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub async fn delete_definition(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Edit).await?;
+    if state.store().delete_definition(d.id).await? {
+        state.cron().wake();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::Conflict(format!(
+            "workflow `{name}` has unfinished instances; stop them or wait before deleting"
+        )))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/definitions/{name}/versions/{version}", tag = "definitions",
+    params(("project" = String, Path), ("name" = String, Path), ("version" = i64, Path)),
+    responses((status = 200, body = VersionView), (status = 404, body = crate::ErrorBody)))]
+pub async fn get_version(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name, version)): Path<(String, String, i64)>,
+) -> ApiResult<Json<VersionView>> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Read).await?;
+    let v = state
+        .store()
+        .definition_by_id(d.id, version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` has no version {version}")))?;
+    Ok(Json(VersionView {
+        version: v.version,
+        spec: v.spec,
+        source: v.source,
+        created_at: v.created_at,
+    }))
+}
+
+/// A unified diff between two versions' source texts.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/definitions/{name}/diff", tag = "definitions",
+    params(("project" = String, Path), ("name" = String, Path), DiffQuery),
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = crate::ErrorBody)))]
+pub async fn diff_versions(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    Query(q): Query<DiffQuery>,
+) -> ApiResult<String> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Read).await?;
+    let text = |v: shoal_store::StoredDefinition| {
+        if v.source.trim().is_empty() {
+            serde_json::to_string_pretty(&v.spec).unwrap_or_default() + "\n"
+        } else {
+            v.source
+        }
+    };
+    let mut texts = Vec::new();
+    for version in [q.from, q.to] {
+        let v = state
+            .store()
+            .definition_by_id(d.id, version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("workflow `{name}` has no version {version}"))
+            })?;
+        texts.push(text(v));
+    }
+    let diff = similar::TextDiff::from_lines(&texts[0], &texts[1]);
+    Ok(diff
+        .unified_diff()
+        .header(&format!("{name} v{}", q.from), &format!("{name} v{}", q.to))
+        .to_string())
+}
+
+/// Put a definition online (it can run and be scheduled) or offline. Going offline
+/// also takes its schedule offline.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/{release}", tag = "definitions",
+    params(("project" = String, Path), ("name" = String, Path), ("release" = String, Path, description = "`online` or `offline`")),
+    responses((status = 200, body = Definition), (status = 404, body = crate::ErrorBody)))]
+pub async fn release(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name, release)): Path<(String, String, String)>,
+) -> ApiResult<Json<Definition>> {
+    let online = match release.as_str() {
+        "online" => true,
+        "offline" => false,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no action `{other}` on a definition; use online or offline"
+            )));
+        }
+    };
+    let d = definition_for(&state, &caller, &project, &name, Level::Edit).await?;
+    state.store().set_released(d.id, online).await?;
+    if !online {
+        state.store().set_schedule_online(d.id, false, None).await?;
+        state.cron().wake();
+    }
+    let d = state
+        .store()
+        .definition_row_by_id(d.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` vanished")))?;
+    Ok(Json(d.into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/projects/{project}/definitions/{name}/run-mode", tag = "definitions",
+    params(("project" = String, Path), ("name" = String, Path)), request_body = RunModeBody,
+    responses((status = 204), (status = 400, body = crate::ErrorBody)))]
+pub async fn set_run_mode(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    Json(body): Json<RunModeBody>,
+) -> ApiResult<StatusCode> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Edit).await?;
+    let mode: RunMode = body
+        .run_mode
+        .parse()
+        .map_err(|e: String| ApiError::BadRequest(format!("run_mode: {e}")))?;
+    state.store().set_run_mode(d.id, mode.as_str()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn require_online(d: &DefinitionRow) -> ApiResult<()> {
+    if d.released {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(format!(
+            "workflow `{}` is offline; put it online first (POST .../definitions/{}/online)",
+            d.name, d.name
+        )))
+    }
+}
+
+/// Start a run, subject to the definition's run mode.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/runs", tag = "runs",
+    params(("project" = String, Path), ("name" = String, Path)), request_body = RunBody,
+    responses((status = 201, body = LaunchView), (status = 400, body = crate::ErrorBody),
+              (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub async fn start_run(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    body: Option<Json<RunBody>>,
+) -> ApiResult<(StatusCode, Json<LaunchView>)> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let d = definition_for(&state, &caller, &project, &name, Level::Operate).await?;
+    require_online(&d)?;
+    let version = body.version.unwrap_or(d.current_version);
+    let mut run = RunRequest::new(d.id, version);
+    run.startup_params = body.params;
+    run.schedule_time = body
+        .business_date
+        .as_deref()
+        .map(|date| business_date_ms(date, body.timezone.as_deref(), "business_date"))
+        .transpose()?;
+    if let Some(start) = body.start_tasks {
+        run.start_tasks = start;
+    }
+    if state
+        .store()
+        .definition_by_id(d.id, version)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "workflow `{name}` has no version {version}"
+        )));
+    }
+    let launch = state.launcher().launch(&d, run).await?;
+    Ok((StatusCode::CREATED, Json(launch.into())))
+}
+
+/// Queue one run per business date, `parallelism` at a time, oldest first.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/backfill", tag = "runs",
+    params(("project" = String, Path), ("name" = String, Path)), request_body = BackfillBody,
+    responses((status = 201, body = BackfillQueued), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub async fn backfill(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    Json(body): Json<BackfillBody>,
+) -> ApiResult<(StatusCode, Json<BackfillQueued>)> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Operate).await?;
+    require_online(&d)?;
+    let dates: Vec<String> = match (&body.from, &body.to, body.dates.is_empty()) {
+        (Some(from), Some(to), true) => {
+            let parse = |s: &str, field: &str| {
+                chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|e| {
+                    ApiError::BadRequest(format!("{field}: `{s}` is not a YYYY-MM-DD date: {e}"))
+                })
+            };
+            shoal_schedule::backfill_dates(
+                parse(from, "from")?,
+                parse(to, "to")?,
+                MAX_BACKFILL_DAYS,
+            )
+            .map_err(ApiError::BadRequest)?
+            .into_iter()
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .collect()
+        }
+        (None, None, false) => body.dates.clone(),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either `from` and `to`, or `dates`".into(),
+            ));
+        }
+    };
+    if dates.len() > MAX_BACKFILL_DAYS {
+        return Err(ApiError::BadRequest(format!(
+            "dates: at most {MAX_BACKFILL_DAYS} per backfill"
+        )));
+    }
+    let parallelism = body.parallelism.unwrap_or(1);
+    if !(1..=64).contains(&parallelism) {
+        return Err(ApiError::BadRequest("parallelism: must be 1 to 64".into()));
+    }
+    let mut times = Vec::with_capacity(dates.len());
+    for (i, date) in dates.iter().enumerate() {
+        times.push(business_date_ms(
+            date,
+            body.timezone.as_deref(),
+            &format!("dates[{i}]"),
+        )?);
+    }
+    let (group, queued) = state
+        .launcher()
+        .backfill(&d, d.current_version, &times, &body.params, parallelism)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BackfillQueued {
+            group,
+            dates,
+            queued,
+        }),
+    ))
+}
+
+/// Pin this workflow's tasks of one plugin to a version (null unpins).
+#[utoipa::path(put, path = "/api/v1/projects/{project}/definitions/{name}/pins/{plugin}", tag = "plugins",
+    params(("project" = String, Path), ("name" = String, Path), ("plugin" = String, Path)), request_body = PinBody,
+    responses((status = 204), (status = 400, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
+pub async fn pin_plugin(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name, plugin)): Path<(String, String, String)>,
+    Json(body): Json<PinBody>,
+) -> ApiResult<StatusCode> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Edit).await?;
+    if let Some(v) = &body.version {
+        let version: semver::Version = v
+            .parse()
+            .map_err(|e| ApiError::BadRequest(format!("version: `{v}`: {e}")))?;
+        state
+            .registry()
+            .resolve(&plugin, Some(&version))
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("version: {e}")))?;
+    }
+    state
+        .store()
+        .pin_plugin(d.id, &plugin, body.version.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,359 @@
+//! Workflow instances: filtered listing with paging, detail with task instances,
+//! operations, and task logs (read, or follow while the task runs).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use shoal_engine::Operation;
+use shoal_store::{InstanceFilter, TaskInstanceRow, WorkflowInstanceRow};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::ApiState;
+use crate::auth::{Caller, Level};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InstanceQuery {
+    /// Only this project's instances (required unless you are an admin).
+    pub project: Option<String>,
+    /// Only this workflow's (needs `project`).
+    pub workflow: Option<String>,
+    /// Comma-separated states: running, succeeded, failed, ...
+    pub state: Option<String>,
+    /// Business time from (ms since the epoch, included).
+    pub from: Option<i64>,
+    /// Business time to (ms since the epoch, excluded).
+    pub to: Option<i64>,
+    /// Page size, 1-1000 (default 50).
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Instance {
+    pub id: i64,
+    pub definition_id: i64,
+    pub version: i64,
+    pub name: String,
+    pub state: String,
+    pub schedule_time: i64,
+    #[schema(value_type = Object)]
+    pub startup_params: serde_json::Value,
+    pub parent_task_instance_id: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+impl From<WorkflowInstanceRow> for Instance {
+    fn from(r: WorkflowInstanceRow) -> Self {
+        Self {
+            id: r.id,
+            definition_id: r.definition_id,
+            version: r.version,
+            name: r.name,
+            state: r.state,
+            schedule_time: r.schedule_time,
+            startup_params: r.startup_params,
+            parent_task_instance_id: r.parent_task_instance_id,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstancePage {
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub items: Vec<Instance>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskInstance {
+    pub id: i64,
+    pub task_name: String,
+    pub task_type: String,
+    pub attempt: i64,
+    pub state: String,
+    pub host: Option<String>,
+    pub plugin_version: Option<String>,
+    pub handle: Option<String>,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub out_params: serde_json::Value,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+impl From<TaskInstanceRow> for TaskInstance {
+    fn from(t: TaskInstanceRow) -> Self {
+        Self {
+            id: t.id,
+            task_name: t.task_name,
+            task_type: t.task_type,
+            attempt: t.attempt,
+            state: t.state,
+            host: t.host,
+            plugin_version: t.plugin_version,
+            handle: t.handle,
+            message: t.message,
+            out_params: t.out_params,
+            started_at: t.started_at,
+            ended_at: t.ended_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstanceDetail {
+    pub project: String,
+    #[serde(flatten)]
+    pub instance: Instance,
+    pub tasks: Vec<TaskInstance>,
+}
+
+/// `{"op": "stop" | "pause" | "resume" | "rerun" | "recover"}`, or
+/// `{"op": "force-success" | "kill", "task": NAME}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationBody {
+    pub op: String,
+    #[serde(default)]
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LogQuery {
+    /// Skip this many bytes of the log (to read only what is new).
+    pub offset: Option<usize>,
+    /// Keep the response open and stream new lines until the task finishes.
+    pub follow: Option<bool>,
+}
+
+/// An instance and its project, after checking the caller holds `level` there. An
+/// instance in a project the caller cannot see answers 404, like a missing one.
+async fn instance_for(
+    state: &ApiState,
+    caller: &Caller,
+    id: i64,
+    level: Level,
+) -> ApiResult<(WorkflowInstanceRow, String)> {
+    let missing = || ApiError::NotFound(format!("no workflow instance {id}"));
+    let row = state
+        .store()
+        .workflow_instance(id)
+        .await?
+        .ok_or_else(missing)?;
+    let project = state
+        .store()
+        .definition_row_by_id(row.definition_id)
+        .await?
+        .map(|d| d.project)
+        .ok_or_else(missing)?;
+    if !caller.admin {
+        let held = state.store().permission(&project, caller.user_id).await?;
+        match held.as_deref().and_then(Level::parse) {
+            None => return Err(missing()),
+            Some(h) if h < level => {
+                return Err(ApiError::Forbidden(format!(
+                    "you need `{}` permission on project `{project}`",
+                    level.as_str()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((row, project))
+}
+
+#[utoipa::path(get, path = "/api/v1/instances", tag = "instances", params(InstanceQuery),
+    responses((status = 200, body = InstancePage), (status = 400, body = crate::ErrorBody), (status = 403, body = crate::ErrorBody)))]
+pub async fn list_instances(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<InstanceQuery>,
+) -> ApiResult<Json<InstancePage>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit: must be 1 to 1000".into()));
+    }
+    let offset = q.offset.unwrap_or(0).max(0);
+    let mut filter = InstanceFilter {
+        project: q.project.clone(),
+        from_ms: q.from,
+        to_ms: q.to,
+        ..Default::default()
+    };
+    match &q.project {
+        Some(p) => caller.require(&state, p, Level::Read).await?,
+        None if caller.admin => {}
+        None => {
+            return Err(ApiError::BadRequest(
+                "project: required (only admins list every project's instances)".into(),
+            ));
+        }
+    }
+    if let Some(name) = &q.workflow {
+        let project = q
+            .project
+            .as_deref()
+            .ok_or_else(|| ApiError::BadRequest("workflow: needs `project` too".into()))?;
+        let d = state
+            .store()
+            .definition_row(project, name)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("project `{project}` has no workflow `{name}`"))
+            })?;
+        filter.definition_id = Some(d.id);
+    }
+    if let Some(states) = &q.state {
+        filter.states = states
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    let (rows, total) = state.store().find_instances(&filter, limit, offset).await?;
+    Ok(Json(InstancePage {
+        total,
+        limit,
+        offset,
+        items: rows.into_iter().map(Instance::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/instances/{id}", tag = "instances",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = InstanceDetail), (status = 404, body = crate::ErrorBody)))]
+pub async fn get_instance(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<InstanceDetail>> {
+    let (row, project) = instance_for(&state, &caller, id, Level::Read).await?;
+    let tasks = state.store().task_instances(id).await?;
+    Ok(Json(InstanceDetail {
+        project,
+        instance: row.into(),
+        tasks: tasks.into_iter().map(TaskInstance::from).collect(),
+    }))
+}
+
+/// Apply an operation; answers once its state change is stored (or refused with 409).
+#[utoipa::path(post, path = "/api/v1/instances/{id}/operations", tag = "instances",
+    params(("id" = i64, Path)), request_body = OperationBody,
+    responses((status = 200, body = Instance), (status = 400, body = crate::ErrorBody),
+              (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub async fn operate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<OperationBody>,
+) -> ApiResult<Json<Instance>> {
+    instance_for(&state, &caller, id, Level::Operate).await?;
+    let task = || {
+        body.task
+            .clone()
+            .ok_or_else(|| ApiError::BadRequest(format!("task: `{}` needs a task name", body.op)))
+    };
+    let op = match body.op.as_str() {
+        "stop" => Operation::Stop,
+        "pause" => Operation::Pause,
+        "resume" => Operation::Resume,
+        "rerun" => Operation::Rerun,
+        "recover" => Operation::Recover,
+        "force-success" => Operation::ForceSuccess { task: task()? },
+        "kill" => Operation::Kill { task: task()? },
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "op: unknown operation `{other}`; expected stop, pause, resume, rerun, recover, force-success or kill"
+            )));
+        }
+    };
+    state.master().operate(id, op).await?;
+    let row = state
+        .store()
+        .workflow_instance(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow instance {id}")))?;
+    Ok(Json(row.into()))
+}
+
+const FINISHED_TASK: [&str; 6] = [
+    "succeeded",
+    "failed",
+    "killed",
+    "forced-success",
+    "skipped",
+    "paused",
+];
+
+fn read_log(row: &TaskInstanceRow) -> String {
+    let Some(path) = row.log_path.as_deref() else {
+        return String::new();
+    };
+    shoal_model::log::read_task_log(std::path::Path::new(path), row.id as u64).unwrap_or_default()
+}
+
+/// A task instance's log as text. With `follow=true` the response streams new lines
+/// until the task finishes.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/log", tag = "instances",
+    params(("id" = i64, Path, description = "Task instance id"), LogQuery),
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = crate::ErrorBody)))]
+pub async fn task_log(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let missing = || ApiError::NotFound(format!("no task instance {id}"));
+    let row = state.store().task_instance(id).await?.ok_or_else(missing)?;
+    instance_for(&state, &caller, row.workflow_instance_id, Level::Read)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => missing(),
+            other => other,
+        })?;
+    let offset = q.offset.unwrap_or(0);
+    let text_response =
+        |body: Body| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
+    if !q.follow.unwrap_or(false) {
+        let text = read_log(&row);
+        let rest = text.get(offset.min(text.len())..).unwrap_or("").to_owned();
+        return Ok(text_response(Body::from(rest)));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
+    let store = state.store().clone();
+    tokio::spawn(async move {
+        let mut sent = offset;
+        loop {
+            let Ok(Some(row)) = store.task_instance(id).await else {
+                return;
+            };
+            let done = FINISHED_TASK.contains(&row.state.as_str());
+            let text = read_log(&row);
+            if text.len() > sent {
+                let chunk = text.get(sent..).unwrap_or("").to_owned();
+                sent = text.len();
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    Ok(text_response(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    )))
+}

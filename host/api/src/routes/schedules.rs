@@ -1,0 +1,259 @@
+//! Schedules: one per definition, a Quartz cron (with seconds) in a time zone, an
+//! optional start/end window, a policy for fires missed while the server was down, and
+//! startup params for each fire.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shoal_schedule::CronSchedule;
+use shoal_store::{NewSchedule, ScheduleRow};
+use utoipa::ToSchema;
+
+use super::definition_for;
+use crate::ApiState;
+use crate::auth::{Caller, Level};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleBody {
+    /// Quartz cron with seconds: `0 0 2 * * ?`, `0 0 1 L * ?`, `0 0 9 ? * 2#1`, ...
+    pub cron: String,
+    /// IANA zone the cron reads in; default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// RFC 3339 start of the window.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// RFC 3339 end of the window.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// `skip` (default) or `run-once`: what to do with fires missed while down.
+    #[serde(default)]
+    pub missed: Option<String>,
+    /// Default true; the definition must be online for an online schedule.
+    #[serde(default)]
+    pub online: Option<bool>,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    pub definition_id: i64,
+    pub workflow: String,
+    pub cron: String,
+    pub timezone: String,
+    pub start_at: Option<i64>,
+    pub end_at: Option<i64>,
+    pub missed: String,
+    pub online: bool,
+    pub params: BTreeMap<String, String>,
+    pub last_fire_at: Option<i64>,
+    pub next_fire_at: Option<i64>,
+    /// The next few fire times, RFC 3339 in the schedule's zone.
+    pub upcoming: Vec<String>,
+}
+
+fn view(row: ScheduleRow, workflow: String) -> ScheduleView {
+    let upcoming = shoal_scheduler::cron_of(&row)
+        .map(|cron| {
+            let zone = cron.zone();
+            let mut at = Utc::now();
+            let mut out = Vec::new();
+            while out.len() < 5 {
+                match cron.next_after(at) {
+                    Some(t) => {
+                        out.push(t.with_timezone(&zone).to_rfc3339());
+                        at = t;
+                    }
+                    None => break,
+                }
+            }
+            out
+        })
+        .unwrap_or_default();
+    ScheduleView {
+        definition_id: row.definition_id,
+        workflow,
+        cron: row.cron,
+        timezone: row.timezone,
+        start_at: row.start_at,
+        end_at: row.end_at,
+        missed: row.missed,
+        online: row.online,
+        params: serde_json::from_str(&row.params).unwrap_or_default(),
+        last_fire_at: row.last_fire_at,
+        next_fire_at: row.next_fire_at,
+        upcoming,
+    }
+}
+
+fn instant(text: &str, field: &str) -> ApiResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::BadRequest(format!("{field}: `{text}` is not an RFC 3339 time: {e}"))
+        })
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/schedules", tag = "schedules",
+    params(("project" = String, Path)),
+    responses((status = 200, body = Vec<ScheduleView>), (status = 403, body = crate::ErrorBody)))]
+pub async fn list_schedules(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<ScheduleView>>> {
+    caller.require(&state, &project, Level::Read).await?;
+    let mut out = Vec::new();
+    for d in state.store().definitions(&project).await? {
+        if let Some(row) = state.store().schedule_of(d.id).await? {
+            out.push(view(row, d.name));
+        }
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/definitions/{name}/schedule", tag = "schedules",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = ScheduleView), (status = 404, body = crate::ErrorBody)))]
+pub async fn get_schedule(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult<Json<ScheduleView>> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Read).await?;
+    let row = state
+        .store()
+        .schedule_of(d.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` has no schedule")))?;
+    Ok(Json(view(row, d.name)))
+}
+
+/// Create or replace the schedule.
+#[utoipa::path(put, path = "/api/v1/projects/{project}/definitions/{name}/schedule", tag = "schedules",
+    params(("project" = String, Path), ("name" = String, Path)), request_body = ScheduleBody,
+    responses((status = 200, body = ScheduleView), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub async fn put_schedule(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+    Json(body): Json<ScheduleBody>,
+) -> ApiResult<Json<ScheduleView>> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Edit).await?;
+    let zone = body.timezone.clone().unwrap_or_else(|| "UTC".into());
+    let start = body
+        .start
+        .as_deref()
+        .map(|s| instant(s, "start"))
+        .transpose()?;
+    let end = body.end.as_deref().map(|s| instant(s, "end")).transpose()?;
+    let cron = CronSchedule::new(&body.cron, &zone)
+        .and_then(|c| c.between(start, end))
+        .map_err(|e| ApiError::BadRequest(format!("cron: {e}")))?;
+    let missed = body.missed.clone().unwrap_or_else(|| "skip".into());
+    if !matches!(missed.as_str(), "skip" | "run-once") {
+        return Err(ApiError::BadRequest(format!(
+            "missed: `{missed}` must be `skip` or `run-once`"
+        )));
+    }
+    let online = body.online.unwrap_or(true);
+    if online && !d.released {
+        return Err(ApiError::Conflict(format!(
+            "workflow `{name}` is offline; put it online before putting its schedule online"
+        )));
+    }
+    let next = online
+        .then(|| cron.next_after(Utc::now()).map(|t| t.timestamp_millis()))
+        .flatten();
+    let row = state
+        .store()
+        .put_schedule(&NewSchedule {
+            definition_id: d.id,
+            cron: cron.expression().to_owned(),
+            timezone: zone,
+            start_at: start.map(|t| t.timestamp_millis()),
+            end_at: end.map(|t| t.timestamp_millis()),
+            missed,
+            online,
+            params: serde_json::to_string(&body.params).unwrap_or_else(|_| "{}".into()),
+            next_fire_at: next,
+        })
+        .await?;
+    state.cron().wake();
+    Ok(Json(view(row, d.name)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/definitions/{name}/schedule", tag = "schedules",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::ErrorBody)))]
+pub async fn delete_schedule(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let d = definition_for(&state, &caller, &project, &name, Level::Edit).await?;
+    if state.store().delete_schedule(d.id).await? {
+        state.cron().wake();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "workflow `{name}` has no schedule"
+        )))
+    }
+}
+
+/// Put a schedule online (fires resume from now; missed fires while it was offline are
+/// not run) or offline.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/schedule/{switch}", tag = "schedules",
+    params(("project" = String, Path), ("name" = String, Path), ("switch" = String, Path, description = "`online` or `offline`")),
+    responses((status = 200, body = ScheduleView), (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub async fn schedule_online(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((project, name, switch)): Path<(String, String, String)>,
+) -> ApiResult<Json<ScheduleView>> {
+    let online = match switch.as_str() {
+        "online" => true,
+        "offline" => false,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no action `{other}` on a schedule; use online or offline"
+            )));
+        }
+    };
+    let d = definition_for(&state, &caller, &project, &name, Level::Edit).await?;
+    let row = state
+        .store()
+        .schedule_of(d.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` has no schedule")))?;
+    if online && !d.released {
+        return Err(ApiError::Conflict(format!(
+            "workflow `{name}` is offline; put it online first"
+        )));
+    }
+    let next = if online {
+        let cron = shoal_scheduler::cron_of(&row)
+            .map_err(|e| ApiError::Internal(format!("stored schedule cannot be parsed: {e}")))?;
+        shoal_scheduler::next_fire(&cron, Utc::now().timestamp_millis())
+    } else {
+        None
+    };
+    state
+        .store()
+        .set_schedule_online(d.id, online, next)
+        .await?;
+    state.cron().wake();
+    let row = state
+        .store()
+        .schedule_of(d.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` has no schedule")))?;
+    Ok(Json(view(row, d.name)))
+}

@@ -1,0 +1,90 @@
+//! Health (no token needed, for load balancers) and Prometheus-style metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the store answers.
+    pub status: String,
+    pub version: String,
+    /// Seconds since the API started.
+    pub uptime_s: u64,
+}
+
+#[utoipa::path(get, path = "/api/v1/health", tag = "system", security(()),
+    responses((status = 200, body = Health), (status = 503, body = crate::ErrorBody)))]
+pub async fn health(State(state): State<ApiState>) -> ApiResult<axum::Json<Health>> {
+    state.store().user_count().await?;
+    Ok(axum::Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: state.inner.started_at.elapsed().as_secs(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 401, body = crate::ErrorBody)))]
+pub async fn metrics(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    let by_state = state.store().instance_counts_by_state().await?;
+    gauge(
+        "shoal_workflow_instances",
+        "Workflow instances by state.",
+        by_state
+            .into_iter()
+            .map(|(s, n)| (format!("{{state=\"{s}\"}}"), n as f64))
+            .collect(),
+    );
+    let waiting = state.store().waiting_runs().await?.len();
+    gauge(
+        "shoal_queued_runs",
+        "Runs waiting for a slot (serial run modes, backfills).",
+        vec![(String::new(), waiting as f64)],
+    );
+    let schedules = state.store().schedules().await?;
+    gauge(
+        "shoal_schedules_online",
+        "Schedules that fire.",
+        vec![(
+            String::new(),
+            schedules.iter().filter(|s| s.online).count() as f64,
+        )],
+    );
+    gauge(
+        "shoal_plugin_versions",
+        "Plugin versions the registry knows.",
+        vec![(String::new(), state.registry().list().len() as f64)],
+    );
+    gauge(
+        "shoal_uptime_seconds",
+        "Seconds since the API started.",
+        vec![(
+            String::new(),
+            state.inner.started_at.elapsed().as_secs_f64(),
+        )],
+    );
+    if let Some(extra) = &state.inner.extra_metrics {
+        for (name, help, value) in extra() {
+            gauge(&name, &help, vec![(String::new(), value)]);
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}

@@ -1,0 +1,135 @@
+//! Secret values (passwords, API keys) sealed at rest with ChaCha20-Poly1305.
+//!
+//! The key is 32 random bytes kept outside the database (`<data dir>/secret.key`, or
+//! given by config), so a copy of the database alone reveals no secret. Each value is
+//! sealed with a fresh nonce and bound to its project and name, so a sealed value
+//! copied onto another name does not open.
+
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret key file {path}: {message}")]
+    KeyFile { path: String, message: String },
+    #[error("secret `{0}` cannot be opened with this server's key")]
+    Open(String),
+}
+
+/// Seals and opens secret values. Cheap to clone.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: ChaCha20Poly1305,
+}
+
+impl SecretBox {
+    pub fn from_key(key: [u8; 32]) -> Self {
+        Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+        }
+    }
+
+    /// Load the key at `path` (64 hex digits), creating it (mode 0600) if missing.
+    pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
+        let err = |message: String| SecretError::KeyFile {
+            path: path.display().to_string(),
+            message,
+        };
+        if !path.exists() {
+            let mut key = [0u8; 32];
+            getrandom::getrandom(&mut key).map_err(|e| err(e.to_string()))?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
+            }
+            write_private(path, &hex::encode(key)).map_err(|e| err(e.to_string()))?;
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let bytes = hex::decode(text.trim()).map_err(|e| err(format!("not hex: {e}")))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| err("must hold 32 bytes (64 hex digits)".into()))?;
+        Ok(Self::from_key(key))
+    }
+
+    /// Seal `value` for `(project, name)`: (nonce hex, ciphertext hex).
+    pub fn seal(&self, project: &str, name: &str, value: &str) -> (String, String) {
+        let mut nonce = [0u8; 12];
+        getrandom::getrandom(&mut nonce).expect("the OS random source works");
+        let aad = format!("{project}/{name}");
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: value.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
+            .expect("sealing cannot fail for in-memory buffers");
+        (hex::encode(nonce), hex::encode(sealed))
+    }
+
+    pub fn open(
+        &self,
+        project: &str,
+        name: &str,
+        nonce: &str,
+        ciphertext: &str,
+    ) -> Result<String, SecretError> {
+        let fail = || SecretError::Open(name.to_owned());
+        let nonce = hex::decode(nonce).map_err(|_| fail())?;
+        let sealed = hex::decode(ciphertext).map_err(|_| fail())?;
+        if nonce.len() != 12 {
+            return Err(fail());
+        }
+        let aad = format!("{project}/{name}");
+        let plain = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &sealed,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| fail())?;
+        String::from_utf8(plain).map_err(|_| fail())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_binds_to_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = SecretBox::load_or_create(&dir.path().join("k")).unwrap();
+        let (n, c) = b.seal("p", "db", "hunter2");
+        assert!(!c.contains(&hex::encode("hunter2")));
+        assert_eq!(b.open("p", "db", &n, &c).unwrap(), "hunter2");
+        assert!(b.open("p", "other", &n, &c).is_err());
+        // The same key file opens it again after a restart.
+        let again = SecretBox::load_or_create(&dir.path().join("k")).unwrap();
+        assert_eq!(again.open("p", "db", &n, &c).unwrap(), "hunter2");
+    }
+}

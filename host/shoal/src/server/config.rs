@@ -1,0 +1,163 @@
+//! Server configuration: a TOML file, then environment variables, then flags, each
+//! overriding the one before.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Deserialize;
+
+/// `shoal server` flags. Each also reads an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// TOML config file [env: SHOAL_CONFIG] [default: <data dir>/server.toml if present]
+    #[arg(long, env = "SHOAL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, env = "SHOAL_BIND")]
+    pub bind: Option<IpAddr>,
+    /// Port to listen on; 0 picks a free one [default: 8470]
+    #[arg(long, env = "SHOAL_PORT")]
+    pub port: Option<u16>,
+    /// The first admin's API token, instead of a generated one (used only when the store
+    /// has no users yet) [env: SHOAL_ADMIN_TOKEN]
+    #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Print every task's log lines as they are written.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// The file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub database: Option<String>,
+    pub bind: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub admin_token: Option<String>,
+    /// Where the secret-sealing key lives [default: <data dir>/secret.key].
+    pub secret_key_file: Option<PathBuf>,
+    /// Largest JSON/YAML request body, bytes.
+    pub max_body_bytes: Option<usize>,
+    /// Largest plugin upload, bytes.
+    pub max_plugin_bytes: Option<usize>,
+    /// A fire found later than this many seconds counts as missed.
+    pub misfire_threshold_s: Option<u64>,
+    /// How long shutdown waits for running instances to settle, seconds.
+    pub shutdown_grace_s: Option<u64>,
+    /// Task group slots, `{ etl = 2 }`.
+    #[serde(default)]
+    pub task_groups: std::collections::BTreeMap<String, usize>,
+    #[serde(default)]
+    pub alerts: AlertConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    pub attempts: Option<u32>,
+    pub first_backoff_ms: Option<u64>,
+    pub timeout_s: Option<u64>,
+}
+
+/// The settled configuration.
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub database: Option<String>,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub admin_token: Option<String>,
+    pub secret_key_file: PathBuf,
+    pub max_body_bytes: usize,
+    pub max_plugin_bytes: usize,
+    pub misfire_threshold_s: u64,
+    pub shutdown_grace_s: u64,
+    pub task_groups: std::collections::BTreeMap<String, usize>,
+    pub alerts: AlertConfig,
+    pub verbose: bool,
+}
+
+pub const DEFAULT_PORT: u16 = 8470;
+
+impl ServerConfig {
+    /// Merge file, environment (through clap) and flags. `db` is the global `--db`.
+    pub fn resolve(data_root: &Path, args: &ServerArgs, db: Option<&str>) -> anyhow::Result<Self> {
+        let path = args.config.clone().or_else(|| {
+            let p = data_root.join("server.toml");
+            p.is_file().then_some(p)
+        });
+        let file: ConfigFile = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the config file {}", p.display()))?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?
+            }
+            None => ConfigFile::default(),
+        };
+        Ok(Self {
+            database: db.map(str::to_owned).or(file.database),
+            bind: args
+                .bind
+                .or(file.bind)
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            port: args.port.or(file.port).unwrap_or(DEFAULT_PORT),
+            admin_token: args.admin_token.clone().or(file.admin_token),
+            secret_key_file: file
+                .secret_key_file
+                .unwrap_or_else(|| data_root.join("secret.key")),
+            max_body_bytes: file.max_body_bytes.unwrap_or(1 << 20),
+            max_plugin_bytes: file.max_plugin_bytes.unwrap_or(64 << 20),
+            misfire_threshold_s: file.misfire_threshold_s.unwrap_or(60),
+            shutdown_grace_s: file.shutdown_grace_s.unwrap_or(30),
+            task_groups: file.task_groups,
+            alerts: file.alerts,
+            verbose: args.verbose,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServerArgs {
+        ServerArgs {
+            config: None,
+            bind: None,
+            port: None,
+            admin_token: None,
+            verbose: false,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("server.toml"),
+            "port = 9000\nbind = \"127.0.0.1\"\nmax_body_bytes = 10\n",
+        )
+        .unwrap();
+        let c = ServerConfig::resolve(dir.path(), &args(), None).unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.max_body_bytes, 10);
+        let mut a = args();
+        a.port = Some(9001);
+        let c = ServerConfig::resolve(dir.path(), &a, Some("sqlite://x")).unwrap();
+        assert_eq!(c.port, 9001);
+        assert_eq!(c.database.as_deref(), Some("sqlite://x"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server.toml"), "prot = 1\n").unwrap();
+        let err = ServerConfig::resolve(dir.path(), &args(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.toml") && err.contains("prot"), "{err}");
+    }
+}
