@@ -5,6 +5,7 @@ mod app;
 mod bench;
 mod bench_engine;
 mod cli;
+mod client;
 mod server;
 
 use clap::Parser;

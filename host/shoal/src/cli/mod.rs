@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::DataDir;
+use crate::client::Client;
+use crate::client::profile::{self, Profile, Profiles};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,8 +31,56 @@ pub struct Cli {
     /// Database URL: `sqlite://PATH` or `postgres://...` [default: <data dir>/shoal.db]
     #[arg(long, global = true, env = "SHOAL_DB")]
     pub db: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where a client command sends its requests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// Talk to this `shoal server` instead of the embedded engine
+    #[arg(long, global = true, env = "SHOAL_SERVER")]
+    pub server: Option<String>,
+    /// API token for --server
+    #[arg(long, global = true, env = "SHOAL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A profile of <data dir>/client.toml (server, token, project)
+    #[arg(long, global = true, env = "SHOAL_PROFILE")]
+    pub profile: Option<String>,
+    /// Project on the server [default: the profile's, else `default`]
+    #[arg(long, global = true, env = "SHOAL_PROJECT")]
+    pub project: Option<String>,
+}
+
+impl RemoteArgs {
+    /// A client when a server is selected; with `required`, the default profile counts
+    /// too and having none is an error.
+    pub fn client(&self, data: &DataDir, required: bool) -> anyhow::Result<Option<Client>> {
+        if !required && self.server.is_none() && self.profile.is_none() {
+            return Ok(None);
+        }
+        let profiles = Profiles::load(&profile::path(data.root()))?;
+        let picked = profiles
+            .pick(self.profile.as_deref())?
+            .cloned()
+            .unwrap_or_default();
+        let server = match self.server.clone() {
+            Some(s) => s,
+            None if !picked.server.is_empty() => picked.server.clone(),
+            None => anyhow::bail!(
+                "this command talks to a server: give --server URL (or $SHOAL_SERVER), or save one with `shoal login`"
+            ),
+        };
+        let token = self.token.clone().or(picked.token);
+        let project = self
+            .project
+            .clone()
+            .or(picked.project)
+            .unwrap_or_else(|| "default".into());
+        Ok(Some(Client::new(&server, token, project)?))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +104,9 @@ pub enum Command {
     Instances {
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// Only this workflow's instances (with --server).
+        #[arg(long)]
+        workflow: Option<String>,
         /// Only instances in this state (repeatable): running, succeeded, failed, ...
         #[arg(long)]
         state: Vec<String>,
@@ -64,7 +117,12 @@ pub enum Command {
     #[command(subcommand)]
     Instance(workflow::InstanceCommand),
     /// Print a task instance's log.
-    Logs { task_instance: i64 },
+    Logs {
+        task_instance: i64,
+        /// Keep printing new lines until the task finishes (with --server).
+        #[arg(long, short)]
+        follow: bool,
+    },
     /// Continue every instance left unfinished (after a crash), and resume instance ID if
     /// it is paused; waits until they settle.
     Resume {
@@ -78,13 +136,179 @@ pub enum Command {
     Operation(workflow::OperationCommand),
     /// Run the server: engine, scheduler and the HTTP API (/api/v1) in one process.
     Server(crate::server::config::ServerArgs),
+    /// Save a client profile (server, token, project) after checking the token works.
+    Login {
+        /// Profile name [default: default]
+        #[arg(long = "name", default_value = "default")]
+        name: String,
+    },
+    /// Upload workflow files to the server's project (a new version when changed).
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also put them online (runnable and schedulable).
+        #[arg(long)]
+        online: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the project's workflow definitions on the server.
+    Definitions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a workflow definition online or offline on the server.
+    Release {
+        workflow: String,
+        #[arg(value_parser = ["online", "offline"])]
+        state: String,
+    },
+    /// Queue runs of a workflow for past business dates on the server.
+    Backfill {
+        workflow: String,
+        /// First date of a range (YYYY-MM-DD).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Last date of the range, included.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// A date to run (repeatable), instead of a range.
+        #[arg(long = "date", conflicts_with_all = ["from", "to"])]
+        dates: Vec<String>,
+        /// How many dates run at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: i64,
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage workflow schedules on the server.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Manage API tokens on the server.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Manage users on the server (admins).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage projects on the server.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create or replace a workflow's schedule.
+    Set {
+        workflow: String,
+        /// Quartz cron with seconds, e.g. `0 0 2 * * ?` or `*/5 * * * * ?`.
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone [default: UTC]
+        #[arg(long)]
+        timezone: Option<String>,
+        /// RFC 3339 start of the window.
+        #[arg(long)]
+        start: Option<String>,
+        /// RFC 3339 end of the window.
+        #[arg(long)]
+        end: Option<String>,
+        /// What to do with fires missed while the server was down.
+        #[arg(long, value_parser = ["skip", "run-once"])]
+        missed: Option<String>,
+        /// Save it offline.
+        #[arg(long)]
+        offline: bool,
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one workflow's schedule, or list the project's.
+    Show {
+        workflow: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Online {
+        workflow: String,
+    },
+    Offline {
+        workflow: String,
+    },
+    Delete {
+        workflow: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token for a user (yourself, or anyone as an admin); printed once.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime: 30d, 12h, 45m, 90s.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your tokens.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke {
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    Create {
+        name: String,
+        #[arg(long, default_value = "user", value_parser = ["admin", "user"])]
+        role: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a user read, operate or edit on the project (--project).
+    Grant {
+        user: String,
+        #[arg(value_parser = ["read", "operate", "edit"])]
+        level: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data = DataDir::resolve(cli.data_dir);
+    if let Some(code) = remote(&cli.command, &cli.remote, &data).await? {
+        return Ok(code);
+    }
     let policy = cli.policy;
     let db = cli.db.as_deref();
     match cli.command {
@@ -94,15 +318,347 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(cmd) => crate::bench::run(cmd, &data, db).await,
         Command::Server(args) => crate::server::run(args, &data, policy.as_deref(), db).await,
         Command::Run(args) => workflow::run(args, &data, policy.as_deref(), db).await,
-        Command::Instances { limit, state, json } => {
-            workflow::instances(&data, db, limit, &state, json).await
-        }
+        Command::Instances {
+            limit, state, json, ..
+        } => workflow::instances(&data, db, limit, &state, json).await,
         Command::Instance(cmd) => workflow::show(&data, db, cmd).await,
-        Command::Logs { task_instance } => workflow::logs(&data, db, task_instance).await,
+        Command::Logs { task_instance, .. } => workflow::logs(&data, db, task_instance).await,
         Command::Resume { id, engine } => {
             workflow::resume(id, &engine, &data, policy.as_deref(), db).await
         }
         Command::Status => workflow::status(&data).await,
         Command::Operation(cmd) => workflow::operate(cmd, &data, policy.as_deref(), db).await,
+        Command::Login { .. }
+        | Command::Apply { .. }
+        | Command::Definitions { .. }
+        | Command::Release { .. }
+        | Command::Backfill { .. }
+        | Command::Schedule(_)
+        | Command::Tokens(_)
+        | Command::Users(_)
+        | Command::Projects(_) => unreachable!("server-only commands are handled by `remote`"),
     }
+}
+
+/// Run `command` against a server when one is selected (or the command needs one).
+/// None: run it on the embedded engine.
+async fn remote(
+    command: &Command,
+    args: &RemoteArgs,
+    data: &DataDir,
+) -> anyhow::Result<Option<ExitCode>> {
+    use crate::client::commands as c;
+    use reqwest::Method;
+    use serde_json::json;
+    let server_only = matches!(
+        command,
+        Command::Login { .. }
+            | Command::Apply { .. }
+            | Command::Definitions { .. }
+            | Command::Release { .. }
+            | Command::Backfill { .. }
+            | Command::Schedule(_)
+            | Command::Tokens(_)
+            | Command::Users(_)
+            | Command::Projects(_)
+    );
+    if matches!(
+        command,
+        Command::Server(_)
+            | Command::Bench(_)
+            | Command::Task(_)
+            | Command::Validate { .. }
+            | Command::Status
+    ) {
+        return Ok(None);
+    }
+    if let Command::Login { name } = command {
+        return login(args, data, name).await.map(Some);
+    }
+    let Some(cl) = args.client(data, server_only)? else {
+        return Ok(None);
+    };
+    let cl = &cl;
+    let p = crate::client::seg(&cl.project);
+    let code = match command {
+        Command::Apply {
+            files,
+            online,
+            json,
+        } => {
+            for f in files {
+                c::apply(cl, f, *online, *json).await?;
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Definitions { json } => c::definitions(cl, *json).await?,
+        Command::Release { workflow, state } => {
+            let path = format!(
+                "/projects/{p}/definitions/{}/{state}",
+                crate::client::seg(workflow)
+            );
+            c::send_json(
+                cl,
+                Method::POST,
+                &path,
+                json!({}),
+                &format!("workflow `{workflow}` is {state}"),
+                false,
+            )
+            .await?
+        }
+        Command::Backfill {
+            workflow,
+            from,
+            to,
+            dates,
+            parallel,
+            params,
+            json,
+        } => {
+            let params = workflow::parse_pairs(params, "--param")?;
+            c::backfill(
+                cl,
+                workflow,
+                from.clone(),
+                to.clone(),
+                dates.clone(),
+                *parallel,
+                params,
+                *json,
+            )
+            .await?
+        }
+        Command::Schedule(cmd) => match cmd {
+            ScheduleCommand::Set {
+                workflow,
+                cron,
+                timezone,
+                start,
+                end,
+                missed,
+                offline,
+                params,
+                json,
+            } => {
+                let o = c::ScheduleSet {
+                    cron: cron.clone(),
+                    timezone: timezone.clone(),
+                    start: start.clone(),
+                    end: end.clone(),
+                    missed: missed.clone(),
+                    offline: *offline,
+                    params: workflow::parse_pairs(params, "--param")?,
+                };
+                c::schedule_set(cl, workflow, o, *json).await?
+            }
+            ScheduleCommand::Show { workflow, json } => {
+                c::schedule_show(cl, workflow.as_deref(), *json).await?
+            }
+            ScheduleCommand::Online { workflow } => {
+                c::schedule_switch(cl, workflow, "online").await?
+            }
+            ScheduleCommand::Offline { workflow } => {
+                c::schedule_switch(cl, workflow, "offline").await?
+            }
+            ScheduleCommand::Delete { workflow } => {
+                c::schedule_switch(cl, workflow, "delete").await?
+            }
+        },
+        Command::Tokens(cmd) => match cmd {
+            TokensCommand::Create {
+                user,
+                name,
+                expires_in,
+                json,
+            } => c::token_create(cl, user, name.clone(), expires_in.clone(), *json).await?,
+            TokensCommand::List { json } => {
+                c::simple_list(
+                    cl,
+                    "/tokens",
+                    &["id", "name", "expires", "created", "revoked"],
+                    &["id", "name", "expires_at", "created_at", "revoked_at"],
+                    *json,
+                )
+                .await?
+            }
+            TokensCommand::Revoke { id } => {
+                cl.delete(&format!("/tokens/{id}")).await?;
+                eprintln!("token {id} revoked");
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Users(cmd) => match cmd {
+            UsersCommand::Create { name, role } => {
+                c::send_json(
+                    cl,
+                    Method::POST,
+                    "/users",
+                    json!({"name": name, "role": role}),
+                    &format!("user `{name}` created"),
+                    false,
+                )
+                .await?
+            }
+            UsersCommand::List { json } => {
+                c::simple_list(
+                    cl,
+                    "/users",
+                    &["id", "name", "role", "created"],
+                    &["id", "name", "role", "created_at"],
+                    *json,
+                )
+                .await?
+            }
+        },
+        Command::Projects(cmd) => match cmd {
+            ProjectsCommand::Create { name, description } => {
+                c::send_json(
+                    cl,
+                    Method::POST,
+                    "/projects",
+                    json!({"name": name, "description": description}),
+                    &format!("project `{name}` created"),
+                    false,
+                )
+                .await?
+            }
+            ProjectsCommand::List { json } => {
+                c::simple_list(
+                    cl,
+                    "/projects",
+                    &["name", "description", "created"],
+                    &["name", "description", "created_at"],
+                    *json,
+                )
+                .await?
+            }
+            ProjectsCommand::Grant { user, level } => {
+                let path = format!("/projects/{p}/permissions/{}", crate::client::seg(user));
+                cl.put(&path, &json!({"level": level})).await?;
+                eprintln!("`{user}` has {level} on project `{}`", cl.project);
+                ExitCode::SUCCESS
+            }
+            ProjectsCommand::Delete { name } => {
+                cl.delete(&format!("/projects/{}", crate::client::seg(name)))
+                    .await?;
+                eprintln!("project `{name}` deleted");
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Run(args) => {
+            let start_tasks = if !args.start_from.is_empty() {
+                Some(json!({"mode": "with-downstream", "tasks": args.start_from}))
+            } else if !args.only.is_empty() {
+                Some(json!({"mode": "only", "tasks": args.only}))
+            } else {
+                None
+            };
+            c::run(
+                cl,
+                c::RunOptions {
+                    target: args.file.display().to_string(),
+                    params: workflow::parse_pairs(&args.params, "--param")?,
+                    date: args.date.map(|d| d.format("%Y-%m-%d").to_string()),
+                    start_tasks,
+                    wait: !args.detach,
+                    json: args.json,
+                },
+            )
+            .await?
+        }
+        Command::Instances {
+            limit,
+            state,
+            json,
+            workflow,
+        } => c::instances(cl, workflow.as_deref(), state, *limit, *json).await?,
+        Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
+            c::show(cl, *id, *json).await?
+        }
+        Command::Instance(workflow::InstanceCommand::Watch { id, json }) => {
+            c::watch(cl, *id, *json).await?
+        }
+        Command::Logs {
+            task_instance,
+            follow,
+        } => c::logs(cl, *task_instance, *follow).await?,
+        Command::Resume { id, .. } => {
+            let id =
+                id.ok_or_else(|| anyhow::anyhow!("with --server, give the instance id to resume"))?;
+            c::operate(cl, id, "resume", None).await?
+        }
+        Command::Operation(op) => {
+            use workflow::OperationCommand as O;
+            match op {
+                O::Stop { id } => c::operate(cl, *id, "stop", None).await?,
+                O::Pause { id } => c::operate(cl, *id, "pause", None).await?,
+                O::Rerun { id, .. } => c::operate(cl, *id, "rerun", None).await?,
+                O::Recover { id, .. } => c::operate(cl, *id, "recover", None).await?,
+                O::ForceSuccess { id, task } => {
+                    c::operate(cl, *id, "force-success", Some(task)).await?
+                }
+                O::Kill { id, task } => c::operate(cl, *id, "kill", Some(task)).await?,
+            }
+        }
+        Command::Plugins(cmd) => match cmd {
+            plugins::PluginsCommand::List { json } => c::plugin_list(cl, *json).await?,
+            plugins::PluginsCommand::Install { path } => c::plugin_install(cl, path, false).await?,
+            plugins::PluginsCommand::Activate { id, version } => {
+                c::send_json(
+                    cl,
+                    Method::POST,
+                    &format!("/plugins/{}/activate", crate::client::seg(id)),
+                    json!({"version": version}),
+                    &format!("plugin `{id}` {version} is active"),
+                    false,
+                )
+                .await?
+            }
+            plugins::PluginsCommand::Rollback { id } => {
+                c::send_json(
+                    cl,
+                    Method::POST,
+                    &format!("/plugins/{}/rollback", crate::client::seg(id)),
+                    json!({}),
+                    &format!("plugin `{id}` rolled back"),
+                    false,
+                )
+                .await?
+            }
+            plugins::PluginsCommand::New { .. } => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(code))
+}
+
+/// `shoal login`: check the token against the server, then save the profile.
+async fn login(args: &RemoteArgs, data: &DataDir, name: &str) -> anyhow::Result<ExitCode> {
+    let server = args
+        .server
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("shoal login needs --server URL"))?;
+    let token = args
+        .token
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("shoal login needs --token TOKEN (or $SHOAL_TOKEN)"))?;
+    let client = Client::new(&server, Some(token.clone()), String::new())?;
+    client.get("/tokens").await?;
+    let file = profile::path(data.root());
+    let mut profiles = Profiles::load(&file)?;
+    profiles.profiles.insert(
+        name.to_owned(),
+        Profile {
+            server,
+            token: Some(token),
+            project: args.project.clone(),
+        },
+    );
+    if profiles.default.is_none() || name == "default" {
+        profiles.default = Some(name.to_owned());
+    }
+    profiles.save(&file)?;
+    eprintln!("saved profile `{name}` in {}", file.display());
+    Ok(ExitCode::SUCCESS)
 }

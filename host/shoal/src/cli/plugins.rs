@@ -20,6 +20,10 @@ pub enum PluginsCommand {
     /// Validate a plugin (directory with shoal-plugin.toml, or the manifest itself) and
     /// add it to the local plugin store.
     Install { path: PathBuf },
+    /// Make an installed version the active one (with --server).
+    Activate { id: String, version: String },
+    /// Go back to the version the last activation replaced (with --server).
+    Rollback { id: String },
     /// Create a new plugin project from the template.
     New {
         /// Task type id: lower-case letters, digits, `-`, `_`.
@@ -76,6 +80,11 @@ pub async fn run(
             }
             println!("{table}");
             Ok(ExitCode::SUCCESS)
+        }
+        PluginsCommand::Activate { .. } | PluginsCommand::Rollback { .. } => {
+            anyhow::bail!(
+                "choosing the active version is a server's job (new tasks there use it): give --server URL"
+            )
         }
         PluginsCommand::Install { path } => {
             let registry = open_registry(data, load_policy(data, policy)?)?;

@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Print the finished instance as JSON instead of progress lines and a table.
     #[arg(long)]
     pub json: bool,
+    /// With --server: print the instance id and return without waiting.
+    #[arg(long)]
+    pub detach: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -64,6 +67,12 @@ pub struct RunArgs {
 pub enum InstanceCommand {
     /// One instance: its state and a timing table of its task attempts.
     Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow an instance live until it finishes (with --server).
+    Watch {
         id: i64,
         #[arg(long)]
         json: bool,
@@ -572,7 +581,12 @@ pub async fn show(
     db: Option<&str>,
     cmd: InstanceCommand,
 ) -> anyhow::Result<ExitCode> {
-    let InstanceCommand::Show { id, json } = cmd;
+    let (id, json) = match cmd {
+        InstanceCommand::Show { id, json } => (id, json),
+        InstanceCommand::Watch { .. } => {
+            bail!("`shoal instance watch` follows a server's instance: give --server URL")
+        }
+    };
     let store = open_store(data, db).await?;
     if json {
         print_json(&store, id).await?;

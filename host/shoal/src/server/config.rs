@@ -11,7 +11,7 @@ use serde::Deserialize;
 /// `shoal server` flags. Each also reads an environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// TOML config file [env: SHOAL_CONFIG] [default: <data dir>/server.toml if present]
+    /// TOML config file [default: <data dir>/server.toml if present]
     #[arg(long, env = "SHOAL_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1]
@@ -21,7 +21,7 @@ pub struct ServerArgs {
     #[arg(long, env = "SHOAL_PORT")]
     pub port: Option<u16>,
     /// The first admin's API token, instead of a generated one (used only when the store
-    /// has no users yet) [env: SHOAL_ADMIN_TOKEN]
+    /// has no users yet)
     #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Print every task's log lines as they are written.

@@ -1,0 +1,785 @@
+//! Each client command: build the request, print the answer as a table or JSON.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{Client, seg};
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    for r in rows {
+        t.add_row(r);
+    }
+    t.to_string()
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `ms since the epoch` as local time.
+fn when(v: &Value) -> String {
+    use chrono::TimeZone;
+    v.as_i64()
+        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Finished states of a workflow instance.
+const FINISHED: [&str; 4] = ["succeeded", "failed", "stopped", "paused"];
+
+pub fn exit_for(state: &str) -> ExitCode {
+    if state == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Upload a workflow file (and the files it references with `$WORKFLOW{...}`, first,
+/// referenced by name) to the client's project. Returns (name, version).
+pub async fn apply(
+    c: &Client,
+    file: &Path,
+    online: bool,
+    json_out: bool,
+) -> anyhow::Result<(String, i64)> {
+    let loaded =
+        shoal_workflow::load_file(file).map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    let mut text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut names = BTreeMap::new();
+    for (ref_file, def) in loaded.referenced.values() {
+        let ref_text = std::fs::read_to_string(ref_file)
+            .with_context(|| format!("reading {}", ref_file.display()))?;
+        upload(c, &ref_text, ref_file, online, json_out).await?;
+        names.insert(canonical(ref_file), def.name.clone());
+    }
+    // The server resolves sub-workflows by name within the project, so each
+    // `$WORKFLOW{"file"}` becomes the name of the workflow in that file.
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut out = String::with_capacity(text.len());
+    while let Some(at) = text.find("$WORKFLOW{") {
+        let rest = &text[at + "$WORKFLOW{".len()..];
+        let Some(end) = rest.find('}') else { break };
+        let arg = rest[..end].trim().trim_matches('"').trim_matches('\'');
+        out.push_str(&text[..at]);
+        match names.get(&canonical(&base.join(arg))) {
+            Some(name) => out.push_str(name),
+            None => out.push_str(&text[at..at + "$WORKFLOW{".len() + end + 1]),
+        }
+        text = text[at + "$WORKFLOW{".len() + end + 1..].to_owned();
+    }
+    out.push_str(&text);
+    upload(c, &out, file, online, json_out).await
+}
+
+fn canonical(p: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+async fn upload(
+    c: &Client,
+    text: &str,
+    file: &Path,
+    online: bool,
+    json_out: bool,
+) -> anyhow::Result<(String, i64)> {
+    let is_json = file.extension().is_some_and(|e| e == "json");
+    let resp = c
+        .send(
+            c.request(
+                Method::POST,
+                &format!("/projects/{}/definitions", seg(&c.project)),
+            )
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                if is_json {
+                    "application/json"
+                } else {
+                    "application/yaml"
+                },
+            )
+            .body(text.to_owned()),
+        )
+        .await
+        .with_context(|| format!("applying {}", file.display()))?;
+    let saved: Value = resp.json().await?;
+    let name = s(&saved["name"]);
+    let version = saved["version"].as_i64().unwrap_or_default();
+    if online {
+        c.post(
+            &format!(
+                "/projects/{}/definitions/{}/online",
+                seg(&c.project),
+                seg(&name)
+            ),
+            &json!({}),
+        )
+        .await?;
+    }
+    if json_out {
+        print_json(&saved);
+    } else {
+        let what = if saved["created"].as_bool() == Some(true) {
+            "saved"
+        } else {
+            "unchanged"
+        };
+        eprintln!(
+            "{}: workflow `{name}` version {version} {what}{}",
+            file.display(),
+            if online { ", online" } else { "" }
+        );
+    }
+    Ok((name, version))
+}
+
+pub async fn definitions(c: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
+    let v = c
+        .get(&format!("/projects/{}/definitions", seg(&c.project)))
+        .await?;
+    if json_out {
+        print_json(&v);
+    } else {
+        let rows = v
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|d| {
+                vec![
+                    s(&d["name"]),
+                    s(&d["current_version"]),
+                    if d["online"].as_bool() == Some(true) {
+                        "online".into()
+                    } else {
+                        "offline".into()
+                    },
+                    s(&d["run_mode"]),
+                    when(&d["updated_at"]),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(
+                &["workflow", "version", "release", "run mode", "updated"],
+                rows
+            )
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub struct RunOptions {
+    pub target: String,
+    pub params: BTreeMap<String, String>,
+    pub date: Option<String>,
+    pub start_tasks: Option<Value>,
+    pub wait: bool,
+    pub json: bool,
+}
+
+/// Start a run of a stored workflow, or of a file (applied and put online first).
+pub async fn run(c: &Client, o: RunOptions) -> anyhow::Result<ExitCode> {
+    let path = Path::new(&o.target);
+    let name = if path.is_file() {
+        apply(c, path, true, false).await?.0
+    } else {
+        o.target.clone()
+    };
+    let mut body = json!({ "params": o.params });
+    if let Some(d) = &o.date {
+        body["business_date"] = json!(d);
+    }
+    if let Some(st) = o.start_tasks {
+        body["start_tasks"] = st;
+    }
+    let launch = c
+        .post(
+            &format!(
+                "/projects/{}/definitions/{}/runs",
+                seg(&c.project),
+                seg(&name)
+            ),
+            &body,
+        )
+        .await?;
+    let Some(id) = launch["instance"].as_i64() else {
+        if o.json {
+            print_json(&launch);
+        } else {
+            eprintln!(
+                "run of `{name}` {}{}",
+                s(&launch["outcome"]),
+                launch["queued"]
+                    .as_i64()
+                    .map(|q| format!(" (queue entry {q})"))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if !o.wait {
+        if o.json {
+            print_json(&launch);
+        } else {
+            println!("{id}");
+            eprintln!("started instance {id} of `{name}`");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("started instance {id} of `{name}`");
+    watch(c, id, o.json).await
+}
+
+/// Follow an instance until it finishes, printing each task change.
+pub async fn watch(c: &Client, id: i64, json_out: bool) -> anyhow::Result<ExitCode> {
+    let mut seen: BTreeMap<i64, String> = BTreeMap::new();
+    loop {
+        let d = c.get(&format!("/instances/{id}")).await?;
+        if !json_out {
+            for t in d["tasks"].as_array().cloned().unwrap_or_default() {
+                let tid = t["id"].as_i64().unwrap_or_default();
+                let state = s(&t["state"]);
+                if seen.get(&tid) != Some(&state) {
+                    eprintln!(
+                        "  {:<24} {:<14} {}",
+                        s(&t["task_name"]),
+                        state,
+                        s(&t["message"])
+                    );
+                    seen.insert(tid, state);
+                }
+            }
+        }
+        let state = s(&d["state"]);
+        if FINISHED.contains(&state.as_str()) {
+            if json_out {
+                print_json(&d);
+            } else {
+                show_detail(&d);
+            }
+            return Ok(exit_for(&state));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn show_detail(d: &Value) {
+    println!(
+        "instance {} of `{}` (project {}, version {}): {}",
+        s(&d["id"]),
+        s(&d["name"]),
+        s(&d["project"]),
+        s(&d["version"]),
+        s(&d["state"])
+    );
+    let rows = d["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            vec![
+                s(&t["id"]),
+                s(&t["task_name"]),
+                s(&t["task_type"]),
+                s(&t["attempt"]),
+                s(&t["state"]),
+                s(&t["plugin_version"]),
+                when(&t["started_at"]),
+                s(&t["message"]),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "task id", "task", "type", "attempt", "state", "plugin", "started", "message"
+            ],
+            rows
+        )
+    );
+}
+
+pub async fn show(c: &Client, id: i64, json_out: bool) -> anyhow::Result<ExitCode> {
+    let d = c.get(&format!("/instances/{id}")).await?;
+    if json_out {
+        print_json(&d)
+    } else {
+        show_detail(&d)
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn instances(
+    c: &Client,
+    workflow: Option<&str>,
+    states: &[String],
+    limit: i64,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut q = vec![("project", c.project.clone()), ("limit", limit.to_string())];
+    if let Some(w) = workflow {
+        q.push(("workflow", w.to_owned()));
+    }
+    if !states.is_empty() {
+        q.push(("state", states.join(",")));
+    }
+    let page: Value = c
+        .send(c.request(Method::GET, "/instances").query(&q))
+        .await?
+        .json()
+        .await?;
+    if json_out {
+        print_json(&page);
+    } else {
+        let rows = page["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| {
+                vec![
+                    s(&i["id"]),
+                    s(&i["name"]),
+                    s(&i["state"]),
+                    when(&i["schedule_time"]),
+                    when(&i["started_at"]),
+                    when(&i["ended_at"]),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(
+                &[
+                    "id",
+                    "workflow",
+                    "state",
+                    "business time",
+                    "started",
+                    "ended"
+                ],
+                rows
+            )
+        );
+        eprintln!(
+            "{} of {} shown",
+            page["items"].as_array().map_or(0, Vec::len),
+            s(&page["total"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logs(c: &Client, task: i64, follow: bool) -> anyhow::Result<ExitCode> {
+    use futures_util::StreamExt as _;
+    use std::io::Write as _;
+    let mut resp = c
+        .send(
+            c.request(Method::GET, &format!("/tasks/{task}/log"))
+                .query(&[("follow", follow)]),
+        )
+        .await?
+        .bytes_stream();
+    let mut out = std::io::stdout();
+    while let Some(chunk) = resp.next().await {
+        out.write_all(&chunk.context("reading the log stream")?)?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn operate(
+    c: &Client,
+    id: i64,
+    op: &str,
+    task: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let v = c
+        .post(
+            &format!("/instances/{id}/operations"),
+            &json!({"op": op, "task": task}),
+        )
+        .await?;
+    eprintln!("instance {id}: {op} accepted; now {}", s(&v["state"]));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn backfill(
+    c: &Client,
+    name: &str,
+    from: Option<String>,
+    to: Option<String>,
+    dates: Vec<String>,
+    parallel: i64,
+    params: BTreeMap<String, String>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let body =
+        json!({"from": from, "to": to, "dates": dates, "parallelism": parallel, "params": params});
+    let v = c
+        .post(
+            &format!(
+                "/projects/{}/definitions/{}/backfill",
+                seg(&c.project),
+                seg(name)
+            ),
+            &body,
+        )
+        .await?;
+    if json_out {
+        print_json(&v);
+    } else {
+        let dates: Vec<String> = v["dates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(s)
+            .collect();
+        eprintln!(
+            "queued {} run(s) of `{name}`, {parallel} at a time: {}",
+            dates.len(),
+            dates.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_schedule(v: &Value) {
+    println!(
+        "workflow `{}`: {} ({}) {}",
+        s(&v["workflow"]),
+        s(&v["cron"]),
+        s(&v["timezone"]),
+        if v["online"].as_bool() == Some(true) {
+            "online"
+        } else {
+            "offline"
+        }
+    );
+    println!(
+        "missed fires: {}; last fire: {}; next fire: {}",
+        s(&v["missed"]),
+        when(&v["last_fire_at"]),
+        when(&v["next_fire_at"])
+    );
+    for u in v["upcoming"].as_array().cloned().unwrap_or_default() {
+        println!("  next: {}", s(&u));
+    }
+}
+
+pub struct ScheduleSet {
+    pub cron: String,
+    pub timezone: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub missed: Option<String>,
+    pub offline: bool,
+    pub params: BTreeMap<String, String>,
+}
+
+pub async fn schedule_set(
+    c: &Client,
+    name: &str,
+    o: ScheduleSet,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let body = json!({"cron": o.cron, "timezone": o.timezone, "start": o.start, "end": o.end, "missed": o.missed, "online": !o.offline, "params": o.params});
+    let v = c
+        .put(
+            &format!(
+                "/projects/{}/definitions/{}/schedule",
+                seg(&c.project),
+                seg(name)
+            ),
+            &body,
+        )
+        .await?;
+    if json_out {
+        print_json(&v)
+    } else {
+        print_schedule(&v)
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn schedule_show(
+    c: &Client,
+    name: Option<&str>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    match name {
+        Some(n) => {
+            let v = c
+                .get(&format!(
+                    "/projects/{}/definitions/{}/schedule",
+                    seg(&c.project),
+                    seg(n)
+                ))
+                .await?;
+            if json_out {
+                print_json(&v)
+            } else {
+                print_schedule(&v)
+            }
+        }
+        None => {
+            let v = c
+                .get(&format!("/projects/{}/schedules", seg(&c.project)))
+                .await?;
+            if json_out {
+                print_json(&v);
+            } else {
+                let rows = v
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            s(&x["workflow"]),
+                            s(&x["cron"]),
+                            s(&x["timezone"]),
+                            if x["online"].as_bool() == Some(true) {
+                                "online".into()
+                            } else {
+                                "offline".into()
+                            },
+                            when(&x["next_fire_at"]),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(&["workflow", "cron", "zone", "state", "next fire"], rows)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn schedule_switch(c: &Client, name: &str, action: &str) -> anyhow::Result<ExitCode> {
+    let path = format!(
+        "/projects/{}/definitions/{}/schedule",
+        seg(&c.project),
+        seg(name)
+    );
+    match action {
+        "delete" => {
+            c.delete(&path).await?;
+        }
+        other => {
+            c.post(&format!("{path}/{other}"), &json!({})).await?;
+        }
+    }
+    eprintln!("schedule of `{name}`: {action}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `30d`, `12h`, `45m`, `90s` or plain seconds.
+pub fn parse_lifetime(text: &str) -> anyhow::Result<i64> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("`{text}` is not a lifetime like 30d, 12h, 45m"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => bail!("`{text}`: unknown unit `{other}`; use s, m, h or d"),
+    };
+    Ok(n * mult)
+}
+
+pub async fn token_create(
+    c: &Client,
+    user: &str,
+    name: Option<String>,
+    expires: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let expires_in_s = expires.as_deref().map(parse_lifetime).transpose()?;
+    let v = c
+        .post(
+            &format!("/users/{}/tokens", seg(user)),
+            &json!({"name": name, "expires_in_s": expires_in_s}),
+        )
+        .await?;
+    if json_out {
+        print_json(&v);
+    } else {
+        println!("{}", s(&v["token"]));
+        eprintln!(
+            "token {} for `{user}` (shown once){}",
+            s(&v["id"]),
+            v["expires_at"]
+                .as_i64()
+                .map(|_| format!(", expires {}", when(&v["expires_at"])))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn simple_list(
+    c: &Client,
+    path: &str,
+    header: &[&str],
+    keys: &[&str],
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let v = c.get(path).await?;
+    if json_out {
+        print_json(&v);
+    } else {
+        let rows = v
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|x| {
+                keys.iter()
+                    .map(|k| {
+                        if k.ends_with("_at") {
+                            when(&x[*k])
+                        } else {
+                            s(&x[*k])
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        println!("{}", table(header, rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn send_json(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: Value,
+    done: &str,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let v: Value = c.json(method, path, Some(&body)).await?;
+    if json_out {
+        print_json(&v)
+    } else {
+        eprintln!("{done}")
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Upload a plugin directory (or its manifest) to the server.
+pub async fn plugin_install(c: &Client, path: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
+    let (manifest, file) = shoal_model::PluginManifest::load(path)?;
+    let manifest_text = std::fs::read_to_string(&file)?;
+    let wasm_path = file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&manifest.component);
+    let wasm =
+        std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", manifest_text)
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(wasm).file_name("component.wasm"),
+        );
+    let v: Value = c
+        .send(c.request(Method::POST, "/plugins").multipart(form))
+        .await?
+        .json()
+        .await?;
+    if json_out {
+        print_json(&v);
+    } else {
+        eprintln!(
+            "plugin `{}` {} is active (sha256 {}){}",
+            s(&v["id"]),
+            s(&v["version"]),
+            s(&v["sha256"]),
+            v["previous"]
+                .as_str()
+                .map(|p| format!("; it replaced {p}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn plugin_list(c: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
+    let v = c.get("/plugins").await?;
+    if json_out {
+        print_json(&v);
+    } else {
+        let rows = v
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                vec![
+                    s(&p["id"]),
+                    s(&p["version"]),
+                    if p["active"].as_bool() == Some(true) {
+                        "active".into()
+                    } else {
+                        String::new()
+                    },
+                    s(&p["origin"]),
+                    p["sha256"]
+                        .as_str()
+                        .map(|h| h[..12.min(h.len())].to_owned())
+                        .unwrap_or_else(|| "-".into()),
+                    p["capabilities"]
+                        .as_array()
+                        .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(
+                &[
+                    "plugin",
+                    "version",
+                    "active",
+                    "origin",
+                    "sha256",
+                    "capabilities"
+                ],
+                rows
+            )
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
