@@ -420,11 +420,13 @@ async fn remote(
             c::backfill(
                 cl,
                 workflow,
-                from.clone(),
-                to.clone(),
-                dates.clone(),
-                *parallel,
-                params,
+                c::BackfillOptions {
+                    from: from.clone(),
+                    to: to.clone(),
+                    dates: dates.clone(),
+                    parallel: *parallel,
+                    params,
+                },
                 *json,
             )
             .await?

@@ -427,16 +427,27 @@ pub async fn operate(
     Ok(ExitCode::SUCCESS)
 }
 
+pub struct BackfillOptions {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub dates: Vec<String>,
+    pub parallel: i64,
+    pub params: BTreeMap<String, String>,
+}
+
 pub async fn backfill(
     c: &Client,
     name: &str,
-    from: Option<String>,
-    to: Option<String>,
-    dates: Vec<String>,
-    parallel: i64,
-    params: BTreeMap<String, String>,
+    o: BackfillOptions,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
+    let BackfillOptions {
+        from,
+        to,
+        dates,
+        parallel,
+        params,
+    } = o;
     let body =
         json!({"from": from, "to": to, "dates": dates, "parallelism": parallel, "params": params});
     let v = c
