@@ -16,5 +16,7 @@ pub mod master;
 pub mod state;
 
 pub use graph::{ExecutionGraph, GraphError, NodeStatus, RunScope};
-pub use master::{Master, MasterConfig, MasterError, Operation, Progress, RunRequest, StartTasks};
+pub use master::{
+    Master, MasterConfig, MasterError, Operation, Progress, RunRequest, SecretSource, StartTasks,
+};
 pub use state::{IllegalTransition, TaskAction, TaskInstanceState, WorkflowAction, WorkflowState};

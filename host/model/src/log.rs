@@ -61,12 +61,17 @@ static SHARED: Mutex<Option<OpenShared>> = Mutex::new(None);
 /// File-name ending of a shared log; lines in it start with `#<task instance id> `.
 pub const SHARED_LOG_SUFFIX: &str = ".short.log";
 
+/// What a masked secret looks like in a log.
+pub const REDACTED: &str = "******";
+
 struct Inner {
     file: Option<BufWriter<File>>,
     /// A shared file and the task instance id tagging this log's lines in it.
     shared: Option<(SharedFile, u64)>,
     echo: Option<Echo>,
     lines: u64,
+    /// Secret values to mask in every line.
+    redact: Vec<String>,
 }
 
 /// A cheap-to-clone handle to a task's log. Lines are flushed when the task ends
@@ -96,6 +101,7 @@ impl TaskLog {
                 shared: None,
                 echo: None,
                 lines: 0,
+                redact: Vec::new(),
             })),
             path: Some(path.to_path_buf()),
         })
@@ -130,6 +136,7 @@ impl TaskLog {
                 shared: Some((file, task_instance_id)),
                 echo: None,
                 lines: 0,
+                redact: Vec::new(),
             })),
             path: Some(path.to_path_buf()),
         })
@@ -143,12 +150,27 @@ impl TaskLog {
                 shared: None,
                 echo: None,
                 lines: 0,
+                redact: Vec::new(),
             })),
             path: None,
         }
     }
 
     /// Also pass every formatted line to `echo` (e.g. to print it live).
+    /// Mask each of `values` (a task's secrets) wherever it appears in a line, before the
+    /// line reaches the file or the echo.
+    pub fn with_redactions(self, values: impl IntoIterator<Item = String>) -> Self {
+        {
+            let mut inner = self.lock();
+            inner
+                .redact
+                .extend(values.into_iter().filter(|v| !v.is_empty()));
+            // Longest first, so a secret containing another is masked whole.
+            inner.redact.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        }
+        self
+    }
+
     pub fn with_echo(self, echo: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.lock().echo = Some(Box::new(echo));
         self
@@ -174,7 +196,12 @@ impl TaskLog {
         };
         let mut inner = self.lock();
         for text in message.lines() {
-            let line = format!("{stamp} {level} [{}] {text}", stream.tag());
+            let mut line = format!("{stamp} {level} [{}] {text}", stream.tag());
+            for secret in &inner.redact {
+                if line.contains(secret.as_str()) {
+                    line = line.replace(secret.as_str(), REDACTED);
+                }
+            }
             if let Some(echo) = &inner.echo {
                 echo(&line);
             }
@@ -279,5 +306,19 @@ mod tests {
         // Both tasks wrote through one open file.
         let opened = SHARED.lock().unwrap().as_ref().unwrap().len();
         assert!(opened >= 1);
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let log = TaskLog::to_file(&path)
+            .unwrap()
+            .with_redactions(["hunter2".to_owned(), String::new()]);
+        log.info(LogStream::Out, "password is hunter2, again hunter2");
+        log.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("password is ******, again ******"), "{text}");
     }
 }

@@ -53,6 +53,8 @@ pub struct TaskRequest {
     /// Stores an external job's handle; the executor waits for it before the first poll,
     /// so a job is never followed without its handle being durable.
     pub persist_handle: Option<HandleSink>,
+    /// Secret values the task may see; masked wherever they would appear in its log.
+    pub redact: Vec<String>,
 }
 
 type StoreHandle =
@@ -86,6 +88,7 @@ impl TaskRequest {
                 ..Default::default()
             },
             task_type: task_type.into(),
+            redact: Vec::new(),
             plugin_version: None,
             params,
             timeout: None,
@@ -338,6 +341,7 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 self.log_path.display()
             ))
         })?;
+        let log = log.with_redactions(self.request.redact.iter().cloned());
         self.log = if self.request.echo_log {
             log.with_echo(|line| eprintln!("{line}"))
         } else {

@@ -208,6 +208,19 @@ struct Inner {
     /// The live instances' event streams.
     live: Mutex<HashMap<i64, mpsc::UnboundedSender<worker::Event>>>,
     progress: broadcast::Sender<Progress>,
+    secrets: std::sync::OnceLock<Arc<dyn SecretSource>>,
+}
+
+/// Where a run's secrets come from (the server's sealed secrets). Values are handed to
+/// tasks as `${secret.NAME}` and masked in their logs; the engine never stores them.
+pub trait SecretSource: Send + Sync {
+    /// Every secret of `project`, by name.
+    fn secrets<'a>(
+        &'a self,
+        project: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<BTreeMap<String, String>, String>> + Send + 'a>,
+    >;
 }
 
 impl Master {
@@ -220,7 +233,31 @@ impl Master {
                 config,
                 live: Mutex::new(HashMap::new()),
                 progress,
+                secrets: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Give runs access to secrets. Set once, before instances start.
+    pub fn set_secret_source(&self, source: Arc<dyn SecretSource>) {
+        let _ = self.inner.secrets.set(source);
+    }
+
+    /// A project's secrets as `secret.NAME` params (empty without a source).
+    pub(crate) async fn secret_params(&self, project: &str) -> BTreeMap<String, String> {
+        let Some(source) = self.inner.secrets.get() else {
+            return BTreeMap::new();
+        };
+        match source.secrets(project).await {
+            Ok(values) => values
+                .into_iter()
+                .map(|(k, v)| (format!("secret.{k}"), v))
+                .collect(),
+            Err(e) => {
+                // The task that needs one fails with an unresolved `${secret.X}`.
+                tracing::warn!(project, "cannot open the project's secrets: {e}");
+                BTreeMap::new()
+            }
         }
     }
 

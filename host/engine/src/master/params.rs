@@ -19,14 +19,17 @@ pub(super) fn business_time(schedule_time_ms: i64) -> NaiveDateTime {
 }
 
 /// The task's fields with every reference substituted.
+/// `secrets` are the project's secrets as `secret.NAME` entries, the lowest layer: a task
+/// reads one as `${secret.NAME}`.
 pub(super) fn task_params(
     workflow: &WorkflowDefinition,
     task: &TaskDefinition,
     startup: &BTreeMap<String, String>,
     upstream: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
     ctx: &RunContext,
 ) -> Result<serde_json::Value, ParamError> {
-    let scope = scope(workflow, task, startup, upstream);
+    let scope = scope(workflow, task, startup, upstream).with_global(secrets.clone());
     let mut fields = serde_json::Value::Object(task.params.clone());
     substitute_strings(&mut fields, &scope, ctx)?;
     Ok(fields)

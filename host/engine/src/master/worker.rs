@@ -184,6 +184,8 @@ pub(super) struct InstanceWorker {
     slots: HashMap<String, Slot>,
     seq: i64,
     startup: BTreeMap<String, String>,
+    /// The project's secrets as `secret.NAME` params; in memory only.
+    secrets: BTreeMap<String, String>,
     schedule_time: i64,
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
@@ -330,20 +332,23 @@ impl InstanceWorker {
                 },
             );
         }
+        let project = definition
+            .project
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+        let secrets = master.secret_params(&project).await;
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Self {
             master,
             id,
-            project: definition
-                .project
-                .clone()
-                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
+            project,
             definition: Arc::new(definition),
             state: parse_workflow_state(&row.state)?,
             graph,
             slots,
             seq: store.last_event_seq(id).await?,
             startup,
+            secrets,
             schedule_time: row.schedule_time,
             tx,
             rx,
@@ -1343,7 +1348,14 @@ impl InstanceWorker {
         }
         let ctx = self.run_context(name, id);
         let upstream = self.upstream_pool(name);
-        let params = match task_params(&self.definition, &task, &self.startup, &upstream, &ctx) {
+        let params = match task_params(
+            &self.definition,
+            &task,
+            &self.startup,
+            &upstream,
+            &self.secrets,
+            &ctx,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 let _ = self.tx.send(Event::LaunchFailed {
@@ -1362,6 +1374,7 @@ impl InstanceWorker {
             attempt,
         };
         request.plugin_version = task.plugin_version.clone();
+        request.redact = self.secrets.values().cloned().collect();
         let timeout = task.timeout_ms.map(Duration::from_millis);
         request.timeout = match task.timeout_strategy {
             TimeoutStrategy::Warn => None,

@@ -72,11 +72,16 @@ pub async fn run(
             ..Default::default()
         },
     );
+    let sealer = SecretBox::load_or_create(&config.secret_key_file)?;
+    master.set_secret_source(std::sync::Arc::new(shoal_api::secrets::StoreSecrets::new(
+        store.clone(),
+        sealer.clone(),
+    )));
     let state = ApiState::new(ApiParts {
         launcher: launcher.clone(),
         cron: cron.clone(),
         registry,
-        secrets: SecretBox::load_or_create(&config.secret_key_file)?,
+        secrets: sealer.clone(),
         staging_dir: data.root().join("uploads"),
         limits: ApiLimits {
             max_body: config.max_body_bytes,
