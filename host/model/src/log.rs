@@ -315,7 +315,7 @@ mod tests {
         let log = TaskLog::to_file(&path)
             .unwrap()
             .with_redactions(["hunter2".to_owned(), String::new()]);
-        log.info(LogStream::Out, "password is hunter2, again hunter2");
+        log.info(LogStream::Stdout, "password is hunter2, again hunter2");
         log.flush();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
