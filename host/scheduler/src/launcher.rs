@@ -99,11 +99,16 @@ impl Launcher {
                     id: definition.id,
                     mode: definition.run_mode.clone(),
                 })?;
+        if mode == RunMode::Parallel {
+            // Nothing to check against other runs, so nothing to serialise either.
+            let instance = self.master.start(run).await?;
+            return Ok(Launch::Started { instance });
+        }
         let store = self.master.store();
         let _gate = self.gate.lock().await;
         let busy = store.unfinished_count(definition.id).await? > 0;
         match mode {
-            RunMode::Parallel => {}
+            RunMode::Parallel => unreachable!("started above"),
             RunMode::SerialDiscard if busy => return Ok(Launch::Discarded),
             RunMode::SerialDiscard => {}
             RunMode::SerialWait => {

@@ -48,6 +48,23 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A real `shoal server` over HTTP: idle memory, start-run and list-instances
+    /// requests/s, cron fire → first task latency.
+    Server {
+        /// Instances stored before timing the list requests.
+        #[arg(long, default_value_t = 100_000)]
+        instances: usize,
+        /// Requests per timed phase.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Cron fires (one a second) to time.
+        #[arg(long, default_value_t = 20)]
+        fires: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +89,23 @@ pub async fn run(cmd: BenchCommand, data: &DataDir, db: Option<&str>) -> anyhow:
         BenchCommand::Fanout { tasks, json } => {
             anyhow::ensure!(tasks >= 1, "--tasks must be at least 1");
             return engine(Shape::Fanout { tasks }, data, db, json).await;
+        }
+        BenchCommand::Server {
+            instances,
+            requests,
+            concurrency,
+            fires,
+            json,
+        } => {
+            anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
+            let b = crate::bench_server::ServerBench {
+                instances,
+                requests,
+                concurrency,
+                fires,
+                json,
+            };
+            return crate::bench_server::run(b, data, db).await;
         }
         BenchCommand::Instances { count, json } => {
             anyhow::ensure!(count >= 1, "--count must be at least 1");

@@ -4,6 +4,7 @@
 mod app;
 mod bench;
 mod bench_engine;
+mod bench_server;
 mod cli;
 mod client;
 mod server;

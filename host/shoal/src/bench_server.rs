@@ -1,0 +1,374 @@
+//! `shoal bench server`: a real `shoal server` process measured from outside, over HTTP
+//! on 127.0.0.1 — memory when idle, requests/s for starting runs and for listing
+//! instances with many stored, and the latency from a cron fire to its first task
+//! running.
+
+use std::path::Path;
+use std::process::{Child, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+use shoal_store::Write;
+
+use crate::app::{DataDir, open_store};
+
+#[derive(Debug, Serialize)]
+struct ServerFigures {
+    database: String,
+    idle_rss_mb: f64,
+    start_runs_per_s: f64,
+    start_p50_ms: f64,
+    start_p99_ms: f64,
+    stored_instances: i64,
+    list_per_s: f64,
+    list_p50_ms: f64,
+    list_p99_ms: f64,
+    cron_fires: usize,
+    cron_to_task_p50_ms: f64,
+    cron_to_task_p99_ms: f64,
+}
+
+pub struct ServerBench {
+    pub instances: usize,
+    pub requests: usize,
+    pub concurrency: usize,
+    pub fires: usize,
+    pub json: bool,
+}
+
+const TOKEN: &str = "shoal_bench_token";
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SIGTERM for a graceful stop; kill if it lingers.
+        let _ = std::process::Command::new("kill")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn wait_for_server(dir: &Path, child: &mut Child) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("server.json"))
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+            && let Some(url) = v["url"].as_str()
+        {
+            return Ok(url.to_owned());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the server exited before listening ({status})");
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not start listening within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `n` requests from `concurrency` workers; returns (req/s, sorted latencies in ms).
+async fn hammer<F, Fut>(n: usize, concurrency: usize, make: F) -> anyhow::Result<(f64, Vec<f64>)>
+where
+    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let next = next.clone();
+        let make = make.clone();
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(lat);
+                }
+                let t = Instant::now();
+                make(i).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    let per_s = n as f64 / started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    Ok((per_s, all))
+}
+
+async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        bail!("HTTP {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(home.root())?;
+    let scratch = tempfile::Builder::new()
+        .prefix("bench-server-")
+        .tempdir_in(home.root())?;
+    let dir = scratch.path().to_path_buf();
+    // Keep the data dir for a look afterwards (query plans, logs).
+    let _scratch = if std::env::var_os("SHOAL_BENCH_KEEP").is_some() {
+        eprintln!("keeping {}", dir.display());
+        let _ = scratch.keep();
+        None
+    } else {
+        Some(scratch)
+    };
+    let exe = std::env::current_exe().context("finding the shoal binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--data-dir").arg(&dir);
+    if let Some(url) = db {
+        cmd.arg("--db").arg(url);
+    }
+    let mut child = cmd
+        .args(["server", "--port", "0"])
+        .env("SHOAL_ADMIN_TOKEN", TOKEN)
+        .env_remove("SHOAL_SERVER")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting shoal server")?;
+    let url = wait_for_server(&dir, &mut child).await?;
+    let pid = child.id();
+    let _server = Running(child);
+    let api = format!("{url}/api/v1");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(b.concurrency)
+        .build()?;
+    let auth = format!("Bearer {TOKEN}");
+
+    // Idle: started, recovered, nothing to do.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_rss_mb = rss_mb(pid);
+
+    check(
+        http.post(format!("{api}/projects"))
+            .header("authorization", &auth)
+            .json(&json!({"name": "bench"}))
+            .send()
+            .await?,
+    )
+    .await?;
+    let yaml = "workflow:\n  name: one-noop\ntasks:\n  - name: a\n    task_type: noop\n";
+    check(
+        http.post(format!("{api}/projects/bench/definitions"))
+            .header("authorization", &auth)
+            .header("content-type", "application/yaml")
+            .body(yaml)
+            .send()
+            .await?,
+    )
+    .await?;
+    check(
+        http.post(format!("{api}/projects/bench/definitions/one-noop/online"))
+            .header("authorization", &auth)
+            .send()
+            .await?,
+    )
+    .await?;
+
+    // Starting runs.
+    let (start_runs_per_s, start_lat) = {
+        let (http, api, auth) = (http.clone(), api.clone(), auth.clone());
+        hammer(b.requests, b.concurrency, move |_| {
+            let (http, api, auth) = (http.clone(), api.clone(), auth.clone());
+            async move {
+                check(
+                    http.post(format!("{api}/projects/bench/definitions/one-noop/runs"))
+                        .header("authorization", &auth)
+                        .json(&json!({}))
+                        .send()
+                        .await?,
+                )
+                .await
+                .map(|_| ())
+            }
+        })
+        .await?
+    };
+
+    // Many stored instances, written straight into the store (as history would be).
+    let store = open_store(&DataDir::resolve(Some(dir.clone())), db).await?;
+    let definition = store
+        .definition_row("bench", "one-noop")
+        .await?
+        .context("the bench definition")?;
+    let already = store.find_instances(&Default::default(), 1, 0).await?.1;
+    let to_add = b.instances.saturating_sub(already as usize);
+    let base = shoal_store::now_ms() - 86_400_000 * 400;
+    for chunk in (0..to_add).collect::<Vec<_>>().chunks(2000) {
+        let writes = chunk
+            .iter()
+            .map(|i| Write::InsertWorkflowInstance {
+                definition_id: definition.id,
+                version: definition.current_version,
+                name: definition.name.clone(),
+                state: if i % 10 == 0 { "failed" } else { "succeeded" }.to_owned(),
+                schedule_time: base + *i as i64 * 60_000,
+                startup_params: json!({}),
+                start_tasks: json!({"mode": "all"}),
+                parent_task_instance_id: None,
+            })
+            .collect();
+        store.write(writes).await?;
+    }
+    let stored_instances = store.find_instances(&Default::default(), 1, 0).await?.1;
+    store.close().await;
+
+    let (list_per_s, list_lat) = {
+        let (http, api, auth) = (http.clone(), api.clone(), auth.clone());
+        hammer(b.requests, b.concurrency, move |i| {
+            let (http, api, auth) = (http.clone(), api.clone(), auth.clone());
+            async move {
+                // Alternate the first page, a deep page and a state filter.
+                let query = match i % 3 {
+                    0 => "project=bench&limit=50".to_owned(),
+                    1 => format!("project=bench&limit=50&offset={}", (i * 97) % 50_000),
+                    _ => "project=bench&workflow=one-noop&state=failed&limit=50".to_owned(),
+                };
+                check(
+                    http.get(format!("{api}/instances?{query}"))
+                        .header("authorization", &auth)
+                        .send()
+                        .await?,
+                )
+                .await
+                .map(|_| ())
+            }
+        })
+        .await?
+    };
+
+    // Cron fire → first task running.
+    check(
+        http.put(format!(
+            "{api}/projects/bench/definitions/one-noop/schedule"
+        ))
+        .header("authorization", &auth)
+        .json(&json!({"cron": "* * * * * ?"}))
+        .send()
+        .await?,
+    )
+    .await?;
+    let since = shoal_store::now_ms();
+    tokio::time::sleep(Duration::from_millis(1000 * b.fires as u64 + 1500)).await;
+    check(
+        http.post(format!(
+            "{api}/projects/bench/definitions/one-noop/schedule/offline"
+        ))
+        .header("authorization", &auth)
+        .send()
+        .await?,
+    )
+    .await?;
+    let page = check(
+        http.get(format!(
+            "{api}/instances?project=bench&from={since}&limit=1000"
+        ))
+        .header("authorization", &auth)
+        .send()
+        .await?,
+    )
+    .await?;
+    let mut cron_lat = Vec::new();
+    for item in page["items"].as_array().cloned().unwrap_or_default() {
+        let id = item["id"].as_i64().unwrap_or_default();
+        let fire = item["schedule_time"].as_i64().unwrap_or_default();
+        let detail = check(
+            http.get(format!("{api}/instances/{id}"))
+                .header("authorization", &auth)
+                .send()
+                .await?,
+        )
+        .await?;
+        if let Some(started) = detail["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().filter_map(|t| t["started_at"].as_i64()).min())
+        {
+            cron_lat.push((started - fire) as f64);
+        }
+    }
+    cron_lat.sort_by(|a, b| a.total_cmp(b));
+
+    let figures = ServerFigures {
+        database: match db {
+            Some(url) => url.split('@').next_back().unwrap_or(url).to_owned(),
+            None => "sqlite (WAL, synchronous=NORMAL)".into(),
+        },
+        idle_rss_mb,
+        start_runs_per_s,
+        start_p50_ms: percentile(&start_lat, 0.5),
+        start_p99_ms: percentile(&start_lat, 0.99),
+        stored_instances,
+        list_per_s,
+        list_p50_ms: percentile(&list_lat, 0.5),
+        list_p99_ms: percentile(&list_lat, 0.99),
+        cron_fires: cron_lat.len(),
+        cron_to_task_p50_ms: percentile(&cron_lat, 0.5),
+        cron_to_task_p99_ms: percentile(&cron_lat, 0.99),
+    };
+    if b.json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        let f = &figures;
+        println!(
+            "server benchmark on {} ({} concurrent clients)",
+            f.database, b.concurrency
+        );
+        println!("  idle RSS                 {:.1} MiB", f.idle_rss_mb);
+        println!(
+            "  start runs               {:.0} req/s (p50 {:.1} ms, p99 {:.1} ms)",
+            f.start_runs_per_s, f.start_p50_ms, f.start_p99_ms
+        );
+        println!(
+            "  list instances ({} stored) {:.0} req/s (p50 {:.1} ms, p99 {:.1} ms)",
+            f.stored_instances, f.list_per_s, f.list_p50_ms, f.list_p99_ms
+        );
+        println!(
+            "  cron fire → task running p50 {:.0} ms, p99 {:.0} ms ({} fires)",
+            f.cron_to_task_p50_ms, f.cron_to_task_p99_ms, f.cron_fires
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
