@@ -152,6 +152,7 @@ impl CronSchedule {
         match policy {
             MissedFires::Skip => None,
             MissedFires::RunOnce => {
+                let now = now.with_nanosecond(0).unwrap_or(now);
                 let local = self.zone.from_utc_datetime(&now.naive_utc());
                 let latest = self
                     .cron
@@ -349,6 +350,17 @@ mod tests {
             s.missed(utc("2024-03-01T13:00:00Z"), now, MissedFires::RunOnce),
             None,
             "nothing was missed"
+        );
+    }
+
+    #[test]
+    fn fires_fall_on_whole_seconds_whatever_the_clock_reads() {
+        let s = CronSchedule::new("*/2 * * * * ?", "UTC").unwrap();
+        let now = utc("2024-03-01T13:20:01.738Z");
+        assert_eq!(s.next_after(now), Some(utc("2024-03-01T13:20:02Z")));
+        assert_eq!(
+            s.missed(utc("2024-03-01T13:00:00Z"), now, MissedFires::RunOnce),
+            Some(utc("2024-03-01T13:20:00Z"))
         );
     }
 
