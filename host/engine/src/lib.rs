@@ -17,6 +17,7 @@ pub mod state;
 
 pub use graph::{ExecutionGraph, GraphError, NodeStatus, RunScope};
 pub use master::{
-    Master, MasterConfig, MasterError, Operation, Progress, RunRequest, SecretSource, StartTasks,
+    Master, MasterConfig, MasterError, Operation, Progress, RunRequest, SecretSource,
+    SecretsFuture, StartTasks,
 };
 pub use state::{IllegalTransition, TaskAction, TaskInstanceState, WorkflowAction, WorkflowState};

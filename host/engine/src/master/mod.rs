@@ -211,16 +211,16 @@ struct Inner {
     secrets: std::sync::OnceLock<Arc<dyn SecretSource>>,
 }
 
+/// What [`SecretSource::secrets`] returns: the project's secrets by name, or why not.
+pub type SecretsFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<BTreeMap<String, String>, String>> + Send + 'a>,
+>;
+
 /// Where a run's secrets come from (the server's sealed secrets). Values are handed to
 /// tasks as `${secret.NAME}` and masked in their logs; the engine never stores them.
 pub trait SecretSource: Send + Sync {
     /// Every secret of `project`, by name.
-    fn secrets<'a>(
-        &'a self,
-        project: &'a str,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<BTreeMap<String, String>, String>> + Send + 'a>,
-    >;
+    fn secrets<'a>(&'a self, project: &'a str) -> SecretsFuture<'a>;
 }
 
 impl Master {

@@ -347,7 +347,7 @@ async fn remote(
     args: &RemoteArgs,
     data: &DataDir,
 ) -> anyhow::Result<Option<ExitCode>> {
-    use crate::client::commands as c;
+    use crate::client::commands::{self as c, Cell};
     use reqwest::Method;
     use serde_json::json;
     let server_only = matches!(
@@ -475,11 +475,16 @@ async fn remote(
                 json,
             } => c::token_create(cl, user, name.clone(), expires_in.clone(), *json).await?,
             TokensCommand::List { json } => {
-                c::simple_list(
+                c::list(
                     cl,
                     "/tokens",
-                    &["id", "name", "expires", "created", "revoked"],
-                    &["id", "name", "expires_at", "created_at", "revoked_at"],
+                    &[
+                        ("id", Cell::Text("id")),
+                        ("name", Cell::Text("name")),
+                        ("expires", Cell::Time("expires_at")),
+                        ("created", Cell::Time("created_at")),
+                        ("revoked", Cell::Time("revoked_at")),
+                    ],
                     *json,
                 )
                 .await?
@@ -503,11 +508,15 @@ async fn remote(
                 .await?
             }
             UsersCommand::List { json } => {
-                c::simple_list(
+                c::list(
                     cl,
                     "/users",
-                    &["id", "name", "role", "created"],
-                    &["id", "name", "role", "created_at"],
+                    &[
+                        ("id", Cell::Text("id")),
+                        ("name", Cell::Text("name")),
+                        ("role", Cell::Text("role")),
+                        ("created", Cell::Time("created_at")),
+                    ],
                     *json,
                 )
                 .await?
@@ -526,11 +535,14 @@ async fn remote(
                 .await?
             }
             ProjectsCommand::List { json } => {
-                c::simple_list(
+                c::list(
                     cl,
                     "/projects",
-                    &["name", "description", "created"],
-                    &["name", "description", "created_at"],
+                    &[
+                        ("name", Cell::Text("name")),
+                        ("description", Cell::Text("description")),
+                        ("created", Cell::Time("created_at")),
+                    ],
                     *json,
                 )
                 .await?

@@ -12,13 +12,38 @@ use serde_json::{Value, json};
 
 use super::{Client, seg};
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+/// How a table column reads its cell from a JSON item.
+pub enum Cell {
+    /// A field as text.
+    Text(&'static str),
+    /// A field of ms since the epoch, as local time.
+    Time(&'static str),
+    /// Anything computed from the item.
+    With(fn(&Value) -> String),
+}
+
+/// A table with one row per item of the JSON array `items`.
+pub fn table(items: &Value, columns: &[(&str, Cell)]) -> String {
     let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
-    for r in rows {
-        t.add_row(r);
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_header(columns.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    for item in items.as_array().map(Vec::as_slice).unwrap_or_default() {
+        t.add_row(
+            columns
+                .iter()
+                .map(|(_, cell)| match cell {
+                    Cell::Text(k) => s(&item[*k]),
+                    Cell::Time(k) => when(&item[*k]),
+                    Cell::With(f) => f(item),
+                })
+                .collect::<Vec<_>>(),
+        );
     }
     t.to_string()
+}
+
+fn flag(v: &Value, yes: &str, no: &str) -> String {
+    if v.as_bool() == Some(true) { yes } else { no }.to_owned()
 }
 
 fn s(v: &Value) -> String {
@@ -153,40 +178,23 @@ async fn upload(
 }
 
 pub async fn definitions(c: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
-    let v = c
-        .get(&format!("/projects/{}/definitions", seg(&c.project)))
-        .await?;
-    if json_out {
-        print_json(&v);
-    } else {
-        let rows = v
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|d| {
-                vec![
-                    s(&d["name"]),
-                    s(&d["current_version"]),
-                    if d["online"].as_bool() == Some(true) {
-                        "online".into()
-                    } else {
-                        "offline".into()
-                    },
-                    s(&d["run_mode"]),
-                    when(&d["updated_at"]),
-                ]
-            })
-            .collect();
-        println!(
-            "{}",
-            table(
-                &["workflow", "version", "release", "run mode", "updated"],
-                rows
-            )
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    let path = format!("/projects/{}/definitions", seg(&c.project));
+    list(
+        c,
+        &path,
+        &[
+            ("workflow", Cell::Text("name")),
+            ("version", Cell::Text("current_version")),
+            (
+                "release",
+                Cell::With(|d| flag(&d["online"], "online", "offline")),
+            ),
+            ("run mode", Cell::Text("run_mode")),
+            ("updated", Cell::Time("updated_at")),
+        ],
+        json_out,
+    )
+    .await
 }
 
 pub struct RunOptions {
@@ -293,33 +301,17 @@ fn show_detail(d: &Value) {
         s(&d["version"]),
         s(&d["state"])
     );
-    let rows = d["tasks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            vec![
-                s(&t["id"]),
-                s(&t["task_name"]),
-                s(&t["task_type"]),
-                s(&t["attempt"]),
-                s(&t["state"]),
-                s(&t["plugin_version"]),
-                when(&t["started_at"]),
-                s(&t["message"]),
-            ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(
-            &[
-                "task id", "task", "type", "attempt", "state", "plugin", "started", "message"
-            ],
-            rows
-        )
-    );
+    let columns = [
+        ("task id", Cell::Text("id")),
+        ("task", Cell::Text("task_name")),
+        ("type", Cell::Text("task_type")),
+        ("attempt", Cell::Text("attempt")),
+        ("state", Cell::Text("state")),
+        ("plugin", Cell::Text("plugin_version")),
+        ("started", Cell::Time("started_at")),
+        ("message", Cell::Text("message")),
+    ];
+    println!("{}", table(&d["tasks"], &columns));
 }
 
 pub async fn show(c: &Client, id: i64, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -354,40 +346,24 @@ pub async fn instances(
     if json_out {
         print_json(&page);
     } else {
-        let rows = page["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|i| {
-                vec![
-                    s(&i["id"]),
-                    s(&i["name"]),
-                    s(&i["state"]),
-                    when(&i["schedule_time"]),
-                    when(&i["started_at"]),
-                    when(&i["ended_at"]),
-                ]
-            })
-            .collect();
-        println!(
-            "{}",
-            table(
-                &[
-                    "id",
-                    "workflow",
-                    "state",
-                    "business time",
-                    "started",
-                    "ended"
-                ],
-                rows
-            )
-        );
+        let columns = [
+            ("id", Cell::Text("id")),
+            ("workflow", Cell::Text("name")),
+            ("state", Cell::Text("state")),
+            ("business time", Cell::Time("schedule_time")),
+            ("started", Cell::Time("started_at")),
+            ("ended", Cell::Time("ended_at")),
+        ];
+        println!("{}", table(&page["items"], &columns));
         eprintln!(
-            "{} of {} shown",
+            "{} of {}{} shown",
             page["items"].as_array().map_or(0, Vec::len),
-            s(&page["total"])
+            s(&page["total"]),
+            if page["total_capped"].as_bool() == Some(true) {
+                "+"
+            } else {
+                ""
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -558,36 +534,23 @@ pub async fn schedule_show(
             }
         }
         None => {
-            let v = c
-                .get(&format!("/projects/{}/schedules", seg(&c.project)))
-                .await?;
-            if json_out {
-                print_json(&v);
-            } else {
-                let rows = v
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|x| {
-                        vec![
-                            s(&x["workflow"]),
-                            s(&x["cron"]),
-                            s(&x["timezone"]),
-                            if x["online"].as_bool() == Some(true) {
-                                "online".into()
-                            } else {
-                                "offline".into()
-                            },
-                            when(&x["next_fire_at"]),
-                        ]
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    table(&["workflow", "cron", "zone", "state", "next fire"], rows)
-                );
-            }
+            let path = format!("/projects/{}/schedules", seg(&c.project));
+            list(
+                c,
+                &path,
+                &[
+                    ("workflow", Cell::Text("workflow")),
+                    ("cron", Cell::Text("cron")),
+                    ("zone", Cell::Text("timezone")),
+                    (
+                        "state",
+                        Cell::With(|x| flag(&x["online"], "online", "offline")),
+                    ),
+                    ("next fire", Cell::Time("next_fire_at")),
+                ],
+                json_out,
+            )
+            .await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -658,35 +621,18 @@ pub async fn token_create(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn simple_list(
+/// GET `path` (a JSON array) and print it as a table, or as JSON.
+pub async fn list(
     c: &Client,
     path: &str,
-    header: &[&str],
-    keys: &[&str],
+    columns: &[(&str, Cell)],
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
     let v = c.get(path).await?;
     if json_out {
         print_json(&v);
     } else {
-        let rows = v
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|x| {
-                keys.iter()
-                    .map(|k| {
-                        if k.ends_with("_at") {
-                            when(&x[*k])
-                        } else {
-                            s(&x[*k])
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        println!("{}", table(header, rows));
+        println!("{}", table(&v, columns));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -747,50 +693,34 @@ pub async fn plugin_install(c: &Client, path: &Path, json_out: bool) -> anyhow::
 }
 
 pub async fn plugin_list(c: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
-    let v = c.get("/plugins").await?;
-    if json_out {
-        print_json(&v);
-    } else {
-        let rows = v
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|p| {
-                vec![
-                    s(&p["id"]),
-                    s(&p["version"]),
-                    if p["active"].as_bool() == Some(true) {
-                        "active".into()
-                    } else {
-                        String::new()
-                    },
-                    s(&p["origin"]),
+    list(
+        c,
+        "/plugins",
+        &[
+            ("plugin", Cell::Text("id")),
+            ("version", Cell::Text("version")),
+            ("active", Cell::With(|p| flag(&p["active"], "active", ""))),
+            ("origin", Cell::Text("origin")),
+            (
+                "sha256",
+                Cell::With(|p| {
                     p["sha256"]
                         .as_str()
-                        .map(|h| h[..12.min(h.len())].to_owned())
-                        .unwrap_or_else(|| "-".into()),
+                        .map(|h| h.chars().take(12).collect())
+                        .unwrap_or_else(|| "-".into())
+                }),
+            ),
+            (
+                "capabilities",
+                Cell::With(|p| {
                     p["capabilities"]
                         .as_array()
                         .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default(),
-                ]
-            })
-            .collect();
-        println!(
-            "{}",
-            table(
-                &[
-                    "plugin",
-                    "version",
-                    "active",
-                    "origin",
-                    "sha256",
-                    "capabilities"
-                ],
-                rows
-            )
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+                        .unwrap_or_default()
+                }),
+            ),
+        ],
+        json_out,
+    )
+    .await
 }
