@@ -30,7 +30,11 @@ const NOOP: &str = "workflow:\n  name: ticker\ntasks:\n  - name: a\n    task_typ
 async fn online(flow: &Flow, yaml: &str) -> shoal_store::DefinitionRow {
     let (id, _) = flow.publish(yaml).await;
     flow.store().set_released(id, true).await.unwrap();
-    flow.store().definition_row_by_id(id).await.unwrap().unwrap()
+    flow.store()
+        .definition_row_by_id(id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn schedule(definition_id: i64, missed: &str, next_fire_at: i64) -> NewSchedule {
@@ -79,7 +83,11 @@ async fn missed_fires_are_skipped_or_run_once(store: Store) {
         .await
         .unwrap();
     let launched = cron.fire_due(now).await.unwrap();
-    assert_eq!(launched.len(), 1, "run-once runs exactly once: {launched:?}");
+    assert_eq!(
+        launched.len(),
+        1,
+        "run-once runs exactly once: {launched:?}"
+    );
     let Launch::Started { instance } = launched[0].1 else {
         panic!("expected a started run, got {:?}", launched[0].1);
     };
@@ -107,8 +115,14 @@ async fn a_fire_is_taken_once(store: Store) {
         .await
         .unwrap();
     // Two loops (two servers sharing a database, or a retry) look at the same fire.
-    let a = CronLoop::new(Launcher::new(flow.master.clone()), CronLoopConfig::default());
-    let b = CronLoop::new(Launcher::new(flow.master.clone()), CronLoopConfig::default());
+    let a = CronLoop::new(
+        Launcher::new(flow.master.clone()),
+        CronLoopConfig::default(),
+    );
+    let b = CronLoop::new(
+        Launcher::new(flow.master.clone()),
+        CronLoopConfig::default(),
+    );
     let (ra, rb) = tokio::join!(a.fire_due(now), b.fire_due(now));
     let total = ra.unwrap().len() + rb.unwrap().len();
     assert_eq!(total, 1, "one fire, one run");
@@ -132,8 +146,16 @@ async fn queued_runs_survive_a_new_launcher(store: Store) {
     let flow = Flow::new(store);
     let slow = "workflow:\n  name: slow\ntasks:\n  - name: nap\n    task_type: Shell\n    command: sleep 1\n";
     let d = online(&flow, slow).await;
-    flow.store().set_run_mode(d.id, "serial-wait").await.unwrap();
-    let d = flow.store().definition_row_by_id(d.id).await.unwrap().unwrap();
+    flow.store()
+        .set_run_mode(d.id, "serial-wait")
+        .await
+        .unwrap();
+    let d = flow
+        .store()
+        .definition_row_by_id(d.id)
+        .await
+        .unwrap()
+        .unwrap();
 
     let first = Launcher::new(flow.master.clone());
     let Launch::Started { instance: running } = first

@@ -3,6 +3,7 @@
 //! installed with whatever manifest a test needs, and the `shoal` binary.
 
 pub mod flow;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

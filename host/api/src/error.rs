@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code: `unauthenticated`, `forbidden`, `not-found`,
-    /// `bad-request`, `invalid-definition`, `conflict`, `too-large`, `internal`.
+    /// `bad-request`, `invalid-definition`, `conflict`, `too-large`, `method-not-allowed`,
+    /// `internal`.
     pub code: String,
     pub message: String,
 }
@@ -103,3 +104,50 @@ impl From<shoal_scheduler::SchedulerError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Give every error response the `{code, message}` body, including axum's own
+/// rejections (a JSON body of the wrong shape, a body over the size limit, a path
+/// segment that is not a number), which answer in plain text. A body that does not
+/// parse or has the wrong types is a `bad-request` (400) like any other malformed
+/// request; the rejection's text, which names the field, line and column, is kept.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let (status, code) = match status {
+        StatusCode::UNAUTHORIZED => (status, "unauthenticated"),
+        StatusCode::FORBIDDEN => (status, "forbidden"),
+        StatusCode::NOT_FOUND => (status, "not-found"),
+        StatusCode::CONFLICT => (status, "conflict"),
+        StatusCode::PAYLOAD_TOO_LARGE => (status, "too-large"),
+        StatusCode::METHOD_NOT_ALLOWED => (status, "method-not-allowed"),
+        s if s.is_server_error() => (s, "internal"),
+        _ => (StatusCode::BAD_REQUEST, "bad-request"),
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned()
+    } else {
+        text
+    };
+    (
+        status,
+        Json(ErrorBody {
+            code: code.to_owned(),
+            message,
+        }),
+    )
+        .into_response()
+}

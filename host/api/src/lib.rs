@@ -185,5 +185,6 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
         })
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }

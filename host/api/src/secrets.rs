@@ -99,44 +99,6 @@ impl SecretBox {
     }
 }
 
-/// The engine's [`shoal_engine::SecretSource`]: a project's sealed secrets from the
-/// store, opened with this server's key, so tasks can read them as `${secret.NAME}`.
-pub struct StoredSecrets {
-    pub store: shoal_store::Store,
-    pub sealer: SecretBox,
-}
-
-impl shoal_engine::SecretSource for StoredSecrets {
-    fn secrets<'a>(
-        &'a self,
-        project: &'a str,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<std::collections::BTreeMap<String, String>, String>,
-                > + Send
-                + 'a,
-        >,
-    > {
-        Box::pin(async move {
-            let rows = self
-                .store
-                .secrets(project)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut out = std::collections::BTreeMap::new();
-            for row in rows {
-                let value = self
-                    .sealer
-                    .open(project, &row.name, &row.nonce, &row.ciphertext)
-                    .map_err(|e| e.to_string())?;
-                out.insert(row.name, value);
-            }
-            Ok(out)
-        })
-    }
-}
-
 /// The engine's view of the sealed secrets: it opens a project's secrets when one of its
 /// runs starts, and holds the values in memory only.
 pub struct StoreSecrets {
@@ -151,17 +113,7 @@ impl StoreSecrets {
 }
 
 impl shoal_engine::SecretSource for StoreSecrets {
-    fn secrets<'a>(
-        &'a self,
-        project: &'a str,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<std::collections::BTreeMap<String, String>, String>,
-                > + Send
-                + 'a,
-        >,
-    > {
+    fn secrets<'a>(&'a self, project: &'a str) -> shoal_engine::SecretsFuture<'a> {
         Box::pin(async move {
             let rows = self
                 .store

@@ -74,8 +74,9 @@ struct Inner {
     redact: Vec<String>,
 }
 
-/// A cheap-to-clone handle to a task's log. Lines are flushed when the task ends
-/// ([`TaskLog::flush`]) or every few lines, so a hot task does not pay a write per line.
+/// A cheap-to-clone handle to a task's log. A task's own log file is flushed at every
+/// write, so it can be followed live; the shared file of short tasks is flushed when
+/// they end ([`TaskLog::flush`]), so a hot task does not pay a write per line.
 #[derive(Clone)]
 pub struct TaskLog {
     inner: Arc<Mutex<Inner>>,
@@ -215,9 +216,10 @@ impl TaskLog {
             }
             inner.lines += 1;
         }
-        if inner.lines.is_multiple_of(64)
-            && let Some(file) = &mut inner.file
-        {
+        // A file log belongs to a blocking or external-job task, whose lines come at the
+        // pace of a process or a poll: flushing each write keeps `logs --follow` live at
+        // a syscall per write. Short tasks share a file and flush when they end.
+        if let Some(file) = &mut inner.file {
             let _ = file.flush();
         }
     }

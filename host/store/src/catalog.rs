@@ -195,9 +195,26 @@ pub struct PluginVersionRow {
     pub installed_at: i64,
 }
 
+/// Instance counts above this are reported as "more than this".
+pub const COUNT_CAP: i64 = 10_000;
+
 const UNFINISHED: &str = "('submitted', 'running', 'ready-pause', 'ready-stop')";
 
 impl Store {
+    /// Begin a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`, waiting out the busy timeout like any single statement): a
+    /// deferred transaction that reads first cannot wait when it later needs the lock
+    /// while another connection writes (the engine's group commit, another request),
+    /// and fails at once with "database is locked".
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            crate::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _ => self.pool.begin().await?,
+        })
+    }
+
     // ---- projects ----------------------------------------------------------------
 
     /// Create a project; None when the name is taken.
@@ -247,7 +264,7 @@ impl Store {
     /// Delete a project that holds no definitions, with its permissions, secrets and
     /// alert channels. False when it still has definitions (or does not exist).
     pub async fn delete_project(&self, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(row) = sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -364,7 +381,7 @@ impl Store {
     /// queued run and pin. Refused (false) while any instance is unfinished, checked in
     /// the same transaction as the delete.
     pub async fn delete_definition(&self, definition_id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let busy: i64 = sqlx::query(&format!(
             "SELECT COUNT(*) FROM workflow_instances WHERE definition_id = $1 AND state IN {UNFINISHED}"
         ))
@@ -398,7 +415,8 @@ impl Store {
 
     // ---- instance listings -------------------------------------------------------
 
-    /// Instances matching `filter`, newest first, with the total count for paging.
+    /// Instances matching `filter`, newest first, with the total count for paging: exact
+    /// up to [`COUNT_CAP`], `COUNT_CAP + 1` meaning "more than that".
     pub async fn find_instances(
         &self,
         filter: &InstanceFilter,
@@ -440,7 +458,12 @@ impl Store {
         let list_sql = format!(
             "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances {clause} ORDER BY id DESC LIMIT {limit_p} OFFSET {offset_p}"
         );
-        let count_sql = format!("SELECT COUNT(*) FROM workflow_instances {clause}");
+        // Counting is capped: an exact count of a long history costs a scan of all of
+        // it on every page, and past a few thousand nobody pages by number anyway.
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM workflow_instances {clause} LIMIT {}) capped",
+            COUNT_CAP + 1
+        );
         macro_rules! bind_filter {
             ($q:expr) => {{
                 let mut q = $q;
@@ -1072,6 +1095,12 @@ fn user_from_row(r: &AnyRow) -> Result<UserRow, StoreError> {
 }
 
 impl Store {
+    /// Refresh the planner's statistics (after a bulk load).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// How many workflow instances are in each state.
     pub async fn instance_counts_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(

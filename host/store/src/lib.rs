@@ -166,7 +166,7 @@ impl Store {
     ) -> Result<DefinitionVersion, StoreError> {
         let spec_text = spec.to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query(
             "SELECT d.id, d.current_version, v.spec FROM workflow_definitions d \
              JOIN workflow_definition_versions v ON v.definition_id = d.id AND v.version = d.current_version \
@@ -477,7 +477,7 @@ impl Store {
     /// Take up to `limit` pending commands, oldest first, marking them taken in the same
     /// transaction so no command is handled twice.
     pub async fn take_commands(&self, limit: i64) -> Result<Vec<CommandRow>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT id, kind, workflow_instance_id, payload, created_at FROM commands WHERE taken_at IS NULL ORDER BY id LIMIT $1",
         )

@@ -111,6 +111,8 @@ pub enum TaskEvent {
     Dispatched {
         plugin: String,
         version: String,
+        /// Where its log is being written (readable while it runs).
+        log_path: PathBuf,
     },
     Running,
     /// An external job is running elsewhere; persist this before anything else.
@@ -362,6 +364,7 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
         self.emit(TaskEvent::Dispatched {
             plugin: plugin.manifest.id.clone(),
             version: plugin.manifest.version.to_string(),
+            log_path: self.log_path.clone(),
         });
         self.log.info(
             LogStream::Host,

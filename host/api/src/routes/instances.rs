@@ -70,7 +70,10 @@ impl From<WorkflowInstanceRow> for Instance {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InstancePage {
+    /// Matching instances, exact up to 10,000; see `total_capped`.
     pub total: i64,
+    /// True when more than `total` instances match.
+    pub total_capped: bool,
     pub limit: i64,
     pub offset: i64,
     pub items: Vec<Instance>,
@@ -222,8 +225,10 @@ pub async fn list_instances(
             .collect();
     }
     let (rows, total) = state.store().find_instances(&filter, limit, offset).await?;
+    let total_capped = total > shoal_store::COUNT_CAP;
     Ok(Json(InstancePage {
-        total,
+        total: total.min(shoal_store::COUNT_CAP),
+        total_capped,
         limit,
         offset,
         items: rows.into_iter().map(Instance::from).collect(),

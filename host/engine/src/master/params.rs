@@ -162,17 +162,28 @@ mod tests {
                 locals,
             );
             let wf = workflow(t.clone());
-            let p = task_params(&wf, &t, start, up, &ctx()).unwrap();
+            let p = task_params(&wf, &t, start, up, &BTreeMap::new(), &ctx()).unwrap();
             assert_eq!(p["command"], format!("echo {want} global 20240229 70"));
             assert_eq!(p["nested"][0], "global");
         }
     }
 
     #[test]
+    fn secrets_are_the_lowest_layer() {
+        let t = task("login ${secret.db} ${x}", vec![]);
+        let wf = workflow(t.clone());
+        let secrets = BTreeMap::from([("secret.db".to_owned(), "s3cret".to_owned())]);
+        let startup = BTreeMap::from([("x".to_owned(), "from-startup".to_owned())]);
+        let p = task_params(&wf, &t, &startup, &BTreeMap::new(), &secrets, &ctx()).unwrap();
+        assert_eq!(p["command"], "login s3cret from-startup");
+    }
+
+    #[test]
     fn unknown_parameter_is_an_error() {
         let t = task("echo ${nope}", vec![]);
         let wf = workflow(t.clone());
-        let err = task_params(&wf, &t, &BTreeMap::new(), &BTreeMap::new(), &ctx()).unwrap_err();
+        let none = BTreeMap::new();
+        let err = task_params(&wf, &t, &none, &none, &none, &ctx()).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
 

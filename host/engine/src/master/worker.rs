@@ -550,8 +550,20 @@ impl InstanceWorker {
                 if !self.is_current(&name, id) {
                     return;
                 }
-                if event == TaskEvent::Running {
-                    self.started(&name);
+                match event {
+                    TaskEvent::Running => self.started(&name),
+                    // Known before it runs, so its log can be read (and followed) live.
+                    TaskEvent::Dispatched {
+                        version, log_path, ..
+                    } => self.save(
+                        &name,
+                        RowUpdate {
+                            plugin_version: Some(version),
+                            log_path: Some(log_path.display().to_string()),
+                            ..Default::default()
+                        },
+                    ),
+                    _ => {}
                 }
             }
             Event::Handle {
@@ -1429,7 +1441,7 @@ impl InstanceWorker {
             let task_name = name.clone();
             let report = engine
                 .execute(request, cancel, move |event| {
-                    if let TaskEvent::Running = event {
+                    if matches!(event, TaskEvent::Running | TaskEvent::Dispatched { .. }) {
                         let _ = events.send(Event::Task {
                             name: task_name.clone(),
                             id,
