@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use crate::rows::WORKFLOW_COLUMNS;
 use crate::{Store, StoreError, WorkflowInstanceRow, now_ms};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ProjectRow {
     pub id: i64,
     pub name: String,
@@ -63,7 +63,7 @@ pub struct InstanceFilter {
     pub to_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UserRow {
     pub id: i64,
     pub name: String,
@@ -71,7 +71,7 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct TokenRow {
     pub id: i64,
     pub user_id: i64,
@@ -136,7 +136,7 @@ pub struct NewSchedule {
     pub next_fire_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct QueuedRunRow {
     pub id: i64,
     pub definition_id: i64,
@@ -152,22 +152,7 @@ pub struct QueuedRunRow {
 const QUEUED_ROW: &str =
     "id, definition_id, run_group, max_running, request, state, instance_id, created_at";
 
-impl QueuedRunRow {
-    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.try_get(0)?,
-            definition_id: r.try_get(1)?,
-            run_group: r.try_get(2)?,
-            max_running: r.try_get(3)?,
-            request: r.try_get(4)?,
-            state: r.try_get(5)?,
-            instance_id: r.try_get(6)?,
-            created_at: r.try_get(7)?,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SecretRow {
     pub project_id: i64,
     pub name: String,
@@ -176,7 +161,7 @@ pub struct SecretRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AlertChannelRow {
     pub id: i64,
     pub project_id: i64,
@@ -186,7 +171,7 @@ pub struct AlertChannelRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct PluginVersionRow {
     pub plugin_id: String,
     pub version: String,
@@ -245,20 +230,22 @@ impl Store {
     }
 
     pub async fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, name, description, created_at FROM projects ORDER BY name")
+        Ok(
+            sqlx::query_as("SELECT id, name, description, created_at FROM projects ORDER BY name")
                 .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(project_from_row).collect()
+                .await?,
+        )
     }
 
     pub async fn project(&self, name: &str) -> Result<Option<ProjectRow>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, name, description, created_at FROM projects WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(project_from_row).transpose()
+        Ok(
+            sqlx::query_as(
+                "SELECT id, name, description, created_at FROM projects WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?,
+        )
     }
 
     /// Delete a project that holds no definitions, with its permissions, secrets and
@@ -535,18 +522,20 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, role, created_at FROM users ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(user_from_row).collect()
+        Ok(
+            sqlx::query_as("SELECT id, name, role, created_at FROM users ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
-        let row = sqlx::query("SELECT id, name, role, created_at FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        Ok(
+            sqlx::query_as("SELECT id, name, role, created_at FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Store a token by its hash.
@@ -592,7 +581,12 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
-            let user = user_from_row(&r)?;
+            let user = UserRow {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                role: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+            };
             let token = TokenRow {
                 id: r.try_get(4)?,
                 user_id: user.id,
@@ -607,24 +601,13 @@ impl Store {
     }
 
     pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<TokenRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<TokenRow> = sqlx::query_as(
             "SELECT id, user_id, name, expires_at, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TokenRow {
-                    id: r.try_get(0)?,
-                    user_id: r.try_get(1)?,
-                    name: r.try_get(2)?,
-                    expires_at: r.try_get(3)?,
-                    created_at: r.try_get(4)?,
-                    revoked_at: r.try_get(5)?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     /// Revoke a token of `user_id` (admins pass None to revoke anyone's).
@@ -795,22 +778,22 @@ impl Store {
 
     /// Waiting runs, oldest first.
     pub async fn waiting_runs(&self) -> Result<Vec<QueuedRunRow>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as(&format!(
             "SELECT {QUEUED_ROW} FROM queued_runs WHERE state = 'waiting' ORDER BY id"
         ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(QueuedRunRow::from_row).collect()
+        Ok(rows)
     }
 
     pub async fn queued_runs(&self, run_group: &str) -> Result<Vec<QueuedRunRow>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as(&format!(
             "SELECT {QUEUED_ROW} FROM queued_runs WHERE run_group = $1 ORDER BY id"
         ))
         .bind(run_group)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(QueuedRunRow::from_row).collect()
+        Ok(rows)
     }
 
     /// How many runs started from `run_group` are still unfinished.
@@ -875,24 +858,14 @@ impl Store {
 
     /// Every secret of the project named `project`, sealed.
     pub async fn secrets(&self, project: &str) -> Result<Vec<SecretRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<SecretRow> = sqlx::query_as(
             "SELECT s.project_id, s.name, s.nonce, s.ciphertext, s.updated_at FROM secrets s \
              JOIN projects p ON p.id = s.project_id WHERE p.name = $1 ORDER BY s.name",
         )
         .bind(project)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SecretRow {
-                    project_id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    nonce: r.try_get(2)?,
-                    ciphertext: r.try_get(3)?,
-                    updated_at: r.try_get(4)?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     pub async fn delete_secret(&self, project_id: i64, name: &str) -> Result<bool, StoreError> {
@@ -928,25 +901,14 @@ impl Store {
     }
 
     pub async fn alert_channels(&self, project: &str) -> Result<Vec<AlertChannelRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<AlertChannelRow> = sqlx::query_as(
             "SELECT a.id, a.project_id, a.name, a.config, a.events, a.created_at FROM alert_channels a \
              JOIN projects p ON p.id = a.project_id WHERE p.name = $1 ORDER BY a.name",
         )
         .bind(project)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertChannelRow {
-                    id: r.try_get(0)?,
-                    project_id: r.try_get(1)?,
-                    name: r.try_get(2)?,
-                    config: r.try_get(3)?,
-                    events: r.try_get(4)?,
-                    created_at: r.try_get(5)?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     pub async fn delete_alert_channel(
@@ -980,22 +942,12 @@ impl Store {
     }
 
     pub async fn plugin_versions(&self) -> Result<Vec<PluginVersionRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<PluginVersionRow> = sqlx::query_as(
             "SELECT plugin_id, version, sha256, manifest, installed_at FROM plugin_versions ORDER BY plugin_id, installed_at",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PluginVersionRow {
-                    plugin_id: r.try_get(0)?,
-                    version: r.try_get(1)?,
-                    sha256: r.try_get(2)?,
-                    manifest: r.try_get(3)?,
-                    installed_at: r.try_get(4)?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     /// Make `version` the active one, remembering the one it replaces for rollback.
@@ -1074,24 +1026,6 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
-}
-
-fn project_from_row(r: &AnyRow) -> Result<ProjectRow, StoreError> {
-    Ok(ProjectRow {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        description: r.try_get(2)?,
-        created_at: r.try_get(3)?,
-    })
-}
-
-fn user_from_row(r: &AnyRow) -> Result<UserRow, StoreError> {
-    Ok(UserRow {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        role: r.try_get(2)?,
-        created_at: r.try_get(3)?,
-    })
 }
 
 impl Store {
