@@ -208,25 +208,15 @@ impl Store {
         name: &str,
         description: &str,
     ) -> Result<Option<ProjectRow>, StoreError> {
-        let now = now_ms();
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "INSERT INTO projects (name, description, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING RETURNING id",
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, description, created_at",
         )
         .bind(name)
         .bind(description)
-        .bind(now)
+        .bind(now_ms())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(ProjectRow {
-                id: r.try_get(0)?,
-                name: name.to_owned(),
-                description: description.to_owned(),
-                created_at: now,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     pub async fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
@@ -500,25 +490,15 @@ impl Store {
 
     /// Create a user; None when the name is taken.
     pub async fn create_user(&self, name: &str, role: &str) -> Result<Option<UserRow>, StoreError> {
-        let now = now_ms();
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "INSERT INTO users (name, role, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING RETURNING id",
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, role, created_at",
         )
         .bind(name)
         .bind(role)
-        .bind(now)
+        .bind(now_ms())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(UserRow {
-                id: r.try_get(0)?,
-                name: name.to_owned(),
-                role: role.to_owned(),
-                created_at: now,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
