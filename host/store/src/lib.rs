@@ -477,6 +477,13 @@ impl Store {
     /// Take up to `limit` pending commands, oldest first, marking them taken in the same
     /// transaction so no command is handled twice.
     pub async fn take_commands(&self, limit: i64) -> Result<Vec<CommandRow>, StoreError> {
+        // This runs every poll; take the write lock only when there is something to take.
+        let pending = sqlx::query("SELECT 1 FROM commands WHERE taken_at IS NULL LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if pending.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT id, kind, workflow_instance_id, payload, created_at FROM commands WHERE taken_at IS NULL ORDER BY id LIMIT $1",

@@ -40,10 +40,12 @@ type Reply = oneshot::Sender<Result<(), MasterError>>;
 /// What happens to an instance, in the order it happened.
 pub(super) enum Event {
     /// A lifecycle event of a running task attempt.
-    Task {
+    /// The task began executing, on this plugin version, logging to this file.
+    Started {
         name: String,
         id: i64,
-        event: TaskEvent,
+        plugin_version: Option<String>,
+        log_path: Option<String>,
     },
     /// An external job's handle, to store before the job is followed; `stored` is told
     /// once it is.
@@ -546,24 +548,22 @@ impl InstanceWorker {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Task { name, id, event } => {
-                if !self.is_current(&name, id) {
-                    return;
-                }
-                match event {
-                    TaskEvent::Running => self.started(&name),
-                    // Known before it runs, so its log can be read (and followed) live.
-                    TaskEvent::Dispatched {
-                        version, log_path, ..
-                    } => self.save(
+            Event::Started {
+                name,
+                id,
+                plugin_version,
+                log_path,
+            } => {
+                if self.is_current(&name, id) {
+                    // Stored with the start, so the log can be read (and followed) live.
+                    self.started(
                         &name,
                         RowUpdate {
-                            plugin_version: Some(version),
-                            log_path: Some(log_path.display().to_string()),
+                            plugin_version,
+                            log_path,
                             ..Default::default()
                         },
-                    ),
-                    _ => {}
+                    );
                 }
             }
             Event::Handle {
@@ -665,9 +665,9 @@ impl InstanceWorker {
     }
 
     /// The plugin began executing (after waiting for a container slot, maybe).
-    fn started(&mut self, name: &str) {
+    fn started(&mut self, name: &str, row: RowUpdate) {
         if self.slots[name].state == T::Dispatched && self.task(name, TaskAction::Start, "") {
-            self.save(name, RowUpdate::default());
+            self.save(name, row);
         }
     }
 
@@ -1440,13 +1440,24 @@ impl InstanceWorker {
             let events = tx.clone();
             let task_name = name.clone();
             let report = engine
-                .execute(request, cancel, move |event| {
-                    if matches!(event, TaskEvent::Running | TaskEvent::Dispatched { .. }) {
-                        let _ = events.send(Event::Task {
-                            name: task_name.clone(),
-                            id,
-                            event: event.clone(),
-                        });
+                .execute(request, cancel, {
+                    // Dispatched (plugin, log) comes just before Running: one event, one
+                    // row update for both.
+                    let mut dispatched = None;
+                    move |event| match event {
+                        TaskEvent::Dispatched {
+                            version, log_path, ..
+                        } => dispatched = Some((version.clone(), log_path.display().to_string())),
+                        TaskEvent::Running => {
+                            let (plugin_version, log_path) = dispatched.take().unzip();
+                            let _ = events.send(Event::Started {
+                                name: task_name.clone(),
+                                id,
+                                plugin_version,
+                                log_path,
+                            });
+                        }
+                        _ => {}
                     }
                 })
                 .await;
