@@ -1,7 +1,8 @@
 //! The issue's "done when", through the `shoal` CLI as a client of a real `shoal server`
 //! (SQLite and PostgreSQL): log in, publish the example workflow (and the sub-workflow it
 //! references), schedule it every two seconds and see runs happen, backfill three dates,
-//! read a task's log — every step a `shoal` process, as a user would type it.
+//! read a task's log; then watch and rerun a run, use a token of its own, and install and
+//! roll back plugin versions — every step a `shoal` process, as a user would type it.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shoal_tests::server::Server;
-use shoal_tests::{repo_root, shoal_bin};
+use shoal_tests::{plugin_dir, repo_root, shoal_bin, testkit_wasm};
 
 const TOKEN: &str = "shoal_client_test_token";
 
@@ -170,6 +171,71 @@ async fn publish_schedule_backfill_and_read_logs(db: Option<&str>) {
             &["logs", &extract["id"].as_i64().unwrap().to_string()],
         );
         assert!(log.contains("extracting orders for 2026-01-0"), "{log}");
+
+        // A run started and left, watched live to its end, then operated on.
+        let id = shoal(home, &["run", "publish-report", "--detach"]);
+        let id = id.trim();
+        let watched = json(home, &["instance", "watch", id, "--json"]);
+        assert_eq!(watched["state"], "succeeded", "{watched}");
+        shoal(home, &["rerun", id]);
+        let again = json(home, &["instance", "watch", id, "--json"]);
+        assert_eq!(again["state"], "succeeded", "{again}");
+
+        // A token of its own, with an expiry, works in place of the profile's.
+        let token = json(
+            home,
+            &[
+                "tokens",
+                "create",
+                "--user",
+                "admin",
+                "--expires-in",
+                "1h",
+                "--json",
+            ],
+        );
+        assert!(token["expires_at"].as_i64().is_some());
+        let listed = json(
+            home,
+            &[
+                "--token",
+                token["token"].as_str().unwrap(),
+                "instances",
+                "--json",
+            ],
+        );
+        assert!(listed["total"].as_i64().unwrap() >= 5, "{listed}");
+
+        // Plugins: two versions installed through the client, the second active, then
+        // rolled back.
+        let plugins = tempfile::tempdir().unwrap();
+        let wasm = std::fs::read(testkit_wasm()).unwrap();
+        for version in ["0.1.0", "0.2.0"] {
+            let dir = plugin_dir(plugins.path(), "testkit", version, &wasm, "process = true");
+            // As the issue spells it: `shoal plugins install --server URL PATH`.
+            shoal(
+                home,
+                &[
+                    "plugins",
+                    "install",
+                    "--server",
+                    &url,
+                    dir.to_str().unwrap(),
+                ],
+            );
+        }
+        let active = |home: &Path| -> Vec<String> {
+            json(home, &["plugins", "list", "--json"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["id"] == "testkit" && p["active"] == true)
+                .map(|p| p["version"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(active(home), ["0.2.0"]);
+        shoal(home, &["plugins", "rollback", "testkit"]);
+        assert_eq!(active(home), ["0.1.0"]);
     })
     .await
     .unwrap();

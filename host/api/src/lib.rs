@@ -173,13 +173,20 @@ pub fn router(state: ApiState) -> Router {
     let limits = state.limits().clone();
     let (router, doc) =
         routes::all(OpenApiRouter::with_openapi(ApiDoc::openapi()), &limits).split_for_parts();
-    let doc = Arc::new(doc);
+    // Serialised once: the document does not change while the server runs.
+    let doc =
+        axum::body::Bytes::from(serde_json::to_vec(&doc).expect("the OpenAPI document serialises"));
     router
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {
                 let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc,
+                    )
+                }
             }),
         )
         .fallback(|| async {
