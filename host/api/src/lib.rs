@@ -158,16 +158,6 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document, generated from the route annotations.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::all(
-        OpenApiRouter::with_openapi(ApiDoc::openapi()),
-        &ApiLimits::default(),
-    )
-    .split_for_parts()
-    .1
-}
-
 /// The API's router, with its OpenAPI document served at `/api/v1/openapi.json`.
 pub fn router(state: ApiState) -> Router {
     let limits = state.limits().clone();

@@ -19,13 +19,6 @@ use crate::auth::{Caller, Level};
 use crate::error::{ApiError, ApiResult};
 use crate::{ApiLimits, ApiState};
 
-pub use definitions::{BackfillBody, BackfillQueued, DefinitionDetail, RunBody};
-pub use instances::{InstanceDetail, InstancePage, OperationBody};
-pub use projects::{PermissionBody, ProjectBody, SecretBody};
-pub use schedules::{ScheduleBody, ScheduleView};
-pub use system::Health;
-pub use users::{NewToken, TokenBody, UserBody};
-
 /// Every endpoint, in `router` with body limits from `limits`.
 pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter<ApiState> {
     let uploads = OpenApiRouter::new()
