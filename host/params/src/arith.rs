@@ -14,6 +14,11 @@ pub(crate) struct Ratio {
     den: i128,
 }
 
+/// How deeply parentheses may nest. Time expressions check this before evaluating (see
+/// `time_expr::MAX_EXPRESSION_DEPTH`); the parser checks it again so that no caller can make
+/// it recurse without bound.
+pub(crate) const MAX_DEPTH: usize = 64;
+
 /// Operands are capped well below `i128::MAX` so that no intermediate product of two
 /// accepted values can overflow before the overflow checks see it.
 const MAX_DIGITS: usize = 18;
@@ -94,6 +99,7 @@ pub(crate) fn eval(src: &str) -> Result<Ratio, String> {
     let mut p = Parser {
         src: src.as_bytes(),
         pos: 0,
+        depth: 0,
     };
     p.skip_ws();
     if p.pos == p.src.len() {
@@ -115,6 +121,8 @@ pub(crate) fn eval(src: &str) -> Result<Ratio, String> {
 struct Parser<'a> {
     src: &'a [u8],
     pos: usize,
+    /// Parentheses open at the cursor.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -173,27 +181,33 @@ impl Parser<'_> {
         }
     }
 
+    /// Signs are counted in a loop rather than by recursion, so `------1` costs no stack.
     fn unary(&mut self) -> Result<Ratio, String> {
-        self.skip_ws();
-        match self.peek() {
-            Some(b'-') => {
-                self.pos += 1;
-                self.unary()?.neg()
+        let mut negative = false;
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                Some(b'-') => negative = !negative,
+                Some(b'+') => {}
+                _ => break,
             }
-            Some(b'+') => {
-                self.pos += 1;
-                self.unary()
-            }
-            _ => self.atom(),
+            self.pos += 1;
         }
+        let value = self.atom()?;
+        if negative { value.neg() } else { Ok(value) }
     }
 
     fn atom(&mut self) -> Result<Ratio, String> {
         self.skip_ws();
         match self.peek() {
             Some(b'(') => {
+                if self.depth == MAX_DEPTH {
+                    return Err(format!("parentheses nest deeper than {MAX_DEPTH} levels"));
+                }
                 self.pos += 1;
+                self.depth += 1;
                 let inner = self.sum()?;
+                self.depth -= 1;
                 self.skip_ws();
                 if self.peek() != Some(b')') {
                     return Err("unbalanced parentheses: missing `)`".to_string());
@@ -252,6 +266,20 @@ mod tests {
     }
 
     #[test]
+    fn nesting_up_to_the_limit_evaluates_and_signs_cost_no_depth() {
+        let deepest = format!("{}7{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert_eq!(int(&deepest), Some(7));
+        // A million signs would overflow the stack if each were a recursive call.
+        let signs = format!("{}3", "-".repeat(1_000_000));
+        assert_eq!(int(&signs), Some(3));
+        assert_eq!(int(&format!("{}3", "-".repeat(999_999))), Some(-3));
+        assert_eq!(int("+-+-2"), Some(2));
+        // Past the limit, a long run of parentheses is refused quickly, without recursion.
+        let hostile = format!("{}1", "(".repeat(100_000));
+        assert!(eval(&hostile).unwrap_err().contains("deeper than 64"));
+    }
+
+    #[test]
     fn fractions_are_exact() {
         let hour = eval("1/24").unwrap();
         assert_eq!(hour.as_integer(), None);
@@ -265,7 +293,12 @@ mod tests {
 
     #[test]
     fn malformed_input_is_rejected_with_a_reason() {
-        let cases = [
+        let too_deep = format!(
+            "{}1{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
+        let cases: [(&str, &str); 12] = [
             ("", "expected a number"),
             ("   ", "expected a number"),
             ("1.5", "unexpected `.`"),
@@ -280,6 +313,7 @@ mod tests {
                 "999999999999999999*999999999999999999*999999999999999999",
                 "too large",
             ),
+            (&too_deep, "deeper than 64 levels"),
         ];
         for (src, want) in cases {
             let err = eval(src).expect_err(src);

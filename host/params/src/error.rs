@@ -20,7 +20,7 @@ pub enum ParamError {
     InvalidName { name: String, at: usize },
 
     /// A `$[...]` time expression that cannot be evaluated.
-    #[error("bad time expression `$[{expr}]`: {reason}")]
+    #[error("bad time expression `$[{}]`: {reason}", shorten(.expr))]
     BadExpression { expr: String, reason: String },
 
     /// `${` or `$[` with no closing bracket; `at` is the byte offset of the `$` in the text
@@ -35,6 +35,41 @@ pub enum ParamError {
     /// name, e.g. `[a, b, a]`.
     #[error("parameters refer to each other in a cycle: {}", quoted_chain(.chain))]
     Cycle { chain: Vec<String> },
+
+    /// A `$[...]` expression nests parentheses deeper than the limit; evaluating it could
+    /// exhaust the stack.
+    #[error(
+        "time expression `$[{}]` nests parentheses deeper than {limit} levels",
+        shorten(.expr)
+    )]
+    ExpressionTooDeep { expr: String, limit: usize },
+
+    /// Expanding `name` goes through more than `limit` parameters whose values refer to the
+    /// next one (`a` uses `${b}`, `b` uses `${c}`, ...); `deepest` is where it stopped.
+    #[error(
+        "parameter `{name}` refers to parameters that refer to others more than {limit} \
+         levels deep (stopped at `{deepest}`)"
+    )]
+    ChainTooDeep {
+        name: String,
+        deepest: String,
+        limit: usize,
+    },
+
+    /// The substituted text, or the expanded value of parameter `name`, would be larger than
+    /// `limit` bytes (for example a chain of parameters that each double the previous one).
+    #[error(
+        "{} would be larger than {limit} bytes after substitution",
+        .name.as_deref().map_or_else(|| "the text".to_string(), |n| format!("the value of parameter `{n}`"))
+    )]
+    OutputTooLarge { name: Option<String>, limit: usize },
+
+    /// The error is in the named field of a task (for example `command` or `args[1]`).
+    #[error("field `{field}`: {source}")]
+    InField {
+        field: String,
+        source: Box<ParamError>,
+    },
 
     /// A built-in date would fall outside the dates chrono can represent.
     #[error("built-in parameter `{name}` is outside the supported date range")]
@@ -51,19 +86,28 @@ pub enum ParamError {
 }
 
 impl ParamError {
-    /// The underlying error, looking through [`ParamError::InParameter`] wrappers.
+    /// The underlying error, looking through [`ParamError::InParameter`] and
+    /// [`ParamError::InField`] wrappers.
     pub fn root(&self) -> &ParamError {
         match self {
-            ParamError::InParameter { source, .. } => source.root(),
+            ParamError::InParameter { source, .. } | ParamError::InField { source, .. } => {
+                source.root()
+            }
             other => other,
         }
     }
 
     /// Records that this error happened inside the value of `name`. Cycles already name
-    /// every parameter involved, so they are passed through unwrapped.
+    /// every parameter involved, and the limits name where they were hit, so they are passed
+    /// through without a chain that could be as long as the limit.
     pub(crate) fn inside(self, name: &str) -> ParamError {
         match self {
-            ParamError::Cycle { .. } => self,
+            ParamError::Cycle { .. } | ParamError::OutputTooLarge { .. } => self,
+            ParamError::ChainTooDeep { deepest, limit, .. } => ParamError::ChainTooDeep {
+                name: name.to_string(),
+                deepest,
+                limit,
+            },
             ParamError::InParameter { mut chain, source } => {
                 chain.insert(0, name.to_string());
                 ParamError::InParameter { chain, source }
@@ -73,6 +117,15 @@ impl ParamError {
                 source: Box::new(other),
             },
         }
+    }
+}
+
+/// Expressions are quoted in messages; a hostile one may be megabytes long.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 60;
+    match text.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -126,6 +179,47 @@ mod tests {
                 .to_string()
                 .starts_with("invalid parameter reference `${a b}` at byte 3:")
         );
+    }
+
+    #[test]
+    fn limit_errors_name_what_hit_them_and_stay_short() {
+        let deep = ParamError::ExpressionTooDeep {
+            expr: format!("yyyy+{}", "(".repeat(100_000)),
+            limit: 64,
+        };
+        let text = deep.to_string();
+        assert!(text.len() < 150, "{text}");
+        assert!(text.starts_with("time expression `$[yyyy+((((("), "{text}");
+        assert!(text.contains("...]` nests parentheses deeper than 64 levels"));
+        let chain = ParamError::ChainTooDeep {
+            name: "p9".into(),
+            deepest: "p73".into(),
+            limit: 64,
+        };
+        // An outer parameter becomes the one named; the chain is not spelt out.
+        assert_eq!(
+            chain.clone().inside("p0"),
+            ParamError::ChainTooDeep {
+                name: "p0".into(),
+                deepest: "p73".into(),
+                limit: 64
+            }
+        );
+        let large = ParamError::OutputTooLarge {
+            name: Some("a20".into()),
+            limit: 1 << 20,
+        };
+        assert_eq!(large.clone().inside("a21"), large);
+        let in_field = ParamError::InField {
+            field: "command".into(),
+            source: Box::new(large.clone()),
+        };
+        assert_eq!(
+            in_field.to_string(),
+            "field `command`: the value of parameter `a20` would be larger than 1048576 bytes \
+             after substitution"
+        );
+        assert_eq!(in_field.root(), &large);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //!   (startup > local > upstream OUT parameters > global).
 //! - [`substitute`](mod@substitute): scanning a text for references, escapes (`$${`, `$$[`)
 //!   and OUT-parameter markers (`${setValue(...)}`, `#{setValue(...)}`); the `system.*`
-//!   built-ins; recursive expansion of values with cycle detection.
+//!   built-ins; recursive expansion of values with cycle detection, within [`Limits`]
+//!   (reference depth and bytes produced).
+//! - [`check`]: the same limits checked on a definition's raw values, without a run, so
+//!   that an upload can be refused before any task is dispatched.
 //! - [`time_expr`]: `$[...]` time expressions and DolphinScheduler's date functions.
 //! - [`error`]: the one error type, worded for users.
 //!
@@ -13,15 +16,18 @@
 //! [`RunContext::schedule_time`], so a rerun of the same schedule sees the same values.
 
 mod arith;
+pub mod check;
 pub mod error;
 mod pattern;
 pub mod scope;
 pub mod substitute;
 pub mod time_expr;
 
+pub use check::{check_scope, check_text};
 pub use error::ParamError;
 pub use scope::{Layer, ParamScope};
 pub use substitute::{
-    BUILTIN_NAMES, RunContext, builtin, resolve_value, resolve_values, substitute,
+    BUILTIN_NAMES, Limits, RunContext, Substituter, builtin, resolve_value, resolve_values,
+    substitute,
 };
-pub use time_expr::eval_time_expr;
+pub use time_expr::{MAX_EXPRESSION_DEPTH, eval_time_expr};

@@ -94,11 +94,11 @@ impl Pattern {
                     let n = *n;
                     let text = match field {
                         Field::Year => render_year(dt.year(), n),
-                        Field::Month => format!("{:0n$}", dt.month()),
-                        Field::Day => format!("{:0n$}", dt.day()),
-                        Field::Hour => format!("{:0n$}", dt.hour()),
-                        Field::Minute => format!("{:0n$}", dt.minute()),
-                        Field::Second => format!("{:0n$}", dt.second()),
+                        Field::Month => zero_padded(dt.month().into(), n),
+                        Field::Day => zero_padded(dt.day().into(), n),
+                        Field::Hour => zero_padded(dt.hour().into(), n),
+                        Field::Minute => zero_padded(dt.minute().into(), n),
+                        Field::Second => zero_padded(dt.second().into(), n),
                     };
                     out.push_str(&text);
                 }
@@ -114,8 +114,18 @@ pub(crate) fn render_year(year: i32, letters: usize) -> String {
     if letters == 2 {
         format!("{:02}", year.rem_euclid(100))
     } else {
-        format!("{year:0letters$}")
+        zero_padded(year.into(), letters)
     }
+}
+
+/// `n` padded with zeros to `width` characters, as `format!("{n:0width$}")` would, but for
+/// any width: the formatter panics on widths above 65535, and a pattern may repeat a letter
+/// that often.
+fn zero_padded(n: i64, width: usize) -> String {
+    let sign = if n < 0 { "-" } else { "" };
+    let digits = n.unsigned_abs().to_string();
+    let zeros = width.saturating_sub(sign.len() + digits.len());
+    format!("{sign}{}{digits}", "0".repeat(zeros))
 }
 
 fn field_for(letter: char, count: usize, src: &str) -> Result<Field, String> {
@@ -183,6 +193,22 @@ mod tests {
         for (pattern, want) in cases {
             assert_eq!(render(pattern, dt).as_deref(), Ok(want), "{pattern}");
         }
+    }
+
+    #[test]
+    fn padding_matches_the_formatter() {
+        for (n, width) in [
+            (5, 0),
+            (5, 1),
+            (5, 3),
+            (-5, 4),
+            (2024, 2),
+            (-2024, 6),
+            (0, 2),
+        ] {
+            assert_eq!(zero_padded(n, width), format!("{n:0width$}"), "{n} {width}");
+        }
+        assert_eq!(zero_padded(7, 70_000).len(), 70_000);
     }
 
     #[test]

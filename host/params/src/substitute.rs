@@ -73,7 +73,34 @@ pub fn builtin(name: &str, ctx: &RunContext) -> Result<Option<String>, ParamErro
     Ok(Some(value))
 }
 
-/// Replaces every `${name}` and `$[expr]` in `text` (see the module docs for the syntax).
+/// Bounds on one substitution, so that a hostile definition fails its task with an error
+/// instead of exhausting the stack or the memory of the process that dispatches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How many parameters deep one value may refer (`a` uses `${b}`, which uses `${c}`,
+    /// ...). Expansion recurses once per level.
+    pub max_depth: usize,
+    /// How many bytes one [`Substituter`] may produce in all: the texts it returns and the
+    /// expanded parameter values they use. A chain of parameters that each double the
+    /// previous one reaches it after about twenty links.
+    pub max_bytes: usize,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_depth: 64,
+        max_bytes: 1 << 20,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// Replaces every `${name}` and `$[expr]` in `text` (see the module docs for the syntax),
+/// within [`Limits::DEFAULT`].
 ///
 /// ```
 /// # use chrono::NaiveDate;
@@ -91,7 +118,7 @@ pub fn builtin(name: &str, ctx: &RunContext) -> Result<Option<String>, ParamErro
 /// assert_eq!(out.unwrap(), "load 20240229 into sales; echo ${HOME}");
 /// ```
 pub fn substitute(text: &str, params: &ParamScope, ctx: &RunContext) -> Result<String, ParamError> {
-    Expander::new(params, ctx).expand(text)
+    Substituter::new(params, ctx).substitute(text)
 }
 
 /// The fully expanded value of every parameter in `params`, by name. Useful for handing a
@@ -100,7 +127,7 @@ pub fn resolve_values(
     params: &ParamScope,
     ctx: &RunContext,
 ) -> Result<BTreeMap<String, String>, ParamError> {
-    let mut expander = Expander::new(params, ctx);
+    let mut expander = Substituter::new(params, ctx);
     params
         .names()
         .map(|name| Ok((name.to_string(), expander.value_of(name)?)))
@@ -114,89 +141,138 @@ pub fn resolve_value(
     params: &ParamScope,
     ctx: &RunContext,
 ) -> Result<String, ParamError> {
-    Expander::new(params, ctx).value_of(name)
+    Substituter::new(params, ctx).value_of(name)
 }
 
-/// Expands texts against one scope, remembering each parameter's expanded value so that a
-/// value referenced many times is expanded once.
-struct Expander<'a> {
+/// Substitutes texts against one scope, remembering each parameter's expanded value so
+/// that a value referenced many times is expanded once. Its [`Limits`] cover everything it
+/// produces, so one substituter for all fields of a task bounds the whole task.
+pub struct Substituter<'a> {
     params: &'a ParamScope,
     ctx: &'a RunContext,
+    limits: Limits,
     resolved: HashMap<String, String>,
     /// The parameters whose values are being expanded right now, outermost first.
     in_progress: Vec<String>,
+    /// Bytes produced so far (returned texts and remembered values), against the limit.
+    produced: usize,
 }
 
 const SET_VALUE: &str = "setValue(";
 const MARKER_END: &str = ")}";
 
-impl<'a> Expander<'a> {
-    fn new(params: &'a ParamScope, ctx: &'a RunContext) -> Self {
-        Expander {
+/// A piece of a scanned text.
+pub(crate) enum Piece<'t> {
+    /// Text copied as it is (including an escape's remaining `${` or `$[`).
+    Text(&'t str),
+    /// `${name}`.
+    Reference { name: &'t str },
+    /// `$[expr]`.
+    Expression { expr: &'t str },
+}
+
+/// Splits `text` into pieces in one left-to-right pass (the syntax of the module docs),
+/// handing each to `each`. Shared by substitution and by the checks made at upload, so both
+/// read a text the same way.
+pub(crate) fn scan<'t>(
+    text: &'t str,
+    mut each: impl FnMut(Piece<'t>) -> Result<(), ParamError>,
+) -> Result<(), ParamError> {
+    let bytes = text.as_bytes();
+    // Everything before `copied` has been handed on; all delimiters are ASCII, so every
+    // index sliced at below is a char boundary.
+    let mut copied = 0;
+    let mut i = 0;
+    // Searches ahead are remembered (where a `}` search failed, where the next `)}` is), so
+    // a long run of openers scans the text once rather than once per opener.
+    let mut no_brace_from = usize::MAX;
+    let mut marker_end: Option<usize> = None;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        if rest.starts_with("$${") || rest.starts_with("$$[") {
+            each(Piece::Text(&text[copied..i]))?;
+            each(Piece::Text(&rest[1..3]))?;
+            i += 3;
+            copied = i;
+        } else if let Some(body) = rest.strip_prefix("#{") {
+            if body.starts_with(SET_VALUE) {
+                // Keep the marker; what follows its opener is scanned as usual.
+                i += 2 + SET_VALUE.len();
+                continue;
+            }
+            // Not ours: skip it whole so nothing inside is mistaken for a reference.
+            let close = if i >= no_brace_from {
+                None
+            } else {
+                body.find('}')
+            };
+            if close.is_none() {
+                no_brace_from = no_brace_from.min(i);
+            }
+            i += 2 + close.map_or(0, |e| e + 1);
+        } else if let Some(body) = rest.strip_prefix("${") {
+            if body.starts_with(SET_VALUE) {
+                let from = i + 2;
+                if marker_end.is_none_or(|e| e < from) {
+                    marker_end = text[from..].find(MARKER_END).map(|e| e + from);
+                }
+                if marker_end.is_none() {
+                    return Err(ParamError::Unterminated { at: i });
+                }
+                i += 2 + SET_VALUE.len();
+                continue;
+            }
+            let end = body.find('}').ok_or(ParamError::Unterminated { at: i })?;
+            let name = &body[..end];
+            if !is_valid_name(name) {
+                return Err(ParamError::InvalidName {
+                    name: name.to_string(),
+                    at: i,
+                });
+            }
+            each(Piece::Text(&text[copied..i]))?;
+            each(Piece::Reference { name })?;
+            i += 2 + end + 1;
+            copied = i;
+        } else if let Some(body) = rest.strip_prefix("$[") {
+            let end = body.find(']').ok_or(ParamError::Unterminated { at: i })?;
+            each(Piece::Text(&text[copied..i]))?;
+            each(Piece::Expression { expr: &body[..end] })?;
+            i += 2 + end + 1;
+            copied = i;
+        } else {
+            i += rest.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    each(Piece::Text(&text[copied..]))
+}
+
+impl<'a> Substituter<'a> {
+    pub fn new(params: &'a ParamScope, ctx: &'a RunContext) -> Self {
+        Substituter {
             params,
             ctx,
+            limits: Limits::DEFAULT,
             resolved: HashMap::new(),
             in_progress: Vec::new(),
+            produced: 0,
         }
     }
 
-    fn expand(&mut self, text: &str) -> Result<String, ParamError> {
-        let bytes = text.as_bytes();
-        let mut out = String::with_capacity(text.len());
-        // Everything before `copied` is in `out`; all delimiters are ASCII, so every index
-        // sliced at below is a char boundary.
-        let mut copied = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            let rest = &text[i..];
-            if rest.starts_with("$${") || rest.starts_with("$$[") {
-                out.push_str(&text[copied..i]);
-                out.push_str(&rest[1..3]);
-                i += 3;
-                copied = i;
-            } else if let Some(body) = rest.strip_prefix("#{") {
-                if body.starts_with(SET_VALUE) {
-                    // Keep the marker; what follows its opener is scanned as usual.
-                    i += 2 + SET_VALUE.len();
-                    continue;
-                }
-                // Not ours: skip it whole so nothing inside is mistaken for a reference.
-                i += 2 + body.find('}').map_or(0, |e| e + 1);
-            } else if let Some(body) = rest.strip_prefix("${") {
-                if body.starts_with(SET_VALUE) {
-                    if !body.contains(MARKER_END) {
-                        return Err(ParamError::Unterminated { at: i });
-                    }
-                    i += 2 + SET_VALUE.len();
-                    continue;
-                }
-                let end = body.find('}').ok_or(ParamError::Unterminated { at: i })?;
-                let name = &body[..end];
-                if !is_valid_name(name) {
-                    return Err(ParamError::InvalidName {
-                        name: name.to_string(),
-                        at: i,
-                    });
-                }
-                out.push_str(&text[copied..i]);
-                out.push_str(&self.value_of(name)?);
-                i += 2 + end + 1;
-                copied = i;
-            } else if let Some(body) = rest.strip_prefix("$[") {
-                let end = body.find(']').ok_or(ParamError::Unterminated { at: i })?;
-                out.push_str(&text[copied..i]);
-                out.push_str(&eval_time_expr(&body[..end], self.ctx.schedule_time)?);
-                i += 2 + end + 1;
-                copied = i;
-            } else {
-                i += rest.chars().next().map_or(1, char::len_utf8);
-            }
-        }
-        out.push_str(&text[copied..]);
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// `text` with every reference replaced; counts against this substituter's limits.
+    pub fn substitute(&mut self, text: &str) -> Result<String, ParamError> {
+        let out = self.expand(text)?;
+        self.produced += out.len();
         Ok(out)
     }
 
-    fn value_of(&mut self, name: &str) -> Result<String, ParamError> {
+    /// The fully expanded value of one parameter (see [`resolve_value`]).
+    pub fn value_of(&mut self, name: &str) -> Result<String, ParamError> {
         if let Some(done) = self.resolved.get(name) {
             return Ok(done.clone());
         }
@@ -207,10 +283,20 @@ impl<'a> Expander<'a> {
         }
         let value = match self.params.get(name) {
             Some(raw) => {
+                if self.in_progress.len() >= self.limits.max_depth {
+                    return Err(ParamError::ChainTooDeep {
+                        name: name.to_string(),
+                        deepest: name.to_string(),
+                        limit: self.limits.max_depth,
+                    });
+                }
                 self.in_progress.push(name.to_string());
                 let expanded = self.expand(raw);
                 self.in_progress.pop();
-                expanded.map_err(|e| e.inside(name))?
+                let value = expanded.map_err(|e| e.inside(name))?;
+                // `expand` kept this value within the limit together with what came before.
+                self.produced += value.len();
+                value
             }
             None => builtin(name, self.ctx)?.ok_or_else(|| ParamError::UnknownParameter {
                 name: name.to_string(),
@@ -218,6 +304,28 @@ impl<'a> Expander<'a> {
         };
         self.resolved.insert(name.to_string(), value.clone());
         Ok(value)
+    }
+
+    fn expand(&mut self, text: &str) -> Result<String, ParamError> {
+        let mut out = String::with_capacity(text.len().min(self.limits.max_bytes));
+        scan(text, |piece| {
+            let value = match piece {
+                Piece::Text(t) => std::borrow::Cow::Borrowed(t),
+                Piece::Reference { name } => self.value_of(name)?.into(),
+                Piece::Expression { expr } => eval_time_expr(expr, self.ctx.schedule_time)?.into(),
+            };
+            // Checked before the bytes are added, so nothing larger than the limit is
+            // ever held.
+            if self.produced + out.len() + value.len() > self.limits.max_bytes {
+                return Err(ParamError::OutputTooLarge {
+                    name: self.in_progress.last().cloned(),
+                    limit: self.limits.max_bytes,
+                });
+            }
+            out.push_str(&value);
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 
@@ -411,6 +519,119 @@ mod tests {
             "parameters refer to each other in a cycle: `a` -> `b` -> `c` -> `a`"
         );
         assert!(resolve_values(&two, &ctx()).is_err());
+    }
+
+    #[test]
+    fn a_long_reference_chain_is_an_error_not_a_stack_overflow() {
+        let values: Vec<(String, String)> = (0..100_000)
+            .map(|i| (format!("p{i}"), format!("${{p{}}}", i + 1)))
+            .collect();
+        let scope = ParamScope::new().with_global(values);
+        let err = sub("echo ${p0}", &scope).expect_err("too deep");
+        assert_eq!(
+            err,
+            ParamError::ChainTooDeep {
+                name: "p0".into(),
+                deepest: "p64".into(),
+                limit: 64
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "parameter `p0` refers to parameters that refer to others more than 64 levels \
+             deep (stopped at `p64`)"
+        );
+        // Sixty-four values expanding at once, the limit, still work.
+        let values: Vec<(String, String)> = (0..63)
+            .map(|i| (format!("p{i}"), format!("${{p{}}}", i + 1)))
+            .chain([("p63".to_string(), "end".to_string())])
+            .collect();
+        let scope = ParamScope::new().with_global(values);
+        assert_eq!(sub("${p0}", &scope).as_deref(), Ok("end"));
+    }
+
+    #[test]
+    fn a_doubling_chain_hits_the_size_limit() {
+        let mut values = vec![("a0".to_string(), "x".to_string())];
+        // Forty links would be a terabyte; well within the depth limit.
+        for i in 1..=40 {
+            values.push((format!("a{i}"), format!("${{a{0}}}${{a{0}}}", i - 1)));
+        }
+        let scope = ParamScope::new().with_global(values);
+        let err = sub("${a40}", &scope).expect_err("too large");
+        let ParamError::OutputTooLarge {
+            name: Some(name),
+            limit,
+        } = &err
+        else {
+            panic!("expected OutputTooLarge, got {err:?}");
+        };
+        assert_eq!(*limit, 1 << 20);
+        // Values up to `a19` (512 KiB) fit alongside everything expanded before them.
+        assert_eq!(name, "a20");
+        assert_eq!(
+            err.to_string(),
+            "the value of parameter `a20` would be larger than 1048576 bytes after substitution"
+        );
+        assert_eq!(sub("${a10}", &scope).map(|s| s.len()), Ok(1024));
+    }
+
+    #[test]
+    fn limits_cover_everything_one_substituter_produces() {
+        let scope = ParamScope::new().with_global([("kb", "x".repeat(1000))]);
+        let c = ctx();
+        let limits = Limits {
+            max_bytes: 3500,
+            ..Limits::DEFAULT
+        };
+        let mut s = Substituter::new(&scope, &c).with_limits(limits);
+        // The value (1000) and the text using it (1000) count; then a second text.
+        assert_eq!(s.substitute("${kb}").map(|t| t.len()), Ok(1000));
+        assert_eq!(s.substitute("${kb}").map(|t| t.len()), Ok(1000));
+        assert_eq!(
+            s.substitute("${kb}"),
+            Err(ParamError::OutputTooLarge {
+                name: None,
+                limit: 3500
+            })
+        );
+        assert!(
+            ParamError::OutputTooLarge {
+                name: None,
+                limit: 3500
+            }
+            .to_string()
+            .starts_with("the text would be larger than 3500 bytes")
+        );
+        // Literal text counts too.
+        let mut s = Substituter::new(&scope, &c).with_limits(limits);
+        assert!(s.substitute(&"y".repeat(4000)).is_err());
+        let shallow = Limits {
+            max_depth: 1,
+            ..Limits::DEFAULT
+        };
+        let chain = ParamScope::new().with_global([("a", "${b}"), ("b", "1")]);
+        assert!(matches!(
+            Substituter::new(&chain, &c)
+                .with_limits(shallow)
+                .substitute("${a}"),
+            Err(ParamError::ChainTooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn runs_of_unclosed_openers_scan_in_linear_time() {
+        let empty = ParamScope::new();
+        let started = std::time::Instant::now();
+        let foreign = "#{".repeat(400_000);
+        assert_eq!(sub(&foreign, &empty).as_deref(), Ok(foreign.as_str()));
+        let markers = format!("{})}}", "${setValue(".repeat(80_000));
+        assert_eq!(sub(&markers, &empty).as_deref(), Ok(markers.as_str()));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

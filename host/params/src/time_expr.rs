@@ -18,6 +18,11 @@ const SECONDS_PER_DAY: i128 = 86_400;
 const FUNCTIONS: &str = "add_months, this_day, last_day, month_first_day, month_last_day, \
                          week_first_day, week_last_day, year_week";
 
+/// How deeply parentheses may nest in one expression (`add_months(yyyyMM, -(12*(1+1)))` is
+/// three levels). Real expressions use two or three; the limit keeps a hostile one from
+/// exhausting the stack of the thread that dispatches the task.
+pub const MAX_EXPRESSION_DEPTH: usize = crate::arith::MAX_DEPTH;
+
 const OUT_OF_RANGE: &str = "result is outside the supported date range";
 
 /// Evaluates one time expression (the text between `$[` and `]`) against `base`.
@@ -30,6 +35,7 @@ const OUT_OF_RANGE: &str = "result is outside the supported date range";
 /// assert_eq!(shoal_params::eval_time_expr("add_months(yyyy-MM, -12*1)", base).unwrap(), "2023-03");
 /// ```
 pub fn eval_time_expr(expr: &str, base: NaiveDateTime) -> Result<String, ParamError> {
+    check_depth(expr)?;
     evaluate(expr, base).map_err(|reason| ParamError::BadExpression {
         expr: expr.to_string(),
         reason,
@@ -47,6 +53,26 @@ fn evaluate(expr: &str, base: NaiveDateTime) -> Result<String, String> {
     }
     let (format, when) = apply_offset(expr, base)?;
     Ok(Pattern::parse(format)?.render(when))
+}
+
+/// Refuses an expression whose parentheses nest deeper than [`MAX_EXPRESSION_DEPTH`],
+/// without evaluating it (so it can be checked when a definition is uploaded).
+pub fn check_depth(expr: &str) -> Result<(), ParamError> {
+    let mut depth = 0usize;
+    for (_, c) in unquoted(expr) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => continue,
+        }
+        if depth > MAX_EXPRESSION_DEPTH {
+            return Err(ParamError::ExpressionTooDeep {
+                expr: expr.to_string(),
+                limit: MAX_EXPRESSION_DEPTH,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Iterates the characters of `s` that are outside `'quoted'` pattern text, with their byte
@@ -586,6 +612,57 @@ mod tests {
             at(2027, 1, 1, 0, 0, 0),
             &[("year_week(yyyyMMdd)", "202653")],
         );
+    }
+
+    #[test]
+    fn nesting_is_limited_before_evaluation() {
+        let base = at(2024, 3, 10, 14, 30, 45);
+        let deep = |n: usize| format!("add_months(yyyyMM,{}1{})", "(".repeat(n), ")".repeat(n));
+        // The outer call is one level, so the argument may nest one less than the limit.
+        assert_eq!(
+            eval_time_expr(&deep(MAX_EXPRESSION_DEPTH - 1), base).as_deref(),
+            Ok("202404")
+        );
+        let err = eval_time_expr(&deep(MAX_EXPRESSION_DEPTH), base).unwrap_err();
+        assert!(matches!(
+            &err,
+            ParamError::ExpressionTooDeep { limit, .. } if *limit == MAX_EXPRESSION_DEPTH
+        ));
+        let hostile = format!("yyyyMMdd+{}1", "(".repeat(100_000));
+        let err = eval_time_expr(&hostile, base).unwrap_err();
+        assert!(matches!(err, ParamError::ExpressionTooDeep { .. }), "{err}");
+        // The message quotes the start of the expression, not all 100000 bytes of it.
+        let message = err.to_string();
+        assert!(
+            message.starts_with("time expression `$[yyyyMMdd+((("),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("nests parentheses deeper than 64 levels"),
+            "{message}"
+        );
+        assert!(message.len() < 200, "{message}");
+        // Quoted parentheses are text, not nesting.
+        let quoted = format!("yyyy'{}'", "(".repeat(200));
+        assert_eq!(
+            eval_time_expr(&quoted, base),
+            Ok(format!("2024{}", "(".repeat(200)))
+        );
+    }
+
+    #[test]
+    fn long_pattern_letter_runs_pad_without_panicking() {
+        // Rust's formatter refuses widths above 65535 at run time; a long run of letters
+        // must not reach it.
+        let base = at(2024, 3, 10, 14, 30, 45);
+        let days = "d".repeat(70_000);
+        let out = eval_time_expr(&days, base).expect("pads");
+        assert_eq!(out.len(), 70_000);
+        assert!(out.ends_with("10") && out.starts_with("000"));
+        let years = "y".repeat(70_001);
+        let out = eval_time_expr(&years, base).expect("pads");
+        assert_eq!(out.len(), 70_001);
+        assert!(out.ends_with("2024"));
     }
 
     #[test]

@@ -24,10 +24,12 @@
 //! - [`load`]: parsing, with file references (`$WORKFLOW{"other.yaml"}`, `$FILE{"x.sql"}`,
 //!   `$ENV{NAME}`) resolved relative to the file, and every error naming file, line and
 //!   field.
+//! - [`depth`]: the nesting limit, checked on the text before the YAML parser runs.
 //! - [`validate`]: the checks behind `shoal validate`: duplicate names, unknown
 //!   dependencies, cycles (naming the tasks in them), unknown task types, and parameters
 //!   the task type's plugin rejects.
 
+pub mod depth;
 pub mod load;
 pub mod model;
 pub mod validate;
