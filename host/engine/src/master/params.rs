@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Local, NaiveDateTime, TimeZone};
-use shoal_params::{ParamError, ParamScope, RunContext, substitute};
+use shoal_params::{ParamError, ParamScope, RunContext, Substituter, substitute};
 use shoal_workflow::{ParamDirection, TaskDefinition, WorkflowDefinition};
 
 /// The run's business time as wall-clock time on this host (DolphinScheduler computes
@@ -31,7 +31,15 @@ pub(super) fn task_params(
 ) -> Result<serde_json::Value, ParamError> {
     let scope = scope(workflow, task, startup, upstream).with_global(secrets.clone());
     let mut fields = serde_json::Value::Object(task.params.clone());
-    substitute_strings(&mut fields, &scope, ctx)?;
+    // One substituter for every field, so its size limit bounds the whole task.
+    let mut substituter = Substituter::new(&scope, ctx);
+    let mut path = String::new();
+    substitute_strings(&mut fields, &mut substituter, &mut path).map_err(|source| {
+        ParamError::InField {
+            field: path,
+            source: Box::new(source),
+        }
+    })?;
     Ok(fields)
 }
 
@@ -74,21 +82,31 @@ pub(super) fn out_params(
     out
 }
 
+/// Substitutes every string in `value`; on error `path` names the field it was in
+/// (`command`, `args[1]`, `env.HOME`).
 fn substitute_strings(
     value: &mut serde_json::Value,
-    scope: &ParamScope,
-    ctx: &RunContext,
+    substituter: &mut Substituter<'_>,
+    path: &mut String,
 ) -> Result<(), ParamError> {
+    let len = path.len();
     match value {
-        serde_json::Value::String(s) => *s = substitute(s, scope, ctx)?,
+        serde_json::Value::String(s) => *s = substituter.substitute(s)?,
         serde_json::Value::Array(items) => {
-            for item in items {
-                substitute_strings(item, scope, ctx)?;
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push_str(&format!("[{i}]"));
+                substitute_strings(item, substituter, path)?;
+                path.truncate(len);
             }
         }
         serde_json::Value::Object(map) => {
-            for (_, item) in map.iter_mut() {
-                substitute_strings(item, scope, ctx)?;
+            for (key, item) in map.iter_mut() {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                substitute_strings(item, substituter, path)?;
+                path.truncate(len);
             }
         }
         _ => {}
@@ -185,6 +203,58 @@ mod tests {
         let none = BTreeMap::new();
         let err = task_params(&wf, &t, &none, &none, &none, &ctx()).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn hostile_parameters_fail_naming_the_field() {
+        let none = BTreeMap::new();
+        let doubling = |links: usize| {
+            let mut values = vec![LocalParam {
+                prop: "a0".into(),
+                direct: ParamDirection::In,
+                kind: "VARCHAR".into(),
+                value: "x".into(),
+            }];
+            for i in 1..=links {
+                values.push(LocalParam {
+                    prop: format!("a{i}"),
+                    direct: ParamDirection::In,
+                    kind: "VARCHAR".into(),
+                    value: format!("${{a{0}}}${{a{0}}}", i - 1),
+                });
+            }
+            values
+        };
+        let t = task("echo ${a40}", doubling(40));
+        let wf = workflow(t.clone());
+        let err = task_params(&wf, &t, &none, &none, &none, &ctx()).unwrap_err();
+        assert!(
+            matches!(&err, ParamError::InField { field, source }
+                if field == "command" && matches!(**source, ParamError::OutputTooLarge { .. })),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("field `command`: the value of parameter `a20`")
+        );
+
+        // The limit covers the task as a whole: twelve fields of 128 KiB each pass one by
+        // one but not together.
+        let mut t = task("true", doubling(17));
+        let list: Vec<serde_json::Value> = (0..12).map(|_| "${a17}".into()).collect();
+        t.params.insert("list".into(), list.into());
+        let wf = workflow(t.clone());
+        let err = task_params(&wf, &t, &none, &none, &none, &ctx()).unwrap_err();
+        assert!(err.to_string().starts_with("field `list["), "{err}");
+
+        let deep = format!("echo $[yyyyMMdd+{}1]", "(".repeat(100_000));
+        let t = task(&deep, vec![]);
+        let wf = workflow(t.clone());
+        let err = task_params(&wf, &t, &none, &none, &none, &ctx()).unwrap_err();
+        assert!(
+            matches!(err.root(), ParamError::ExpressionTooDeep { .. }),
+            "{err}"
+        );
     }
 
     #[test]
