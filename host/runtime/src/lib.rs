@@ -73,6 +73,10 @@ pub enum RuntimeError {
         "plugin `{plugin}` version {version} is already installed with other content; versions are immutable, so give the new component a new version"
     )]
     VersionExists { plugin: String, version: String },
+    #[error(
+        "plugin id `{plugin}` clashes with the installed plugin `{existing}`: task types match ignoring case, `-` and `_`, so both would answer the same tasks; upload it as `{existing}` or choose another id"
+    )]
+    IdClash { plugin: String, existing: String },
     #[error("plugin store {path}: {source}")]
     Store {
         path: PathBuf,

@@ -190,6 +190,7 @@ impl PluginRegistry {
     /// exists with other content is refused: a version names one component forever.
     pub async fn install_versioned(&self, path: &Path) -> Result<InstalledPlugin, RuntimeError> {
         let (manifest, file) = PluginManifest::load(path)?;
+        self.check_id_free(&manifest.id)?;
         let source = file
             .parent()
             .unwrap_or(Path::new("."))
@@ -281,6 +282,23 @@ impl PluginRegistry {
             sha256,
             new: true,
         })
+    }
+
+    /// Refuse an id that differs from a known one only in case, `-` or `_`: tasks name
+    /// their type loosely, so the two would compete for the same tasks and the winner
+    /// would depend on sort order (an upload called `Shell` could take over `shell`).
+    fn check_id_free(&self, id: &str) -> Result<(), RuntimeError> {
+        let entries = self.entries();
+        match entries
+            .keys()
+            .find(|known| known.as_str() != id && shoal_model::task::task_type_matches(id, known))
+        {
+            Some(existing) => Err(RuntimeError::IdClash {
+                plugin: id.to_owned(),
+                existing: existing.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Make `version` the one new tasks of `id` get (None: back to the newest).

@@ -49,7 +49,9 @@ impl From<InstallError> for ApiError {
         use shoal_runtime::RuntimeError as R;
         match e {
             InstallError::Invalid(m) => ApiError::BadRequest(m),
-            InstallError::Runtime(R::VersionExists { .. }) => ApiError::Conflict(e.to_string()),
+            InstallError::Runtime(R::VersionExists { .. } | R::IdClash { .. }) => {
+                ApiError::Conflict(e.to_string())
+            }
             InstallError::Runtime(R::UnknownTaskType { .. } | R::UnknownVersion { .. }) => {
                 ApiError::NotFound(e.to_string())
             }
