@@ -8,7 +8,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 
 use crate::channel::{http_url, mailbox};
-use crate::{Alert, AlertError, ChannelConfig};
+use crate::{Alert, AlertError, ChannelConfig, WebhookHosts};
 
 /// How much of a refusing endpoint's answer is kept in [`AlertError::Http`]: enough for
 /// its reason, not enough to flood a log line.
@@ -19,25 +19,42 @@ const ERROR_BODY_LIMIT: usize = 512;
 /// The configuration is validated first, so a channel that can never work fails with
 /// [`AlertError::Invalid`] (which [`AlertError::is_retryable`] rejects) instead of a
 /// transport error that looks worth retrying.
+///
+/// Webhook and Slack URLs must reach public addresses; see [`deliver_allowing`].
 pub async fn deliver(
     channel: &ChannelConfig,
     alert: &Alert,
     timeout: Duration,
 ) -> Result<(), AlertError> {
-    Courier::new().deliver(channel, alert, timeout).await
+    deliver_allowing(channel, alert, timeout, &WebhookHosts::public_only()).await
+}
+
+/// [`deliver`], also reaching the non-public addresses `hosts` lists.
+pub async fn deliver_allowing(
+    channel: &ChannelConfig,
+    alert: &Alert,
+    timeout: Duration,
+    hosts: &WebhookHosts,
+) -> Result<(), AlertError> {
+    Courier::new(hosts.clone())
+        .deliver(channel, alert, timeout)
+        .await
 }
 
 /// What deliveries share: one HTTP client, so that its connection pool and TLS roots are
-/// set up once per dispatcher rather than once per alert.
+/// set up once per dispatcher rather than once per alert. A URL that names its host is
+/// sent through a client pinned to the addresses checked for it.
 #[derive(Debug)]
 pub(crate) struct Courier {
     http: Option<reqwest::Client>,
+    hosts: WebhookHosts,
 }
 
 impl Courier {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(hosts: WebhookHosts) -> Self {
         Courier {
-            http: http_client().ok(),
+            http: http_builder().build().ok(),
+            hosts,
         }
     }
 
@@ -99,9 +116,15 @@ impl Courier {
         timeout: Duration,
     ) -> Result<(), AlertError> {
         let url = http_url("url", url)?;
-        let http = match &self.http {
-            Some(http) => http.clone(),
-            None => http_client()?,
+        let http = match self.hosts.check(&url, timeout).await? {
+            Some((name, addrs)) => http_builder()
+                .resolve_to_addrs(&name, &addrs)
+                .build()
+                .map_err(AlertError::Transport)?,
+            None => match &self.http {
+                Some(http) => http.clone(),
+                None => http_builder().build().map_err(AlertError::Transport)?,
+            },
         };
         let mut request = http.post(url).timeout(timeout).json(body);
         for (name, value) in headers {
@@ -129,12 +152,12 @@ impl Courier {
 
 /// Redirects are not followed: a POST turned into a GET by a 302 would "succeed" without
 /// delivering anything, so a moved endpoint shows up as an error to fix in the configuration.
-fn http_client() -> Result<reqwest::Client, AlertError> {
+/// No proxy either: the request must go to the address that was checked.
+fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .user_agent(concat!("shoal-alert/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(AlertError::Transport)
 }
 
 #[derive(Serialize)]

@@ -8,7 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::deliver::Courier;
-use crate::{Alert, AlertChannel, ErrorChain};
+use crate::{Alert, AlertChannel, ErrorChain, WebhookHosts};
 
 /// How many deliveries run at once. Without a bound a dead endpoint under a burst of
 /// failures would pile up retrying tasks; with it the queue fills instead and
@@ -87,13 +87,24 @@ impl AlertDispatcher {
     ///
     /// Awaiting the returned handle waits for the graceful end described on the type;
     /// aborting it abandons queued and in-flight deliveries at once.
+    ///
+    /// Webhook and Slack deliveries reach public addresses only; see [`Self::start_allowing`].
     pub fn start(policy: RetryPolicy, queue: usize) -> (AlertDispatcher, JoinHandle<()>) {
+        Self::start_allowing(policy, queue, WebhookHosts::public_only())
+    }
+
+    /// [`Self::start`], letting deliveries also reach the non-public addresses `hosts` lists.
+    pub fn start_allowing(
+        policy: RetryPolicy,
+        queue: usize,
+        hosts: WebhookHosts,
+    ) -> (AlertDispatcher, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(queue.max(1));
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             policy,
             counters: Arc::clone(&counters),
-            courier: Courier::new(),
+            courier: Courier::new(hosts),
         });
         let task = tokio::spawn(run(shared, receiver));
         (

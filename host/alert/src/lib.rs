@@ -8,7 +8,8 @@
 //! - the channel configuration ([`AlertChannel`], [`ChannelConfig`]: a JSON webhook, a Slack
 //!   incoming webhook, or email over SMTP) and its validation, so a bad URL or address is
 //!   rejected when the configuration is loaded rather than the first time something breaks;
-//! - one delivery attempt ([`deliver`]);
+//! - one delivery attempt ([`deliver`]), which reaches a non-public address (loopback,
+//!   private, link-local, ...) only when the operator lists it ([`WebhookHosts`]);
 //! - the [`AlertDispatcher`], which keeps delivery off the engine's path: `send` only
 //!   enqueues (and drops, with a warning, when the queue is full), while a background task
 //!   delivers, retries with exponential backoff ([`RetryPolicy`]) and counts the outcomes
@@ -17,6 +18,7 @@
 //! It does not decide *when* to alert (the engine does), and it stores nothing: an alert
 //! that cannot be delivered after its retries is logged and counted, not kept.
 
+mod address;
 mod alert;
 mod channel;
 mod deliver;
@@ -24,9 +26,10 @@ mod dispatch;
 
 use std::time::Duration;
 
+pub use address::WebhookHosts;
 pub use alert::{Alert, AlertKind};
 pub use channel::{AlertChannel, ChannelConfig};
-pub use deliver::deliver;
+pub use deliver::{deliver, deliver_allowing};
 pub use dispatch::{AlertDispatcher, AlertStats, MAX_IN_FLIGHT, RetryPolicy};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,15 @@ pub enum AlertError {
     TimedOut(Duration),
     #[error("invalid `{field}`: {message}")]
     Invalid { field: String, message: String },
+    /// The URL's host is, or resolves to, an address deliveries may not reach.
+    #[error("refused to deliver to `{host}`: it {message}")]
+    Refused { host: String, message: String },
+    #[error("cannot resolve `{host}`")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl AlertError {
@@ -57,7 +69,8 @@ impl AlertError {
             AlertError::Transport(err) => !err.is_builder() && !err.is_redirect(),
             AlertError::Smtp(err) => !(err.is_permanent() || err.is_client() || err.is_tls()),
             AlertError::TimedOut(_) => true,
-            AlertError::Invalid { .. } => false,
+            AlertError::Invalid { .. } | AlertError::Refused { .. } => false,
+            AlertError::Resolve { .. } => true,
         }
     }
 

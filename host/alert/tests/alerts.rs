@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use shoal_alert::{
     Alert, AlertChannel, AlertDispatcher, AlertError, AlertKind, AlertStats, ChannelConfig,
-    RetryPolicy, deliver,
+    RetryPolicy, WebhookHosts, deliver_allowing,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +21,19 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The listeners here are on 127.0.0.1, which webhooks reach only when it is listed.
+fn loopback() -> WebhookHosts {
+    WebhookHosts::parse(&["127.0.0.1".into()]).unwrap()
+}
+
+async fn deliver(
+    config: &ChannelConfig,
+    alert: &Alert,
+    timeout: Duration,
+) -> Result<(), AlertError> {
+    deliver_allowing(config, alert, timeout, &loopback()).await
+}
 
 fn alert(kind: AlertKind) -> Alert {
     Alert {
@@ -182,6 +195,48 @@ async fn slack_posts_a_text_message_naming_the_workflow() {
 }
 
 #[tokio::test]
+async fn a_webhook_to_an_unlisted_non_public_address_is_refused_unsent() {
+    let (addr, mut received) = recording_server().await;
+    for url in [
+        format!("http://{addr}/hook"),
+        format!("http://localhost:{}/hook", addr.port()),
+    ] {
+        let config = ChannelConfig::Webhook {
+            url,
+            headers: BTreeMap::new(),
+        };
+        let err = shoal_alert::deliver(&config, &alert(AlertKind::WorkflowFailed), TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AlertError::Refused { .. }), "{err:?}");
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("127.0.0.1 (loopback)"), "{err}");
+        assert!(
+            !err.to_string().contains("/hook"),
+            "the URL path stays out: {err}"
+        );
+    }
+    // Another address than the one listed is refused too.
+    let other = WebhookHosts::parse(&["127.0.0.2".into()]).unwrap();
+    let config = webhook(addr, "/hook");
+    let err = deliver_allowing(&config, &alert(AlertKind::WorkflowFailed), TIMEOUT, &other)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AlertError::Refused { .. }), "{err:?}");
+    assert!(received.try_recv().is_err(), "nothing reached the listener");
+
+    let (dispatcher, task) = AlertDispatcher::start(quick_policy(3), 16);
+    dispatcher.send(
+        vec![channel("ops", webhook(addr, "/hook"))],
+        alert(AlertKind::WorkflowFailed),
+    );
+    let stats = wait_for_outcomes(&dispatcher, 1).await;
+    assert_eq!((stats.delivered, stats.failed), (0, 1));
+    shut_down(dispatcher, task).await;
+    assert!(received.try_recv().is_err(), "nothing reached the listener");
+}
+
+#[tokio::test]
 async fn a_refusal_keeps_the_status_and_the_reason() {
     let (addr, hits) = flaky_server(StatusCode::FORBIDDEN, usize::MAX).await;
     let config = ChannelConfig::Slack {
@@ -246,7 +301,7 @@ async fn an_invalid_channel_fails_before_any_request() {
 #[tokio::test]
 async fn the_dispatcher_retries_until_the_endpoint_accepts() {
     let (addr, hits) = flaky_server(StatusCode::INTERNAL_SERVER_ERROR, 2).await;
-    let (dispatcher, task) = AlertDispatcher::start(quick_policy(5), 16);
+    let (dispatcher, task) = AlertDispatcher::start_allowing(quick_policy(5), 16, loopback());
     dispatcher.send(
         vec![channel("ops", webhook(addr, "/hook"))],
         alert(AlertKind::WorkflowFailed),
@@ -267,7 +322,7 @@ async fn the_dispatcher_retries_until_the_endpoint_accepts() {
 #[tokio::test]
 async fn the_dispatcher_gives_up_after_its_attempts() {
     let (addr, hits) = flaky_server(StatusCode::SERVICE_UNAVAILABLE, usize::MAX).await;
-    let (dispatcher, task) = AlertDispatcher::start(quick_policy(3), 16);
+    let (dispatcher, task) = AlertDispatcher::start_allowing(quick_policy(3), 16, loopback());
     dispatcher.send(
         vec![channel("ops", webhook(addr, "/hook"))],
         alert(AlertKind::TaskTimeout),
@@ -288,7 +343,7 @@ async fn the_dispatcher_gives_up_after_its_attempts() {
 #[tokio::test]
 async fn a_closed_port_is_retried_then_counted_as_failed() {
     let addr = closed_port().await;
-    let (dispatcher, task) = AlertDispatcher::start(quick_policy(3), 16);
+    let (dispatcher, task) = AlertDispatcher::start_allowing(quick_policy(3), 16, loopback());
     let started = Instant::now();
     dispatcher.send(
         vec![channel("nowhere", webhook(addr, "/hook"))],
@@ -305,7 +360,7 @@ async fn a_closed_port_is_retried_then_counted_as_failed() {
 #[tokio::test]
 async fn a_permanent_refusal_is_not_retried() {
     let (addr, hits) = flaky_server(StatusCode::NOT_FOUND, usize::MAX).await;
-    let (dispatcher, task) = AlertDispatcher::start(quick_policy(5), 16);
+    let (dispatcher, task) = AlertDispatcher::start_allowing(quick_policy(5), 16, loopback());
     dispatcher.send(
         vec![channel("ops", webhook(addr, "/hook"))],
         alert(AlertKind::WorkflowFailed),
@@ -321,7 +376,7 @@ async fn a_permanent_refusal_is_not_retried() {
 #[tokio::test]
 async fn send_never_waits_and_a_full_queue_drops() {
     let (addr, mut received) = recording_server().await;
-    let (dispatcher, task) = AlertDispatcher::start(quick_policy(1), 1);
+    let (dispatcher, task) = AlertDispatcher::start_allowing(quick_policy(1), 1, loopback());
     let ops = vec![channel("ops", webhook(addr, "/hook"))];
 
     let started = Instant::now();
@@ -351,7 +406,7 @@ async fn send_never_waits_and_a_full_queue_drops() {
 #[tokio::test]
 async fn only_channels_that_want_the_kind_receive_it() {
     let (addr, mut received) = recording_server().await;
-    let (dispatcher, task) = AlertDispatcher::start(quick_policy(1), 16);
+    let (dispatcher, task) = AlertDispatcher::start_allowing(quick_policy(1), 16, loopback());
     let mut opted_in = channel("succeeded", webhook(addr, "/opted-in"));
     opted_in.events = vec![AlertKind::WorkflowSucceeded];
     let defaults = channel("failures", webhook(addr, "/defaults"));

@@ -266,6 +266,11 @@ impl HostPattern {
         self.host_matches(&host) && self.port.is_none_or(|p| p == port)
     }
 
+    /// Whether this is an IP literal or CIDR block rather than a name or wildcard.
+    pub fn is_address(&self) -> bool {
+        self.net.is_some()
+    }
+
     /// Whether this IP or CIDR pattern names `addr` itself (names and wildcards never do).
     pub fn names_address(&self, addr: SocketAddr) -> bool {
         self.net.is_some_and(|n| n.contains(addr.ip()))
