@@ -337,7 +337,8 @@ pub async fn get_version(
 /// A unified diff between two versions' source texts.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/definitions/{name}/diff", tag = "definitions",
     params(("project" = String, Path), ("name" = String, Path), DiffQuery),
-    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = crate::ErrorBody)))]
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = crate::ErrorBody),
+              (status = 413, body = crate::ErrorBody)))]
 pub async fn diff_versions(
     State(state): State<ApiState>,
     caller: Caller,
@@ -363,11 +364,63 @@ pub async fn diff_versions(
             })?;
         texts.push(text(v));
     }
-    let diff = similar::TextDiff::from_lines(&texts[0], &texts[1]);
-    Ok(diff
-        .unified_diff()
-        .header(&format!("{name} v{}", q.from), &format!("{name} v{}", q.to))
-        .to_string())
+    let [from_text, to_text]: [String; 2] = texts
+        .try_into()
+        .map_err(|_| ApiError::Internal("diff: expected two versions".into()))?;
+    bounded_diff(&name, q.from, q.to, from_text, to_text, DIFF_LIMITS).await
+}
+
+/// How much work one diff request may cost. Versions stored by `shoal run` never passed
+/// the API's body limit, and a line diff's worst case grows with the product of the two
+/// texts' lengths, so both size and time are capped.
+#[derive(Debug, Clone, Copy)]
+struct DiffLimits {
+    /// Bytes of the two texts together.
+    max_bytes: usize,
+    /// After this the diff algorithm settles for a coarser (still correct) answer.
+    deadline: std::time::Duration,
+    /// Backstop for the whole blocking job, rendering included.
+    timeout: std::time::Duration,
+}
+
+const DIFF_LIMITS: DiffLimits = DiffLimits {
+    max_bytes: 4 << 20,
+    deadline: std::time::Duration::from_secs(2),
+    timeout: std::time::Duration::from_secs(10),
+};
+
+/// A unified diff of `a` (version `from`) and `b` (version `to`), computed on a blocking
+/// thread so a large diff never stalls the async workers that serve other requests.
+async fn bounded_diff(
+    name: &str,
+    from: i64,
+    to: i64,
+    a: String,
+    b: String,
+    limits: DiffLimits,
+) -> ApiResult<String> {
+    let total = a.len().saturating_add(b.len());
+    if total > limits.max_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "versions {from} and {to} of `{name}` are {total} bytes together; diffs are limited to {} bytes",
+            limits.max_bytes
+        )));
+    }
+    let header = (format!("{name} v{from}"), format!("{name} v{to}"));
+    let job = tokio::task::spawn_blocking(move || {
+        let diff = similar::TextDiff::configure()
+            .deadline(std::time::Instant::now() + limits.deadline)
+            .diff_lines(&a, &b);
+        diff.unified_diff().header(&header.0, &header.1).to_string()
+    });
+    match tokio::time::timeout(limits.timeout, job).await {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(ApiError::Internal(format!("diff task failed: {e}"))),
+        Err(_) => Err(ApiError::TooLarge(format!(
+            "the diff of versions {from} and {to} of `{name}` took longer than {} s; compare closer versions",
+            limits.timeout.as_secs()
+        ))),
+    }
 }
 
 /// Put a definition online (it can run and be scheduled) or offline. Going offline
@@ -564,4 +617,54 @@ pub async fn pin_plugin(
         .pin_plugin(d.id, &plugin, body.version.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_diff_over_the_size_cap_is_refused() {
+        let limits = DiffLimits {
+            max_bytes: 100,
+            ..DIFF_LIMITS
+        };
+        let e = bounded_diff("wf", 1, 2, "a\n".repeat(30), "b\n".repeat(30), limits)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ApiError::TooLarge(_)), "{e:?}");
+        assert!(e.to_string().contains("120 bytes together"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_worst_case_diff_ends_at_its_deadline() {
+        // Two long texts with no line in common beyond a shared skeleton make the line
+        // diff search its whole edit space; the deadline cuts that short.
+        let a: String = (0..60_000).map(|i| format!("{}\n", i % 7)).collect();
+        let b: String = (0..60_000).map(|i| format!("{}\n", (i * 3) % 11)).collect();
+        let limits = DiffLimits {
+            deadline: std::time::Duration::from_millis(200),
+            ..DIFF_LIMITS
+        };
+        let started = std::time::Instant::now();
+        let text = bounded_diff("wf", 1, 2, a, b, limits).await.unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            text.starts_with("--- wf v1\n+++ wf v2\n"),
+            "{}",
+            &text[..80]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_small_diff_is_exact() {
+        let text = bounded_diff("wf", 1, 2, "a\nb\n".into(), "a\nc\n".into(), DIFF_LIMITS)
+            .await
+            .unwrap();
+        assert!(text.contains("-b\n+c\n"), "{text}");
+    }
 }

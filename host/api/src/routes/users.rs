@@ -1,15 +1,17 @@
 //! Users and their API tokens. Admins create users and tokens for anyone; a user may
-//! create and revoke their own tokens. A token is shown once, when created.
+//! create and revoke their own tokens. A token is shown once, when created. A token
+//! never begets one that outlives it: otherwise a short-lived token handed to a job or a
+//! colleague could be traded for a permanent one.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use shoal_store::{TokenRow, UserRow};
 use utoipa::ToSchema;
 
 use crate::ApiState;
-use crate::auth::{Caller, Role, new_token};
+use crate::auth::{Caller, Role, hash_token, new_token};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -114,10 +116,11 @@ pub async fn create_user(
 
 #[utoipa::path(post, path = "/api/v1/users/{user}/tokens", tag = "users", request_body = TokenBody,
     params(("user" = String, Path, description = "User name")),
-    responses((status = 201, body = NewToken), (status = 403, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
+    responses((status = 201, body = NewToken), (status = 400, body = crate::ErrorBody), (status = 403, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub async fn create_token(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(user): Path<String>,
     body: Option<Json<TokenBody>>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
@@ -137,11 +140,47 @@ pub async fn create_token(
     }
     let expires_at = body
         .expires_in_s
-        .map(|s| shoal_store::now_ms() + s.saturating_mul(1000));
+        .map(|s| shoal_store::now_ms().saturating_add(s.saturating_mul(1000)));
+    if let Some(limit) = calling_token_expiry(&state, &headers).await? {
+        outlives_check(expires_at, limit)?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(issue_token(&state, &row, body.name.as_deref(), expires_at).await?),
     ))
+}
+
+/// When the token this request came with expires (the `Caller` extractor has already
+/// accepted it, so it is present and valid).
+async fn calling_token_expiry(state: &ApiState, headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(token) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Err(ApiError::Unauthenticated);
+    };
+    let (_, row) = state
+        .store()
+        .token_user(&hash_token(token))
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(row.expires_at)
+}
+
+/// Refuse a new token that would outlive the calling token, which expires at `limit`.
+fn outlives_check(expires_at: Option<i64>, limit: i64) -> ApiResult<()> {
+    match expires_at {
+        None => Err(ApiError::BadRequest(format!(
+            "expires_in_s: this request's token expires (at {limit} ms since the epoch), so it cannot create a token that never expires; give expires_in_s"
+        ))),
+        Some(t) if t > limit => Err(ApiError::BadRequest(format!(
+            "expires_in_s: the new token would expire {} s after the token making this request; a token cannot create one that outlives it",
+            (t - limit + 999) / 1000
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Create a token for `user` and return it (the only time it is seen).
@@ -210,5 +249,21 @@ pub(crate) fn check_name(field: &str, name: &str) -> ApiResult<()> {
         Err(ApiError::BadRequest(format!(
             "{field}: `{name}` must be 1-128 letters, digits, `-`, `_` or `.`"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_cannot_outlive_its_creator() {
+        let limit = 10_000;
+        assert!(outlives_check(Some(limit), limit).is_ok());
+        assert!(outlives_check(Some(limit - 1), limit).is_ok());
+        let later = outlives_check(Some(limit + 1500), limit).unwrap_err();
+        assert!(later.to_string().contains("2 s after"), "{later}");
+        let forever = outlives_check(None, limit).unwrap_err();
+        assert!(forever.to_string().contains("never expires"), "{forever}");
     }
 }
