@@ -1,10 +1,30 @@
 //! The master's side of the plugins' `workflow` interface: what SubWorkflow and
 //! Dependent tasks ask of the engine (start a child run and follow it, look up other
 //! workflows' runs), answered from the store and the master itself.
+//!
+//! A plugin learns only about its own run. A plugin chooses the instance ids it passes
+//! and the project names it asks about, so neither is trusted:
+//!
+//! - `child-status` and `stop-child` answer only for a child this task started: an
+//!   instance whose `parent_task_instance_id` is one of the task instances (any attempt,
+//!   archived ones included) with the caller's task name in the caller's workflow
+//!   instance. Any other id, existing or not, gets "instance N was not started by this
+//!   task", so ids of other runs cannot be probed.
+//! - `last-run` looks at the run's own project freely. Another project may be read only
+//!   when every non-admin user who holds any permission on the run's project holds at
+//!   least `read` on the other one. The store records neither who created a project (its
+//!   creator simply gets `edit`) nor who started a run, and what a Dependent task learns
+//!   (the other runs' states, in its log, its state and its message) is shown to every
+//!   member of its project; so that is the set of users who must already be allowed to
+//!   see it. Admins may read every project and do not count. A project without members
+//!   (embedded mode has no users at all) belongs to the operator alone. The refusal
+//!   names the member who lacks access and reads the same whether the other project
+//!   exists or not.
 
 use std::collections::BTreeMap;
 
 use shoal_runtime::{ChildStatus, HostFuture, TaskIdentity, WorkflowHost};
+use shoal_store::WorkflowInstanceRow;
 
 use super::{Master, Operation, RunRequest};
 use crate::state::WorkflowState;
@@ -68,13 +88,68 @@ impl EngineHost {
         Ok(id as u64)
     }
 
-    async fn status(&self, instance: u64) -> Result<ChildStatus, String> {
+    /// The child `instance`, if the calling task started it.
+    async fn own_child(
+        &self,
+        caller: &TaskIdentity,
+        instance: u64,
+    ) -> Result<WorkflowInstanceRow, String> {
         let store = self.master.store();
+        let not_ours = || format!("instance {instance} was not started by this task");
+        let id = i64::try_from(instance).map_err(|_| not_ours())?;
         let row = store
-            .workflow_instance(instance as i64)
+            .workflow_instance(id)
             .await
             .map_err(err)?
-            .ok_or_else(|| format!("there is no workflow instance {instance}"))?;
+            .ok_or_else(not_ours)?;
+        let parent = row.parent_task_instance_id.ok_or_else(not_ours)?;
+        let starter = store
+            .task_instance(parent)
+            .await
+            .map_err(err)?
+            .ok_or_else(not_ours)?;
+        if starter.workflow_instance_id != caller.workflow_instance_id as i64
+            || starter.task_name != caller.task_name
+        {
+            return Err(not_ours());
+        }
+        Ok(row)
+    }
+
+    /// Refuse unless the run's project may read `other` (see the module doc).
+    async fn may_read(&self, other: &str) -> Result<(), String> {
+        if other == self.project {
+            return Ok(());
+        }
+        let store = self.master.store();
+        for user in store.users().await.map_err(err)? {
+            if user.role == "admin"
+                || store
+                    .permission(&self.project, user.id)
+                    .await
+                    .map_err(err)?
+                    .is_none()
+            {
+                continue;
+            }
+            if store
+                .permission(other, user.id)
+                .await
+                .map_err(err)?
+                .is_none()
+            {
+                return Err(format!(
+                    "project `{}` may not look at runs of project `{other}`: its member `{}` cannot read `{other}` (a Dependent task may only look at projects every member of its own project can read)",
+                    self.project, user.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn status(&self, caller: &TaskIdentity, instance: u64) -> Result<ChildStatus, String> {
+        let store = self.master.store();
+        let row = self.own_child(caller, instance).await?;
         let state = super::worker::parse_workflow_state(&row.state).map_err(err)?;
         let mut out_params = BTreeMap::new();
         if state.is_finished() {
@@ -110,6 +185,7 @@ impl EngineHost {
     ) -> Result<Option<String>, String> {
         let store = self.master.store();
         let project = project.unwrap_or(&self.project);
+        self.may_read(project).await?;
         let Some(definition) = store
             .definition(project, workflow, None)
             .await
@@ -160,18 +236,19 @@ impl WorkflowHost for EngineHost {
 
     fn child_status<'a>(
         &'a self,
-        _caller: &'a TaskIdentity,
+        caller: &'a TaskIdentity,
         instance: u64,
     ) -> HostFuture<'a, Result<ChildStatus, String>> {
-        Box::pin(self.status(instance))
+        Box::pin(self.status(caller, instance))
     }
 
     fn stop_child<'a>(
         &'a self,
-        _caller: &'a TaskIdentity,
+        caller: &'a TaskIdentity,
         instance: u64,
     ) -> HostFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            self.own_child(caller, instance).await?;
             match self.master.operate(instance as i64, Operation::Stop).await {
                 Ok(()) => Ok(()),
                 // Already over: nothing to stop.
