@@ -21,6 +21,15 @@
 //!
 //! A [`SlotGuard`] is the right to run; dropping it returns its slots and serves the next
 //! waiters.
+//!
+//! An external job (SubWorkflow, Dependent, a Flink job) mostly waits for work done
+//! elsewhere, and what it waits for may itself need the shared container (a child run's
+//! tasks). So it holds its shared slot only while its plugin runs (`start`, each `poll`):
+//! between polls it gives the container slot back ([`SlotGuard::release_container`]) and
+//! queues for one again before the next poll ([`SlotGuard::reacquire_container`]). Its
+//! task-group slot stays held for the task's whole life: like DolphinScheduler's task
+//! groups, a group limits how many of its tasks are *running*, and a waiting external
+//! job is running.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -201,53 +210,34 @@ impl Containers {
     /// any slot it was given meanwhile.
     pub async fn acquire(&self, request: SlotRequest) -> Result<SlotGuard, ContainerError> {
         let container = ContainerKind::for_class(request.class);
-        let notify = Arc::new(Notify::new());
-        let key = {
-            let mut state = lock(&self.state);
-            if let Some(name) = &request.task_group
-                && !state.groups.contains_key(name)
-            {
+        if let Some(name) = &request.task_group {
+            let state = lock(&self.state);
+            if !state.groups.contains_key(name) {
                 return Err(ContainerError::UnknownTaskGroup {
                     name: name.clone(),
                     known: state.groups.keys().cloned().collect(),
                 });
             }
-            let key = (request.priority.min(priority::LOWEST), state.next_arrival);
-            state.next_arrival += 1;
-            state.queue.insert(
-                key,
-                Waiter {
-                    task_instance_id: request.task_instance_id,
-                    task_name: request.task_name,
-                    class: request.class,
-                    container,
-                    task_group: request.task_group.clone(),
-                    holds_group_slot: false,
-                    notify: notify.clone(),
-                },
-            );
-            // Served right away if nothing before it wants the same slots.
-            state.dispatch();
-            key
-        };
-        let mut pending = Pending {
-            state: &self.state,
-            key,
-            container,
-            task_group: request.task_group,
-            resolved: false,
-        };
-        // Leaving the queue means being granted: only `dispatch` and `Pending::drop`
-        // remove a waiter, and the latter only once this future is gone.
-        while lock(&self.state).queue.contains_key(&key) {
-            notify.notified().await;
         }
-        pending.resolved = true;
+        let waiter = Waiter {
+            task_instance_id: request.task_instance_id,
+            task_name: request.task_name.clone(),
+            class: request.class,
+            container,
+            task_group: request.task_group.clone(),
+            holds_group_slot: false,
+            notify: Arc::new(Notify::new()),
+        };
+        queue_and_wait(&self.state, request.priority, waiter, true).await;
         Ok(SlotGuard {
             state: self.state.clone(),
             task_instance_id: request.task_instance_id,
+            task_name: request.task_name,
+            class: request.class,
+            priority: request.priority,
             container,
-            task_group: pending.task_group.take(),
+            holds_container: true,
+            task_group: request.task_group,
         })
     }
 
@@ -292,7 +282,12 @@ impl Containers {
 pub struct SlotGuard {
     state: Arc<Mutex<State>>,
     task_instance_id: u64,
+    task_name: String,
+    class: ExecutionClass,
+    priority: u8,
     container: ContainerKind,
+    /// False while an external job waits between polls.
+    holds_container: bool,
     task_group: Option<String>,
 }
 
@@ -308,19 +303,90 @@ impl SlotGuard {
     pub fn task_group(&self) -> Option<&str> {
         self.task_group.as_deref()
     }
+
+    /// Whether the guard holds its container slot right now (see
+    /// [`release_container`](Self::release_container)).
+    pub fn holds_container(&self) -> bool {
+        self.holds_container
+    }
+
+    /// Give the container slot back and keep the task-group slot: the task waits for
+    /// something outside its plugin (an external job between polls). Serves the next
+    /// waiters at once. Does nothing when the slot is already given back.
+    pub fn release_container(&mut self) {
+        if std::mem::take(&mut self.holds_container) {
+            lock(&self.state).release(Some(self.container), None);
+        }
+    }
+
+    /// Queue for a container slot again, at the task's priority and behind the waiters
+    /// already queued for that container. The task-group slot is still held, so only
+    /// the container is waited for.
+    ///
+    /// Cancel-safe: dropping the future withdraws the request (or returns the slot it
+    /// was given meanwhile); the guard then still lacks its container slot.
+    pub async fn reacquire_container(&mut self) {
+        if self.holds_container {
+            return;
+        }
+        let waiter = Waiter {
+            task_instance_id: self.task_instance_id,
+            task_name: self.task_name.clone(),
+            class: self.class,
+            container: self.container,
+            task_group: self.task_group.clone(),
+            holds_group_slot: true,
+            notify: Arc::new(Notify::new()),
+        };
+        queue_and_wait(&self.state, self.priority, waiter, false).await;
+        self.holds_container = true;
+    }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        lock(&self.state).release(self.container, self.task_group.as_deref());
+        let container = self.holds_container.then_some(self.container);
+        lock(&self.state).release(container, self.task_group.as_deref());
     }
 }
 
-/// Undoes an [`Containers::acquire`] whose future is dropped before it resolved.
+/// Queue `waiter` and wait until it is granted. `owns_group_slot`: the group slot the
+/// waiter takes is its own to return if it is withdrawn (false when a [`SlotGuard`]
+/// already holds it and only asks for its container again).
+async fn queue_and_wait(state: &Mutex<State>, priority: u8, waiter: Waiter, owns_group_slot: bool) {
+    let notify = waiter.notify.clone();
+    let container = waiter.container;
+    let task_group = waiter.task_group.clone();
+    let key = {
+        let mut state = lock(state);
+        let key = (priority.min(priority::LOWEST), state.next_arrival);
+        state.next_arrival += 1;
+        state.queue.insert(key, waiter);
+        // Served right away if nothing before it wants the same slots.
+        state.dispatch();
+        key
+    };
+    let mut pending = Pending {
+        state,
+        key,
+        container,
+        task_group: task_group.filter(|_| owns_group_slot),
+        resolved: false,
+    };
+    // Leaving the queue means being granted: only `dispatch` and `Pending::drop`
+    // remove a waiter, and the latter only once this future is gone.
+    while lock(state).queue.contains_key(&key) {
+        notify.notified().await;
+    }
+    pending.resolved = true;
+}
+
+/// Undoes a [`queue_and_wait`] whose future is dropped before it resolved.
 struct Pending<'a> {
     state: &'a Mutex<State>,
     key: QueueKey,
     container: ContainerKind,
+    /// The group whose slot this wait took and must return; none when a guard holds it.
     task_group: Option<String>,
     resolved: bool,
 }
@@ -334,7 +400,7 @@ impl Drop for Pending<'_> {
         match state.queue.remove(&self.key) {
             Some(waiter) => {
                 if waiter.holds_group_slot
-                    && let Some(name) = &waiter.task_group
+                    && let Some(name) = &self.task_group
                     && let Some(group) = state.groups.get_mut(name)
                 {
                     group.used -= 1;
@@ -343,7 +409,7 @@ impl Drop for Pending<'_> {
                 state.dispatch();
             }
             // Granted, but the future went away before it could hand the slots over.
-            None => state.release(self.container, self.task_group.as_deref()),
+            None => state.release(Some(self.container), self.task_group.as_deref()),
         }
     }
 }
@@ -395,10 +461,11 @@ impl Pool {
 }
 
 impl State {
-    fn release(&mut self, container: ContainerKind, task_group: Option<&str>) {
+    fn release(&mut self, container: Option<ContainerKind>, task_group: Option<&str>) {
         match container {
-            ContainerKind::Shared => self.shared.used -= 1,
-            ContainerKind::Exclusive => self.exclusive.used -= 1,
+            Some(ContainerKind::Shared) => self.shared.used -= 1,
+            Some(ContainerKind::Exclusive) => self.exclusive.used -= 1,
+            None => {}
         }
         if let Some(group) = task_group.and_then(|name| self.groups.get_mut(name)) {
             group.used -= 1;
@@ -889,6 +956,110 @@ mod tests {
         let occupancy = c.snapshot();
         assert_eq!((occupancy.shared.used, occupancy.exclusive.used), (0, 0));
         assert_eq!(occupancy.task_groups[0].used, 0);
+    }
+
+    #[tokio::test]
+    async fn a_released_container_slot_serves_others_while_the_group_slot_stays() {
+        let c = containers(1, 1);
+        c.set_task_group("etl", 1);
+        let mut job = grant_now(
+            &c,
+            request(
+                1,
+                ExecutionClass::ExternalJob,
+                priority::MEDIUM,
+                Some("etl"),
+            ),
+        );
+        assert!(
+            granted_now(&c, short(2)).is_none(),
+            "the job holds the slot"
+        );
+
+        job.release_container();
+        assert!(!job.holds_container());
+        let occupancy = c.snapshot();
+        assert_eq!(occupancy.shared.used, 0);
+        assert_eq!(
+            occupancy.task_groups[0].used, 1,
+            "the group slot stays held"
+        );
+        let other = grant_now(&c, short(2));
+        assert!(
+            granted_now(&c, request(3, ExecutionClass::Short, 0, Some("etl"))).is_none(),
+            "the group is still full"
+        );
+
+        // The job queues for its container again and gets it once the other task goes.
+        {
+            let mut back = pin!(job.reacquire_container());
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(back.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(c.snapshot().waiting[0].waiting_for, WaitingFor::Container);
+            drop(other);
+            assert!(back.as_mut().poll(&mut cx).is_ready());
+        }
+        assert!(job.holds_container());
+        assert_eq!(c.snapshot().shared.used, 1);
+        assert_eq!(c.snapshot().task_groups[0].used, 1);
+
+        // Released once more, then dropped: both counts return to 0.
+        job.release_container();
+        job.release_container();
+        drop(job);
+        let occupancy = c.snapshot();
+        assert_eq!(
+            (occupancy.shared.used, occupancy.task_groups[0].used),
+            (0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_reacquire_keeps_the_group_slot_and_leaks_no_container_slot() {
+        let c = containers(1, 1);
+        c.set_task_group("etl", 1);
+        let mut job = grant_now(
+            &c,
+            request(
+                1,
+                ExecutionClass::ExternalJob,
+                priority::MEDIUM,
+                Some("etl"),
+            ),
+        );
+        job.release_container();
+        let holder = grant_now(&c, short(2));
+        {
+            // Withdrawn while waiting.
+            let mut back = pin!(job.reacquire_container());
+            assert!(
+                back.as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                    .is_pending()
+            );
+        }
+        let occupancy = c.snapshot();
+        assert!(occupancy.waiting.is_empty());
+        assert_eq!(occupancy.task_groups[0].used, 1);
+        {
+            // Granted inside the holder's drop, but the future is gone before it sees it.
+            let mut back = pin!(job.reacquire_container());
+            assert!(
+                back.as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                    .is_pending()
+            );
+            drop(holder);
+            assert_eq!(c.snapshot().shared.used, 1);
+        }
+        assert!(!job.holds_container());
+        let occupancy = c.snapshot();
+        assert_eq!(
+            (occupancy.shared.used, occupancy.task_groups[0].used),
+            (0, 1)
+        );
+        drop(job);
+        assert_eq!(c.snapshot().task_groups[0].used, 0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use shoal_runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::containers::{Containers, SlotRequest};
+use crate::containers::{Containers, SlotGuard, SlotRequest};
 
 /// Where task work dirs and logs go, and how often external jobs are polled.
 #[derive(Debug, Clone)]
@@ -379,8 +379,9 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             ),
         );
 
-        // Held until the task ends, whatever the exit path.
-        let _slot = match self.engine.containers.clone() {
+        // Held until the task ends, whatever the exit path; an external job gives its
+        // container slot back between polls (see `Containers`).
+        let mut slot = match self.engine.containers.clone() {
             None => None,
             Some(containers) => {
                 let request = SlotRequest {
@@ -460,6 +461,11 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             }
         };
         self.handle = Some(handle.clone());
+        // From here on the task waits on a job elsewhere, which may need the container
+        // itself (a child run's tasks): it holds the slot only while a poll runs.
+        if let Some(slot) = slot.as_mut() {
+            slot.release_container();
+        }
         self.emit(TaskEvent::HandleAssigned {
             handle: handle.clone(),
         });
@@ -471,32 +477,49 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 }
             }
         }
-        self.follow(&plugin, &handle).await
+        self.follow(&plugin, &handle, slot.as_mut()).await
     }
 
     /// Poll an external job until it ends, the deadline passes or the task is killed;
-    /// in the last two cases the job itself is cancelled through the plugin.
+    /// in the last two cases the job itself is cancelled through the plugin. `slot`
+    /// (without its container slot) is taken back for each poll and given back after.
+    /// The cancel call runs without one: a kill must not wait behind the queue.
     async fn follow(
         &mut self,
         plugin: &Arc<LoadedPlugin>,
         handle: &str,
+        mut slot: Option<&mut SlotGuard>,
     ) -> Result<TaskOutcome, (TaskState, String)> {
+        let until = |at: Option<Instant>| async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         loop {
-            let deadline = async {
-                match self.deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
             let stop = tokio::select! {
                 () = tokio::time::sleep(self.engine.config.poll_interval) => None,
-                () = deadline => Some(CallError::TimedOut),
+                () = until(self.deadline) => Some(CallError::TimedOut),
                 () = self.cancel.cancelled() => Some(CallError::Cancelled),
             };
             if let Some(reason) = stop {
                 return Err(self.cancel_job(plugin, handle, reason).await);
             }
-            match plugin.poll(&self.env(), &self.limits(), handle).await {
+            if let Some(slot) = slot.as_deref_mut() {
+                let stop = tokio::select! {
+                    () = slot.reacquire_container() => None,
+                    () = until(self.deadline) => Some(CallError::TimedOut),
+                    () = self.cancel.cancelled() => Some(CallError::Cancelled),
+                };
+                if let Some(reason) = stop {
+                    return Err(self.cancel_job(plugin, handle, reason).await);
+                }
+            }
+            let reply = plugin.poll(&self.env(), &self.limits(), handle).await;
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.release_container();
+            }
+            match reply {
                 Ok(PollReply::Finished(outcome)) => return Ok(outcome),
                 Ok(PollReply::Running { note }) => {
                     if !note.is_empty() {
