@@ -4,11 +4,18 @@
 //! counter are shared. A background thread advances the epoch every tick; each task's
 //! store yields to the async executor at every tick, which is what lets a deadline or a
 //! cancellation stop a plugin that never returns (a `loop {}` included).
+//!
+//! The pooling allocator has a fixed number of instance slots, and wasmtime refuses an
+//! instantiation when they are all in use. Its size comes from the task containers'
+//! capacity ([`EngineConfig::for_tasks`]), and every call takes a permit of
+//! [`PluginEngine::instance_permit`] first, so a call that finds the pool full waits for
+//! a slot instead of failing its task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::RuntimeError;
@@ -24,6 +31,23 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
     /// Try the pooling allocator (falls back to on-demand when it cannot reserve).
     pub pooling: bool,
+}
+
+/// Pool slots beyond the containers' capacity: plugin calls outside any container
+/// (`describe` at load, `validate` of a task still waiting for a slot, the `cancel` of a
+/// killed external job).
+pub const POOL_HEADROOM: u32 = 16;
+
+impl EngineConfig {
+    /// An engine for a host that runs at most `concurrent_tasks` tasks at once (the sum of
+    /// its containers' slots): one pool slot per task plus [`POOL_HEADROOM`].
+    pub fn for_tasks(concurrent_tasks: usize) -> Self {
+        let tasks = u32::try_from(concurrent_tasks).unwrap_or(u32::MAX);
+        Self {
+            pooling_slots: tasks.saturating_add(POOL_HEADROOM),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -42,6 +66,8 @@ impl Default for EngineConfig {
 pub struct PluginEngine {
     engine: Engine,
     pooling: bool,
+    /// One permit per pool slot; none with on-demand allocation, which has no limit.
+    slots: Option<Arc<Semaphore>>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -49,6 +75,10 @@ impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
             .field("pooling", &self.pooling)
+            .field(
+                "free_slots",
+                &self.slots.as_ref().map(|s| s.available_permits()),
+            )
             .finish()
     }
 }
@@ -73,9 +103,11 @@ impl PluginEngine {
             None => (Self::on_demand()?, false),
         };
         let ticker = EpochTicker::start(engine.clone(), cfg.epoch_tick);
+        let slots = pooling.then(|| Arc::new(Semaphore::new(cfg.pooling_slots.max(1) as usize)));
         Ok(Self {
             engine,
             pooling,
+            slots,
             _ticker: Arc::new(ticker),
         })
     }
@@ -118,6 +150,19 @@ impl PluginEngine {
     /// Whether instances come from the pooling allocator.
     pub fn is_pooling(&self) -> bool {
         self.pooling
+    }
+
+    /// Wait for a free pool slot, in arrival order; hold the permit until the call's
+    /// `Store` is dropped. None (at once) without the pooling allocator.
+    pub async fn instance_permit(&self) -> Option<OwnedSemaphorePermit> {
+        let slots = self.slots.clone()?;
+        // The semaphore is never closed.
+        slots.acquire_owned().await.ok()
+    }
+
+    /// Pool slots free right now (None without the pooling allocator).
+    pub fn free_slots(&self) -> Option<usize> {
+        self.slots.as_ref().map(|s| s.available_permits())
     }
 
     /// Identifies compiled code this engine can load; part of the compile-cache key.

@@ -160,6 +160,9 @@ impl LoadedPlugin {
             },
             _ => self.grant.clone(),
         };
+        // Declared before the store, so it is dropped after it: the pool slot is free
+        // only once the store is gone.
+        let mut _pool_slot = None;
         let mut state = HostState::new(&self.manifest.id, &grant, env, context.clone())
             .map_err(CallError::Host)?;
         // Nor may they act on the scheduler: they run apart from the task itself.
@@ -179,6 +182,8 @@ impl LoadedPlugin {
         };
         let result = {
             let call = async {
+                // Waiting for a pool slot races the deadline and the kill like the call.
+                _pool_slot = self.engine.instance_permit().await;
                 let instance = self.pre.instantiate_async(&mut store).await?;
                 let guest = instance.shoal_task_plugin();
                 Ok::<_, wasmtime::Error>(match call {

@@ -62,7 +62,12 @@ pub fn open_registry(
 ) -> anyhow::Result<Arc<PluginRegistry>> {
     std::fs::create_dir_all(data.root())
         .with_context(|| format!("creating data dir {}", data.root().display()))?;
-    let engine = PluginEngine::new(&EngineConfig::default())?;
+    // One pool slot per container slot (plus headroom): tasks never wait for the pool
+    // while the containers have room.
+    let containers = default_container_config();
+    let engine = PluginEngine::new(&EngineConfig::for_tasks(
+        containers.shared_slots + containers.exclusive_slots,
+    ))?;
     let registry = PluginRegistry::new(
         engine,
         CompileCache::new(data.cache()),
@@ -123,13 +128,17 @@ pub async fn open_store(data: &DataDir, db: Option<&str>) -> anyhow::Result<shoa
 /// Containers sized for this machine: blocking tasks get one slot per core and a few
 /// more (they mostly wait on child processes), short tasks a larger shared pool.
 pub fn default_containers() -> Arc<shoal_task_engine::Containers> {
+    shoal_task_engine::Containers::new(default_container_config())
+}
+
+fn default_container_config() -> shoal_task_engine::ContainerConfig {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    shoal_task_engine::Containers::new(shoal_task_engine::ContainerConfig {
+    shoal_task_engine::ContainerConfig {
         shared_slots: 64.max(cores * 16),
         exclusive_slots: 8.max(cores * 4),
-    })
+    }
 }
 
 /// The one engine allowed to drive a data dir's store: holding `<data dir>/engine.lock`
