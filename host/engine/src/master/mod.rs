@@ -12,6 +12,7 @@
 //! take operations other processes queued in the store's command table.
 
 mod host;
+mod lineage;
 mod params;
 mod worker;
 
@@ -27,6 +28,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::graph::{GraphError, RunScope};
 use crate::state::{IllegalTransition, TaskInstanceState, WorkflowState};
 
+pub use lineage::DEFAULT_MAX_SUB_WORKFLOW_DEPTH;
 pub use worker::DEFAULT_PROJECT;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,12 @@ pub enum MasterError {
     Gone,
     #[error("the change could not be stored: {0}")]
     NotStored(String),
+    #[error("sub-workflow cycle: {0}")]
+    SubWorkflowCycle(String),
+    #[error("sub-workflows nest deeper than {limit}")]
+    NestedTooDeep { limit: usize },
+    #[error("parent task instance {task_instance_id}: {why}")]
+    NoSuchParent { task_instance_id: i64, why: String },
 }
 
 /// How the master behaves.
@@ -64,6 +72,13 @@ pub struct MasterConfig {
     pub command_poll: Duration,
     /// Echo every task's log lines to stderr (the CLI's `--verbose`).
     pub echo_task_logs: bool,
+    /// How deep sub-workflows may nest (a root run's children are at depth 1); a child
+    /// run deeper than this is refused, like one that would start its own ancestor.
+    pub max_sub_workflow_depth: usize,
+    /// How long one store write of an instance's batch may take. A worker whose store
+    /// keeps failing (or does not answer within this) gives its instance up: it stops
+    /// the instance's tasks and leaves it to recovery.
+    pub store_write_timeout: Duration,
 }
 
 impl Default for MasterConfig {
@@ -72,6 +87,8 @@ impl Default for MasterConfig {
             host: hostname(),
             command_poll: Duration::from_millis(100),
             echo_task_logs: false,
+            max_sub_workflow_depth: DEFAULT_MAX_SUB_WORKFLOW_DEPTH,
+            store_write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -275,6 +292,11 @@ impl Master {
     }
 
     /// Create an instance and start running it. Returns its id once it is stored.
+    ///
+    /// A child run (`parent_task_instance_id`) is refused when an ancestor run is of the
+    /// same definition (a sub-workflow cycle) or when it would nest deeper than
+    /// [`MasterConfig::max_sub_workflow_depth`]; its SubWorkflow task then fails with
+    /// that message.
     pub async fn start(&self, run: RunRequest) -> Result<i64, MasterError> {
         let spec = self
             .inner
@@ -285,6 +307,14 @@ impl Master {
                 id: run.definition_id,
                 version: run.version,
             })?;
+        lineage::check(
+            &self.inner.store,
+            run.definition_id,
+            &spec.name,
+            run.parent_task_instance_id,
+            self.inner.config.max_sub_workflow_depth,
+        )
+        .await?;
         let ids = self
             .inner
             .store

@@ -8,6 +8,13 @@
 //! restarted engine rebuilds the worker from the store ([`InstanceWorker::load`]) and
 //! carries on: finished tasks stay finished, external jobs are re-attached through their
 //! persisted handle, and an attempt that was running on the lost process runs again.
+//!
+//! When the store keeps refusing a batch (longer than [`commit`](InstanceWorker::commit)
+//! retries), the worker gives the instance up the way a lost engine would: it stops every
+//! task attempt it launched (their results could not be stored, and a recovery runs again
+//! whatever was not durably finished, so one left running would run twice), waits until
+//! they are gone, and retires. External jobs are only let go, not cancelled: their handles
+//! are stored, and recovery re-attaches to them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -212,6 +219,9 @@ pub(super) struct InstanceWorker {
     resubmitted: bool,
     /// Task definitions by name (a workflow may have thousands).
     index: HashMap<String, usize>,
+    /// The executors of the task attempts this worker launched, so that giving the
+    /// instance up can stop them (see the module docs).
+    launched: tokio::task::JoinSet<()>,
 }
 
 pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
@@ -366,6 +376,7 @@ impl InstanceWorker {
             rescan: true,
             resubmitted: false,
             index: HashMap::new(),
+            launched: tokio::task::JoinSet::new(),
         }
         .counted())
     }
@@ -426,7 +437,7 @@ impl InstanceWorker {
         self.resume_after_load();
         self.advance();
         if !self.commit().await {
-            return self.retire();
+            return self.give_up().await;
         }
         loop {
             // A settled instance still handles what was queued for it (an operation
@@ -452,8 +463,10 @@ impl InstanceWorker {
             }
             self.advance();
             if !self.commit().await {
-                return self.retire();
+                return self.give_up().await;
             }
+            // Forget the executors that are done.
+            while self.launched.try_join_next().is_some() {}
         }
     }
 
@@ -462,7 +475,26 @@ impl InstanceWorker {
         (self.state.is_finished() || self.state == W::Paused) && self.executing == 0
     }
 
+    /// The store refused this instance's state: stop the attempts this worker launched
+    /// and wait until they are gone (dropping an executor drops its plugin call's store,
+    /// which kills the processes it started), then retire. Only then may another worker
+    /// load the instance, so no attempt runs twice at once.
+    async fn give_up(mut self) {
+        let running = self.launched.len();
+        self.launched.shutdown().await;
+        if running > 0 {
+            tracing::warn!(
+                "instance {}: stopped {running} task executor(s) whose results could not be stored",
+                self.id
+            );
+        }
+        self.retire();
+    }
+
     fn retire(mut self) {
+        // Settled: every executor reported its end, and one still winding down (its end
+        // ignored as stale) finishes on its own.
+        self.launched.detach_all();
         self.master.retire(self.id);
         self.master
             .publish(Progress::Released { instance: self.id });
@@ -1220,26 +1252,30 @@ impl InstanceWorker {
         }
         let writes = coalesce(std::mem::take(&mut self.writes), &mut self.inserts);
         let mut tries = 0;
+        let limit = self.master.inner.config.store_write_timeout;
         let ids = loop {
-            match self.master.store().write(writes.clone()).await {
-                Ok(ids) => break ids,
-                Err(e) => {
-                    tries += 1;
-                    if tries >= 5 {
-                        tracing::error!(
-                            "instance {}: storing its state failed {tries} times, last: {e}; it stays as last stored until the engine recovers it",
-                            self.id
-                        );
-                        for effect in std::mem::take(&mut self.effects) {
-                            if let Effect::Reply(reply, _) = effect {
-                                let _ = reply.send(Err(MasterError::NotStored(e.to_string())));
-                            }
-                        }
-                        return false;
+            let attempt = tokio::time::timeout(limit, self.master.store().write(writes.clone()));
+            let (error, again) = match attempt.await {
+                Ok(Ok(ids)) => break ids,
+                Ok(Err(e)) => (e.to_string(), true),
+                // No answer: the batch may still commit later, and sending it again could
+                // store it twice. Recovery reads whatever did land.
+                Err(_) => (format!("the store did not answer within {limit:?}"), false),
+            };
+            tries += 1;
+            if tries >= 5 || !again {
+                tracing::error!(
+                    "instance {}: storing its state failed {tries} time(s), last: {error}; its tasks are stopped and it stays as last stored until the engine recovers it",
+                    self.id
+                );
+                for effect in std::mem::take(&mut self.effects) {
+                    if let Effect::Reply(reply, _) = effect {
+                        let _ = reply.send(Err(MasterError::NotStored(error.clone())));
                     }
-                    tokio::time::sleep(Duration::from_millis(50 << tries)).await;
                 }
+                return false;
             }
+            tokio::time::sleep(Duration::from_millis(50 << tries)).await;
         };
         for (index, name) in std::mem::take(&mut self.inserts) {
             if let (Some(slot), Some(Some(id))) = (self.slots.get_mut(&name), ids.get(index)) {
@@ -1436,7 +1472,7 @@ impl InstanceWorker {
         let engine = self.master.task_engine().clone();
         let tx = self.tx.clone();
         let name = name.to_owned();
-        tokio::spawn(async move {
+        self.launched.spawn(async move {
             let events = tx.clone();
             let task_name = name.clone();
             let report = engine
