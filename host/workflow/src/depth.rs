@@ -45,12 +45,20 @@ fn deepest(text: &str, limit: usize) -> Option<usize> {
         blocks: Vec::new(),
         carry: Carry::None,
     };
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         if scan.line(line).is_err() {
             return Some(i + 1);
         }
     }
     None
+}
+
+/// The lines of `text` as the YAML parser sees them: broken at `\n`, `\r\n` and a lone
+/// `\r` alike (`str::lines` would leave a lone `\r` inside a line, and with it whatever
+/// nesting follows).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n')
+        .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
 }
 
 /// A block collection open at a column.
@@ -180,6 +188,14 @@ impl Scan {
         let line = text.as_bytes();
         let indent = line.iter().take_while(|&&b| b == b' ').count();
         let blank = skip_blanks(line, 0) == line.len();
+        if (line.starts_with(b"---") || line.starts_with(b"..."))
+            && line.get(3).is_none_or(|&b| is_blank(b))
+        {
+            // A new document (or the end of one) starts from the top, whatever was open.
+            self.carry = Carry::None;
+            self.blocks.clear();
+            return self.rest(line, 3, Mode::Node);
+        }
         match self.carry {
             Carry::Flow(flow) => return self.rest(line, 0, Mode::Flow { flow, key_col: 0 }),
             Carry::Quote { double, flow } => {
@@ -227,13 +243,6 @@ impl Scan {
         if indent == 0 {
             if line.starts_with(b"%") {
                 return Ok(());
-            }
-            if line.starts_with(b"---") || line.starts_with(b"...") {
-                if line.get(3).is_none_or(|&b| is_blank(b)) {
-                    // A new document (or the end of one) starts from the top.
-                    self.blocks.clear();
-                    return self.rest(line, 3, Mode::Node);
-                }
             }
         }
         while self.blocks.last().is_some_and(|&(col, _)| col > indent) {
@@ -425,6 +434,14 @@ impl Scan {
                             b'?' if line.get(pos).is_none_or(|&n| is_blank(n)) => {
                                 flow.node_start = true;
                             }
+                            b'&' | b'!' if flow.node_start => {
+                                // An anchor or tag: the node still starts after it.
+                                while line.get(pos).is_some_and(|&n| {
+                                    !is_blank(n) && !matches!(n, b',' | b'[' | b']' | b'{' | b'}')
+                                }) {
+                                    pos += 1;
+                                }
+                            }
                             b'"' | b'\'' if flow.node_start => {
                                 next = Some(Mode::Quote {
                                     double: b == b'"',
@@ -533,6 +550,24 @@ mod tests {
             let text = format!("{prefix}{deep}");
             assert_eq!(depth(&text), 5, "{text:?}");
         }
+    }
+
+    #[test]
+    fn every_line_break_and_document_counts() {
+        // A lone carriage return breaks lines for the parser, so it must here too.
+        let cr = format!("x:\r  {}1\r", "- ".repeat(100));
+        assert_eq!(deepest(&cr, MAX_DEPTH), Some(2));
+        let crlf = "a:\r\n  b:\r\n    c: 1\r\n";
+        assert_eq!(depth(crlf), 3);
+        // A document marker ends whatever scalar was open.
+        let after_block = format!("a: |\n  text\n---\n{}1\n", "- ".repeat(100));
+        assert_eq!(deepest(&after_block, MAX_DEPTH), Some(4));
+        let after_quote = format!("a: 'open\n---\n{}1\n", "- ".repeat(100));
+        assert_eq!(deepest(&after_quote, MAX_DEPTH), Some(3));
+        // Anchors and tags in flow keep the quoted scalar after them a quoted scalar.
+        let anchored = format!("a: [&x ']', {}{}]\n", "[".repeat(100), "]".repeat(100));
+        assert_eq!(deepest(&anchored, MAX_DEPTH), Some(1));
+        assert_eq!(depth("a: [!t '[[[', &x \"{{{\"]\n"), 2);
     }
 
     #[test]
