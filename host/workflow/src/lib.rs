@@ -34,7 +34,7 @@ pub mod load;
 pub mod model;
 pub mod validate;
 
-pub use load::{load_file, load_str};
+pub use load::{UploadError, load_file, load_str, load_uploaded, render_resolved};
 pub use model::{
     FailureStrategy, Flag, LocalParam, ParamDirection, Priority, TaskDefinition, TimeoutStrategy,
     WorkflowDefinition,
@@ -75,3 +75,5 @@ impl std::error::Error for Diagnostics {}
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upload_tests;

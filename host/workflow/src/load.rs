@@ -10,6 +10,12 @@
 //! `$WORKFLOW{"other.yaml"}` (another workflow definition, loaded as well; the value
 //! becomes that workflow's name). `$PROCESS{...}` is accepted as DolphinScheduler's older
 //! spelling of `$WORKFLOW{...}`.
+//!
+//! Those references read the machine that loads the file, so only a loader acting for
+//! the file's owner may resolve them: `shoal run FILE` and the CLI's `apply` (which sends
+//! the resolved document, see [`render_resolved`]). A server loads uploads with
+//! [`load_uploaded`], which refuses every reference instead of reading its own files and
+//! environment on a user's behalf.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,11 +58,113 @@ pub fn load_str(text: &str, origin: &Path) -> Result<LoadedWorkflow, Diagnostics
     })
 }
 
+/// Why an uploaded definition was not accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UploadError {
+    /// It still holds `$FILE{}`, `$ENV{}` or `$WORKFLOW{}`: the client must resolve them.
+    #[error("{0}")]
+    References(Diagnostics),
+    /// It is not a valid definition.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Load a definition uploaded by a user (a server's view): file and environment
+/// references are refused, each naming its line and field, never resolved.
+pub fn load_uploaded(text: &str, origin: &Path) -> Result<LoadedWorkflow, UploadError> {
+    let mut loader = Loader {
+        refuse_refs: true,
+        ..Loader::default()
+    };
+    match loader.text(text, origin) {
+        Ok(workflow) => Ok(LoadedWorkflow {
+            workflow,
+            referenced: loader.referenced,
+            file: origin.to_path_buf(),
+        }),
+        Err(problems) if loader.refused => Err(UploadError::References(problems)),
+        Err(problems) => Err(UploadError::Invalid(problems)),
+    }
+}
+
+/// The definition in `path` as a JSON document with every `$FILE{}`, `$ENV{}` and
+/// `$WORKFLOW{}` resolved on this machine (a referenced workflow becomes its name), for
+/// a client to upload; `None` when the file holds no reference and can be sent as it is.
+/// The result loads (with [`load_uploaded`]) to the same definition as the file.
+pub fn render_resolved(path: &Path) -> Result<Option<String>, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            field: None,
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    if !REF_MARKERS.iter().any(|m| text.contains(m)) {
+        return Ok(None);
+    }
+    let original = load_str(&text, path)?.workflow;
+    let mut loader = Loader::default();
+    let root = parse_tree(&text, path)?;
+    let mut walk = Walk {
+        file: path.to_path_buf(),
+        base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        problems: Vec::new(),
+        loader: &mut loader,
+    };
+    let mut out = String::with_capacity(text.len() * 2);
+    walk.render(&root, "", 0, &mut out);
+    if !walk.problems.is_empty() {
+        return Err(Diagnostics(walk.problems));
+    }
+    // Plain YAML scalars are typed by the field that reads them; JSON fixes a type up
+    // front. Where the two readings would differ, say so rather than upload another
+    // definition than the file's.
+    let mut rendered = load_uploaded(&out, path)
+        .map_err(|e| match e {
+            UploadError::References(d) | UploadError::Invalid(d) => d,
+        })?
+        .workflow;
+    rendered.task_lines.clone_from(&original.task_lines);
+    if rendered != original {
+        return Err(Diagnostics(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            field: None,
+            message: "the resolved definition reads differently as JSON: quote plain values such as `True`, `~` or `.5` that are meant as text".into(),
+        }]));
+    }
+    Ok(Some(out))
+}
+
+/// Markers of values that read the loading machine.
+const REF_MARKERS: [&str; 4] = ["$FILE{", "$ENV{", "$WORKFLOW{", "$PROCESS{"];
+
+fn parse_tree(text: &str, origin: &Path) -> Result<Node, Diagnostics> {
+    // Quoted scalars stay strings (`"3"` is text, `3` a number), as in any YAML reader.
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
+    marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
+        let (line, message) = load_error(&e);
+        Diagnostics(vec![Diagnostic {
+            file: origin.to_path_buf(),
+            line,
+            field: None,
+            message,
+        }])
+    })
+}
+
 #[derive(Default)]
 struct Loader {
     referenced: BTreeMap<String, (PathBuf, WorkflowDefinition)>,
     /// Files being loaded, to refuse `$WORKFLOW` cycles.
     stack: Vec<PathBuf>,
+    /// Refuse file and environment references instead of resolving them.
+    refuse_refs: bool,
+    /// A reference was refused.
+    refused: bool,
 }
 
 impl Loader {
@@ -96,19 +204,7 @@ impl Loader {
     }
 
     fn parse(&mut self, text: &str, origin: &Path) -> Result<WorkflowDefinition, Diagnostics> {
-        // Quoted scalars stay strings (`"3"` is text, `3` a number), as in any YAML reader.
-        let options = LoaderOptions::default()
-            .error_on_duplicate_keys(true)
-            .prevent_coercion(true);
-        let root = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
-            let (line, message) = load_error(&e);
-            Diagnostics(vec![Diagnostic {
-                file: origin.to_path_buf(),
-                line,
-                field: None,
-                message,
-            }])
-        })?;
+        let root = parse_tree(text, origin)?;
         let mut walk = Walk {
             file: origin.to_path_buf(),
             base: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -658,13 +754,78 @@ impl Walk<'_> {
         }
     }
 
+    /// Append `node` as JSON, references resolved. A plain scalar that is a JSON literal
+    /// (`3`, `true`, `null`) stays one, so each field reads it as it read the YAML.
+    fn render(&mut self, node: &Node, field: &str, depth: usize, out: &mut String) {
+        let indent = |out: &mut String, depth: usize| {
+            out.push('\n');
+            out.extend(std::iter::repeat_n("  ", depth));
+        };
+        match node {
+            Node::Scalar(s) => {
+                let raw = s.as_str();
+                let text = self
+                    .resolve_refs(raw, scalar_line(s), field)
+                    .unwrap_or_default();
+                let literal = s.may_coerce()
+                    && text == raw
+                    && matches!(
+                        serde_json::from_str::<serde_json::Value>(raw),
+                        Ok(serde_json::Value::Number(_)
+                            | serde_json::Value::Bool(_)
+                            | serde_json::Value::Null)
+                    )
+                    && raw.trim() == raw;
+                if literal {
+                    out.push_str(raw);
+                } else {
+                    out.push_str(&serde_json::Value::String(text).to_string());
+                }
+            }
+            Node::Sequence(seq) => {
+                out.push('[');
+                for (i, n) in seq.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    indent(out, depth + 1);
+                    self.render(n, &format!("{field}[{i}]"), depth + 1, out);
+                }
+                if !seq.is_empty() {
+                    indent(out, depth);
+                }
+                out.push(']');
+            }
+            Node::Mapping(map) => {
+                out.push('{');
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    indent(out, depth + 1);
+                    out.push_str(&serde_json::Value::String(k.as_str().to_owned()).to_string());
+                    out.push_str(": ");
+                    let sub = if field.is_empty() {
+                        k.as_str().to_owned()
+                    } else {
+                        format!("{field}.{}", k.as_str())
+                    };
+                    self.render(v, &sub, depth + 1, out);
+                }
+                if !map.is_empty() {
+                    indent(out, depth);
+                }
+                out.push('}');
+            }
+        }
+    }
+
     /// Resolve `$FILE{"..."}`, `$ENV{...}` and `$WORKFLOW{"..."}` in a string value.
     fn resolve_refs(&mut self, text: &str, line: usize, field: &str) -> Option<String> {
-        const MARKERS: [&str; 4] = ["$FILE{", "$ENV{", "$WORKFLOW{", "$PROCESS{"];
         let mut out = String::new();
         let mut rest = text;
         let mut ok = true;
-        while let Some((at, marker)) = MARKERS
+        while let Some((at, marker)) = REF_MARKERS
             .iter()
             .filter_map(|m| rest.find(m).map(|i| (i, *m)))
             .min_by_key(|(i, _)| *i)
@@ -677,6 +838,17 @@ impl Walk<'_> {
             };
             let arg = after[..end].trim().trim_matches('"');
             rest = &after[end + 1..];
+            if self.loader.refuse_refs {
+                self.loader.refused = true;
+                let reference = &marker[..marker.len() - 1];
+                self.problem(
+                    line,
+                    field,
+                    format!("{reference}{{{}}} would read the server's own files or environment: resolve it where the file is (`shoal apply FILE` does) or write the value in", after[..end].trim()),
+                );
+                ok = false;
+                continue;
+            }
             match marker {
                 "$ENV{" => match std::env::var(arg) {
                     Ok(v) => out.push_str(&v),

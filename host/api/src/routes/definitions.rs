@@ -198,7 +198,8 @@ pub async fn list_definitions(
 
 /// Create a definition or add a version: the body is the workflow file, YAML
 /// (`application/yaml`) or JSON (`application/json`). Problems are answered with 422,
-/// each naming line and field.
+/// each naming line and field; a body still holding `$FILE{}`, `$ENV{}` or `$WORKFLOW{}`
+/// with 400 (the client resolves those before upload).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/definitions", tag = "definitions",
     params(("project" = String, Path)),
     request_body(content = String, content_type = "application/yaml", description = "Workflow definition (YAML or JSON)"),
@@ -229,8 +230,16 @@ pub async fn put_definition(
             e.column()
         )));
     }
-    let mut loaded = shoal_workflow::load_str(&body, origin)
-        .map_err(|problems| ApiError::InvalidDefinition(problems.to_string()))?;
+    // A user's upload never reads this host: `$FILE{}`/`$ENV{}`/`$WORKFLOW{}` are the
+    // client's to resolve (`shoal apply`), so they are refused here, not resolved.
+    let mut loaded = shoal_workflow::load_uploaded(&body, origin).map_err(|e| match e {
+        shoal_workflow::UploadError::References(problems) => {
+            ApiError::BadRequest(problems.to_string())
+        }
+        shoal_workflow::UploadError::Invalid(problems) => {
+            ApiError::InvalidDefinition(problems.to_string())
+        }
+    })?;
     match &loaded.workflow.project {
         Some(p) if p != &project => {
             return Err(ApiError::InvalidDefinition(format!(

@@ -78,8 +78,9 @@ pub fn exit_for(state: &str) -> ExitCode {
     }
 }
 
-/// Upload a workflow file (and the files it references with `$WORKFLOW{...}`, first,
-/// referenced by name) to the client's project. Returns (name, version).
+/// Upload a workflow file (and the files it references with `$WORKFLOW{...}`, first)
+/// to the client's project. `$FILE{}`, `$ENV{}` and `$WORKFLOW{}` are resolved here, on
+/// the user's machine: the server refuses them. Returns (name, version).
 pub async fn apply(
     c: &Client,
     file: &Path,
@@ -88,46 +89,38 @@ pub async fn apply(
 ) -> anyhow::Result<(String, i64)> {
     let loaded =
         shoal_workflow::load_file(file).map_err(|problems| anyhow::anyhow!("{problems}"))?;
-    let mut text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut names = BTreeMap::new();
-    for (ref_file, def) in loaded.referenced.values() {
-        let ref_text = std::fs::read_to_string(ref_file)
-            .with_context(|| format!("reading {}", ref_file.display()))?;
-        upload(c, &ref_text, ref_file, online, json_out).await?;
-        names.insert(canonical(ref_file), def.name.clone());
+    for (ref_file, _) in loaded.referenced.values() {
+        upload_file(c, ref_file, online, json_out).await?;
     }
-    // The server resolves sub-workflows by name within the project, so each
-    // `$WORKFLOW{"file"}` becomes the name of the workflow in that file.
-    let base = file.parent().unwrap_or(Path::new("."));
-    let mut out = String::with_capacity(text.len());
-    while let Some(at) = text.find("$WORKFLOW{") {
-        let rest = &text[at + "$WORKFLOW{".len()..];
-        let Some(end) = rest.find('}') else { break };
-        let arg = rest[..end].trim().trim_matches('"').trim_matches('\'');
-        out.push_str(&text[..at]);
-        match names.get(&canonical(&base.join(arg))) {
-            Some(name) => out.push_str(name),
-            None => out.push_str(&text[at..at + "$WORKFLOW{".len() + end + 1]),
-        }
-        text = text[at + "$WORKFLOW{".len() + end + 1..].to_owned();
-    }
-    out.push_str(&text);
-    upload(c, &out, file, online, json_out).await
+    upload_file(c, file, online, json_out).await
 }
 
-fn canonical(p: &Path) -> std::path::PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+/// Upload one file: as it is, or as its resolved JSON rendering when it holds references.
+async fn upload_file(
+    c: &Client,
+    file: &Path,
+    online: bool,
+    json_out: bool,
+) -> anyhow::Result<(String, i64)> {
+    match shoal_workflow::render_resolved(file).map_err(|p| anyhow::anyhow!("{p}"))? {
+        Some(json) => upload(c, &json, file, true, online, json_out).await,
+        None => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let is_json = file.extension().is_some_and(|e| e == "json");
+            upload(c, &text, file, is_json, online, json_out).await
+        }
+    }
 }
 
 async fn upload(
     c: &Client,
     text: &str,
     file: &Path,
+    is_json: bool,
     online: bool,
     json_out: bool,
 ) -> anyhow::Result<(String, i64)> {
-    let is_json = file.extension().is_some_and(|e| e == "json");
     let resp = c
         .send(
             c.request(
@@ -372,6 +365,32 @@ pub async fn instances(
 pub async fn logs(c: &Client, task: i64, follow: bool) -> anyhow::Result<ExitCode> {
     use futures_util::StreamExt as _;
     use std::io::Write as _;
+    let mut out = std::io::stdout();
+    if !follow {
+        // The server answers a bounded piece at a time; page through it.
+        let mut offset = 0u64;
+        loop {
+            let resp = c
+                .send(
+                    c.request(Method::GET, &format!("/tasks/{task}/log"))
+                        .query(&[("offset", offset)]),
+                )
+                .await?;
+            let next = resp
+                .headers()
+                .get("x-log-next-offset")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let body = resp.bytes().await.context("reading the log")?;
+            out.write_all(&body)?;
+            match next {
+                Some(n) if n > offset => offset = n,
+                _ => break,
+            }
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut resp = c
         .send(
             c.request(Method::GET, &format!("/tasks/{task}/log"))
@@ -379,7 +398,6 @@ pub async fn logs(c: &Client, task: i64, follow: bool) -> anyhow::Result<ExitCod
         )
         .await?
         .bytes_stream();
-    let mut out = std::io::stdout();
     while let Some(chunk) = resp.next().await {
         out.write_all(&chunk.context("reading the log stream")?)?;
         out.flush()?;
