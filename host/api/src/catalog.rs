@@ -49,6 +49,7 @@ impl TaskTypeCatalog for RegistryCatalog {
             identity: Default::default(),
             params: params.clone(),
             work_dir: std::env::temp_dir(),
+            tenant: None,
             log: TaskLog::discard(),
             upstream_states: Vec::new(),
             workflow_host: None,

@@ -2,20 +2,26 @@
 //!
 //! - [`manifest`]: the TOML file beside each plugin component.
 //! - [`policy`]: the operator's file that narrows what plugins are granted.
+//! - [`sandbox`]: how the processes plugins start are confined and limited.
 //! - [`grant`]: the capabilities a plugin actually gets (manifest ∩ policy).
 //! - [`task`]: task states, execution classes and outcomes.
+//! - [`limits`]: host-side caps on what one task may make the host hold.
 //! - [`log`]: a task's log, written by the host on the plugin's behalf.
 
 pub mod grant;
+pub mod limits;
 pub mod log;
 pub mod manifest;
 pub mod policy;
+pub mod sandbox;
 pub mod task;
 
 pub use grant::{Grant, HostPattern};
+pub use limits::TaskLimits;
 pub use log::{LogLevel, LogStream, TaskLog};
 pub use manifest::{FlowSettings, ManifestError, PluginManifest, RequestedCapabilities, Trigger};
 pub use policy::{OperatorPolicy, PolicyError};
+pub use sandbox::{ProcessLimits, SandboxKind, SandboxPolicy};
 pub use task::{ExecutionClass, TaskOutcome, TaskState, TaskStatus};
 
 /// The `shoal:task` WIT versions this host can load: every 0.1.x.

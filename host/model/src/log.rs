@@ -4,13 +4,20 @@
 //! Short tasks of a workflow run (logic tasks, quick calls) share one append-only file per
 //! workflow instance instead ([`TaskLog::to_shared`]), each line tagged with its task
 //! instance id: creating a file per task costs more than the task itself when a run fans
-//! out to thousands of them. [`read_task_log`] gives one task's lines back either way.
+//! out to thousands of them. [`read_task_log`] gives one task's lines back either way,
+//! [`read_task_log_range`] a bounded piece of them from a byte offset.
+//!
+//! A log is bounded ([`TaskLimits`]): a line longer than the cap is cut with a marker,
+//! and past the byte budget the log says it was truncated and drops the rest, so a
+//! process printing without end costs the host neither memory nor disk.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+use crate::limits::TaskLimits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -64,6 +71,9 @@ pub const SHARED_LOG_SUFFIX: &str = ".short.log";
 /// What a masked secret looks like in a log.
 pub const REDACTED: &str = "******";
 
+/// The shortest line of a multi-line secret that is masked on its own.
+const MIN_SECRET_LINE: usize = 6;
+
 struct Inner {
     file: Option<BufWriter<File>>,
     /// A shared file and the task instance id tagging this log's lines in it.
@@ -72,6 +82,69 @@ struct Inner {
     lines: u64,
     /// Secret values to mask in every line.
     redact: Vec<String>,
+    max_line: usize,
+    max_bytes: u64,
+    /// Bytes written so far, and whether the budget ran out.
+    bytes: u64,
+    truncated: bool,
+    /// Entries the plugin wrote through its `log` interface.
+    plugin_entries: u64,
+}
+
+/// Host lines (state changes, the final verdict) may go this far past the budget, so a
+/// truncated log still says how its task ended.
+const HOST_ALLOWANCE: u64 = 1024 * 1024;
+
+impl Inner {
+    fn new(file: Option<BufWriter<File>>, shared: Option<(SharedFile, u64)>) -> Self {
+        let limits = TaskLimits::default();
+        Self {
+            file,
+            shared,
+            echo: None,
+            lines: 0,
+            redact: Vec::new(),
+            max_line: limits.log_line_bytes,
+            max_bytes: limits.log_bytes,
+            bytes: 0,
+            truncated: false,
+            plugin_entries: 0,
+        }
+    }
+
+    fn emit(&mut self, line: &str) {
+        if let Some(echo) = &self.echo {
+            echo(line);
+        }
+        if let Some(file) = &mut self.file {
+            // Logging must never fail a task; a full disk shows up in the host's own log.
+            let _ = writeln!(file, "{line}");
+        }
+        if let Some((file, tag)) = &self.shared {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(file, "#{tag} {line}");
+        }
+        self.lines += 1;
+        self.bytes += line.len() as u64 + 1;
+    }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), with a marker saying
+/// how much was left out.
+pub fn cut_line(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{} … [line cut: {} more bytes]",
+        &text[..end],
+        text.len() - end
+    )
+    .into()
 }
 
 /// A cheap-to-clone handle to a task's log. A task's own log file is flushed at every
@@ -97,13 +170,7 @@ impl TaskLog {
         }
         let file = File::create(path)?;
         Ok(Self {
-            inner: Arc::new(Mutex::new(Inner {
-                file: Some(BufWriter::new(file)),
-                shared: None,
-                echo: None,
-                lines: 0,
-                redact: Vec::new(),
-            })),
+            inner: Arc::new(Mutex::new(Inner::new(Some(BufWriter::new(file)), None))),
             path: Some(path.to_path_buf()),
         })
     }
@@ -132,13 +199,7 @@ impl TaskLog {
             }
         };
         Ok(Self {
-            inner: Arc::new(Mutex::new(Inner {
-                file: None,
-                shared: Some((file, task_instance_id)),
-                echo: None,
-                lines: 0,
-                redact: Vec::new(),
-            })),
+            inner: Arc::new(Mutex::new(Inner::new(None, Some((file, task_instance_id))))),
             path: Some(path.to_path_buf()),
         })
     }
@@ -146,13 +207,7 @@ impl TaskLog {
     /// A log that keeps nothing (benchmarks).
     pub fn discard() -> Self {
         Self {
-            inner: Arc::new(Mutex::new(Inner {
-                file: None,
-                shared: None,
-                echo: None,
-                lines: 0,
-                redact: Vec::new(),
-            })),
+            inner: Arc::new(Mutex::new(Inner::new(None, None))),
             path: None,
         }
     }
@@ -160,16 +215,44 @@ impl TaskLog {
     /// Also pass every formatted line to `echo` (e.g. to print it live).
     /// Mask each of `values` (a task's secrets) wherever it appears in a line, before the
     /// line reaches the file or the echo.
+    /// A secret spanning lines (a key file, JSON credentials) is also masked line by
+    /// line, since output reaches the log a line at a time; lines too short to be
+    /// telling (`{`, `}`) are left alone.
     pub fn with_redactions(self, values: impl IntoIterator<Item = String>) -> Self {
         {
             let mut inner = self.lock();
-            inner
-                .redact
-                .extend(values.into_iter().filter(|v| !v.is_empty()));
+            for value in values.into_iter().filter(|v| !v.is_empty()) {
+                if value.contains('\n') {
+                    inner.redact.extend(
+                        value
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| l.len() >= MIN_SECRET_LINE)
+                            .map(str::to_owned),
+                    );
+                }
+                inner.redact.push(value);
+            }
+            inner.redact.dedup();
             // Longest first, so a secret containing another is masked whole.
             inner.redact.sort_by_key(|v| std::cmp::Reverse(v.len()));
         }
         self
+    }
+
+    /// Cap lines at `line_bytes` and the whole log at `total_bytes`.
+    pub fn with_limits(self, line_bytes: usize, total_bytes: u64) -> Self {
+        {
+            let mut inner = self.lock();
+            inner.max_line = line_bytes.max(64);
+            inner.max_bytes = total_bytes;
+        }
+        self
+    }
+
+    /// Whether lines were dropped because the log reached its byte budget.
+    pub fn truncated(&self) -> bool {
+        self.lock().truncated
     }
 
     pub fn with_echo(self, echo: impl Fn(&str) + Send + Sync + 'static) -> Self {
@@ -196,25 +279,38 @@ impl TaskLog {
             LogLevel::Error => "ERROR",
         };
         let mut inner = self.lock();
+        // Masked whole first, so a secret spanning lines of this message goes as one.
+        let mut message = std::borrow::Cow::Borrowed(message);
+        for secret in &inner.redact {
+            if message.contains(secret.as_str()) {
+                message = message.replace(secret.as_str(), REDACTED).into();
+            }
+        }
+        let budget = if stream == LogStream::Host {
+            inner.max_bytes.saturating_add(HOST_ALLOWANCE)
+        } else {
+            inner.max_bytes
+        };
         for text in message.lines() {
+            if inner.bytes >= budget {
+                if !inner.truncated {
+                    inner.truncated = true;
+                    let note = format!(
+                        "{stamp} WARN  [host] log truncated: it reached {} bytes (task-limits.log-bytes); further output is dropped",
+                        inner.max_bytes
+                    );
+                    inner.emit(&note);
+                }
+                continue;
+            }
+            let text = cut_line(text, inner.max_line);
             let mut line = format!("{stamp} {level} [{}] {text}", stream.tag());
             for secret in &inner.redact {
                 if line.contains(secret.as_str()) {
                     line = line.replace(secret.as_str(), REDACTED);
                 }
             }
-            if let Some(echo) = &inner.echo {
-                echo(&line);
-            }
-            if let Some(file) = &mut inner.file {
-                // Logging must never fail a task; a full disk shows up in the host's own log.
-                let _ = writeln!(file, "{line}");
-            }
-            if let Some((file, tag)) = &inner.shared {
-                let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(file, "#{tag} {line}");
-            }
-            inner.lines += 1;
+            inner.emit(&line);
         }
         // A file log belongs to a blocking or external-job task, whose lines come at the
         // pace of a process or a poll: flushing each write keeps `logs --follow` live at
@@ -236,6 +332,26 @@ impl TaskLog {
         if let Some((file, _)) = &inner.shared {
             let _ = file.lock().unwrap_or_else(|p| p.into_inner()).flush();
         }
+    }
+
+    /// `text` with this log's secrets masked: for what leaves a task beside its log (its
+    /// message, its OUT parameters).
+    pub fn redact(&self, text: &str) -> String {
+        let inner = self.lock();
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for secret in &inner.redact {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED).into();
+            }
+        }
+        out.into_owned()
+    }
+
+    /// Count one entry of the plugin's own `log` calls; returns the count so far.
+    pub fn count_plugin_entry(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.plugin_entries += 1;
+        inner.plugin_entries
     }
 
     /// Number of lines written so far.
@@ -263,9 +379,174 @@ pub fn read_task_log(path: &Path, task_instance_id: u64) -> std::io::Result<Stri
         .collect())
 }
 
+/// A piece of one task's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub text: String,
+    /// Where the next read continues: a byte offset in the log file.
+    pub next_offset: u64,
+    /// The read reached the end of the file (as it is now).
+    pub eof: bool,
+}
+
+/// How far past `limit` a read of a shared log may scan for its task's lines before it
+/// returns what it has (the caller continues from `next_offset`).
+const SHARED_SCAN_FACTOR: u64 = 16;
+
+/// At most `limit` bytes of one task's log, from byte `offset` of its file: whole lines
+/// where they fit (a chunk ends at a line break unless one line alone fills it). Reads
+/// only what it returns (a shared log: what it scans), never the whole file.
+pub fn read_task_log_range(
+    path: &Path,
+    task_instance_id: u64,
+    offset: u64,
+    limit: usize,
+) -> std::io::Result<LogChunk> {
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    let limit = limit.max(1);
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let offset = offset.min(len);
+    file.seek(SeekFrom::Start(offset))?;
+    let shared = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(SHARED_LOG_SUFFIX));
+    if !shared {
+        let mut buf = Vec::with_capacity(limit.min(1 << 20));
+        (&mut file).take(limit as u64).read_to_end(&mut buf)?;
+        let full = buf.len() == limit && offset + (buf.len() as u64) < len;
+        if full && let Some(end) = buf.iter().rposition(|b| *b == b'\n') {
+            buf.truncate(end + 1);
+        }
+        let next = offset + buf.len() as u64;
+        return Ok(LogChunk {
+            text: String::from_utf8_lossy(&buf).into_owned(),
+            next_offset: next,
+            eof: next >= len,
+        });
+    }
+    let tag = format!("#{task_instance_id} ");
+    let mut reader = std::io::BufReader::new(file);
+    let mut text = String::new();
+    let mut pos = offset;
+    let scan_until = offset.saturating_add((limit as u64).saturating_mul(SHARED_SCAN_FACTOR));
+    let mut line = Vec::new();
+    while pos < len && pos < scan_until {
+        line.clear();
+        // Lines are the host's own, already cut to the line cap; bound the read anyway.
+        let n = (&mut reader).take(1 << 20).read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break; // a line still being written: read it next time
+        }
+        let l = String::from_utf8_lossy(&line);
+        if let Some(rest) = l.strip_prefix(&tag) {
+            if !text.is_empty() && text.len() + rest.len() > limit {
+                break;
+            }
+            text.push_str(rest);
+        }
+        pos += n as u64;
+        if text.len() >= limit {
+            break;
+        }
+    }
+    Ok(LogChunk {
+        text,
+        next_offset: pos,
+        eof: pos >= len,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_cut_and_the_log_stops_at_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let log = TaskLog::to_file(&path).unwrap().with_limits(100, 2000);
+        log.info(LogStream::ProcessOut, &"x".repeat(10_000));
+        for i in 0..1000 {
+            log.info(LogStream::ProcessOut, &format!("line {i}"));
+        }
+        log.info(LogStream::Host, "task failed: the verdict still gets in");
+        log.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(first.contains("[line cut: 9900 more bytes]"), "{first}");
+        assert!(first.len() < 200, "{first}");
+        assert!(text.len() < 2000 + 400, "{}", text.len());
+        assert!(text.contains("log truncated"), "{text}");
+        assert_eq!(text.matches("log truncated").count(), 1);
+        assert!(text.contains("the verdict still gets in"));
+        assert!(log.truncated());
+        // A multi-byte character is never split.
+        assert!(cut_line(&"é".repeat(100), 11).starts_with(&"é".repeat(5)));
+    }
+
+    #[test]
+    fn ranges_read_pieces_of_own_and_shared_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("1-1.log");
+        let log = TaskLog::to_file(&own).unwrap();
+        for i in 0..100 {
+            log.info(LogStream::ProcessOut, &format!("own line {i}"));
+        }
+        log.flush();
+        let whole = std::fs::read_to_string(&own).unwrap();
+        let (mut offset, mut joined) = (0, String::new());
+        loop {
+            let c = read_task_log_range(&own, 1, offset, 500).unwrap();
+            assert!(c.text.len() <= 500 && (c.eof || c.text.ends_with('\n')));
+            joined.push_str(&c.text);
+            offset = c.next_offset;
+            if c.eof {
+                break;
+            }
+        }
+        assert_eq!(joined, whole);
+
+        let shared = dir.path().join(format!("9{SHARED_LOG_SUFFIX}"));
+        let a = TaskLog::to_shared(&shared, 5).unwrap();
+        let b = TaskLog::to_shared(&shared, 6).unwrap();
+        for i in 0..50 {
+            a.info(LogStream::Host, &format!("a {i}"));
+            b.info(LogStream::Host, &format!("b {i}"));
+        }
+        a.flush();
+        let (mut offset, mut joined) = (0, String::new());
+        loop {
+            let c = read_task_log_range(&shared, 5, offset, 300).unwrap();
+            joined.push_str(&c.text);
+            offset = c.next_offset;
+            if c.eof {
+                break;
+            }
+        }
+        assert_eq!(joined, read_task_log(&shared, 5).unwrap());
+        assert_eq!(joined.lines().count(), 50);
+    }
+
+    #[test]
+    fn multi_line_secrets_are_masked_across_line_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----";
+        let log = TaskLog::to_file(&path)
+            .unwrap()
+            .with_redactions([key.to_owned()]);
+        log.info(LogStream::Plugin, &format!("the key: {key}"));
+        // A process prints it a line at a time.
+        for line in key.lines() {
+            log.info(LogStream::ProcessOut, line);
+        }
+        log.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"), "{text}");
+        assert!(!text.contains("BEGIN KEY"), "{text}");
+    }
 
     #[test]
     fn writes_tagged_lines_to_file_and_echo() {

@@ -14,6 +14,9 @@
 //! ```
 //!
 //! A policy can only take away: the grant is the manifest's request intersected with it.
+//! Its top-level `sandbox`, `tenant` and `[process-limits]` say how the processes that
+//! plugins start are confined (see [`crate::sandbox`]); `[task-limits]` caps what one
+//! task may make the host hold (see [`crate::limits`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +24,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::grant::{Grant, HostPattern};
+use crate::limits::TaskLimits;
 use crate::manifest::PluginManifest;
+use crate::sandbox::{
+    DEFAULT_TENANT, ProcessLimits, SandboxKind, SandboxPolicy, valid_tenant_name,
+};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -36,6 +43,16 @@ pub struct PolicyRules {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct OperatorPolicy {
+    /// `"bubblewrap"` (default) or, explicitly, `"none"`.
+    #[serde(default)]
+    pub sandbox: SandboxKind,
+    /// The OS user task processes run as when the host runs as root.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub process_limits: ProcessLimits,
+    #[serde(default)]
+    pub task_limits: TaskLimits,
     #[serde(default)]
     pub defaults: PolicyRules,
     #[serde(default)]
@@ -80,11 +97,31 @@ impl OperatorPolicy {
             }
             Ok(())
         };
+        if let Some(tenant) = &policy.tenant
+            && !valid_tenant_name(tenant)
+        {
+            return Err(PolicyError::Parse {
+                path: origin.to_path_buf(),
+                message: format!("field `tenant`: `{tenant}` is not a valid OS user name"),
+            });
+        }
         check(&policy.defaults, "defaults")?;
         for (id, rules) in &policy.plugins {
             check(rules, &format!("plugins.{id}"))?;
         }
         Ok(policy)
+    }
+
+    /// How task processes are confined.
+    pub fn sandbox(&self) -> SandboxPolicy {
+        SandboxPolicy {
+            kind: self.sandbox,
+            default_tenant: self
+                .tenant
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
+            limits: self.process_limits.clone(),
+        }
     }
 
     /// The grant for a plugin: what its manifest asks for, narrowed by this policy.
@@ -130,6 +167,8 @@ impl OperatorPolicy {
             http_hosts,
             memory_bytes: memory_mb * 1024 * 1024,
             env_passthrough,
+            sandbox: self.sandbox(),
+            limits: self.task_limits.clone(),
         }
     }
 }
@@ -187,6 +226,34 @@ process = false
         no_proc.capabilities.process = false;
         let widening = OperatorPolicy::parse("[defaults]\nprocess = true\n", Path::new("p"));
         assert!(!widening.unwrap().grant_for(&no_proc).process);
+    }
+
+    #[test]
+    fn sandbox_settings_default_to_bubblewrap_and_parse() {
+        let d = OperatorPolicy::default().sandbox();
+        assert_eq!(d.kind, SandboxKind::Bubblewrap);
+        assert_eq!(d.default_tenant, DEFAULT_TENANT);
+        let p = OperatorPolicy::parse(
+            "sandbox = \"none\"\ntenant = \"etl\"\n[process-limits]\nprocesses = 20\nnetwork = false\n",
+            Path::new("p.toml"),
+        )
+        .unwrap()
+        .sandbox();
+        assert_eq!(p.kind, SandboxKind::None);
+        assert_eq!(p.default_tenant, "etl");
+        assert_eq!(p.limits.processes, 20);
+        assert!(!p.limits.network);
+        assert_eq!(p.limits.open_files, ProcessLimits::default().open_files);
+        for bad in [
+            "sandbox = \"nsjail\"\n",
+            "tenant = \"Root User\"\n",
+            "[process-limits]\nprocs = 1\n",
+        ] {
+            assert!(
+                OperatorPolicy::parse(bad, Path::new("p.toml")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

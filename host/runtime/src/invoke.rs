@@ -39,6 +39,9 @@ pub struct TaskEnv {
     pub params: serde_json::Value,
     /// The task's work dir on the host (created by the caller).
     pub work_dir: PathBuf,
+    /// The OS user the task's processes run as when the host is root (its project's
+    /// tenant); none means the policy's default tenant.
+    pub tenant: Option<String>,
     pub log: TaskLog,
     /// (task name, state) of the task's direct upstream tasks in this run, states in
     /// kebab-case (`succeeded`, `failed`, `killed`, `skipped`, `forced-success`, ...).
@@ -157,6 +160,8 @@ impl LoadedPlugin {
                 http_hosts: Vec::new(),
                 memory_bytes: self.grant.memory_bytes,
                 env_passthrough: Vec::new(),
+                sandbox: self.grant.sandbox.clone(),
+                limits: self.grant.limits.clone(),
             },
             _ => self.grant.clone(),
         };

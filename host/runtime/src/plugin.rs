@@ -186,6 +186,7 @@ impl LoadedPlugin {
             identity: Default::default(),
             params: serde_json::json!({}),
             work_dir: scratch,
+            tenant: None,
             log: TaskLog::discard(),
             upstream_states: Vec::new(),
             workflow_host: None,

@@ -47,6 +47,7 @@ fn env(work_dir: &Path, params: serde_json::Value, upstream: &[(&str, &str)]) ->
         },
         params,
         work_dir: work_dir.to_path_buf(),
+        tenant: None,
         log: TaskLog::discard(),
         upstream_states: upstream
             .iter()

@@ -29,6 +29,21 @@ impl DataDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Create the data dir (and its parents) private to this user: it holds the store,
+    /// the secret key and every task's log. An existing one is narrowed to 0700 too.
+    pub fn create(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)?;
+        let mode = std::fs::metadata(&self.root)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
     pub fn plugins(&self) -> PathBuf {
         self.root.join("plugins")
     }
@@ -60,7 +75,7 @@ pub fn open_registry(
     data: &DataDir,
     policy: OperatorPolicy,
 ) -> anyhow::Result<Arc<PluginRegistry>> {
-    std::fs::create_dir_all(data.root())
+    data.create()
         .with_context(|| format!("creating data dir {}", data.root().display()))?;
     // One pool slot per container slot (plus headroom): tasks never wait for the pool
     // while the containers have room.
@@ -105,6 +120,7 @@ pub fn task_engine_for(data: &DataDir, registry: Arc<PluginRegistry>) -> TaskEng
             work_root: data.work(),
             log_root: data.logs(),
             poll_interval: poll_interval(),
+            work_dirs: Default::default(),
         },
     )
 }
@@ -150,7 +166,7 @@ pub struct EngineLock {
 impl EngineLock {
     /// Take the lock, or None when another process holds it.
     pub fn try_take(data: &DataDir) -> anyhow::Result<Option<Self>> {
-        std::fs::create_dir_all(data.root())?;
+        data.create()?;
         let path = data.root().join("engine.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -192,6 +192,7 @@ fn bench_plugins(iterations: usize) -> anyhow::Result<PluginFigures> {
         },
         params: serde_json::json!({}),
         work_dir: scratch.path().to_path_buf(),
+        tenant: None,
         log: TaskLog::discard(),
         upstream_states: Vec::new(),
         workflow_host: None,

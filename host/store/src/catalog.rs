@@ -19,7 +19,13 @@ pub struct ProjectRow {
     pub name: String,
     pub description: String,
     pub created_at: i64,
+    /// The OS user its task processes run as (none: the policy's default tenant).
+    pub tenant: Option<String>,
+    /// 1 when an admin allowed task types that start processes.
+    pub allow_process: i64,
 }
+
+const PROJECT_COLUMNS: &str = "id, name, description, created_at, tenant, allow_process";
 
 /// A definition as the catalogue lists it (no spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -210,7 +216,7 @@ impl Store {
     ) -> Result<Option<ProjectRow>, StoreError> {
         Ok(sqlx::query_as(
             "INSERT INTO projects (name, description, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING RETURNING id, name, description, created_at",
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, description, created_at, tenant, allow_process",
         )
         .bind(name)
         .bind(description)
@@ -220,22 +226,38 @@ impl Store {
     }
 
     pub async fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, name, description, created_at FROM projects ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn project(&self, name: &str) -> Result<Option<ProjectRow>, StoreError> {
-        Ok(
-            sqlx::query_as(
-                "SELECT id, name, description, created_at FROM projects WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?,
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Set a project's tenant and whether it may run processes; false when there is no
+    /// such project.
+    pub async fn set_project_tenancy(
+        &self,
+        name: &str,
+        tenant: Option<&str>,
+        allow_process: bool,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE projects SET tenant = $1, allow_process = $2 WHERE name = $3")
+                .bind(tenant)
+                .bind(allow_process as i64)
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Delete a project that holds no definitions, with its permissions, secrets and

@@ -20,6 +20,27 @@ pub struct TaskEngineConfig {
     pub work_root: PathBuf,
     pub log_root: PathBuf,
     pub poll_interval: Duration,
+    pub work_dirs: WorkDirRetention,
+}
+
+/// What becomes of a task's work dir when the task ends. It may hold whatever the task
+/// was given (substituted scripts, secrets among them), so by default it goes at once;
+/// a failed task's stays a while for debugging.
+#[derive(Debug, Clone)]
+pub struct WorkDirRetention {
+    /// Keep the work dirs of tasks that succeeded too (tests that inspect them).
+    pub keep_succeeded: bool,
+    /// How long a failed (or killed) task's work dir is kept.
+    pub keep_failed_for: Duration,
+}
+
+impl Default for WorkDirRetention {
+    fn default() -> Self {
+        Self {
+            keep_succeeded: false,
+            keep_failed_for: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// A task instance to run.
@@ -55,6 +76,12 @@ pub struct TaskRequest {
     pub persist_handle: Option<HandleSink>,
     /// Secret values the task may see; masked wherever they would appear in its log.
     pub redact: Vec<String>,
+    /// The OS user its processes run as when the host is root (the project's tenant);
+    /// none means the policy's default tenant.
+    pub tenant: Option<String>,
+    /// Whether its project may run task types that start processes (an admin's
+    /// decision in server mode; always so for a task run on one's own machine).
+    pub process_allowed: bool,
 }
 
 type StoreHandle =
@@ -89,6 +116,8 @@ impl TaskRequest {
             },
             task_type: task_type.into(),
             redact: Vec::new(),
+            tenant: None,
+            process_allowed: true,
             plugin_version: None,
             params,
             timeout: None,
@@ -161,7 +190,14 @@ pub struct TaskEngine {
     /// task does not instantiate its plugin twice per task (validation depends on the
     /// component and the parameters only).
     validated: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
+    /// When kept work dirs were last swept (ms since the epoch).
+    last_sweep: Arc<std::sync::atomic::AtomicU64>,
+    /// Task instances executing here, whose work dirs a sweep leaves alone.
+    live: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
 }
+
+/// Kept work dirs are looked over at most this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Remembered validations, at most; the set starts over when full.
 const VALIDATED_CAPACITY: usize = 8192;
@@ -173,6 +209,38 @@ impl TaskEngine {
             config,
             containers: None,
             validated: Default::default(),
+            last_sweep: Default::default(),
+            live: Default::default(),
+        }
+    }
+
+    /// Remove the work dir a task left, or keep it (failed tasks, for a while), and
+    /// now and then remove kept ones that are past their time.
+    fn retire_work_dir(&self, dir: &std::path::Path, succeeded: bool) {
+        let retention = &self.config.work_dirs;
+        if !dir.exists() {
+            return;
+        }
+        if succeeded && !retention.keep_succeeded {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let last = self.last_sweep.load(std::sync::atomic::Ordering::Relaxed);
+        if now.as_millis() as u64 >= last + SWEEP_EVERY.as_millis() as u64
+            && self
+                .last_sweep
+                .compare_exchange(
+                    last,
+                    now.as_millis() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            sweep_kept(&self.config.work_root, retention.keep_failed_for, &live);
         }
     }
 
@@ -203,6 +271,39 @@ impl TaskEngine {
         TaskExecutor::new(self, request, cancel, on_event)
             .run()
             .await
+    }
+}
+
+/// Remove work dirs last changed longer than `keep` ago, except those of tasks running
+/// in this engine (a long external job may leave its dir untouched for days).
+fn sweep_kept(root: &std::path::Path, keep: Duration, live: &std::collections::HashSet<u64>) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let running = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|id| live.contains(&id));
+        let old = !running
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > keep);
+        if old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn humantime_secs(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 
@@ -264,6 +365,7 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             identity: self.request.identity.clone(),
             params: self.request.params.clone(),
             work_dir: self.work_dir.clone(),
+            tenant: self.request.tenant.clone(),
             log: self.log.clone(),
             upstream_states: self.request.upstream_states.clone(),
             workflow_host: self.request.workflow_host.clone(),
@@ -272,7 +374,30 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
     }
 
     pub async fn run(mut self) -> TaskReport {
-        let outcome = self.lifecycle().await;
+        let id = self.request.identity.task_instance_id;
+        self.engine
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        let outcome = self.lifecycle().await.and_then(|o| {
+            // OUT parameters travel to the store and to every downstream task: capped.
+            match self
+                .engine
+                .registry
+                .policy()
+                .task_limits
+                .check_out_params(&o.out_params)
+            {
+                Ok(()) => Ok(o),
+                Err(message) => Err((TaskState::Failed, message)),
+            }
+        });
+        self.engine
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         let (state, message, out_params) = match outcome {
             Ok(o) => (
                 match o.status {
@@ -284,6 +409,13 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             ),
             Err((state, message)) => (state, message, Vec::new()),
         };
+        // A task's message and OUT parameters reach the store, the API, alerts and
+        // downstream tasks: the secrets it was given are masked there as in its log.
+        let message = self.log.redact(&message);
+        let out_params: Vec<(String, String)> = out_params
+            .into_iter()
+            .map(|(k, v)| (k, self.log.redact(&v)))
+            .collect();
         self.log.write(
             LogStream::Host,
             if state == TaskState::Succeeded {
@@ -293,7 +425,20 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             },
             &format!("task {state}: {message}"),
         );
+        let succeeded = state == TaskState::Succeeded;
+        if !succeeded && self.work_dir.exists() {
+            self.log.write(
+                LogStream::Host,
+                LogLevel::Info,
+                &format!(
+                    "work dir {} kept for {} for debugging",
+                    self.work_dir.display(),
+                    humantime_secs(self.engine.config.work_dirs.keep_failed_for)
+                ),
+            );
+        }
         self.log.flush();
+        self.engine.retire_work_dir(&self.work_dir, succeeded);
         self.emit(TaskEvent::Finished {
             state,
             message: message.clone(),
@@ -343,7 +488,10 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 self.log_path.display()
             ))
         })?;
-        let log = log.with_redactions(self.request.redact.iter().cloned());
+        let caps = &self.engine.registry.policy().task_limits;
+        let log = log
+            .with_redactions(self.request.redact.iter().cloned())
+            .with_limits(caps.log_line_bytes, caps.log_bytes);
         self.log = if self.request.echo_log {
             log.with_echo(|line| eprintln!("{line}"))
         } else {
@@ -351,15 +499,27 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
         };
         let plugin = resolved.map_err(|e| failed(e.to_string()))?;
         self.plugin_version = Some(plugin.manifest.version.to_string());
+        if plugin.grant.process && !self.request.process_allowed {
+            return Err(failed(format!(
+                "this project may not run task types that start processes (`{}` holds the `process` capability): an admin allows it with `shoal projects allow-process PROJECT`",
+                plugin.manifest.id
+            )));
+        }
         // Only plugins that may touch files or run processes get a work dir; creating
         // one per task for the rest would cost a directory entry per logic task.
         if plugin.grant.work_dir || plugin.grant.process {
-            std::fs::create_dir_all(&self.work_dir).map_err(|e| {
-                failed(format!(
-                    "cannot create work dir {}: {e}",
-                    self.work_dir.display()
-                ))
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            // Private to the task: other tasks' processes must not look in.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.work_dir)
+                .map_err(|e| {
+                    failed(format!(
+                        "cannot create work dir {}: {e}",
+                        self.work_dir.display()
+                    ))
+                })?;
         }
         self.emit(TaskEvent::Dispatched {
             plugin: plugin.manifest.id.clone(),

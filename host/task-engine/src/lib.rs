@@ -27,4 +27,5 @@ pub use containers::{
 };
 pub use executor::{
     HandleSink, TaskEngine, TaskEngineConfig, TaskEvent, TaskExecutor, TaskReport, TaskRequest,
+    WorkDirRetention,
 };

@@ -27,6 +27,7 @@ fn engine(root: &std::path::Path) -> TaskEngine {
             work_root: root.join("work"),
             log_root: root.join("logs"),
             poll_interval: Duration::from_millis(20),
+            work_dirs: Default::default(),
         },
     )
 }

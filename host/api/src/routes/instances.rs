@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shoal_engine::Operation;
+use shoal_model::log::LogChunk;
 use shoal_store::{InstanceFilter, TaskInstanceRow, WorkflowInstanceRow};
 use utoipa::{IntoParams, ToSchema};
 
@@ -134,11 +135,20 @@ pub struct OperationBody {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct LogQuery {
-    /// Skip this many bytes of the log (to read only what is new).
-    pub offset: Option<usize>,
-    /// Keep the response open and stream new lines until the task finishes.
+    /// Start at this byte of the log file (the `X-Log-Next-Offset` of an earlier read).
+    pub offset: Option<u64>,
+    /// At most this many bytes (default and cap: 1 MiB); whole lines where they fit.
+    pub limit: Option<usize>,
+    /// Keep the response open and stream new lines (from `offset`) until the task
+    /// finishes or the client goes away.
     pub follow: Option<bool>,
 }
+
+/// The most one log read returns.
+const LOG_READ_MAX: usize = 1 << 20;
+
+/// The response header naming where the next read continues.
+pub const NEXT_OFFSET_HEADER: &str = "x-log-next-offset";
 
 /// An instance and its project, after checking the caller holds `level` there. An
 /// instance in a project the caller cannot see answers 404, like a missing one.
@@ -301,11 +311,24 @@ const FINISHED_TASK: [&str; 6] = [
     "paused",
 ];
 
-fn read_log(row: &TaskInstanceRow) -> String {
-    let Some(path) = row.log_path.as_deref() else {
-        return String::new();
+/// A bounded piece of a task's log, read off the async runtime.
+async fn read_log(row: &TaskInstanceRow, offset: u64, limit: usize) -> LogChunk {
+    let empty = LogChunk {
+        text: String::new(),
+        next_offset: offset,
+        eof: true,
     };
-    shoal_model::log::read_task_log(std::path::Path::new(path), row.id as u64).unwrap_or_default()
+    let Some(path) = row.log_path.clone() else {
+        return empty;
+    };
+    let id = row.id as u64;
+    tokio::task::spawn_blocking(move || {
+        shoal_model::log::read_task_log_range(std::path::Path::new(&path), id, offset, limit)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or(empty)
 }
 
 /// A task instance's log as text. With `follow=true` the response streams new lines
@@ -328,37 +351,54 @@ pub async fn task_log(
             other => other,
         })?;
     let offset = q.offset.unwrap_or(0);
-    let text_response =
-        |body: Body| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
+    let limit = q.limit.unwrap_or(LOG_READ_MAX).clamp(1, LOG_READ_MAX);
+    let text_response = |body: Body, next: Option<u64>| {
+        let mut r = ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
+        if let Some(next) = next {
+            r.headers_mut()
+                .insert(NEXT_OFFSET_HEADER, header::HeaderValue::from(next));
+        }
+        r
+    };
     if !q.follow.unwrap_or(false) {
-        let text = read_log(&row);
-        let rest = text.get(offset.min(text.len())..).unwrap_or("").to_owned();
-        return Ok(text_response(Body::from(rest)));
+        let chunk = read_log(&row, offset, limit).await;
+        return Ok(text_response(
+            Body::from(chunk.text),
+            Some(chunk.next_offset),
+        ));
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
     let store = state.store().clone();
     tokio::spawn(async move {
-        let mut sent = offset;
+        let mut at = offset;
         loop {
             let Ok(Some(row)) = store.task_instance(id).await else {
                 return;
             };
             let done = FINISHED_TASK.contains(&row.state.as_str());
-            let text = read_log(&row);
-            if text.len() > sent {
-                let chunk = text.get(sent..).unwrap_or("").to_owned();
-                sent = text.len();
-                if tx.send(Ok(chunk)).await.is_err() {
+            // Drain what is there now, a bounded piece at a time.
+            loop {
+                let chunk = read_log(&row, at, limit).await;
+                at = chunk.next_offset;
+                if !chunk.text.is_empty() && tx.send(Ok(chunk.text)).await.is_err() {
                     return;
+                }
+                if chunk.eof {
+                    break;
                 }
             }
             if done {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // A client that went away ends the stream even while the log is quiet.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = tx.closed() => return,
+            }
         }
     });
-    Ok(text_response(Body::from_stream(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-    )))
+    Ok(text_response(
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        None,
+    ))
 }

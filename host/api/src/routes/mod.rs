@@ -34,6 +34,7 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(projects::list_projects, projects::create_project))
         .routes(routes!(projects::get_project, projects::delete_project))
         .routes(routes!(projects::grant_permission))
+        .routes(routes!(projects::set_tenancy))
         .routes(routes!(projects::list_secrets))
         .routes(routes!(projects::put_secret, projects::delete_secret))
         .routes(routes!(projects::list_alert_channels))

@@ -26,6 +26,10 @@ pub struct Project {
     pub name: String,
     pub description: String,
     pub created_at: i64,
+    /// The OS user its task processes run as; none: the server's default tenant.
+    pub tenant: Option<String>,
+    /// Whether it may run task types that start processes (an admin's decision).
+    pub allow_process: bool,
 }
 
 impl From<ProjectRow> for Project {
@@ -35,8 +39,23 @@ impl From<ProjectRow> for Project {
             name: p.name,
             description: p.description,
             created_at: p.created_at,
+            tenant: p.tenant,
+            allow_process: p.allow_process != 0,
         }
     }
+}
+
+/// An admin's change to how a project's task processes run; absent fields stay.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenancyBody {
+    /// Whether the project may run task types holding the `process` capability.
+    #[serde(default)]
+    pub allow_process: Option<bool>,
+    /// The OS user its processes run as when the server runs as root; an empty string
+    /// goes back to the server's default tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -164,6 +183,49 @@ pub async fn delete_project(
             "project `{project}` still holds workflow definitions; delete them first"
         )))
     }
+}
+
+/// Allow or forbid process task types and set the tenant: admins only, since either
+/// decides what runs on the server's machine.
+#[utoipa::path(patch, path = "/api/v1/projects/{project}/tenancy", tag = "projects",
+    params(("project" = String, Path)), request_body = TenancyBody,
+    responses((status = 200, body = Project), (status = 400, body = crate::ErrorBody),
+              (status = 403, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
+pub async fn set_tenancy(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    Json(body): Json<TenancyBody>,
+) -> ApiResult<Json<Project>> {
+    let row = project_row(&state, &caller, &project, Level::Read).await?;
+    if !caller.admin {
+        return Err(ApiError::Forbidden(
+            "only an admin decides whether a project may run processes and as which OS user".into(),
+        ));
+    }
+    let tenant = match body.tenant {
+        None => row.tenant.clone(),
+        Some(t) if t.is_empty() => None,
+        Some(t) => {
+            if !shoal_model::sandbox::valid_tenant_name(&t) || t == "root" {
+                return Err(ApiError::BadRequest(format!(
+                    "tenant: `{t}` is not a usable OS user name (lower-case letters, digits, `-`, `_`; not root)"
+                )));
+            }
+            Some(t)
+        }
+    };
+    let allow = body.allow_process.unwrap_or(row.allow_process != 0);
+    state
+        .store()
+        .set_project_tenancy(&project, tenant.as_deref(), allow)
+        .await?;
+    let row = state
+        .store()
+        .project(&project)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
+    Ok(Json(row.into()))
 }
 
 /// Give a user a permission level on the project (admins, or users with `edit`).

@@ -14,6 +14,7 @@
 mod host;
 mod lineage;
 mod params;
+mod tenancy;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -79,6 +80,9 @@ pub struct MasterConfig {
     /// keeps failing (or does not answer within this) gives its instance up: it stops
     /// the instance's tasks and leaves it to recovery.
     pub store_write_timeout: Duration,
+    /// Run process-starting task types only in projects an admin allowed, as the
+    /// project's tenant (server mode; see `tenancy`).
+    pub project_process_gate: bool,
 }
 
 impl Default for MasterConfig {
@@ -89,6 +93,7 @@ impl Default for MasterConfig {
             echo_task_logs: false,
             max_sub_workflow_depth: DEFAULT_MAX_SUB_WORKFLOW_DEPTH,
             store_write_timeout: Duration::from_secs(60),
+            project_process_gate: false,
         }
     }
 }

@@ -195,6 +195,7 @@ pub(super) struct InstanceWorker {
     startup: BTreeMap<String, String>,
     /// The project's secrets as `secret.NAME` params; in memory only.
     secrets: BTreeMap<String, String>,
+    tenancy: super::tenancy::ProjectTenancy,
     schedule_time: i64,
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
@@ -349,6 +350,7 @@ impl InstanceWorker {
             .clone()
             .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
         let secrets = master.secret_params(&project).await;
+        let tenancy = master.project_tenancy(&project).await;
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Self {
             master,
@@ -361,6 +363,7 @@ impl InstanceWorker {
             seq: store.last_event_seq(id).await?,
             startup,
             secrets,
+            tenancy,
             schedule_time: row.schedule_time,
             tx,
             rx,
@@ -1423,6 +1426,8 @@ impl InstanceWorker {
         };
         request.plugin_version = task.plugin_version.clone();
         request.redact = self.secrets.values().cloned().collect();
+        request.tenant.clone_from(&self.tenancy.tenant);
+        request.process_allowed = self.tenancy.process_allowed;
         let timeout = task.timeout_ms.map(Duration::from_millis);
         request.timeout = match task.timeout_strategy {
             TimeoutStrategy::Warn => None,

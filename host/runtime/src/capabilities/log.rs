@@ -1,4 +1,4 @@
-//! `shoal:task/log`: plugin log entries go into the task's log.
+//! `shoal:task/log`: plugin log entries go into the task's log, up to a count per task.
 
 use shoal_model::{LogLevel, LogStream, TaskLog};
 
@@ -7,11 +7,13 @@ use crate::capabilities::HostState;
 
 pub struct LogCapability {
     log: TaskLog,
+    /// Entries a task may write through this interface, across all its calls.
+    max_entries: u64,
 }
 
 impl LogCapability {
-    pub fn new(log: TaskLog) -> Self {
-        Self { log }
+    pub fn new(log: TaskLog, max_entries: u64) -> Self {
+        Self { log, max_entries }
     }
 }
 
@@ -24,6 +26,20 @@ impl Host for HostState {
             Level::Warn => LogLevel::Warn,
             Level::Error => LogLevel::Error,
         };
+        let n = self.log.log.count_plugin_entry();
+        if n > self.log.max_entries {
+            if n == self.log.max_entries + 1 {
+                self.log.log.write(
+                    LogStream::Host,
+                    LogLevel::Warn,
+                    &format!(
+                        "the plugin wrote {} log entries (task-limits.guest-log-entries); further entries are dropped",
+                        self.log.max_entries
+                    ),
+                );
+            }
+            return Ok(());
+        }
         self.log.log.write(LogStream::Plugin, level, &message);
         Ok(())
     }

@@ -22,6 +22,7 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod process;
+pub mod sandbox;
 pub mod wasi;
 pub mod workflow;
 
@@ -64,8 +65,8 @@ impl HostState {
             output,
             http: WasiHttpCtx::new(),
             http_allow: http::AllowList::new(plugin_id, grant, log.clone()),
-            limits: limits::TaskLimiter::new(grant.memory_bytes),
-            log: log::LogCapability::new(log.clone()),
+            limits: limits::TaskLimiter::new(grant.memory_bytes, &grant.limits),
+            log: log::LogCapability::new(log.clone(), grant.limits.guest_log_entries),
             context: context::ContextCapability::new(context),
             process: process::ProcessCapability::new(plugin_id, grant, env),
             workflow: workflow::WorkflowCapability::new(env),

@@ -6,19 +6,22 @@
 //! process group of its own. Output is streamed line by line into the task log and,
 //! when asked, captured for the plugin. Killing, the task's deadline, cancellation and
 //! the end of the task all kill the whole group, so a script's own children die too.
+//! Where and as whom the program runs is [`super::sandbox`]'s job: every spawn goes
+//! through it.
 
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_model::{Grant, LogLevel, LogStream, TaskLog};
+use shoal_model::{Grant, LogLevel, LogStream, SandboxKind, SandboxPolicy, TaskLog};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::task::JoinHandle;
 use wasmtime::component::Resource;
 
 use crate::bindings::process::{Capture, Error, ExitStatus, Host, HostChild, SpawnOptions};
 use crate::capabilities::HostState;
+use crate::capabilities::sandbox::{self, PidsCgroup, SANDBOX_WORK_DIR};
 use crate::invoke::TaskEnv;
 
 /// Configuration of the capability for one task.
@@ -28,6 +31,11 @@ pub struct ProcessCapability {
     work_dir: PathBuf,
     base_env: Vec<(String, String)>,
     log: TaskLog,
+    sandbox: SandboxPolicy,
+    tenant: Option<String>,
+    /// Longest output line kept (the rest is cut), and the most output handed back.
+    max_line: usize,
+    max_capture: usize,
 }
 
 impl ProcessCapability {
@@ -43,12 +51,17 @@ impl ProcessCapability {
             work_dir: env.work_dir.clone(),
             base_env,
             log: env.log.clone(),
+            sandbox: grant.sandbox.clone(),
+            tenant: env.tenant.clone(),
+            max_line: grant.limits.log_line_bytes,
+            max_capture: grant.limits.capture_bytes,
         }
     }
 
+    /// The working directory, relative to the work dir.
     fn resolve_cwd(&self, cwd: Option<&str>) -> Result<PathBuf, String> {
         let Some(rel) = cwd.filter(|c| !c.is_empty() && *c != ".") else {
-            return Ok(self.work_dir.clone());
+            return Ok(PathBuf::new());
         };
         let rel_path = Path::new(rel);
         let escapes = rel_path
@@ -59,7 +72,7 @@ impl ProcessCapability {
                 "cwd `{rel}` must be a relative path inside the work dir"
             ));
         }
-        Ok(self.work_dir.join(rel_path))
+        Ok(rel_path.to_path_buf())
     }
 }
 
@@ -74,26 +87,23 @@ struct Captured {
 #[derive(Clone)]
 enum CaptureRule {
     None,
+    /// Everything, up to this many bytes (the plugin's wish within the host's cap).
     All(usize),
-    Containing(String),
+    /// Lines containing the needle, up to this many bytes.
+    Containing(String, usize),
 }
 
 impl CaptureRule {
     fn take(&self, captured: &Mutex<Captured>, line: &str) {
-        let keep = match self {
+        let (keep, limit) = match self {
             Self::None => return,
-            Self::All(_) => true,
-            Self::Containing(needle) => line.contains(needle.as_str()),
+            Self::All(max) => (true, *max),
+            Self::Containing(needle, max) => (line.contains(needle.as_str()), *max),
         };
         if !keep {
             return;
         }
         let mut c = captured.lock().unwrap_or_else(|p| p.into_inner());
-        let limit = match self {
-            Self::All(max) => *max,
-            // Filtered capture is for a handful of marker lines; still bound it.
-            _ => 1 << 20,
-        };
         if c.bytes + line.len() > limit {
             c.truncated = true;
             return;
@@ -110,11 +120,15 @@ pub struct ChildProcess {
     readers: Vec<JoinHandle<()>>,
     captured: Arc<Mutex<Captured>>,
     exit: Option<(Option<i32>, Option<i32>)>,
+    cgroup: Option<PidsCgroup>,
+    /// Started by bubblewrap, which exits with 128 + N when its child dies of signal N.
+    sandboxed: bool,
 }
 
 impl ChildProcess {
     fn kill_group(&self) {
-        // The child leads its own group (pgid == pid), so this reaches grandchildren.
+        // The child leads its own group (pgid == pid), so this reaches grandchildren;
+        // the sandbox's PID namespace and the cgroup reach those that left the group.
         // SAFETY: killpg has no memory-safety preconditions.
         unsafe {
             libc::killpg(self.pid as libc::pid_t, libc::SIGKILL);
@@ -125,8 +139,43 @@ impl ChildProcess {
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         self.kill_group();
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_and_remove();
+        }
         for r in &self.readers {
             r.abort();
+        }
+    }
+}
+
+/// Read the next line into `buf`, keeping at most `max` bytes of it and skipping the
+/// rest: a process printing one endless line costs `max` bytes of memory, not the line.
+/// Returns how many bytes were skipped, or None at the end of the stream.
+async fn bounded_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut skipped = 0;
+    let mut seen = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(seen.then_some(skipped));
+        }
+        seen = true;
+        let (part, used, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        let room = max.saturating_sub(buf.len());
+        let keep = part.len().min(room);
+        buf.extend_from_slice(&part[..keep]);
+        skipped += part.len() - keep;
+        reader.consume(used);
+        if done {
+            return Ok(Some(skipped));
         }
     }
 }
@@ -137,26 +186,29 @@ fn pump(
     stream: LogStream,
     rule: CaptureRule,
     captured: Arc<Mutex<Captured>>,
+    max_line: usize,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf);
-                    let line = text.trim_end_matches(['\n', '\r']);
-                    let level = if stream == LogStream::ProcessErr {
-                        LogLevel::Warn
-                    } else {
-                        LogLevel::Info
-                    };
-                    log.write(stream, level, line);
-                    rule.take(&captured, line);
-                }
+        let level = if stream == LogStream::ProcessErr {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
+        while let Ok(Some(skipped)) = bounded_line(&mut reader, &mut buf, max_line).await {
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.trim_end_matches('\r');
+            if skipped > 0 {
+                log.write(
+                    stream,
+                    level,
+                    &format!("{line} … [line cut: {skipped} more bytes]"),
+                );
+            } else {
+                log.write(stream, level, line);
             }
+            rule.take(&captured, line);
         }
     })
 }
@@ -190,31 +242,65 @@ impl Host for HostState {
             Ok(cwd) => cwd,
             Err(message) => return Ok(Err(Error::Invalid(message))),
         };
-        let mut command = tokio::process::Command::new(program);
+        let confined = match sandbox::confine(
+            &cap.sandbox,
+            cap.tenant.as_deref(),
+            &cap.work_dir,
+            &cwd,
+            &options.argv,
+        ) {
+            Ok(c) => c,
+            Err(message) => {
+                cap.log.write(LogStream::Host, LogLevel::Error, &message);
+                return Ok(Err(Error::Os(message)));
+            }
+        };
+        let home = match cap.sandbox.kind {
+            SandboxKind::Bubblewrap => PathBuf::from(SANDBOX_WORK_DIR),
+            SandboxKind::None => cap.work_dir.clone(),
+        };
+        let mut command = confined.command;
         command
-            .args(&options.argv[1..])
             .env_clear()
             .envs(cap.base_env.iter().map(|(k, v)| (k, v)))
+            // The host's home is not the task's: inside the sandbox it does not exist.
+            .env("HOME", &home)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
         let mut child = match command.spawn() {
             Ok(child) => child,
-            Err(err) => return Ok(Err(Error::Os(format!("{program}: {err}")))),
+            Err(err) => {
+                if let Some(cgroup) = &confined.cgroup {
+                    cgroup.kill_and_remove();
+                }
+                let hint = if err.kind() == std::io::ErrorKind::PermissionDenied
+                    && cap.sandbox.kind == SandboxKind::None
+                    && sandbox::host_is_root()
+                {
+                    " (without a sandbox the tenant user must be able to reach the work dir: every directory above it needs o+x)"
+                } else {
+                    ""
+                };
+                return Ok(Err(Error::Os(format!("{program}: {err}{hint}"))));
+            }
         };
         let pid = child.id().unwrap_or_default();
         cap.log.write(
             LogStream::Host,
             LogLevel::Info,
-            &format!("started `{}` (pid {pid})", options.argv.join(" ")),
+            &format!(
+                "started `{}` (pid {pid}), {}",
+                options.argv.join(" "),
+                confined.note
+            ),
         );
         let rule = match options.capture {
             Capture::None => CaptureRule::None,
-            Capture::All(max) => CaptureRule::All(max as usize),
-            Capture::Containing(needle) => CaptureRule::Containing(needle),
+            Capture::All(max) => CaptureRule::All((max as usize).min(cap.max_capture)),
+            Capture::Containing(needle) => CaptureRule::Containing(needle, cap.max_capture),
         };
         let captured = Arc::new(Mutex::new(Captured::default()));
         let mut readers = Vec::new();
@@ -225,6 +311,7 @@ impl Host for HostState {
                 LogStream::ProcessOut,
                 rule,
                 captured.clone(),
+                cap.max_line,
             ));
         }
         if let Some(err) = child.stderr.take() {
@@ -236,6 +323,7 @@ impl Host for HostState {
                 // command that failed, markers included.
                 CaptureRule::None,
                 captured.clone(),
+                cap.max_line,
             ));
         }
         let handle = self.table.push(ChildProcess {
@@ -244,6 +332,8 @@ impl Host for HostState {
             readers,
             captured,
             exit: None,
+            cgroup: confined.cgroup,
+            sandboxed: cap.sandbox.kind == SandboxKind::Bubblewrap,
         })?;
         Ok(Ok(handle))
     }
@@ -268,7 +358,13 @@ impl HostChild for HostState {
                 Ok(status) => status?,
             };
             use std::os::unix::process::ExitStatusExt;
-            proc.exit = Some((status.code(), status.signal()));
+            proc.exit = Some(match (status.code(), status.signal()) {
+                // Report what happened to the program, not to its sandbox.
+                (Some(code), None) if proc.sandboxed && (129..=128 + 64).contains(&code) => {
+                    (None, Some(code - 128))
+                }
+                other => other,
+            });
             for reader in &mut proc.readers {
                 let _ = tokio::time::timeout(DRAIN_GRACE, reader).await;
             }

@@ -293,6 +293,21 @@ pub enum ProjectsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Let a project run task types that start processes (Shell, ...): admins only.
+    AllowProcess {
+        name: String,
+        /// Forbid them again instead.
+        #[arg(long)]
+        deny: bool,
+    },
+    /// Set the OS user a project's task processes run as (`--default`: the server's).
+    Tenant {
+        name: String,
+        #[arg(required_unless_present = "default")]
+        user: Option<String>,
+        #[arg(long)]
+        default: bool,
+    },
     /// Give a user read, operate or edit on the project (--project).
     Grant {
         user: String,
@@ -544,6 +559,50 @@ async fn remote(
                         ("created", Cell::Time("created_at")),
                     ],
                     *json,
+                )
+                .await?
+            }
+            ProjectsCommand::AllowProcess { name, deny } => {
+                let path = format!("/projects/{}/tenancy", crate::client::seg(name));
+                c::send_json(
+                    cl,
+                    Method::PATCH,
+                    &path,
+                    json!({"allow_process": !deny}),
+                    &if *deny {
+                        format!("project `{name}` may no longer run process task types")
+                    } else {
+                        format!("project `{name}` may run process task types")
+                    },
+                    false,
+                )
+                .await?
+            }
+            ProjectsCommand::Tenant {
+                name,
+                user,
+                default,
+            } => {
+                let path = format!("/projects/{}/tenancy", crate::client::seg(name));
+                let tenant = if *default {
+                    String::new()
+                } else {
+                    user.clone().unwrap_or_default()
+                };
+                c::send_json(
+                    cl,
+                    Method::PATCH,
+                    &path,
+                    json!({"tenant": tenant}),
+                    &format!(
+                        "project `{name}` runs its processes as {}",
+                        if tenant.is_empty() {
+                            "the server's default tenant".to_owned()
+                        } else {
+                            format!("`{tenant}`")
+                        }
+                    ),
+                    false,
                 )
                 .await?
             }

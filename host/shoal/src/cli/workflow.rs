@@ -34,6 +34,9 @@ pub struct EngineArgs {
     /// Slots of a task group, e.g. `--task-group etl=2` (repeatable).
     #[arg(long = "task-group", value_name = "NAME=SLOTS")]
     pub task_groups: Vec<String>,
+    /// Server mode: process task types run only in projects an admin allowed.
+    #[arg(skip)]
+    pub server_mode: bool,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +161,7 @@ pub(crate) async fn become_engine(
         tasks,
         MasterConfig {
             echo_task_logs: args.verbose,
+            project_process_gate: args.server_mode,
             ..Default::default()
         },
     );
@@ -476,6 +480,7 @@ pub async fn operate(
     let no_args = EngineArgs {
         verbose: false,
         task_groups: Vec::new(),
+        server_mode: false,
     };
     let (id, op, args) = match cmd {
         OperationCommand::Stop { id } => (id, Operation::Stop, no_args),

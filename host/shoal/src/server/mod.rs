@@ -30,6 +30,9 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::resolve(data.root(), &args, db)?;
     let registry = open_registry(data, load_policy(data, policy)?)?;
+    for warning in shoal_runtime::capabilities::sandbox::preflight(&registry.policy().sandbox()) {
+        eprintln!("warning: {warning}");
+    }
     let engine_args = EngineArgs {
         verbose: config.verbose,
         task_groups: config
@@ -37,6 +40,7 @@ pub async fn run(
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect(),
+        server_mode: true,
     };
     let Some(engine) = become_engine(
         data,
@@ -54,7 +58,7 @@ pub async fn run(
     let master = engine.master.clone();
     let store = master.store().clone();
 
-    let (dispatcher, alert_task) = shoal_alert::AlertDispatcher::start(
+    let (dispatcher, alert_task) = shoal_alert::AlertDispatcher::start_allowing(
         shoal_alert::RetryPolicy {
             attempts: config.alerts.attempts.unwrap_or(5),
             first_backoff: Duration::from_millis(config.alerts.first_backoff_ms.unwrap_or(500)),
@@ -62,6 +66,7 @@ pub async fn run(
             ..Default::default()
         },
         1024,
+        config.alert_hosts.clone(),
     );
     let stats_source = dispatcher.clone();
     let launcher = Launcher::new(master.clone());
