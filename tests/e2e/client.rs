@@ -93,6 +93,7 @@ async fn publish_schedule_backfill_and_read_logs(db: Option<&str>) {
             ],
         );
         shoal(home, &["projects", "create", "demo"]);
+        shoal(home, &["projects", "allow-process", "demo"]);
         shoal(home, &["apply", "--online", "examples/daily-report.yaml"]);
         let defs = json(home, &["definitions", "--json"]);
         let names: Vec<&str> = defs

@@ -141,10 +141,20 @@ fn ms(v: &Value) -> i64 {
         .unwrap_or_else(|| panic!("not a number of ms: {v}"))
 }
 
+/// Create a project with `c` and, as the admin, let it run process task types (Shell).
 async fn create_project(c: &Client, name: &str) {
     c.post("/api/v1/projects", json!({"name": name}))
         .await
         .expect(201);
+    let admin = Client::new(c.base(), Some(ADMIN));
+    admin
+        .send(
+            admin
+                .request(Method::PATCH, &format!("/api/v1/projects/{name}/tenancy"))
+                .json(&json!({"allow_process": true})),
+        )
+        .await
+        .expect(200);
 }
 
 /// Save a YAML definition (new or changed), put it online; returns its name.
@@ -1644,7 +1654,9 @@ async fn shutdown_and_restart(mut server: Server, site: &Site, users: &Users) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scheduling_and_alerts_on_both_databases() {
     on_both(|site| async move {
-        site.config("[alerts]\nattempts = 2\nfirst_backoff_ms = 100\ntimeout_s = 5\n");
+        site.config(
+            "[alerts]\nattempts = 2\nfirst_backoff_ms = 100\ntimeout_s = 5\nallow_hosts = [\"127.0.0.1\"]\n",
+        );
         let server = site.start().await;
         for p in ["cron", "modes", "backfill", "alerts"] {
             create_project(&server, p).await;

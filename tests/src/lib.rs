@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use shoal_model::{OperatorPolicy, TaskState};
 use shoal_runtime::{CompileCache, EngineConfig, PluginEngine, PluginRegistry, TaskIdentity};
-use shoal_task_engine::{TaskEngine, TaskEngineConfig, TaskEvent, TaskReport, TaskRequest};
+use shoal_task_engine::{
+    TaskEngine, TaskEngineConfig, TaskEvent, TaskReport, TaskRequest, WorkDirRetention,
+};
 use tokio_util::sync::CancellationToken;
 
 pub fn repo_root() -> PathBuf {
@@ -94,6 +96,11 @@ impl Harness {
                 work_root: dir.path().join("work"),
                 log_root: dir.path().join("logs"),
                 poll_interval: Duration::from_millis(20),
+                // The tests look into finished tasks' work dirs.
+                work_dirs: WorkDirRetention {
+                    keep_succeeded: true,
+                    ..Default::default()
+                },
             },
         );
         Self {
@@ -256,6 +263,27 @@ pub fn process_alive(pid: u32) -> bool {
             !matches!(state, Some("Z") | Some("X"))
         }
     }
+}
+
+/// Host pids of live processes whose command line contains `needle`.
+pub fn processes_matching(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| {
+                            String::from_utf8_lossy(&c)
+                                .replace('\0', " ")
+                                .contains(needle)
+                        })
+                        .unwrap_or(false)
+                        && process_alive(*pid)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Every pid the host logged as started (`started `...` (pid N)`).

@@ -204,6 +204,7 @@ pub struct Reply {
     pub path: String,
     pub status: u16,
     pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
@@ -309,6 +310,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let headers = response.headers().clone();
         let body = response
             .text()
             .await
@@ -318,6 +320,7 @@ impl Client {
             path,
             status,
             content_type,
+            headers,
             body,
         }
     }
@@ -329,6 +332,7 @@ impl Client {
             path: path.into(),
             status: r.status().as_u16(),
             content_type: String::new(),
+            headers: r.headers().clone(),
             body: r.text().await?,
         })
     }
