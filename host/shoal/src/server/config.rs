@@ -60,6 +60,10 @@ pub struct AlertConfig {
     pub attempts: Option<u32>,
     pub first_backoff_ms: Option<u64>,
     pub timeout_s: Option<u64>,
+    /// Non-public addresses (loopback, private, link-local) webhook and Slack channels may
+    /// reach, as IP literals or CIDR blocks; public addresses need no entry.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
 }
 
 /// The settled configuration.
@@ -76,6 +80,8 @@ pub struct ServerConfig {
     pub shutdown_grace_s: u64,
     pub task_groups: std::collections::BTreeMap<String, usize>,
     pub alerts: AlertConfig,
+    /// `alerts.allow_hosts`, parsed.
+    pub alert_hosts: shoal_alert::WebhookHosts,
     pub verbose: bool,
 }
 
@@ -97,6 +103,14 @@ impl ServerConfig {
             }
             None => ConfigFile::default(),
         };
+        let alert_hosts =
+            shoal_alert::WebhookHosts::parse(&file.alerts.allow_hosts).map_err(|e| {
+                let origin = path.as_ref().map_or_else(
+                    || "the server config".to_owned(),
+                    |p| p.display().to_string(),
+                );
+                anyhow::anyhow!("{origin}: [alerts] {e}")
+            })?;
         Ok(Self {
             database: db.map(str::to_owned).or(file.database),
             bind: args
@@ -114,6 +128,7 @@ impl ServerConfig {
             shutdown_grace_s: file.shutdown_grace_s.unwrap_or(30),
             task_groups: file.task_groups,
             alerts: file.alerts,
+            alert_hosts,
             verbose: args.verbose,
         })
     }
@@ -159,5 +174,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.toml") && err.contains("prot"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod alert_host_tests {
+    use super::*;
+
+    #[test]
+    fn alert_allow_hosts_take_addresses_and_name_a_bad_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServerArgs {
+            config: None,
+            bind: None,
+            port: None,
+            admin_token: None,
+            verbose: false,
+        };
+        std::fs::write(
+            dir.path().join("server.toml"),
+            "[alerts]\nallow_hosts = [\"127.0.0.1\", \"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        ServerConfig::resolve(dir.path(), &args, None).unwrap();
+        std::fs::write(
+            dir.path().join("server.toml"),
+            "[alerts]\nallow_hosts = [\"hooks.internal\"]\n",
+        )
+        .unwrap();
+        let err = ServerConfig::resolve(dir.path(), &args, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.toml") && err.contains("allow-hosts[0]: `hooks.internal`"),
+            "{err}"
+        );
     }
 }
