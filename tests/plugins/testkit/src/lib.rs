@@ -28,6 +28,17 @@ pub enum Params {
     /// Pretend to be an external job that finishes once `polls` polls have happened; the
     /// handle carries all state so any fresh instance can poll it.
     External { polls: u32 },
+    /// Ask the workflow hook where workflow instance `instance` stands, as if it were a
+    /// child of this task; its state becomes the OUT param `state`.
+    ChildStatus { instance: u64 },
+    /// Ask the workflow hook to stop workflow instance `instance`.
+    StopChild { instance: u64 },
+    /// Ask the workflow hook for the newest run of `workflow` in `project` (any business
+    /// time); its state (or `none`) becomes the OUT param `state`.
+    LastRun {
+        project: Option<String>,
+        workflow: String,
+    },
 }
 
 pub struct Testkit;
@@ -88,6 +99,24 @@ impl TaskType for Testkit {
                 Ok(Start::success("fetched"))
             }
             Params::External { polls } => Ok(Start::running(format!("job:{polls}"))),
+            Params::ChildStatus { instance } => {
+                let status = workflow::child_status(instance).map_err(Error::new)?;
+                ctx.set_out_param("state", status.state);
+                Ok(Start::success("asked"))
+            }
+            Params::StopChild { instance } => {
+                workflow::stop_child(instance).map_err(Error::new)?;
+                Ok(Start::success("stopped"))
+            }
+            Params::LastRun {
+                project,
+                workflow: name,
+            } => {
+                let state = workflow::last_run(project.as_deref(), &name, None, 0, i64::MAX)
+                    .map_err(Error::new)?;
+                ctx.set_out_param("state", state.unwrap_or_else(|| "none".into()));
+                Ok(Start::success("asked"))
+            }
         }
     }
 
