@@ -34,6 +34,26 @@ ensure_postgres() {
   exit 1
 }
 
+# bubblewrap confines every process a task starts; the sandbox tests need it, and the
+# tenant and cgroup checks need root. Installed here when this machine lets us.
+ensure_bubblewrap() {
+  command -v bwrap >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing bubblewrap (the process sandbox)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) || true
+  fi
+  command -v bwrap >/dev/null 2>&1 && return 0
+  if [ "${CI:-}" = true ]; then
+    echo "bubblewrap (bwrap) is missing and could not be installed; under CI this is a failure" >&2
+    exit 1
+  fi
+  printf '\n%s\n%s\n%s\n\n' \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" \
+    "!! bubblewrap (bwrap) is not installed: the sandbox tests WILL FAIL; install it" \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+}
+ensure_bubblewrap
+
 pg_skipped=""
 if ! ensure_postgres; then
   pg_skipped="yes"

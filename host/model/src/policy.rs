@@ -43,9 +43,9 @@ pub struct PolicyRules {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct OperatorPolicy {
-    /// `"bubblewrap"` (default) or, explicitly, `"none"`.
+    /// `"bubblewrap"` (the default when unset) or, explicitly, `"none"`.
     #[serde(default)]
-    pub sandbox: SandboxKind,
+    pub sandbox: Option<SandboxKind>,
     /// The OS user task processes run as when the host runs as root.
     #[serde(default)]
     pub tenant: Option<String>,
@@ -115,7 +115,7 @@ impl OperatorPolicy {
     /// How task processes are confined.
     pub fn sandbox(&self) -> SandboxPolicy {
         SandboxPolicy {
-            kind: self.sandbox,
+            kind: self.sandbox.unwrap_or_default(),
             default_tenant: self
                 .tenant
                 .clone()

@@ -62,12 +62,27 @@ impl DataDir {
 }
 
 /// Load the operator policy: `--policy`, else `<data dir>/policy.toml` if present.
-pub fn load_policy(data: &DataDir, flag: Option<&Path>) -> anyhow::Result<OperatorPolicy> {
+/// `shoal server` takes it as it is: without bubblewrap its process tasks fail.
+pub fn load_server_policy(data: &DataDir, flag: Option<&Path>) -> anyhow::Result<OperatorPolicy> {
     match flag {
         Some(path) => Ok(OperatorPolicy::load(path)?),
         None if data.policy().is_file() => Ok(OperatorPolicy::load(&data.policy())?),
         None => Ok(OperatorPolicy::default()),
     }
+}
+
+/// The policy for running on one's own machine (`shoal run`, `shoal task run`): as the
+/// server's, except that where bubblewrap is missing and the policy does not name a
+/// sandbox, the user's own workflows run unconfined, said loudly, rather than not at all.
+pub fn load_policy(data: &DataDir, flag: Option<&Path>) -> anyhow::Result<OperatorPolicy> {
+    let mut policy = load_server_policy(data, flag)?;
+    if policy.sandbox.is_none() && !shoal_runtime::capabilities::sandbox::bubblewrap_available() {
+        eprintln!(
+            "warning: bubblewrap (`bwrap`) is not installed, so task processes run without a sandbox, as you; `shoal server` never does this (install bubblewrap, or write `sandbox = \"none\"` in the policy to silence this)"
+        );
+        policy.sandbox = Some(shoal_model::SandboxKind::None);
+    }
+    Ok(policy)
 }
 
 /// A registry with the built-ins and every installed plugin.

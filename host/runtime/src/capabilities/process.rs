@@ -276,15 +276,7 @@ impl Host for HostState {
                 if let Some(cgroup) = &confined.cgroup {
                     cgroup.kill_and_remove();
                 }
-                let hint = if err.kind() == std::io::ErrorKind::PermissionDenied
-                    && cap.sandbox.kind == SandboxKind::None
-                    && sandbox::host_is_root()
-                {
-                    " (without a sandbox the tenant user must be able to reach the work dir: every directory above it needs o+x)"
-                } else {
-                    ""
-                };
-                return Ok(Err(Error::Os(format!("{program}: {err}{hint}"))));
+                return Ok(Err(Error::Os(format!("{program}: {err}"))));
             }
         };
         let pid = child.id().unwrap_or_default();

@@ -105,6 +105,11 @@ pub fn ensure_tenant(name: &str) -> Result<TenantUser, String> {
     lookup_user(name).ok_or_else(|| format!("tenant user `{name}` was created but cannot be found"))
 }
 
+/// Whether bubblewrap is installed here.
+pub fn bubblewrap_available() -> bool {
+    which("bwrap").is_some()
+}
+
 /// Find a program on the host's `PATH`.
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
@@ -222,23 +227,23 @@ fn pids_root() -> Option<PathBuf> {
 /// default tenant when the host is root, so the first task does not have to.
 pub fn preflight(policy: &SandboxPolicy) -> Vec<String> {
     let mut warnings = Vec::new();
-    match policy.kind {
-        SandboxKind::None => warnings.push(
-            "the policy says `sandbox = \"none\"`: task processes run without a sandbox and can read whatever their OS user can on this host".to_owned(),
-        ),
-        SandboxKind::Bubblewrap if which("bwrap").is_none() => warnings.push(
-            "bubblewrap (`bwrap`) is not installed: every task that starts a process will fail until it is (Debian: apt-get install bubblewrap)".to_owned(),
-        ),
-        SandboxKind::Bubblewrap => {}
+    if policy.kind == SandboxKind::None {
+        warnings.push(
+            "the policy says `sandbox = \"none\"`: task processes run without a sandbox, as this server's own OS user, and can read and change whatever it can (the data dir included)".to_owned(),
+        );
+        return warnings;
     }
-    if host_is_root() {
-        if let Err(e) = ensure_tenant(&policy.default_tenant) {
-            warnings.push(format!("{e}: tasks that start processes will fail"));
-        }
-    } else {
+    if which("bwrap").is_none() {
+        warnings.push(
+            "bubblewrap (`bwrap`) is not installed: every task that starts a process will fail until it is (Debian: apt-get install bubblewrap)".to_owned(),
+        );
+    }
+    if !host_is_root() {
         warnings.push(
             "not running as root: task processes keep this server's OS user (inside the sandbox); run as root to give each project its own tenant user".to_owned(),
         );
+    } else if let Err(e) = ensure_tenant(&policy.default_tenant) {
+        warnings.push(format!("{e}: tasks that start processes will fail"));
     }
     warnings
 }
@@ -262,7 +267,9 @@ pub fn confine(
     argv: &[String],
 ) -> Result<Confined, String> {
     let tenant_name = tenant.unwrap_or(&policy.default_tenant);
-    let user = if host_is_root() {
+    // `sandbox = "none"` turns the whole confinement off, tenant included: the
+    // processes run as the host's own user, as on a machine without the sandbox.
+    let user = if host_is_root() && policy.kind == SandboxKind::Bubblewrap {
         let user = ensure_tenant(tenant_name)?;
         if user.uid == 0 {
             return Err(format!(
@@ -281,10 +288,6 @@ pub fn confine(
         SandboxKind::None => {
             let mut c = tokio::process::Command::new(&argv[0]);
             c.args(&argv[1..]).current_dir(work_dir.join(cwd));
-            if let Some(u) = user {
-                // std drops supplementary groups when root sets a uid.
-                c.uid(u.uid).gid(u.gid);
-            }
             (
                 c,
                 "no sandbox (policy says `sandbox = \"none\"`)".to_owned(),
@@ -293,7 +296,7 @@ pub fn confine(
     };
     match user {
         Some(u) => note.push_str(&format!(", as tenant `{tenant_name}` (uid {})", u.uid)),
-        None => note.push_str(", as the host's own (non-root) user"),
+        None => note.push_str(", as the host's own user"),
     }
     if cgroup.is_some() {
         note.push_str(&format!(", at most {} processes", limits.processes));

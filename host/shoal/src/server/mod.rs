@@ -18,7 +18,7 @@ use shoal_api::secrets::SecretBox;
 use shoal_api::{ApiLimits, ApiParts, ApiState};
 use shoal_scheduler::{CronLoop, CronLoopConfig, Launcher};
 
-use crate::app::{DataDir, load_policy, open_registry};
+use crate::app::{DataDir, load_server_policy, open_registry};
 use crate::cli::workflow::{EngineArgs, Registry, become_engine, engine_holder};
 use config::{ServerArgs, ServerConfig};
 
@@ -29,7 +29,7 @@ pub async fn run(
     db: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::resolve(data.root(), &args, db)?;
-    let registry = open_registry(data, load_policy(data, policy)?)?;
+    let registry = open_registry(data, load_server_policy(data, policy)?)?;
     for warning in shoal_runtime::capabilities::sandbox::preflight(&registry.policy().sandbox()) {
         eprintln!("warning: {warning}");
     }
