@@ -515,6 +515,37 @@ async fn second_load_hits_the_compile_cache() {
     let third = Harness::registry_in(dir.path(), OperatorPolicy::default());
     let plugin = third.resolve("noop", None).await.unwrap();
     assert!(!plugin.load_report.cache_hit);
+
+    // A well-formed entry made under another key (someone else's compiled code planted
+    // in the cache) is never deserialised: it is recompiled.
+    let other = tempfile::tempdir().unwrap();
+    Harness::registry_in(other.path(), OperatorPolicy::default())
+        .resolve("noop", None)
+        .await
+        .unwrap();
+    for entry in std::fs::read_dir(other.path().join("cache"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("cache").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    let fourth = Harness::registry_in(dir.path(), OperatorPolicy::default());
+    let plugin = fourth.resolve("noop", None).await.unwrap();
+    assert!(!plugin.load_report.cache_hit, "a foreign entry was loaded");
+    // The recompiled entry is this host's again.
+    let fifth = Harness::registry_in(dir.path(), OperatorPolicy::default());
+    assert!(
+        fifth
+            .resolve("noop", None)
+            .await
+            .unwrap()
+            .load_report
+            .cache_hit
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
