@@ -9,7 +9,9 @@
 //! instantiation when they are all in use. Its size comes from the task containers'
 //! capacity ([`EngineConfig::for_tasks`]), and every call takes a permit of
 //! [`PluginEngine::instance_permit`] first, so a call that finds the pool full waits for
-//! a slot instead of failing its task.
+//! a slot instead of failing its task. A few slots are kept for `describe` (a plugin's
+//! first load) and `cancel`: a SubWorkflow's `start` holds its slot while the child run
+//! loads its plugins, so letting task calls take every slot could deadlock the loads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +27,9 @@ use crate::RuntimeError;
 pub struct EngineConfig {
     /// How many plugin instances may be alive at once with the pooling allocator.
     pub pooling_slots: u32,
+    /// Of those, how many only `describe` and `cancel` calls may use (task calls get the
+    /// rest, at least one).
+    pub reserved_slots: u32,
     /// Upper bound of any plugin's linear memory; the per-plugin grant is lower.
     pub max_memory_bytes: u64,
     /// Epoch tick: the granularity of deadlines and cancellation for guest code.
@@ -33,9 +38,8 @@ pub struct EngineConfig {
     pub pooling: bool,
 }
 
-/// Pool slots beyond the containers' capacity: plugin calls outside any container
-/// (`describe` at load, `validate` of a task still waiting for a slot, the `cancel` of a
-/// killed external job).
+/// Pool slots beyond the containers' capacity, kept for calls outside any container slot:
+/// `describe` when a plugin loads, `cancel` of a killed or timed-out external job.
 pub const POOL_HEADROOM: u32 = 16;
 
 impl EngineConfig {
@@ -45,6 +49,7 @@ impl EngineConfig {
         let tasks = u32::try_from(concurrent_tasks).unwrap_or(u32::MAX);
         Self {
             pooling_slots: tasks.saturating_add(POOL_HEADROOM),
+            reserved_slots: POOL_HEADROOM,
             ..Self::default()
         }
     }
@@ -54,6 +59,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             pooling_slots: 256,
+            reserved_slots: POOL_HEADROOM,
             max_memory_bytes: 4 << 30,
             epoch_tick: Duration::from_millis(10),
             pooling: true,
@@ -67,7 +73,7 @@ pub struct PluginEngine {
     engine: Engine,
     pooling: bool,
     /// One permit per pool slot; none with on-demand allocation, which has no limit.
-    slots: Option<Arc<Semaphore>>,
+    slots: Option<PoolSlots>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -75,10 +81,7 @@ impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
             .field("pooling", &self.pooling)
-            .field(
-                "free_slots",
-                &self.slots.as_ref().map(|s| s.available_permits()),
-            )
+            .field("free_slots", &self.free_slots())
             .finish()
     }
 }
@@ -103,7 +106,7 @@ impl PluginEngine {
             None => (Self::on_demand()?, false),
         };
         let ticker = EpochTicker::start(engine.clone(), cfg.epoch_tick);
-        let slots = pooling.then(|| Arc::new(Semaphore::new(cfg.pooling_slots.max(1) as usize)));
+        let slots = pooling.then(|| PoolSlots::new(cfg));
         Ok(Self {
             engine,
             pooling,
@@ -152,17 +155,27 @@ impl PluginEngine {
         self.pooling
     }
 
-    /// Wait for a free pool slot, in arrival order; hold the permit until the call's
-    /// `Store` is dropped. None (at once) without the pooling allocator.
-    pub async fn instance_permit(&self) -> Option<OwnedSemaphorePermit> {
-        let slots = self.slots.clone()?;
-        // The semaphore is never closed.
-        slots.acquire_owned().await.ok()
+    /// Wait for a free pool slot, in arrival order: one of the reserved slots for a
+    /// `describe` or `cancel` call (`reserved`), else one of the others. Hold the permit
+    /// until the call's `Store` is dropped. None (at once) without the pooling allocator.
+    pub async fn instance_permit(&self, reserved: bool) -> Option<OwnedSemaphorePermit> {
+        let slots = self.slots.as_ref()?;
+        let pool = match &slots.reserved {
+            Some(pool) if reserved => pool,
+            _ => &slots.tasks,
+        };
+        // The semaphores are never closed.
+        pool.clone().acquire_owned().await.ok()
     }
 
-    /// Pool slots free right now (None without the pooling allocator).
+    /// Pool slots free right now, reserved ones included (None without the pooling
+    /// allocator).
     pub fn free_slots(&self) -> Option<usize> {
-        self.slots.as_ref().map(|s| s.available_permits())
+        let slots = self.slots.as_ref()?;
+        Some(
+            slots.tasks.available_permits()
+                + slots.reserved.as_ref().map_or(0, |r| r.available_permits()),
+        )
     }
 
     /// Identifies compiled code this engine can load; part of the compile-cache key.
@@ -171,6 +184,26 @@ impl PluginEngine {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         format!("{:016x}", h.finish())
+    }
+}
+
+/// The pool's slots as permits: those of task calls and the reserved ones.
+#[derive(Clone)]
+struct PoolSlots {
+    tasks: Arc<Semaphore>,
+    /// None when the pool is too small to keep any back.
+    reserved: Option<Arc<Semaphore>>,
+}
+
+impl PoolSlots {
+    fn new(cfg: &EngineConfig) -> Self {
+        let total = cfg.pooling_slots.max(1);
+        let tasks = total.saturating_sub(cfg.reserved_slots).max(1);
+        let reserved = total - tasks;
+        Self {
+            tasks: Arc::new(Semaphore::new(tasks as usize)),
+            reserved: (reserved > 0).then(|| Arc::new(Semaphore::new(reserved as usize))),
+        }
     }
 }
 

@@ -168,6 +168,7 @@ impl LoadedPlugin {
         // Declared before the store, so it is dropped after it: the pool slot is free
         // only once the store is gone.
         let mut _pool_slot = None;
+        let reserved = matches!(call, Call::Describe | Call::Cancel(_));
         let mut state = HostState::new(&self.manifest.id, &grant, env, context.clone())
             .map_err(CallError::Host)?;
         // Nor may they act on the scheduler: they run apart from the task itself.
@@ -188,7 +189,7 @@ impl LoadedPlugin {
         let result = {
             let call = async {
                 // Waiting for a pool slot races the deadline and the kill like the call.
-                _pool_slot = self.engine.instance_permit().await;
+                _pool_slot = self.engine.instance_permit(reserved).await;
                 let instance = self.pre.instantiate_async(&mut store).await?;
                 let guest = instance.shoal_task_plugin();
                 Ok::<_, wasmtime::Error>(match call {
