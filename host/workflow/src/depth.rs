@@ -605,6 +605,32 @@ mod tests {
     }
 
     #[test]
+    fn the_loader_refuses_before_the_parser_recurses() {
+        // Unchecked, this overflows the stack of the thread that parses it.
+        let text = format!(
+            "workflow:\n  name: w\ntasks:\n  - name: t\n    task_type: noop\n    set:\n      \
+             x:\n        {}1\n",
+            "- ".repeat(100_000)
+        );
+        let err = crate::load::load_str(&text, Path::new("deep.yaml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "deep.yaml:8: lists and mappings nest deeper than 64 levels; a definition may nest \
+             at most 64"
+        );
+        let json = format!(
+            "{{\"workflow\": {}1{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = crate::load::load_str(&json, Path::new("deep.json")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("deep.json:1: lists and mappings nest")
+        );
+    }
+
+    #[test]
     fn the_examples_pass() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
         let mut seen = 0;

@@ -141,6 +141,8 @@ pub fn render_resolved(path: &Path) -> Result<Option<String>, Diagnostics> {
 const REF_MARKERS: [&str; 4] = ["$FILE{", "$ENV{", "$WORKFLOW{", "$PROCESS{"];
 
 fn parse_tree(text: &str, origin: &Path) -> Result<Node, Diagnostics> {
+    // The parser recurses per level of nesting; too deep a text must not reach it.
+    crate::depth::check(text, origin)?;
     // Quoted scalars stay strings (`"3"` is text, `3` a number), as in any YAML reader.
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
