@@ -146,6 +146,11 @@ async fn create_project(c: &Client, name: &str) {
     c.post("/api/v1/projects", json!({"name": name}))
         .await
         .expect(201);
+    allow_process(c, name).await;
+}
+
+/// As the admin, let project `name` run process task types.
+async fn allow_process(c: &Client, name: &str) {
     let admin = Client::new(c.base(), Some(ADMIN));
     admin
         .send(
@@ -260,6 +265,8 @@ async fn projects(s: &Server) {
         .expect(201)
         .json();
     assert_eq!(p["name"], "core");
+    assert_eq!(p["allow_process"], false, "process task types are an admin's grant");
+    allow_process(s, "core").await;
     s.post("/api/v1/projects", json!({"name": "core"}))
         .await
         .error(409, "conflict");
@@ -1537,13 +1544,10 @@ async fn secrets(s: &Server, site: &Site) {
     assert!(!instance(s, id).await.to_string().contains(&value));
 
     // Not on disk in the clear: not in the SQLite file (nor its WAL), nor in the logs.
-    // The work dir is left out: a shell task's script there holds its substituted command.
+    // The work dir too: the task's script there held its substituted command, and a
+    // succeeded task's work dir is gone.
     let mut scanned = 0;
-    let work = site.data.path().join("work");
     for file in files_under(site.data.path()) {
-        if file.starts_with(&work) {
-            continue;
-        }
         let bytes = std::fs::read(&file).unwrap_or_default();
         scanned += 1;
         assert!(
@@ -2068,6 +2072,16 @@ async fn alerts(s: &Server) {
         ),
     ] {
         s.put(&format!("{base}/{name}"), body).await.expect(204);
+    }
+    // Channel configs hold credentials: stored sealed, like secrets.
+    let url = hook_url("failures");
+    for file in files_under(&s.data) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(url.len()).any(|w| w == url.as_bytes()),
+            "{} holds a webhook URL in the clear",
+            file.display()
+        );
     }
     for (body, field) in [
         (json!({"config": {"kind": "pigeon", "url": "x"}}), "config"),

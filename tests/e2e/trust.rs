@@ -185,7 +185,46 @@ async fn a_plain_user_cannot_reach_the_host() {
             .expect(200);
         assert_ne!(r.body, r2.body);
 
-        // 5. The server still serves, and still runs other work.
+        // 5. A secret stays masked wherever a task's results go: its message, its OUT
+        // parameters, a child run's startup parameters.
+        let secret = "multi-line\nsecret-value-0123456789";
+        user.put("/api/v1/projects/mine/secrets/token", json!({"value": secret}))
+            .await
+            .expect(204);
+        user.post_yaml(
+            "mine",
+            "workflow:\n  name: child\ntasks:\n  - name: c\n    task_type: Noop\n",
+        )
+        .await
+        .expect(201);
+        user.post_empty("/api/v1/projects/mine/definitions/child/online")
+            .await
+            .expect(200);
+        let yaml = "workflow:\n  name: leaky\ntasks:\n  - name: out\n    task_type: Shell\n    command: |\n      echo \"${secret.token}\"\n      echo \"\\${setValue(copy=${secret.token})}\"\n  - name: sub\n    task_type: SubWorkflow\n    deps: [out]\n    workflow_name: child\n    params:\n      passed: \"${secret.token}\"\n";
+        let d = run_to_end(&user, yaml).await;
+        let text = d.to_string();
+        assert!(!text.contains("secret-value-0123456789"), "{d}");
+        assert_eq!(d["state"], "succeeded", "{d}");
+        for t in d["tasks"].as_array().unwrap() {
+            let id = t["id"].as_i64().unwrap();
+            let log = user.get(&format!("/api/v1/tasks/{id}/log")).await.expect(200).body;
+            assert!(!log.contains("secret-value-0123456789"), "{log}");
+        }
+        let children = user
+            .get("/api/v1/instances?project=mine&workflow=child")
+            .await
+            .expect(200)
+            .json();
+        let child = children["items"][0]["id"].as_i64().expect("a child run");
+        let detail = user
+            .get(&format!("/api/v1/instances/{child}"))
+            .await
+            .expect(200)
+            .body;
+        assert!(detail.contains("passed"), "{detail}");
+        assert!(!detail.contains("secret-value-0123456789"), "{detail}");
+
+        // 6. The server still serves, and still runs other work.
         s.anonymous().get("/api/v1/health").await.expect(200);
         let d = run_to_end(&user, "workflow:\n  name: after\ntasks:\n  - name: t\n    task_type: Shell\n    command: echo fine\n").await;
         assert_eq!(d["state"], "succeeded", "{d}");

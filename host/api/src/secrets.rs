@@ -99,6 +99,46 @@ impl SecretBox {
     }
 }
 
+impl SecretBox {
+    /// An alert channel's config as stored: sealed whole (SMTP passwords, webhook URLs
+    /// and header values are credentials), with only its kind in the clear for listings.
+    pub fn seal_channel(&self, project: &str, name: &str, config: &serde_json::Value) -> String {
+        let (nonce, ciphertext) = self.seal(project, &channel_aad(name), &config.to_string());
+        serde_json::json!({
+            "kind": config["kind"],
+            "sealed": {"nonce": nonce, "ciphertext": ciphertext},
+        })
+        .to_string()
+    }
+
+    /// A stored alert channel's config, opened (one stored before configs were sealed
+    /// is returned as it is).
+    pub fn open_channel(
+        &self,
+        project: &str,
+        name: &str,
+        stored: &str,
+    ) -> Result<serde_json::Value, SecretError> {
+        let fail = || SecretError::Open(format!("alert channel {name}"));
+        let v: serde_json::Value = serde_json::from_str(stored).map_err(|_| fail())?;
+        let Some(sealed) = v.get("sealed") else {
+            return Ok(v);
+        };
+        let (Some(nonce), Some(ciphertext)) =
+            (sealed["nonce"].as_str(), sealed["ciphertext"].as_str())
+        else {
+            return Err(fail());
+        };
+        let plain = self.open(project, &channel_aad(name), nonce, ciphertext)?;
+        serde_json::from_str(&plain).map_err(|_| fail())
+    }
+}
+
+/// Channels are sealed under their own names' space, apart from secrets'.
+fn channel_aad(name: &str) -> String {
+    format!("alert-channel:{name}")
+}
+
 /// The engine's view of the sealed secrets: it opens a project's secrets when one of its
 /// runs starts, and holds the values in memory only.
 pub struct StoreSecrets {

@@ -366,7 +366,7 @@ pub async fn put_alert_channel(
         .put_alert_channel(
             p.id,
             &name,
-            &body.config.to_string(),
+            &state.secrets().seal_channel(&project, &name, &body.config),
             &serde_json::to_string(&body.events).unwrap_or_default(),
         )
         .await?;

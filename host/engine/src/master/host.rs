@@ -35,10 +35,23 @@ pub(super) struct EngineHost {
     /// The caller's run: its project and business time.
     pub(super) project: String,
     pub(super) schedule_time: i64,
+    /// The run's secret values: a child's startup parameters are stored and shown, so
+    /// a secret passed down is masked there (the child reads `${secret.X}` itself).
+    pub(super) redact: Vec<String>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+fn mask(value: &str, secrets: &[String]) -> String {
+    let mut out = value.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), shoal_model::log::REDACTED);
+        }
+    }
+    out
 }
 
 impl EngineHost {
@@ -81,7 +94,10 @@ impl EngineHost {
                 )
             })?;
         let mut run = RunRequest::new(definition.id, definition.version);
-        run.startup_params = params.into_iter().collect::<BTreeMap<_, _>>();
+        run.startup_params = params
+            .into_iter()
+            .map(|(k, v)| (k, mask(&v, &self.redact)))
+            .collect::<BTreeMap<_, _>>();
         run.schedule_time = Some(self.schedule_time);
         run.parent_task_instance_id = Some(caller.task_instance_id as i64);
         let id = self.master.start(run).await.map_err(err)?;

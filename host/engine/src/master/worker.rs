@@ -1443,6 +1443,7 @@ impl InstanceWorker {
             master: self.master.clone(),
             project: self.project.clone(),
             schedule_time: self.schedule_time,
+            redact: request.redact.clone(),
         }));
         if let (Some(after), TimeoutStrategy::Warn | TimeoutStrategy::Both) =
             (timeout, task.timeout_strategy)

@@ -4,12 +4,17 @@
 //! broadcasts progress and never waits on this.
 
 use shoal_alert::{Alert, AlertChannel, AlertDispatcher, AlertKind, ChannelConfig};
+use shoal_api::secrets::SecretBox;
 use shoal_engine::state::{TaskInstanceState, WorkflowState};
 use shoal_engine::{Master, Progress};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Forward progress to the dispatcher until the master goes away.
-pub fn bridge(master: &Master, dispatcher: AlertDispatcher) -> tokio::task::JoinHandle<()> {
+pub fn bridge(
+    master: &Master,
+    dispatcher: AlertDispatcher,
+    sealer: SecretBox,
+) -> tokio::task::JoinHandle<()> {
     let mut progress = master.subscribe();
     let store = master.store().clone();
     tokio::spawn(async move {
@@ -58,8 +63,11 @@ pub fn bridge(master: &Master, dispatcher: AlertDispatcher) -> tokio::task::Join
             };
             let store = store.clone();
             let dispatcher = dispatcher.clone();
+            let sealer = sealer.clone();
             tokio::spawn(async move {
-                if let Err(e) = send(&store, &dispatcher, kind, instance, task, message).await {
+                if let Err(e) =
+                    send(&store, &dispatcher, &sealer, kind, instance, task, message).await
+                {
                     tracing::warn!(instance, "cannot prepare an alert: {e}");
                 }
             });
@@ -70,6 +78,7 @@ pub fn bridge(master: &Master, dispatcher: AlertDispatcher) -> tokio::task::Join
 async fn send(
     store: &shoal_store::Store,
     dispatcher: &AlertDispatcher,
+    sealer: &SecretBox,
     kind: AlertKind,
     instance: i64,
     task: Option<String>,
@@ -83,7 +92,11 @@ async fn send(
     };
     let mut channels = Vec::new();
     for c in store.alert_channels(&definition.project).await? {
-        match serde_json::from_str::<ChannelConfig>(&c.config) {
+        let opened = sealer
+            .open_channel(&definition.project, &c.name, &c.config)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_json::from_value::<ChannelConfig>(v).map_err(|e| e.to_string()));
+        match opened {
             Ok(config) => channels.push(AlertChannel {
                 name: c.name,
                 config,

@@ -120,7 +120,7 @@ pub async fn run(
     }
     bootstrap_admin(&state, config.admin_token.as_deref()).await?;
 
-    let bridge = alerts::bridge(&master, dispatcher);
+    let bridge = alerts::bridge(&master, dispatcher, sealer.clone());
     let pump = launcher.drive(Duration::from_secs(1));
     let fires = cron.run();
 
