@@ -53,6 +53,10 @@ pub struct OperatorPolicy {
     pub process_limits: ProcessLimits,
     #[serde(default)]
     pub task_limits: TaskLimits,
+    /// Hours a failed task's work dir is kept for debugging (a succeeded task's goes at
+    /// once); default 24.
+    #[serde(default)]
+    pub keep_failed_work_dirs_h: Option<u64>,
     #[serde(default)]
     pub defaults: PolicyRules,
     #[serde(default)]

@@ -129,13 +129,17 @@ fn poll_interval() -> Duration {
 
 /// A TaskEngine over an already opened registry.
 pub fn task_engine_for(data: &DataDir, registry: Arc<PluginRegistry>) -> TaskEngine {
+    let mut work_dirs = shoal_task_engine::WorkDirRetention::default();
+    if let Some(hours) = registry.policy().keep_failed_work_dirs_h {
+        work_dirs.keep_failed_for = Duration::from_secs(hours.saturating_mul(3600));
+    }
     TaskEngine::new(
         registry,
         TaskEngineConfig {
             work_root: data.work(),
             log_root: data.logs(),
             poll_interval: poll_interval(),
-            work_dirs: Default::default(),
+            work_dirs,
         },
     )
 }
