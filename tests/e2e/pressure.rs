@@ -9,16 +9,21 @@
 //!   process: `sqlite3` holding `BEGIN EXCLUSIVE`, `psql` holding `LOCK TABLE`) makes the
 //!   instance's worker stop its tasks and let the instance go; recovery then finishes it,
 //!   and no task ran twice at once.
+//!
+//! The cycle and depth checks are also tried by a plain user against a real `shoal
+//! server` process.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use shoal_engine::state::{TaskInstanceState as T, WorkflowState as W};
 use shoal_engine::{Master, MasterConfig};
 use shoal_store::{Backend, Store, Write};
 use shoal_tests::Harness;
 use shoal_tests::flow::Flow;
+use shoal_tests::server::{Client, Server};
 
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {$(
@@ -495,4 +500,159 @@ tasks:
         assert!(second[0].0 > first[1].0, "{quick:?}");
     }
     assert_eq!(attempts["quick"].last().unwrap().state, "succeeded");
+}
+
+// ---- against a real `shoal server` ----------------------------------------------------
+
+const ADMIN: &str = "shoal-admin-token-for-pressure-tests";
+
+/// A server over SQLite in a fresh data dir, then one over a fresh PostgreSQL database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_cannot_make_sub_workflows_loop_or_nest_without_end_on_a_server() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path(), None, ADMIN).await;
+    sub_workflow_limits_over_http(&server).await;
+    server.terminate(Duration::from_secs(20));
+    if let Some((url, name)) = shoal_store::testing::fresh_pg().await {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = Server::start(data.path(), Some(&url), ADMIN).await;
+        sub_workflow_limits_over_http(&server).await;
+        server.terminate(Duration::from_secs(20));
+        shoal_store::testing::drop_pg(&name).await;
+    }
+}
+
+async fn instance_detail(c: &Client, id: i64) -> Value {
+    c.get(&format!("/api/v1/instances/{id}"))
+        .await
+        .expect(200)
+        .json()
+}
+
+/// Wait until instance `id` is finished; returns its detail.
+async fn finished(c: &Client, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let detail = instance_detail(c, id).await;
+        if ["succeeded", "failed", "stopped"].contains(&detail["state"].as_str().unwrap_or("")) {
+            return detail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance {id} never finished: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `call` task of an instance detail.
+fn call_task(detail: &Value) -> &Value {
+    detail["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_name"] == "call")
+        .unwrap_or_else(|| panic!("no `call` task: {detail}"))
+}
+
+/// The instance the `call` task of `detail` started.
+fn child_of(detail: &Value) -> i64 {
+    let call = call_task(detail);
+    call["handle"]
+        .as_str()
+        .unwrap_or_else(|| panic!("`call` started no child: {call}"))
+        .parse()
+        .unwrap()
+}
+
+async fn sub_workflow_limits_over_http(server: &Server) {
+    // A plain user with a project of its own.
+    server
+        .post("/api/v1/users", json!({"name": "nester", "role": "user"}))
+        .await
+        .expect(201);
+    let token = server
+        .post("/api/v1/users/nester/tokens", json!({"name": "pressure"}))
+        .await
+        .expect(201)
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let user = server.client(Some(&token));
+    user.post("/api/v1/projects", json!({"name": "nests"}))
+        .await
+        .expect(201);
+    let define = async |name: &str, body: String| {
+        user.post_yaml("nests", &body).await.expect(201);
+        user.post_empty(&format!("/api/v1/projects/nests/definitions/{name}/online"))
+            .await
+            .expect(200);
+    };
+    let calls = |name: &str, target: &str| {
+        format!(
+            "workflow:\n  name: {name}\ntasks:\n  - name: call\n    task_type: SubWorkflow\n    workflow_name: {target}\n"
+        )
+    };
+    let run = async |name: &str| -> i64 {
+        let launched = user
+            .post(
+                &format!("/api/v1/projects/nests/definitions/{name}/runs"),
+                json!({}),
+            )
+            .await
+            .expect(201)
+            .json();
+        launched["instance"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{launched}"))
+    };
+
+    // A cycle through two workflows fails where it would close.
+    define("ping", calls("ping", "pong")).await;
+    define("pong", calls("pong", "ping")).await;
+    let root = finished(&user, run("ping").await).await;
+    assert_eq!(root["state"], "failed", "{root}");
+    let pong = finished(&user, child_of(&root)).await;
+    let message = call_task(&pong)["message"].as_str().unwrap();
+    assert!(
+        message.contains("sub-workflow cycle: ping -> pong -> ping"),
+        "{message}"
+    );
+    assert!(call_task(&pong)["handle"].is_null(), "{pong}");
+
+    // Eighteen workflows in a chain: the seventeenth level is refused (default limit 16).
+    const LEVELS: usize = 18;
+    define(
+        &format!("level-{}", LEVELS - 1),
+        format!(
+            "workflow:\n  name: level-{}\ntasks:\n  - name: leaf\n    task_type: Noop\n",
+            LEVELS - 1
+        ),
+    )
+    .await;
+    for n in (0..LEVELS - 1).rev() {
+        define(
+            &format!("level-{n}"),
+            calls(&format!("level-{n}"), &format!("level-{}", n + 1)),
+        )
+        .await;
+    }
+    let mut detail = finished(&user, run("level-0").await).await;
+    assert_eq!(detail["state"], "failed", "{detail}");
+    for _ in 0..shoal_engine::master::DEFAULT_MAX_SUB_WORKFLOW_DEPTH {
+        detail = finished(&user, child_of(&detail)).await;
+    }
+    // `detail` is the run at depth 16; its child would be at 17.
+    assert_eq!(detail["name"], "level-16", "{detail}");
+    let message = call_task(&detail)["message"].as_str().unwrap();
+    assert!(
+        message.contains("sub-workflows nest deeper than 16"),
+        "{message}"
+    );
+
+    // The server goes on serving, and a chain within the limit runs.
+    let shallow = finished(&user, run("level-2").await).await;
+    assert_eq!(shallow["state"], "succeeded", "{shallow}");
+    user.get("/api/v1/projects").await.expect(200);
 }
