@@ -236,12 +236,7 @@ async fn send_to(
 
     // The request carries scheme and authority; on the wire only a proxy wants them.
     *request.uri_mut() = http::Uri::builder()
-        .path_and_query(
-            request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str()),
-        )
+        .path_and_query(request.uri().path_and_query().map_or("/", |p| p.as_str()))
         .build()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
 
@@ -329,7 +324,9 @@ mod tests {
     use super::*;
 
     fn hosts(list: &[&str]) -> Vec<HostPattern> {
-        list.iter().map(|h| HostPattern::parse(h).unwrap()).collect()
+        list.iter()
+            .map(|h| HostPattern::parse(h).unwrap())
+            .collect()
     }
 
     #[test]
@@ -353,12 +350,18 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolve_once_and_literals_not_at_all() {
-        let got = resolve("[::1]", 8080, Duration::from_secs(5)).await.unwrap();
+        let got = resolve("[::1]", 8080, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(got, vec!["[::1]:8080".parse().unwrap()]);
-        let got = resolve("127.0.0.1", 80, Duration::from_secs(5)).await.unwrap();
+        let got = resolve("127.0.0.1", 80, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(got, vec!["127.0.0.1:80".parse().unwrap()]);
         // `localhost` comes from /etc/hosts: a name that reaches loopback.
-        let got = resolve("localhost", 80, Duration::from_secs(5)).await.unwrap();
+        let got = resolve("localhost", 80, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(got.iter().all(|a| a.ip().is_loopback()), "{got:?}");
         assert!(
             got.iter()
