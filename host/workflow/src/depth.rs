@@ -240,10 +240,9 @@ impl Scan {
         if blank || line[indent] == b'#' {
             return Ok(());
         }
-        if indent == 0 {
-            if line.starts_with(b"%") {
-                return Ok(());
-            }
+        if indent == 0 && line.starts_with(b"%") {
+            // A directive (`%YAML 1.2`).
+            return Ok(());
         }
         while self.blocks.last().is_some_and(|&(col, _)| col > indent) {
             self.blocks.pop();
