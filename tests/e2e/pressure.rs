@@ -14,6 +14,7 @@
 //! server` process.
 
 use std::io::{BufRead, BufReader, Write as _};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -655,4 +656,145 @@ async fn sub_workflow_limits_over_http(server: &Server) {
     let shallow = finished(&user, run("level-2").await).await;
     assert_eq!(shallow["state"], "succeeded", "{shallow}");
     user.get("/api/v1/projects").await.expect(200);
+}
+
+/// A server whose store refuses writes while a run's tasks execute: it stops the task it
+/// can no longer record and keeps serving; restarted once the store takes writes again,
+/// it recovers the run, and the stopped task runs again from the start, never twice at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_store_refuses_writes_stops_the_tasks_and_recovers_on_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        data.path().join("shoal.db").display()
+    );
+    refusal_on_a_server(data.path(), None, Backend::Sqlite, &url).await;
+    if let Some((url, name)) = shoal_store::testing::fresh_pg().await {
+        let data = tempfile::tempdir().unwrap();
+        refusal_on_a_server(data.path(), Some(&url), Backend::Postgres, &url).await;
+        shoal_store::testing::drop_pg(&name).await;
+    }
+}
+
+/// `(timestamp, text)` of each line of standard output in task `id`'s log.
+async fn printed_over_http(c: &Client, task_id: i64) -> Vec<(String, String)> {
+    c.get(&format!("/api/v1/tasks/{task_id}/log"))
+        .await
+        .expect(200)
+        .body
+        .lines()
+        .filter_map(|line| {
+            let (_, text) = line.split_once("[out] ")?;
+            let stamp = line.split_whitespace().next()?;
+            Some((stamp.to_owned(), text.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Attempts of task `name` in an instance detail, oldest first.
+fn attempts_of<'a>(detail: &'a Value, name: &str) -> Vec<&'a Value> {
+    let mut rows: Vec<&Value> = detail["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["task_name"] == name)
+        .collect();
+    rows.sort_by_key(|t| t["id"].as_i64());
+    rows
+}
+
+async fn refusal_on_a_server(data: &Path, db: Option<&str>, backend: Backend, store_url: &str) {
+    let mut server = Server::start(data, db, ADMIN).await;
+    server
+        .post("/api/v1/projects", json!({"name": "refused"}))
+        .await
+        .expect(201);
+    server
+        .send(
+            server
+                .request(reqwest::Method::PATCH, "/api/v1/projects/refused/tenancy")
+                .json(&json!({"allow_process": true})),
+        )
+        .await
+        .expect(200);
+    let long_run = Duration::from_secs(6);
+    let yaml = format!(
+        "workflow:\n  name: under-refusal\ntasks:\n  - name: quick\n    task_type: Shell\n    command: |\n      echo \"quick start\"\n      sleep 1\n      echo \"quick end\"\n  - name: long\n    task_type: Shell\n    command: |\n      echo \"long start\"\n      sleep {}\n      echo \"long end\"\n",
+        long_run.as_secs()
+    );
+    server.post_yaml("refused", &yaml).await.expect(201);
+    server
+        .post_empty("/api/v1/projects/refused/definitions/under-refusal/online")
+        .await
+        .expect(200);
+    let launched = server
+        .post(
+            "/api/v1/projects/refused/definitions/under-refusal/runs",
+            json!({}),
+        )
+        .await
+        .expect(201)
+        .json();
+    let id = launched["instance"].as_i64().unwrap();
+
+    // Both tasks run and have printed their start.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let long_id = loop {
+        let detail = instance_detail(&server, id).await;
+        let running = |name| {
+            attempts_of(&detail, name)
+                .first()
+                .filter(|t| t["state"] == "running")
+                .and_then(|t| t["id"].as_i64())
+        };
+        if let (Some(quick), Some(long)) = (running("quick"), running("long"))
+            && !printed_over_http(&server, quick).await.is_empty()
+            && !printed_over_http(&server, long).await.is_empty()
+        {
+            break long;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tasks never started: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let refused_at = Instant::now();
+    let refusal = Triggers::install(backend, store_url);
+
+    // Past the moment `long` would have finished had it been left running.
+    tokio::time::sleep(
+        (refused_at + long_run + Duration::from_secs(2)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let log = server.log();
+    assert!(
+        log.contains(&format!("instance {id}: storing its state failed")),
+        "{log}"
+    );
+    assert_eq!(
+        texts(&printed_over_http(&server, long_id).await),
+        ["long start"],
+        "`long` went on after its instance was given up"
+    );
+    // The server itself goes on serving.
+    server.get("/api/v1/projects").await.expect(200);
+
+    refusal.release();
+    server.terminate(Duration::from_secs(30));
+    let server = Server::start(data, db, ADMIN).await;
+    let detail = finished(&server, id).await;
+    assert_eq!(detail["state"], "succeeded", "{detail}");
+    let long = attempts_of(&detail, "long");
+    assert_eq!(long.len(), 2, "{detail}");
+    let first = printed_over_http(&server, long[0]["id"].as_i64().unwrap()).await;
+    let second = printed_over_http(&server, long[1]["id"].as_i64().unwrap()).await;
+    assert_eq!(texts(&first), ["long start"]);
+    assert_eq!(texts(&second), ["long start", "long end"]);
+    assert!(second[0].0 > first[0].0, "{first:?} {second:?}");
+    for quick in attempts_of(&detail, "quick") {
+        let lines = printed_over_http(&server, quick["id"].as_i64().unwrap()).await;
+        assert_eq!(texts(&lines), ["quick start", "quick end"], "{detail}");
+    }
 }
