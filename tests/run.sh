@@ -63,6 +63,44 @@ if ! ensure_postgres; then
     "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 fi
 
+# schemathesis (Python, from PyPI) fuzzes the REST API against its own OpenAPI document
+# in tests/e2e/openapi_fuzz.rs. Installed once, pinned, into a venv under target/; the
+# test finds its `st` through SHOAL_SCHEMATHESIS. Under CI a failed install is a
+# failure; on a laptop without Python the fuzz test is skipped, loudly.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="$PWD/target/venv-schemathesis"
+  local installed
+  installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)
+  if [ "$installed" != "$SCHEMATHESIS_VERSION" ]; then
+    if ! command -v python3 >/dev/null 2>&1 && [ "${CI:-}" = true ] && command -v apt-get >/dev/null 2>&1; then
+      step "installing Python (for schemathesis)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null) || true
+    fi
+    if command -v python3 >/dev/null 2>&1; then
+      step "installing schemathesis $SCHEMATHESIS_VERSION into target/venv-schemathesis"
+      rm -rf "$venv"
+      if python3 -m venv "$venv" &&
+        "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"; then
+        installed=$SCHEMATHESIS_VERSION
+      fi
+    fi
+  fi
+  if [ "$installed" = "$SCHEMATHESIS_VERSION" ] && [ -x "$venv/bin/st" ]; then
+    export SHOAL_SCHEMATHESIS="$venv/bin/st"
+    return 0
+  fi
+  if [ "${CI:-}" = true ]; then
+    echo "schemathesis $SCHEMATHESIS_VERSION could not be installed into $venv; under CI this is a failure" >&2
+    exit 1
+  fi
+  printf '\n%s\n%s\n%s\n\n' \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" \
+    "!! SKIPPING the schemathesis run against the OpenAPI document: no Python 3 venv + pip here" \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+}
+ensure_schemathesis
+
 step "formatting"
 cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)

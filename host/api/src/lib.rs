@@ -161,8 +161,10 @@ impl utoipa::Modify for BearerAuth {
 /// The API's router, with its OpenAPI document served at `/api/v1/openapi.json`.
 pub fn router(state: ApiState) -> Router {
     let limits = state.limits().clone();
-    let (router, doc) =
+    let (router, mut doc) =
         routes::all(OpenApiRouter::with_openapi(ApiDoc::openapi()), &limits).split_for_parts();
+    // After the split: `#[openapi(modifiers)]` run before the routes join the document.
+    common_responses(&mut doc);
     // Serialised once: the document does not change while the server runs.
     let doc =
         axum::body::Bytes::from(serde_json::to_vec(&doc).expect("the OpenAPI document serialises"));
@@ -184,4 +186,81 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
+}
+
+/// Document the error answers that come from the layers around every handler rather
+/// than from the handler itself, so no operation can forget them: 401 from the token
+/// check, 400 from axum's path, query and body extractors (turned into `bad-request` by
+/// [`error::json_errors`]), 404 for a path that names nothing (a missing resource, or a
+/// segment that matches no route and reaches the fallback), 403 on every project-scoped
+/// path ([`auth::Caller::require`] answers it for a project the caller may not see), 413
+/// from the body limit, and 500 for a store that fails. An operation that documents one
+/// of these itself keeps its own description.
+fn common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let global_security = doc.security.as_ref().is_some_and(|s| !s.is_empty());
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let project_scoped = path.starts_with("/api/v1/projects/{project}");
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            // `security(())` (health) is an empty requirement: the token is optional there.
+            let needs_token = match &op.security {
+                None => global_security,
+                Some(reqs) => !reqs.is_empty() && !reqs.iter().any(is_empty_requirement),
+            };
+            let params = op.parameters.as_deref().unwrap_or_default();
+            let path_params = params
+                .iter()
+                .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path);
+            let has_input = !params.is_empty() || op.request_body.is_some();
+            let responses = &mut op.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description));
+            };
+            if needs_token {
+                add("401", "Missing, invalid, expired or revoked token");
+            }
+            if has_input {
+                add(
+                    "400",
+                    "A path segment, query parameter or body that does not parse",
+                );
+            }
+            if path_params {
+                add("404", "Nothing by that name or id");
+            }
+            if project_scoped {
+                add("403", "No such permission on the project");
+            }
+            if op.request_body.is_some() {
+                add("413", "Body over the server's size limit");
+            }
+            add("500", "Internal failure; the server log has the details");
+        }
+    }
+}
+
+fn is_empty_requirement(req: &utoipa::openapi::security::SecurityRequirement) -> bool {
+    serde_json::to_value(req).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
 }

@@ -187,7 +187,8 @@ async fn instance_for(
 }
 
 #[utoipa::path(get, path = "/api/v1/instances", tag = "instances", params(InstanceQuery),
-    responses((status = 200, body = InstancePage), (status = 400, body = crate::ErrorBody), (status = 403, body = crate::ErrorBody)))]
+    responses((status = 200, body = InstancePage), (status = 400, body = crate::ErrorBody), (status = 403, body = crate::ErrorBody),
+              (status = 404, description = "`workflow` names no workflow of `project`", body = crate::ErrorBody)))]
 pub async fn list_instances(
     State(state): State<ApiState>,
     caller: Caller,
