@@ -24,6 +24,8 @@ use crate::time_expr;
 /// parameter pass over it.
 pub struct Checker<'a> {
     params: &'a ParamScope,
+    /// Values that take precedence over `params` (a task's own over the workflow's).
+    overrides: Option<&'a ParamScope>,
     limits: Limits,
     /// Estimated expanded size of each parameter checked so far.
     sizes: HashMap<String, usize>,
@@ -31,6 +33,8 @@ pub struct Checker<'a> {
     reported: HashSet<String>,
     /// The parameters being checked right now, outermost first.
     in_progress: Vec<String>,
+    /// Bytes of text scanned so far.
+    scanned: usize,
 }
 
 /// Why a size could not be estimated.
@@ -50,11 +54,26 @@ impl<'a> Checker<'a> {
     pub fn new(params: &'a ParamScope, limits: Limits) -> Self {
         Checker {
             params,
+            overrides: None,
             limits,
             sizes: HashMap::new(),
             reported: HashSet::new(),
             in_progress: Vec::new(),
+            scanned: 0,
         }
+    }
+
+    /// Looks names up in `overrides` first, then in the scope: checking many tasks against
+    /// one workflow's values this way copies none of them.
+    pub fn with_overrides(mut self, overrides: &'a ParamScope) -> Self {
+        self.overrides = Some(overrides);
+        self
+    }
+
+    /// Bytes of text this checker has scanned, each value at most once, so that a caller
+    /// checking many texts can bound the work.
+    pub fn scanned(&self) -> usize {
+        self.scanned
     }
 
     /// Checks the value of parameter `name` (nothing to check if the scope lacks it).
@@ -89,7 +108,11 @@ impl<'a> Checker<'a> {
             chain.push(name.to_string());
             return Err(ParamError::Cycle { chain }.into());
         }
-        let Some(raw) = self.params.get(name) else {
+        let raw = self
+            .overrides
+            .and_then(|o| o.get(name))
+            .or_else(|| self.params.get(name));
+        let Some(raw) = raw else {
             // Left for the run to provide: it stays as long as its reference.
             return Ok(name.len() + 3);
         };
@@ -120,6 +143,7 @@ impl<'a> Checker<'a> {
     }
 
     fn size_of_text(&mut self, text: &str) -> Result<usize, Stop> {
+        self.scanned += text.len();
         let mut size = 0usize;
         let mut stop = None;
         let scanned = scan(text, |piece| {
@@ -285,6 +309,21 @@ mod tests {
         ));
         let err = check_text(&format!("echo {deep}"), &s, Limits::DEFAULT).unwrap_err();
         assert!(matches!(err, ParamError::ExpressionTooDeep { .. }));
+    }
+
+    #[test]
+    fn overrides_take_precedence() {
+        let global = scope(&[("a", "${b}"), ("b", "${a}"), ("c", "ok")]);
+        let local = ParamScope::new().with_local([("b", "${c}")]);
+        let mut checker = Checker::new(&global, Limits::DEFAULT).with_overrides(&local);
+        assert_eq!(checker.check_value("a"), Ok(()));
+        assert_eq!(checker.check_text("${a}${b}"), Ok(()));
+        let cycle = ParamScope::new().with_local([("c", "${a}")]);
+        let mut checker = Checker::new(&global, Limits::DEFAULT).with_overrides(&cycle);
+        assert!(matches!(
+            checker.check_value("a"),
+            Err(ParamError::Cycle { .. })
+        ));
     }
 
     #[test]

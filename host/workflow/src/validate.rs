@@ -164,6 +164,10 @@ pub fn structure(file: &Path, wf: &WorkflowDefinition) -> Vec<Diagnostic> {
 /// that doubles at each link). The same limits fail the task at dispatch; here they name
 /// the field. Unknown references are left alone: a startup or upstream value may supply
 /// them.
+///
+/// Each task is checked against the workflow's values with its own on top, so a value a
+/// hostile definition makes every task reach is scanned once per task; the checks stop
+/// after [`CHECK_BUDGET`] bytes of scanning (dispatch enforces the same limits anyway).
 pub fn parameters(file: &Path, wf: &WorkflowDefinition) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     let diagnostic = |line: usize, field: String, e: &ParamError| Diagnostic {
@@ -182,7 +186,11 @@ pub fn parameters(file: &Path, wf: &WorkflowDefinition) -> Vec<Diagnostic> {
             problems.push(diagnostic(0, format!("workflow.param.{name}"), &e));
         }
     }
+    let mut scanned = checker.scanned();
     for (i, task) in wf.tasks.iter().enumerate() {
+        if scanned > CHECK_BUDGET {
+            break;
+        }
         let line = wf.task_lines.get(i).copied().unwrap_or(0);
         let at = format!("tasks[{i}] `{}`", task.name);
         // The same local layer dispatch builds (see the engine's parameter scope).
@@ -193,8 +201,8 @@ pub fn parameters(file: &Path, wf: &WorkflowDefinition) -> Vec<Diagnostic> {
             .iter()
             .filter(in_scope)
             .map(|p| (p.prop.clone(), p.value.clone()));
-        let scope = global.clone().with_local(local);
-        let mut checker = Checker::new(&scope, Limits::DEFAULT);
+        let local = ParamScope::new().with_local(local);
+        let mut checker = Checker::new(&global, Limits::DEFAULT).with_overrides(&local);
         let mut seen = global_roots.clone();
         let mut report = |field: String, result: Result<(), ParamError>| {
             if let Err(e) = result
@@ -217,9 +225,14 @@ pub fn parameters(file: &Path, wf: &WorkflowDefinition) -> Vec<Diagnostic> {
         for (field, text) in texts {
             report(format!("{at}.{field}"), checker.check_text(text));
         }
+        scanned += checker.scanned();
     }
     problems
 }
+
+/// Bytes of parameter text [`parameters`] scans at most: far more than any real
+/// definition needs (each task's texts and the values they use, once per task).
+pub const CHECK_BUDGET: usize = 16 << 20;
 
 /// Every string in `value` with its field path (`command`, `args[1]`, `env.HOME`).
 fn strings<'v>(value: &'v serde_json::Value, path: &str, out: &mut Vec<(String, &'v str)>) {
@@ -332,6 +345,36 @@ mod tests {
             "{}",
             found[2]
         );
+    }
+
+    #[test]
+    fn checks_stop_at_the_budget() {
+        // 300 KB of `$` that every task refers to; the last task also has a cycle.
+        let workflow = |tasks: usize| {
+            let mut wf: WorkflowDefinition = serde_json::from_value(serde_json::json!({
+                "name": "w",
+                "global_params": {"big": format!("${{x}}{}", "$".repeat(300_000))},
+                "tasks": [],
+            }))
+            .unwrap();
+            let task = |locals: serde_json::Value| -> crate::model::TaskDefinition {
+                serde_json::from_value(serde_json::json!({
+                    "name": "t", "task_type": "noop", "params": {"v": "${big}"},
+                    "local_params": locals,
+                }))
+                .unwrap()
+            };
+            wf.tasks = vec![task(serde_json::json!([{"prop": "x", "value": "1"}])); tasks - 1];
+            wf.tasks.push(task(serde_json::json!([
+                {"prop": "x", "value": "${y}"}, {"prop": "y", "value": "${x}"}
+            ])));
+            wf
+        };
+        let found = parameters(Path::new("wf.yaml"), &workflow(3));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains("cycle"));
+        // 100 tasks would scan 30 MB: the checks stop before the last task.
+        assert!(parameters(Path::new("wf.yaml"), &workflow(100)).is_empty());
     }
 
     #[test]
