@@ -80,6 +80,10 @@ pub struct MasterConfig {
     /// keeps failing (or does not answer within this) gives its instance up: it stops
     /// the instance's tasks and leaves it to recovery.
     pub store_write_timeout: Duration,
+    /// How long after giving an instance up (see `store_write_timeout`) the master loads
+    /// it again; each further give-up doubles the wait, up to ten minutes. The first
+    /// batch a reloaded worker stores resets it.
+    pub recover_after: Duration,
     /// Run process-starting task types only in projects an admin allowed, as the
     /// project's tenant (server mode; see `tenancy`).
     pub project_process_gate: bool,
@@ -93,6 +97,7 @@ impl Default for MasterConfig {
             echo_task_logs: false,
             max_sub_workflow_depth: DEFAULT_MAX_SUB_WORKFLOW_DEPTH,
             store_write_timeout: Duration::from_secs(60),
+            recover_after: Duration::from_secs(10),
             project_process_gate: false,
         }
     }
@@ -231,6 +236,9 @@ struct Inner {
     live: Mutex<HashMap<i64, mpsc::UnboundedSender<worker::Event>>>,
     progress: broadcast::Sender<Progress>,
     secrets: std::sync::OnceLock<Arc<dyn SecretSource>>,
+    /// Instances given up because the store refused their writes, and how many times in
+    /// a row: the next reload waits longer.
+    given_up: Mutex<HashMap<i64, u32>>,
 }
 
 /// What [`SecretSource::secrets`] returns: the project's secrets by name, or why not.
@@ -256,6 +264,7 @@ impl Master {
                 live: Mutex::new(HashMap::new()),
                 progress,
                 secrets: std::sync::OnceLock::new(),
+                given_up: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -535,6 +544,49 @@ impl Master {
 
     fn retire(&self, instance: i64) {
         self.inner.live.lock().unwrap().remove(&instance);
+    }
+
+    /// The instance's worker gave it up (the store refused its writes): load it again
+    /// later, when the store may take writes again, as a restarted engine would. Its
+    /// tasks are already stopped, so the reload runs again only what was not stored.
+    fn recover_later(&self, instance: i64) {
+        let times = {
+            let mut given_up = self.inner.given_up.lock().unwrap();
+            let times = given_up.entry(instance).or_insert(0);
+            *times += 1;
+            *times
+        };
+        let wait = self
+            .inner
+            .config
+            .recover_after
+            .saturating_mul(1 << (times - 1).min(16))
+            .min(Duration::from_secs(600));
+        tracing::warn!("instance {instance}: loading it again in {wait:?}");
+        let master = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            match master.ensure_live(instance).await {
+                Ok(()) => {}
+                // Deleted meanwhile: nothing left to recover.
+                Err(MasterError::NoSuchInstance(_)) => {
+                    master.inner.given_up.lock().unwrap().remove(&instance);
+                }
+                Err(e) => {
+                    tracing::warn!("instance {instance}: reloading it failed: {e}");
+                    // Not even readable: try again later (the count above grows).
+                    master.recover_later(instance);
+                }
+            }
+        });
+    }
+
+    /// A worker stored a batch: whatever gave its instance up before is over.
+    fn stored(&self, instance: i64) {
+        let mut given_up = self.inner.given_up.lock().unwrap();
+        if !given_up.is_empty() {
+            given_up.remove(&instance);
+        }
     }
 
     fn publish(&self, progress: Progress) {

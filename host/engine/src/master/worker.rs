@@ -14,7 +14,8 @@
 //! task attempt it launched (their results could not be stored, and a recovery runs again
 //! whatever was not durably finished, so one left running would run twice), waits until
 //! they are gone, and retires. External jobs are only let go, not cancelled: their handles
-//! are stored, and recovery re-attaches to them.
+//! are stored, and recovery re-attaches to them. The master loads the instance again
+//! after a while (`MasterConfig::recover_after`, doubling while the store keeps refusing).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -442,6 +443,7 @@ impl InstanceWorker {
         if !self.commit().await {
             return self.give_up().await;
         }
+        self.master.stored(self.id);
         loop {
             // A settled instance still handles what was queued for it (an operation
             // that loaded it, say) before its worker goes.
@@ -491,7 +493,9 @@ impl InstanceWorker {
                 self.id
             );
         }
+        let (master, id) = (self.master.clone(), self.id);
         self.retire();
+        master.recover_later(id);
     }
 
     fn retire(mut self) {
