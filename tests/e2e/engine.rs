@@ -99,7 +99,9 @@ fn chrono_today() -> String {
 }
 
 async fn retries_until_success(store: Store) {
-    let flow = Flow::new(store);
+    // The marker lives on the host across attempts; a sandboxed task (which sees only
+    // its own work dir) could not keep it.
+    let flow = Flow::with_policy(store, "sandbox = \"none\"");
     let marker = flow.harness.dir.path().join("tried-once");
     let yaml = format!(
         r##"
@@ -420,7 +422,9 @@ tasks:
 }
 
 async fn recover_reruns_only_failed_tasks(store: Store) {
-    let flow = Flow::new(store);
+    // The marker lives on the host across attempts; a sandboxed task (which sees only
+    // its own work dir) could not keep it.
+    let flow = Flow::with_policy(store, "sandbox = \"none\"");
     let marker = flow.harness.dir.path().join("fixed");
     let yaml = format!(
         r##"

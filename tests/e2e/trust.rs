@@ -124,10 +124,15 @@ async fn a_plain_user_cannot_reach_the_host() {
 
         // 2. A project may not run Shell until an admin says so, and only an admin can.
         let yaml = "workflow:\n  name: hello\ntasks:\n  - name: t\n    task_type: Shell\n    command: echo hi\n";
-        let d = run_to_end(&user, yaml).await;
-        assert_eq!(d["state"], "failed", "{d}");
-        let message = only_task(&d)["message"].as_str().unwrap_or_default().to_owned();
-        assert!(message.contains("allow-process"), "{message}");
+        user.post_yaml("mine", yaml).await.expect(201);
+        user.post_empty("/api/v1/projects/mine/definitions/hello/online")
+            .await
+            .expect(200);
+        let m = user
+            .post("/api/v1/projects/mine/definitions/hello/runs", json!({}))
+            .await
+            .error(422, "invalid-definition");
+        assert!(m.contains("allow-process") && m.contains("task `t`"), "{m}");
         patch(&user, "/api/v1/projects/mine/tenancy", json!({"allow_process": true}))
             .await
             .error(403, "forbidden");
@@ -184,6 +189,45 @@ async fn a_plain_user_cannot_reach_the_host() {
             .await
             .expect(200);
         assert_ne!(r.body, r2.body);
+
+        // A fork bomb and a flood of OUT parameters fail their own tasks; a task running
+        // beside them finishes.
+        // SAFETY: geteuid has no preconditions.
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let bomb = if as_root {
+            "b() { b | b & }; b; sleep 3"
+        } else {
+            // Without root there is no per-task process bound to lean on: skip the bomb.
+            "true"
+        };
+        let yaml = format!(
+            "workflow:\n  name: hostile\n  failure_strategy: continue\ntasks:\n  - name: bomb\n    task_type: Shell\n    shell: sh\n    timeout: 10s\n    command: \"{bomb}\"\n  - name: outs\n    task_type: Shell\n    command: \"for i in $(seq 1 5000); do echo \\\"\\\\${{setValue(k$i=$i)}}\\\"; done\"\n  - name: calm\n    task_type: Shell\n    command: sleep 1; echo calm\n"
+        );
+        let d = run_to_end(&user, &yaml).await;
+        let by_name = |n: &str| {
+            d["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["task_name"] == n)
+                .cloned()
+                .unwrap_or_else(|| panic!("no task {n}: {d}"))
+        };
+        assert_eq!(by_name("calm")["state"], "succeeded", "{d}");
+        let outs = by_name("outs");
+        assert_eq!(outs["state"], "failed", "{d}");
+        assert!(
+            outs["message"].as_str().unwrap().contains("OUT parameters"),
+            "{outs}"
+        );
+        if as_root {
+            // The bomb hit its task's process cap (and died with its task), nothing more.
+            let id = by_name("bomb")["id"].as_i64().unwrap();
+            let log = user.get(&format!("/api/v1/tasks/{id}/log")).await.expect(200).body;
+            assert!(log.contains("at most 256 processes"), "{log}");
+            assert!(log.contains("fork"), "{log}");
+        }
+        s.anonymous().get("/api/v1/health").await.expect(200);
 
         // 5. A secret stays masked wherever a task's results go: its message, its OUT
         // parameters, a child run's startup parameters.

@@ -19,7 +19,12 @@ pub struct Flow {
 
 impl Flow {
     pub fn new(store: Store) -> Self {
-        let harness = Harness::new();
+        Self::with_policy(store, "")
+    }
+
+    /// A flow whose TaskEngine runs under operator policy `policy` (TOML).
+    pub fn with_policy(store: Store, policy: &str) -> Self {
+        let harness = Harness::with_policy(policy);
         let master = Master::new(store, harness.engine.clone(), MasterConfig::default());
         Self { harness, master }
     }

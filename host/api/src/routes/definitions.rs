@@ -498,7 +498,8 @@ fn require_online(d: &DefinitionRow) -> ApiResult<()> {
 #[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/runs", tag = "runs",
     params(("project" = String, Path), ("name" = String, Path)), request_body = RunBody,
     responses((status = 201, body = LaunchView), (status = 400, body = crate::ErrorBody),
-              (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+              (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody),
+              (status = 422, description = "the project may not run a task type this workflow uses", body = crate::ErrorBody)))]
 pub async fn start_run(
     State(state): State<ApiState>,
     caller: Caller,
@@ -519,24 +520,54 @@ pub async fn start_run(
     if let Some(start) = body.start_tasks {
         run.start_tasks = start;
     }
-    if state
-        .store()
-        .definition_by_id(d.id, version)
-        .await?
-        .is_none()
-    {
+    let Some(stored) = state.store().definition_by_id(d.id, version).await? else {
         return Err(ApiError::NotFound(format!(
             "workflow `{name}` has no version {version}"
         )));
-    }
+    };
+    check_process_allowed(&state, &project, &stored.spec).await?;
     let launch = state.launcher().launch(&d, run).await?;
     Ok((StatusCode::CREATED, Json(launch.into())))
+}
+
+/// Refuse a run whose workflow uses a task type holding the `process` capability in a
+/// project an admin has not allowed to run processes: a validation error naming the
+/// task, before anything is queued (the engine refuses such tasks at dispatch too).
+async fn check_process_allowed(
+    state: &ApiState,
+    project: &str,
+    spec: &serde_json::Value,
+) -> ApiResult<()> {
+    let allowed = state
+        .store()
+        .project(project)
+        .await?
+        .is_some_and(|p| p.allow_process != 0);
+    if allowed {
+        return Ok(());
+    }
+    let Ok(workflow) = serde_json::from_value::<shoal_workflow::WorkflowDefinition>(spec.clone())
+    else {
+        return Ok(());
+    };
+    for task in &workflow.tasks {
+        if let Ok(plugin) = state.registry().resolve(&task.task_type, None).await
+            && plugin.grant.process
+        {
+            return Err(ApiError::InvalidDefinition(format!(
+                "project `{project}` may not run task types that start processes: task `{}` is `{}` (plugin `{}` holds the `process` capability); an admin allows it with `shoal projects allow-process {project}`",
+                task.name, task.task_type, plugin.manifest.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Queue one run per business date, `parallelism` at a time, oldest first.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/backfill", tag = "runs",
     params(("project" = String, Path), ("name" = String, Path)), request_body = BackfillBody,
-    responses((status = 201, body = BackfillQueued), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+    responses((status = 201, body = BackfillQueued), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody),
+              (status = 422, description = "the project may not run a task type this workflow uses", body = crate::ErrorBody)))]
 pub async fn backfill(
     State(state): State<ApiState>,
     caller: Caller,
@@ -585,6 +616,13 @@ pub async fn backfill(
             body.timezone.as_deref(),
             &format!("dates[{i}]"),
         )?);
+    }
+    if let Some(stored) = state
+        .store()
+        .definition_by_id(d.id, d.current_version)
+        .await?
+    {
+        check_process_allowed(&state, &project, &stored.spec).await?;
     }
     let (group, queued) = state
         .launcher()
