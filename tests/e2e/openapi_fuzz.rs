@@ -18,8 +18,9 @@ const ADMIN: &str = "shoal-admin-token-for-schemathesis";
 /// Generated requests per operation and phase: enough to reach past the type checks into
 /// the handlers, small enough that the whole test stays within a few minutes on 2 cores.
 const MAX_EXAMPLES: u32 = 20;
-/// Wall-clock bound of one schemathesis pass; four passes (two per store) fit in ~4 min.
-const PASS_DEADLINE: Duration = Duration::from_secs(55);
+/// Wall-clock bound of one schemathesis pass (each takes 2-20 s here); four passes, two
+/// per store, stay within 4 minutes.
+const PASS_DEADLINE: Duration = Duration::from_secs(60);
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
 /// The one fixed seed keeps a failure reproducible (`st run --seed`).
 const SEED: &str = "20240101";
@@ -339,8 +340,12 @@ async fn run_pass(
         "{what}: schemathesis found problems ({status}):\n{report}"
     );
     // A run that reached no operation would pass without testing anything.
+    let tested = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Tested:"))
+        .and_then(|n| n.trim().parse::<u32>().ok());
     assert!(
-        report.contains("Tested:") && !report.contains("Tested: 0"),
+        tested.is_some_and(|n| n > 0),
         "{what}: schemathesis tested no operation:\n{report}"
     );
 }

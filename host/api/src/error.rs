@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// Stable machine-readable code: `unauthenticated`, `forbidden`, `not-found`,
     /// `bad-request`, `invalid-definition`, `conflict`, `too-large`, `method-not-allowed`,
-    /// `internal`.
+    /// `internal`, `unavailable`.
     pub code: String,
     pub message: String,
 }
@@ -37,6 +37,10 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     Internal(String),
+    /// The server is up but cannot serve (its store does not answer); the detail is
+    /// logged, like [`ApiError::Internal`]'s.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -50,6 +54,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }
@@ -61,6 +66,10 @@ impl IntoResponse for ApiError {
             Self::Internal(detail) => {
                 tracing::error!("request failed: {detail}");
                 "internal error; the server log has the details".to_owned()
+            }
+            Self::Unavailable(detail) => {
+                tracing::error!("unavailable: {detail}");
+                "the server's store does not answer; the server log has the details".to_owned()
             }
             other => other.to_string(),
         };

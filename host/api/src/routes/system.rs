@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::ApiState;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
@@ -20,9 +20,14 @@ pub struct Health {
 }
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "system", security(()),
-    responses((status = 200, body = Health), (status = 503, body = crate::ErrorBody)))]
+    responses((status = 200, body = Health), (status = 503, description = "The store does not answer", body = crate::ErrorBody)))]
 pub async fn health(State(state): State<ApiState>) -> ApiResult<axum::Json<Health>> {
-    state.store().user_count().await?;
+    // 503, not 500: a load balancer reads it as "take this one out", which is the point.
+    state
+        .store()
+        .user_count()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(axum::Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
