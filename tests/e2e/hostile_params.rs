@@ -7,23 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shoal_tests::server::{Client, Server};
+use shoal_tests::server::{Client, Server, on_both_databases};
 
 const ADMIN: &str = "shoal-admin-token-for-hostile-params";
-
-/// Run `test` over a SQLite data dir, then over a fresh PostgreSQL database (skipped when
-/// none is reachable, as in the other server tests).
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(tempfile::TempDir, Option<String>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    test(tempfile::tempdir().unwrap(), None).await;
-    if let Some((url, name)) = shoal_store::testing::fresh_pg().await {
-        test(tempfile::tempdir().unwrap(), Some(url)).await;
-        shoal_store::testing::drop_pg(&name).await;
-    }
-}
 
 async fn healthy(c: &Client) {
     c.get("/api/v1/health").await.expect(200);
@@ -92,7 +78,7 @@ async fn start_run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_nesting_and_parameters_leave_the_server_serving() {
-    on_both(|data, db| async move {
+    on_both_databases(|data, db| async move {
         // No grace at shutdown: a run still going is left for recovery after the restart.
         std::fs::write(data.path().join("server.toml"), "shutdown_grace_s = 0\n").unwrap();
         let mut server = Server::start(data.path(), db.as_deref(), ADMIN).await;

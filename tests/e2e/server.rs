@@ -265,7 +265,10 @@ async fn projects(s: &Server) {
         .expect(201)
         .json();
     assert_eq!(p["name"], "core");
-    assert_eq!(p["allow_process"], false, "process task types are an admin's grant");
+    assert_eq!(
+        p["allow_process"], false,
+        "process task types are an admin's grant"
+    );
     allow_process(s, "core").await;
     s.post("/api/v1/projects", json!({"name": "core"}))
         .await

@@ -7,21 +7,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use shoal_tests::server::{Client, Server};
+use shoal_tests::server::{Client, Server, on_both_databases};
 
 const ADMIN: &str = "shoal-admin-token-for-trust-tests";
-
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(tempfile::TempDir, Option<String>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    test(tempfile::tempdir().unwrap(), None).await;
-    if let Some((url, name)) = shoal_store::testing::fresh_pg().await {
-        test(tempfile::tempdir().unwrap(), Some(url)).await;
-        shoal_store::testing::drop_pg(&name).await;
-    }
-}
 
 async fn patch(c: &Client, path: &str, body: Value) -> shoal_tests::server::Reply {
     c.send(c.request(Method::PATCH, path).json(&body)).await
@@ -100,7 +88,7 @@ fn server_rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_user_cannot_reach_the_host() {
-    on_both(async |data, db| {
+    on_both_databases(async |data, db| {
         let s = Server::start(data.path(), db.as_deref(), ADMIN).await;
         let user = plain_user(&s).await;
         let key_path = data.path().canonicalize().unwrap().join("secret.key");

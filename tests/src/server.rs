@@ -16,6 +16,21 @@ use crate::shoal_bin;
 /// How long a server gets to come up (the first start compiles the built-in plugins).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Run `test` with a fresh data dir over SQLite (no URL), then with another and a fresh
+/// PostgreSQL database (its URL; skipped without a server, except under CI=true, as
+/// `fresh_pg` decides). The database is dropped afterwards.
+pub async fn on_both_databases<F, Fut>(test: F)
+where
+    F: Fn(tempfile::TempDir, Option<String>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(tempfile::tempdir().unwrap(), None).await;
+    if let Some((url, name)) = shoal_store::testing::fresh_pg().await {
+        test(tempfile::tempdir().unwrap(), Some(url)).await;
+        shoal_store::testing::drop_pg(&name).await;
+    }
+}
+
 /// One `shoal server` process.
 pub struct Server {
     pub data: PathBuf,
