@@ -18,9 +18,9 @@ const ADMIN: &str = "shoal-admin-token-for-schemathesis";
 /// Generated requests per operation and phase: enough to reach past the type checks into
 /// the handlers, small enough that the whole test stays within a few minutes on 2 cores.
 const MAX_EXAMPLES: u32 = 20;
-/// Wall-clock bound of one schemathesis pass (each takes 2-20 s here); four passes, two
+/// Wall-clock bound of one schemathesis pass (each takes 2-20 s here); six passes, three
 /// per store, stay within 4 minutes.
-const PASS_DEADLINE: Duration = Duration::from_secs(60);
+const PASS_DEADLINE: Duration = Duration::from_secs(40);
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
 /// The one fixed seed keeps a failure reproducible (`st run --seed`).
 const SEED: &str = "20240101";
@@ -72,6 +72,8 @@ struct Seeded {
     tasks: Vec<i64>,
     /// A token of `alice`'s that the DELETE pass may revoke.
     spare_token: i64,
+    /// The token `alice` (a plain user who may read `demo`) fuzzes with.
+    alice: String,
 }
 
 async fn fuzz(st: &Path, db: Option<&str>) {
@@ -92,16 +94,27 @@ async fn fuzz(st: &Path, db: Option<&str>) {
     let store = if db.is_some() { "PostgreSQL" } else { "SQLite" };
 
     // Deletions run last, in a pass of their own, so the other operations meet the seeded
-    // project, workflow, secret and channel still there.
-    for (pass, filter) in [
-        ("everything but DELETE", "--exclude-method=DELETE"),
-        ("DELETE", "--include-method=DELETE"),
+    // project, workflow, secret and channel still there. The plain user's pass reaches
+    // the permission checks, which the admin passes never do.
+    for (pass, token, filter) in [
+        (
+            "admin, everything but DELETE",
+            ADMIN,
+            "--exclude-method=DELETE",
+        ),
+        (
+            "plain user, everything but DELETE",
+            seeded.alice.as_str(),
+            "--exclude-method=DELETE",
+        ),
+        ("admin, DELETE", ADMIN, "--include-method=DELETE"),
     ] {
         run_pass(
             st,
             &config,
             work.path(),
             &server,
+            token,
             filter,
             &format!("{store}, {pass}"),
         )
@@ -197,10 +210,19 @@ async fn seed(s: &Server, hook_url: &str) -> Seeded {
     let spare_token = token["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no token id in {token}"));
+    let alice = s
+        .post("/api/v1/users/alice/tokens", json!({"name": "fuzz"}))
+        .await
+        .expect(201)
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     Seeded {
         instance,
         tasks,
         spare_token,
+        alice,
     }
 }
 
@@ -276,6 +298,7 @@ async fn run_pass(
     config: &Path,
     work: &Path,
     server: &Server,
+    token: &str,
     filter: &str,
     what: &str,
 ) {
@@ -286,7 +309,7 @@ async fn run_pass(
         .arg(config)
         .arg("run")
         .arg(format!("{}/api/v1/openapi.json", server.url))
-        .arg(format!("--header=Authorization: Bearer {ADMIN}"))
+        .arg(format!("--header=Authorization: Bearer {token}"))
         .arg(format!("--max-examples={MAX_EXAMPLES}"))
         .arg(format!("--checks={CHECKS}"))
         .args(["--workers=1", "--request-timeout=20", "--no-color"])

@@ -267,6 +267,7 @@ pub async fn get_instance(
 #[utoipa::path(post, path = "/api/v1/instances/{id}/operations", tag = "instances",
     params(("id" = i64, Path)), request_body = OperationBody,
     responses((status = 200, body = Instance), (status = 400, body = crate::ErrorBody),
+              (status = 403, description = "The caller may read the instance's project but not operate on it", body = crate::ErrorBody),
               (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
 pub async fn operate(
     State(state): State<ApiState>,
