@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shoal_tests::server::{Client, Server, webhook_receiver};
+use shoal_tests::server::{Client, Server, on_both_databases, webhook_receiver};
 
 const ADMIN: &str = "shoal-admin-token-for-schemathesis";
 /// Generated requests per operation and phase: enough to reach past the type checks into
@@ -59,11 +59,11 @@ async fn schemathesis_finds_no_5xx_and_no_undocumented_answer_on_both_databases(
     let Some(st) = schemathesis() else {
         return;
     };
-    fuzz(&st, None).await;
-    if let Some((url, name)) = shoal_store::testing::fresh_pg().await {
-        fuzz(&st, Some(&url)).await;
-        shoal_store::testing::drop_pg(&name).await;
-    }
+    on_both_databases(|data, db| {
+        let st = st.clone();
+        async move { fuzz(&st, data, db.as_deref()).await }
+    })
+    .await;
 }
 
 /// What the seeded server holds, for schemathesis to aim at.
@@ -76,8 +76,7 @@ struct Seeded {
     alice: String,
 }
 
-async fn fuzz(st: &Path, db: Option<&str>) {
-    let data = tempfile::tempdir().unwrap();
+async fn fuzz(st: &Path, data: tempfile::TempDir, db: Option<&str>) {
     // The seeded alert channel posts to a receiver on 127.0.0.1, which webhooks may reach
     // only when the operator lists it.
     std::fs::write(
