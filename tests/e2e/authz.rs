@@ -7,67 +7,18 @@
 //! server keeps serving. The HTTP allow-list's policy rules are also checked in-process,
 //! where a policy can be varied per test.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use shoal_model::TaskState;
 use shoal_runtime::RuntimeError;
-use shoal_tests::server::{Client, Reply, Server, webhook_receiver};
+use shoal_tests::server::{Client, Reply, Server, eventually, on_both_databases, webhook_receiver};
 use shoal_tests::*;
 
 const ADMIN: &str = "shoal-admin-token-for-authz-tests";
-
-struct Site {
-    data: tempfile::TempDir,
-    db: Option<String>,
-}
-
-impl Site {
-    async fn start(&self, config: &str) -> Server {
-        std::fs::write(self.data.path().join("server.toml"), config).unwrap();
-        Server::start(self.data.path(), self.db.as_deref(), ADMIN).await
-    }
-}
-
-/// Run `test` on SQLite, then on a fresh PostgreSQL database when one is reachable.
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(Site) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    test(Site {
-        data: tempfile::tempdir().unwrap(),
-        db: None,
-    })
-    .await;
-    if let Some((url, name)) = shoal_store::testing::fresh_pg().await {
-        test(Site {
-            data: tempfile::tempdir().unwrap(),
-            db: Some(url),
-        })
-        .await;
-        shoal_store::testing::drop_pg(&name).await;
-    }
-}
-
-async fn eventually<T>(
-    what: &str,
-    within: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn instance(c: &Client, id: i64) -> Value {
     c.get(&format!("/api/v1/instances/{id}"))
@@ -203,9 +154,14 @@ async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn authorisation_gaps_are_closed_on_both_databases() {
-    on_both(|site| async move {
+    on_both_databases(|data, db| async move {
         // Bodies large enough to reach the diff's size cap; no alert allowance on purpose.
-        let server = site.start("max_body_bytes = 3145728\n").await;
+        std::fs::write(
+            data.path().join("server.toml"),
+            "max_body_bytes = 3145728\n",
+        )
+        .unwrap();
+        let server = Server::start(data.path(), db.as_deref(), ADMIN).await;
         let s = &server;
         let alice = new_user(s, "alice").await;
         let bob = new_user(s, "bob").await;

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use shoal_tests::server::{Client, Hook, Mail, Reply, Server, smtp_receiver, webhook_receiver};
+use shoal_tests::server::{
+    Client, Hook, Mail, Reply, Server, eventually, smtp_receiver, webhook_receiver,
+};
 use tokio::sync::mpsc;
 
 const ADMIN: &str = "shoal-admin-token-for-tests";
@@ -62,22 +64,6 @@ where
         })
         .await;
         shoal_store::testing::drop_pg(&name).await;
-    }
-}
-
-/// Poll `probe` until it returns Some, or panic after `within`.
-async fn eventually<T>(
-    what: &str,
-    within: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -31,6 +31,22 @@ where
     }
 }
 
+/// Poll `probe` until it returns Some, or panic after `within`.
+pub async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One `shoal server` process.
 pub struct Server {
     pub data: PathBuf,
