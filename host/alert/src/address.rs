@@ -1,4 +1,4 @@
-//! Which addresses webhook and Slack deliveries may connect to: every public address, and
+//! Which addresses webhook, Slack and SMTP deliveries may connect to: every public address, and
 //! the non-public ones (loopback, private, link-local such as the 169.254.169.254 metadata
 //! service, ...) only when the operator lists them in the server config's
 //! `alerts.allow-hosts`, by IP or CIDR. A user who may configure a channel must not turn

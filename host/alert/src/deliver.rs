@@ -85,7 +85,10 @@ impl Courier {
                 starttls,
             } => {
                 let message = email_message(from, to, alert)?;
-                let mut smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                // The mail server is checked like a webhook host and reached at the
+                // address that passed; TLS still verifies the name.
+                let target = smtp_target(&self.hosts, host, *port, timeout).await?;
+                let mut smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target)
                     .port(*port)
                     .timeout(Some(timeout));
                 if *starttls {
@@ -153,6 +156,30 @@ impl Courier {
 /// Redirects are not followed: a POST turned into a GET by a 302 would "succeed" without
 /// delivering anything, so a moved endpoint shows up as an error to fix in the configuration.
 /// No proxy either: the request must go to the address that was checked.
+/// The address to open an SMTP connection to: `host` resolved once and checked against
+/// the same rule as webhook hosts (non-public addresses only when listed).
+async fn smtp_target(
+    hosts: &WebhookHosts,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<String, AlertError> {
+    let bracketed = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let url = reqwest::Url::parse(&format!("smtp://{bracketed}:{port}"))
+        .map_err(|e| AlertError::invalid("host", e.to_string()))?;
+    Ok(match hosts.check(&url, timeout).await? {
+        Some((_, addrs)) => addrs[0].ip().to_string(),
+        None => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    })
+}
+
 fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -652,3 +652,19 @@ async fn an_smtp_server_that_never_greets_times_out() {
     assert!(started.elapsed() < Duration::from_secs(3));
     holder.abort();
 }
+
+#[tokio::test]
+async fn email_to_an_unlisted_non_public_mail_server_is_refused_unsent() {
+    let (port, _server) = smtp_server(&[]).await;
+    for host in ["127.0.0.1", "localhost"] {
+        let mut config = email(port, None, false);
+        if let ChannelConfig::Email { host: h, .. } = &mut config {
+            *h = host.into();
+        }
+        let err = shoal_alert::deliver(&config, &alert(AlertKind::WorkflowFailed), TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AlertError::Refused { .. }), "{host}: {err:?}");
+        assert!(err.to_string().contains("loopback"), "{err}");
+    }
+}
