@@ -151,6 +151,12 @@ async fn a_plain_user_cannot_reach_the_host() {
             assert!(log.contains(marker), "{marker}:\n{log}");
         }
         assert_eq!(std::fs::read(&key_path).unwrap(), key, "the key is untouched");
+        // The data dir is private to the server, and a succeeded task's work dir is gone.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "data dir mode {mode:o}");
+        let task_id = only_task(&d)["id"].as_i64().unwrap();
+        assert!(!data_dir.join("work").join(task_id.to_string()).exists());
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             assert!(!log.contains("[out] 0\n"), "tasks never run as root:\n{log}");
