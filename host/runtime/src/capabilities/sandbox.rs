@@ -350,6 +350,18 @@ fn rlimits(limits: &ProcessLimits, nproc: bool) -> Vec<(Resource, libc::rlim_t)>
     if nproc {
         out.push((libc::RLIMIT_NPROC, limits.processes as libc::rlim_t));
     }
+    // A process may lower its limits but, without root, not raise the hard ones: never
+    // ask for more than the host already has, or the spawn itself fails.
+    for (resource, value) in &mut out {
+        let mut now = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass.
+        if unsafe { libc::getrlimit(*resource, &mut now) } == 0 {
+            *value = (*value).min(now.rlim_max);
+        }
+    }
     out
 }
 
