@@ -15,35 +15,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use shoal_model::TaskState;
 use shoal_runtime::RuntimeError;
-use shoal_tests::server::{Client, Reply, Server, eventually, on_both_databases, webhook_receiver};
+use shoal_tests::server::{
+    Client, Reply, Server, eventually, instance, on_both_databases, settle, wait_state,
+    webhook_receiver,
+};
 use shoal_tests::*;
 
 const ADMIN: &str = "shoal-admin-token-for-authz-tests";
-
-async fn instance(c: &Client, id: i64) -> Value {
-    c.get(&format!("/api/v1/instances/{id}"))
-        .await
-        .expect(200)
-        .json()
-}
-
-async fn wait_state(c: &Client, id: i64, states: &[&str]) -> Value {
-    eventually(
-        &format!("instance {id} to be {states:?}"),
-        Duration::from_secs(60),
-        async || {
-            let d = instance(c, id).await;
-            states
-                .contains(&d["state"].as_str().unwrap_or_default())
-                .then_some(d)
-        },
-    )
-    .await
-}
-
-async fn settle(c: &Client, id: i64) -> Value {
-    wait_state(c, id, &["succeeded", "failed", "stopped", "paused"]).await
-}
 
 fn task<'a>(detail: &'a Value, name: &str) -> &'a Value {
     detail["tasks"]

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shoal_tests::server::{
-    Client, Hook, Mail, Reply, Server, eventually, smtp_receiver, webhook_receiver,
+    Client, FINISHED, Hook, Mail, Reply, Server, eventually, instance, settle, smtp_receiver,
+    wait_state, webhook_receiver,
 };
 use tokio::sync::mpsc;
 
@@ -65,34 +66,6 @@ where
         .await;
         shoal_store::testing::drop_pg(&name).await;
     }
-}
-
-const FINISHED: [&str; 4] = ["succeeded", "failed", "stopped", "paused"];
-
-async fn instance(c: &Client, id: i64) -> Value {
-    c.get(&format!("/api/v1/instances/{id}"))
-        .await
-        .expect(200)
-        .json()
-}
-
-/// Wait until instance `id` is in one of `states`.
-async fn wait_state(c: &Client, id: i64, states: &[&str]) -> Value {
-    eventually(
-        &format!("instance {id} to be {states:?}"),
-        Duration::from_secs(40),
-        async || {
-            let d = instance(c, id).await;
-            states
-                .contains(&d["state"].as_str().unwrap_or_default())
-                .then_some(d)
-        },
-    )
-    .await
-}
-
-async fn settle(c: &Client, id: i64) -> Value {
-    wait_state(c, id, &FINISHED).await
 }
 
 /// The newest attempt of task `name` in an instance detail.

@@ -47,6 +47,37 @@ pub async fn eventually<T>(
     }
 }
 
+/// The states an instance ends in.
+pub const FINISHED: [&str; 4] = ["succeeded", "failed", "stopped", "paused"];
+
+/// An instance's detail as the API gives it.
+pub async fn instance(c: &Client, id: i64) -> Value {
+    c.get(&format!("/api/v1/instances/{id}"))
+        .await
+        .expect(200)
+        .json()
+}
+
+/// Wait (up to a minute) until instance `id` is in one of `states`; its detail.
+pub async fn wait_state(c: &Client, id: i64, states: &[&str]) -> Value {
+    eventually(
+        &format!("instance {id} to be {states:?}"),
+        Duration::from_secs(60),
+        async || {
+            let d = instance(c, id).await;
+            states
+                .contains(&d["state"].as_str().unwrap_or_default())
+                .then_some(d)
+        },
+    )
+    .await
+}
+
+/// Wait until instance `id` has finished; its detail.
+pub async fn settle(c: &Client, id: i64) -> Value {
+    wait_state(c, id, &FINISHED).await
+}
+
 /// One `shoal server` process.
 pub struct Server {
     pub data: PathBuf,
