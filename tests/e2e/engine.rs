@@ -1,8 +1,8 @@
 //! The workflow engine end to end: real master, real store (each scenario on a SQLite
 //! file and on a fresh PostgreSQL database), real plugins and real shell processes.
 
-use shoal_engine::Operation;
-use shoal_engine::state::{TaskInstanceState as T, WorkflowState as W};
+use shoal_master::Operation;
+use shoal_master::state::{TaskInstanceState as T, WorkflowState as W};
 use shoal_store::Store;
 use shoal_tests::flow::Flow;
 
@@ -569,7 +569,7 @@ tasks:
 "##;
     let id = flow
         .start_with(yaml, |run| {
-            run.start_tasks = shoal_engine::StartTasks::WithDownstream(vec!["b".into()]);
+            run.start_tasks = shoal_master::StartTasks::WithDownstream(vec!["b".into()]);
         })
         .await;
     assert_eq!(flow.wait(id).await, W::Succeeded);

@@ -19,8 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shoal_engine::state::{TaskInstanceState as T, WorkflowState as W};
-use shoal_engine::{Master, MasterConfig};
+use shoal_master::state::{TaskInstanceState as T, WorkflowState as W};
+use shoal_master::{Master, MasterConfig};
 use shoal_store::{Backend, Store, Write};
 use shoal_tests::Harness;
 use shoal_tests::flow::Flow;
@@ -46,7 +46,7 @@ on_both_databases!(
 );
 
 fn flow(store: Store, harness: Harness, config: MasterConfig) -> Flow {
-    let master = Master::new(store, harness.engine.clone(), config);
+    let master = Master::new(store, harness.in_process(), config);
     Flow { harness, master }
 }
 
@@ -691,7 +691,7 @@ async fn sub_workflow_limits_over_http(server: &Server) {
     }
     let mut detail = finished(&user, run("level-0").await).await;
     assert_eq!(detail["state"], "failed", "{detail}");
-    for _ in 0..shoal_engine::master::DEFAULT_MAX_SUB_WORKFLOW_DEPTH {
+    for _ in 0..shoal_master::master::DEFAULT_MAX_SUB_WORKFLOW_DEPTH {
         detail = finished(&user, child_of(&detail)).await;
     }
     // `detail` is the run at depth 16; its child would be at 17.

@@ -2,8 +2,8 @@
 //! once), fires taken exactly once, and queued runs that survive a restart of the
 //! launcher. Real master, real store (SQLite and PostgreSQL), real noop/shell tasks.
 
-use shoal_engine::RunRequest;
-use shoal_engine::state::WorkflowState as W;
+use shoal_master::RunRequest;
+use shoal_master::state::WorkflowState as W;
 use shoal_scheduler::{CronLoop, CronLoopConfig, Launch, Launcher};
 use shoal_store::{NewSchedule, Store};
 use shoal_tests::flow::Flow;

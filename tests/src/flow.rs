@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use shoal_engine::state::{TaskInstanceState, WorkflowState};
-use shoal_engine::{Master, MasterConfig, Progress, RunRequest};
+use shoal_master::state::{TaskInstanceState, WorkflowState};
+use shoal_master::{Master, MasterConfig, Progress, RunRequest};
 use shoal_store::{Store, TaskInstanceRow};
 
 use crate::Harness;
@@ -25,7 +25,7 @@ impl Flow {
     /// A flow whose TaskEngine runs under operator policy `policy` (TOML).
     pub fn with_policy(store: Store, policy: &str) -> Self {
         let harness = Harness::with_policy(policy);
-        let master = Master::new(store, harness.engine.clone(), MasterConfig::default());
+        let master = Master::new(store, harness.in_process(), MasterConfig::default());
         Self { harness, master }
     }
 

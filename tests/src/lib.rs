@@ -195,6 +195,14 @@ impl Harness {
 }
 
 impl Harness {
+    /// The in-process TaskExecutorClient over this harness's engine, for a master.
+    pub fn in_process(&self) -> Arc<shoal_task_engine::LocalExecutor> {
+        Arc::new(shoal_task_engine::LocalExecutor::new(
+            self.engine.clone(),
+            shoal_master::MasterConfig::default().host,
+        ))
+    }
+
     /// Run `request` and kill it `delay` after the first event that matches `when`
     /// (so the kill lands in the phase under test, however slow the machine is).
     pub async fn kill_after(

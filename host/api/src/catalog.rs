@@ -1,23 +1,26 @@
-//! Task types as the plugin registry knows them, for validating workflow definitions
+//! Task types as the plugin catalog knows them, for validating workflow definitions
 //! against the plugins that will run them (the CLI's `validate` and the API's
 //! definition uploads share it).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_model::TaskLog;
 use shoal_model::task::task_type_matches;
-use shoal_runtime::{CallLimits, PluginRegistry, TaskEnv};
+use shoal_protocol::PluginCatalog;
 use shoal_workflow::TaskTypeCatalog;
 
-/// Task types as the plugin registry knows them.
+/// How long a plugin may take to check one task's parameters.
+const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Task types as the plugin catalog knows them. The ids are read once: a definition is
+/// checked against one consistent set of plugins.
 pub struct RegistryCatalog {
-    registry: Arc<PluginRegistry>,
+    registry: Arc<dyn PluginCatalog>,
     ids: Vec<String>,
 }
 
 impl RegistryCatalog {
-    pub fn new(registry: Arc<PluginRegistry>) -> Self {
+    pub fn new(registry: Arc<dyn PluginCatalog>) -> Self {
         let ids = registry.ids();
         Self { registry, ids }
     }
@@ -40,25 +43,9 @@ impl TaskTypeCatalog for RegistryCatalog {
         plugin: &str,
         params: &serde_json::Value,
     ) -> Result<Vec<(String, String)>, String> {
-        let plugin = self
-            .registry
-            .resolve(plugin, None)
+        self.registry
+            .validate_params(plugin, params, VALIDATE_TIMEOUT)
             .await
-            .map_err(|e| e.to_string())?;
-        let env = TaskEnv {
-            identity: Default::default(),
-            params: params.clone(),
-            work_dir: std::env::temp_dir(),
-            tenant: None,
-            log: TaskLog::discard(),
-            upstream_states: Vec::new(),
-            workflow_host: None,
-            schedule_time_ms: 0,
-        };
-        let errors = plugin
-            .validate(&env, &CallLimits::timeout(Duration::from_secs(10)))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(errors.into_iter().map(|e| (e.field, e.message)).collect())
+            .map_err(|e| e.to_string())
     }
 }

@@ -90,9 +90,9 @@ impl From<shoal_store::StoreError> for ApiError {
     }
 }
 
-impl From<shoal_engine::MasterError> for ApiError {
-    fn from(e: shoal_engine::MasterError) -> Self {
-        use shoal_engine::MasterError as M;
+impl From<shoal_master::MasterError> for ApiError {
+    fn from(e: shoal_master::MasterError) -> Self {
+        use shoal_master::MasterError as M;
         match e {
             M::NoSuchInstance(_) | M::NoSuchDefinition { .. } => Self::NotFound(e.to_string()),
             M::Illegal(_) | M::NoSuchTask { .. } | M::Graph(_) => Self::Conflict(e.to_string()),

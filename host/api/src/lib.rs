@@ -10,9 +10,10 @@
 //!   schedules, plugins, users and tokens, secrets, alert channels, health, metrics);
 //! - [`secrets`]: sealing and opening secret values.
 //!
-//! The API never drives the engine directly beyond [`shoal_engine::Master`]'s public
+//! The API never drives the engine directly beyond [`shoal_master::Master`]'s public
 //! operations and [`shoal_scheduler::Launcher`]: every state change still goes through
-//! the engine's state machine.
+//! the engine's state machine. It sees plugins only through
+//! [`shoal_protocol::PluginCatalog`], so it does not link the plugin runtime (wasmtime).
 
 pub mod auth;
 pub mod catalog;
@@ -25,8 +26,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use shoal_engine::Master;
-use shoal_runtime::PluginRegistry;
+use shoal_master::Master;
+use shoal_protocol::PluginCatalog;
 use shoal_scheduler::{CronLoop, Launcher};
 use shoal_store::Store;
 use utoipa::OpenApi;
@@ -64,7 +65,7 @@ pub struct ApiState {
 struct Inner {
     launcher: Launcher,
     cron: CronLoop,
-    registry: Arc<PluginRegistry>,
+    registry: Arc<dyn PluginCatalog>,
     secrets: secrets::SecretBox,
     plugins: plugins::PluginInstaller,
     limits: ApiLimits,
@@ -76,7 +77,8 @@ struct Inner {
 pub struct ApiParts {
     pub launcher: Launcher,
     pub cron: CronLoop,
-    pub registry: Arc<PluginRegistry>,
+    /// The task-type plugins (the server's `PluginRegistry`).
+    pub registry: Arc<dyn PluginCatalog>,
     pub secrets: secrets::SecretBox,
     /// Where uploaded plugins are staged before the registry takes them.
     pub staging_dir: PathBuf,
@@ -117,7 +119,7 @@ impl ApiState {
     pub fn cron(&self) -> &CronLoop {
         &self.inner.cron
     }
-    pub fn registry(&self) -> &Arc<PluginRegistry> {
+    pub fn registry(&self) -> &Arc<dyn PluginCatalog> {
         &self.inner.registry
     }
     pub fn secrets(&self) -> &secrets::SecretBox {

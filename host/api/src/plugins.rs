@@ -1,17 +1,17 @@
 //! Hot-loading task-type plugins into a running server.
 //!
-//! An upload (manifest + component) is staged, then handed to the registry, which
-//! validates it (manifest, WIT version, a test instantiation and describe call) and
-//! stores the component content-addressed. The new version becomes active for new
-//! tasks at once; running tasks keep the version they loaded. Each activation
-//! remembers the version it replaced, so an operator can roll back one step; the
-//! choice is kept in the store and restored when the server starts.
+//! An upload (manifest + component) is staged, then handed to the plugin catalog (the
+//! server's registry), which validates it (manifest, WIT version, a test instantiation
+//! and describe call) and stores the component content-addressed. The new version
+//! becomes active for new tasks at once; running tasks keep the version they loaded.
+//! Each activation remembers the version it replaced, so an operator can roll back one
+//! step; the choice is kept in the store and restored when the server starts.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use shoal_model::manifest::MANIFEST_FILE;
-use shoal_runtime::{PluginRegistry, RuntimeError};
+use shoal_protocol::{PluginCatalog, PluginError};
 use shoal_store::{PluginVersionRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,7 @@ pub enum InstallError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Plugin(#[from] PluginError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("staging the upload failed: {0}")]
@@ -38,7 +38,7 @@ pub struct ActivePlugin {
 }
 
 pub struct PluginInstaller {
-    registry: Arc<PluginRegistry>,
+    registry: Arc<dyn PluginCatalog>,
     store: Store,
     staging: PathBuf,
     /// One install or activation at a time, so `previous` is always the true previous.
@@ -46,7 +46,7 @@ pub struct PluginInstaller {
 }
 
 impl PluginInstaller {
-    pub fn new(registry: Arc<PluginRegistry>, store: Store, staging: PathBuf) -> Self {
+    pub fn new(registry: Arc<dyn PluginCatalog>, store: Store, staging: PathBuf) -> Self {
         Self {
             registry,
             store,
@@ -77,8 +77,8 @@ impl PluginInstaller {
             dir.path().join(MANIFEST_FILE),
             toml::to_string(&manifest).map_err(|e| InstallError::Invalid(e.to_string()))?,
         )?;
-        let installed = self.registry.install_versioned(dir.path()).await?;
-        let m = &installed.plugin.manifest;
+        let installed = self.registry.install(dir.path()).await?;
+        let m = &installed.manifest;
         let previous = self.registry.active_version(&m.id);
         self.store
             .record_plugin_version(&PluginVersionRow {

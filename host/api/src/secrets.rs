@@ -152,8 +152,8 @@ impl StoreSecrets {
     }
 }
 
-impl shoal_engine::SecretSource for StoreSecrets {
-    fn secrets<'a>(&'a self, project: &'a str) -> shoal_engine::SecretsFuture<'a> {
+impl shoal_master::SecretSource for StoreSecrets {
+    fn secrets<'a>(&'a self, project: &'a str) -> shoal_master::SecretsFuture<'a> {
         Box::pin(async move {
             let rows = self
                 .store

@@ -21,14 +21,7 @@ use crate::capabilities::wasi::GUEST_WORK_DIR;
 use crate::capabilities::workflow::WorkflowHost;
 use crate::plugin::{FieldError, LoadedPlugin, PluginInfo};
 
-/// Who a call is for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskIdentity {
-    pub workflow_instance_id: u64,
-    pub task_instance_id: u64,
-    pub task_name: String,
-    pub attempt: u32,
-}
+pub use shoal_protocol::TaskIdentity;
 
 /// Everything the host provides to one task: identity, parameters, work dir, log, and
 /// where its workflow run stands.

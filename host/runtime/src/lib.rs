@@ -17,7 +17,8 @@
 //! - [`invoke`]: one call into a plugin (`start`, `poll`, ...) in a fresh `Store` with a
 //!   memory cap, a deadline and a cancellation token.
 //! - [`registry`]: the [`PluginRegistry`] of built-in and installed plugins, resolving a
-//!   task type name to the plugin version that runs it.
+//!   task type name to the plugin version that runs it. It implements
+//!   [`shoal_protocol::PluginCatalog`] (in `catalog`), which is all the API sees of it.
 
 pub mod cache;
 pub mod capabilities;
@@ -27,6 +28,7 @@ pub mod plugin;
 pub mod registry;
 
 mod bindings;
+mod catalog;
 
 pub use cache::{CompileCache, LoadReport};
 pub use capabilities::HostState;

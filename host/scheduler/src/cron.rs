@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use shoal_engine::RunRequest;
+use shoal_master::RunRequest;
 use shoal_schedule::{CronSchedule, MissedFires, ScheduleError};
 use shoal_store::{ScheduleRow, now_ms};
 use tokio::sync::Notify;

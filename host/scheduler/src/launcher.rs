@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shoal_engine::{Master, Operation, Progress, RunRequest, StartTasks};
+use shoal_master::{Master, Operation, Progress, RunRequest, StartTasks};
 use shoal_store::{DefinitionRow, QueuedRunRow};
 use tokio::sync::{Mutex, broadcast};
 
@@ -136,7 +136,7 @@ impl Launcher {
                     match self.master.operate(older.id, Operation::Stop).await {
                         Ok(()) => {}
                         // It finished meanwhile: nothing to stop.
-                        Err(shoal_engine::MasterError::Illegal(_)) => {}
+                        Err(shoal_master::MasterError::Illegal(_)) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }

@@ -26,7 +26,7 @@ pub enum SchedulerError {
     #[error(transparent)]
     Store(#[from] shoal_store::StoreError),
     #[error(transparent)]
-    Master(#[from] shoal_engine::MasterError),
+    Master(#[from] shoal_master::MasterError),
     #[error("workflow definition {0} does not exist")]
     NoSuchDefinition(i64),
     #[error("definition {id} has an unknown run mode `{mode}`")]

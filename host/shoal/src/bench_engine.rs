@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::Serialize;
-use shoal_engine::state::WorkflowState;
-use shoal_engine::{Master, MasterConfig, RunRequest};
+use shoal_master::state::WorkflowState;
+use shoal_master::{Master, MasterConfig, RunRequest};
 use shoal_model::OperatorPolicy;
 use shoal_workflow::{TaskDefinition, WorkflowDefinition};
 
@@ -90,7 +90,12 @@ pub async fn run(
         .await
         .context("loading the noop plugin")?;
     let tasks = task_engine_for(&data, registry).with_containers(default_containers());
-    let master = Master::new(store.clone(), tasks, MasterConfig::default());
+    let config = MasterConfig::default();
+    let executor = std::sync::Arc::new(shoal_task_engine::LocalExecutor::new(
+        tasks,
+        config.host.clone(),
+    ));
+    let master = Master::new(store.clone(), executor, config);
 
     let (name, definition, instances) = match shape {
         Shape::Chain { tasks } => {

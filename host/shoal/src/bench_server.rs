@@ -249,6 +249,8 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
                 startup_params: json!({}),
                 start_tasks: json!({"mode": "all"}),
                 parent_task_instance_id: None,
+                owner: None,
+                owner_gen: 0,
             })
             .collect();
         store.write(writes).await?;

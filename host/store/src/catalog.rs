@@ -1,7 +1,7 @@
 //! What server mode adds to the store: projects, the definition catalogue (release state,
 //! run mode, deletion), filtered instance listings, users and API tokens with per-project
 //! permissions, schedules, the queue of runs waiting for a slot, encrypted secrets, alert
-//! channels and plugin versions.
+//! channels, plugin versions and plugin components' bytes (by digest).
 //!
 //! These are operator-facing writes (a few per request), so they go straight to the pool;
 //! only the engine's hot path uses the group-commit writer.
@@ -189,7 +189,8 @@ pub struct PluginVersionRow {
 /// Instance counts above this are reported as "more than this".
 pub const COUNT_CAP: i64 = 10_000;
 
-const UNFINISHED: &str = "('submitted', 'running', 'ready-pause', 'ready-stop')";
+/// The states of an instance the engine has not finished with.
+pub(crate) const UNFINISHED: &str = "('submitted', 'running', 'ready-pause', 'ready-stop')";
 
 impl Store {
     /// Begin a transaction that will write. On SQLite it takes the write lock up front
@@ -941,6 +942,44 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Store a plugin component under `sha256` (lowercase hex of its bytes' SHA-256)
+    /// unless it is stored already; true when this call added it. The digest is checked
+    /// here, because content addressing is only as good as its weakest writer: a blob
+    /// stored under a wrong name would be handed to every worker that asks for that name.
+    pub async fn put_plugin_blob(&self, sha256: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        use sha2::Digest;
+        let actual: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != sha256 {
+            return Err(StoreError::DigestMismatch {
+                named: sha256.to_owned(),
+                actual,
+            });
+        }
+        let done = sqlx::query(
+            "INSERT INTO plugin_blobs (sha256, bytes, size, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(bytes)
+        .bind(bytes.len() as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The component stored under `sha256`, if any.
+    pub async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT bytes FROM plugin_blobs WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose()?)
     }
 
     pub async fn plugin_versions(&self) -> Result<Vec<PluginVersionRow>, StoreError> {

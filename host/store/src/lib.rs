@@ -10,7 +10,11 @@
 //!   times, OUT params) and each instance's ordered **event stream**.
 //! - A **command queue** for operator commands (start, stop, pause, ...).
 //! - Server mode's [`catalog`]: projects, users and tokens, permissions, schedules, queued
-//!   runs, sealed secrets, alert channels and plugin versions.
+//!   runs, sealed secrets, alert channels and plugin versions (and their components'
+//!   bytes, for workers that lack them).
+//! - Distributed mode's [`registry`] of nodes (masters and workers, with their leases and
+//!   generations), and each instance's owner: the master that drives it, whose writes
+//!   are fenced on its generation ([`Write::Fence`]).
 //!
 //! State changes on the hot path go through [`writer`]: concurrent callers' writes are
 //! grouped into one transaction (group commit), so durability costs one fsync per batch,
@@ -18,11 +22,13 @@
 //! change is durable before anyone acts on it.
 
 mod catalog;
+pub mod registry;
 mod rows;
 pub mod testing;
 pub mod writer;
 
 pub use catalog::*;
+pub use registry::*;
 pub use rows::*;
 pub use writer::Write;
 
@@ -32,6 +38,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
+
+use catalog::UNFINISHED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,6 +55,16 @@ pub enum StoreError {
     NotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A fenced batch found its instance owned by someone else (or a newer generation):
+    /// the writer lost the instance and must stop acting on it.
+    #[error("instance {instance} is no longer owned by {owner} generation {owner_gen}")]
+    Fenced {
+        instance: i64,
+        owner: String,
+        owner_gen: i64,
+    },
+    #[error("plugin blob named sha256 {named} has content with sha256 {actual}")]
+    DigestMismatch { named: String, actual: String },
 }
 
 const DEFINITION_SELECT: &str = "SELECT d.id, d.project, d.name, v.version, d.current_version, v.spec, v.source, v.created_at \
@@ -127,7 +145,7 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        let writer = writer::GroupCommit::start(pool.clone());
+        let writer = writer::GroupCommit::start(pool.clone(), backend);
         Ok(Self {
             pool,
             backend,
@@ -357,8 +375,73 @@ impl Store {
     /// or stop. Oldest first, so recovery restarts them in the order they began.
     pub async fn unfinished_instances(&self) -> Result<Vec<WorkflowInstanceRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE state IN ('submitted', 'running', 'ready-pause', 'ready-stop') ORDER BY id"
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE state IN {UNFINISHED} ORDER BY id"
         ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(WorkflowInstanceRow::from_row).collect()
+    }
+
+    /// Take an instance for `owner` at `owner_gen`: one nobody owns, or one this node
+    /// owned under an older (or the same) generation. False when another node owns it
+    /// (its failover moves it, not this), or when the stored generation is newer than
+    /// `owner_gen`: a stale process of this node must not take back what its successor
+    /// holds.
+    pub async fn claim_instance(
+        &self,
+        id: i64,
+        owner: &str,
+        owner_gen: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE workflow_instances SET owner = $2, owner_gen = $3 \
+             WHERE id = $1 AND (owner IS NULL OR (owner = $2 AND owner_gen <= $3))",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(owner_gen)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Move every unfinished instance of `dead_owner` to `new_owner` at `new_gen`, in one
+    /// statement, and return their ids (ascending). One statement, so a master that dies
+    /// during a failover leaves each instance either moved or still the dead node's,
+    /// never in between; a second call finds nothing left to move. Finished instances
+    /// keep their owner as history.
+    pub async fn adopt_instances_of(
+        &self,
+        dead_owner: &str,
+        new_owner: &str,
+        new_gen: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE workflow_instances SET owner = $2, owner_gen = $3 \
+             WHERE owner = $1 AND state IN {UNFINISHED} RETURNING id"
+        ))
+        .bind(dead_owner)
+        .bind(new_owner)
+        .bind(new_gen)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The unfinished instances `owner` drives (any generation), oldest first.
+    pub async fn owned_unfinished_instances(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<WorkflowInstanceRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances WHERE owner = $1 AND state IN {UNFINISHED} ORDER BY id"
+        ))
+        .bind(owner)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(WorkflowInstanceRow::from_row).collect()

@@ -45,7 +45,7 @@ impl StoredDefinition {
     }
 }
 
-pub(crate) const WORKFLOW_COLUMNS: &str = "id, definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, started_at, ended_at, updated_at";
+pub(crate) const WORKFLOW_COLUMNS: &str = "id, definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, started_at, ended_at, updated_at, owner, owner_gen";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkflowInstanceRow {
@@ -62,6 +62,10 @@ pub struct WorkflowInstanceRow {
     pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub updated_at: i64,
+    /// The node id of the master that drives it (None in single-node mode).
+    pub owner: Option<String>,
+    /// The owner's generation when it took the instance; writes are fenced on it.
+    pub owner_gen: i64,
 }
 
 impl WorkflowInstanceRow {
@@ -80,11 +84,13 @@ impl WorkflowInstanceRow {
             started_at: r.try_get(10)?,
             ended_at: r.try_get(11)?,
             updated_at: r.try_get(12)?,
+            owner: r.try_get(13)?,
+            owner_gen: r.try_get(14)?,
         })
     }
 }
 
-pub(crate) const TASK_COLUMNS: &str = "id, workflow_instance_id, task_name, task_type, attempt, state, host, plugin_version, handle, message, out_params, log_path, created_at, started_at, ended_at, updated_at";
+pub(crate) const TASK_COLUMNS: &str = "id, workflow_instance_id, task_name, task_type, attempt, state, host, plugin_version, handle, message, out_params, log_path, created_at, started_at, ended_at, updated_at, failover";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskInstanceRow {
@@ -105,6 +111,8 @@ pub struct TaskInstanceRow {
     pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub updated_at: i64,
+    /// This attempt replaced one lost with its worker: it does not count as a retry.
+    pub failover: bool,
 }
 
 impl TaskInstanceRow {
@@ -126,6 +134,7 @@ impl TaskInstanceRow {
             started_at: r.try_get(13)?,
             ended_at: r.try_get(14)?,
             updated_at: r.try_get(15)?,
+            failover: r.try_get::<i64, _>(16)? != 0,
         })
     }
 }

@@ -4,11 +4,16 @@
 //! drains whatever has queued up meanwhile and applies it all in one transaction, so a
 //! thousand concurrent state changes cost one commit (one fsync), not a thousand. A
 //! batch that fails is retried alone, so one bad write fails only its own caller.
+//!
+//! Architecture invariant: a batch holding a [`Write::Fence`] commits only while
+//! its instance is still owned by that owner and generation, checked inside the batch's
+//! transaction with the row locked against a concurrent change of owner; a fenced batch
+//! fails alone with [`StoreError::Fenced`] and leaves nothing behind.
 
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{StoreError, now_ms};
+use crate::{Backend, StoreError, now_ms};
 
 /// A state change.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +28,9 @@ pub enum Write {
         startup_params: serde_json::Value,
         start_tasks: serde_json::Value,
         parent_task_instance_id: Option<i64>,
+        /// The master that creates it (None in single-node mode) and its generation.
+        owner: Option<String>,
+        owner_gen: i64,
     },
     UpdateWorkflowInstance {
         id: i64,
@@ -41,6 +49,8 @@ pub enum Write {
         host: Option<String>,
         started_at: Option<i64>,
         ended_at: Option<i64>,
+        /// This attempt replaces one lost with its worker (not a retry).
+        failover: bool,
     },
     /// A rerun: the instance's current task rows become history.
     ArchiveTaskInstances { workflow_instance_id: i64 },
@@ -65,6 +75,14 @@ pub enum Write {
         kind: String,
         payload: serde_json::Value,
     },
+    /// Refuses the whole batch with [`StoreError::Fenced`] unless the instance is owned
+    /// by `owner` at `owner_gen` when the batch commits. A refusal rolls back the writes
+    /// before the fence as well; put it first so a fenced batch does no work in vain.
+    Fence {
+        workflow_instance_id: i64,
+        owner: String,
+        owner_gen: i64,
+    },
     /// Returns the command id.
     PushCommand {
         kind: String,
@@ -87,7 +105,7 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(crate) fn start(pool: AnyPool) -> Self {
+    pub(crate) fn start(pool: AnyPool, backend: Backend) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Batch>();
         tokio::spawn(async move {
             let mut group = Vec::new();
@@ -99,7 +117,7 @@ impl GroupCommit {
                         Err(_) => break,
                     }
                 }
-                commit_group(&pool, std::mem::take(&mut group)).await;
+                commit_group(&pool, backend, std::mem::take(&mut group)).await;
             }
         });
         Self { tx }
@@ -114,12 +132,12 @@ impl GroupCommit {
     }
 }
 
-async fn commit_group(pool: &AnyPool, group: Vec<Batch>) {
+async fn commit_group(pool: &AnyPool, backend: Backend, group: Vec<Batch>) {
     let together = async {
         let mut tx = pool.begin().await?;
         let mut results = Vec::with_capacity(group.len());
         for batch in &group {
-            results.push(apply(&mut tx, &batch.writes).await?);
+            results.push(apply(&mut tx, backend, &batch.writes).await?);
         }
         tx.commit().await?;
         Ok::<_, StoreError>(results)
@@ -138,7 +156,7 @@ async fn commit_group(pool: &AnyPool, group: Vec<Batch>) {
             for batch in group {
                 let alone = async {
                     let mut tx = pool.begin().await?;
-                    let r = apply(&mut tx, &batch.writes).await?;
+                    let r = apply(&mut tx, backend, &batch.writes).await?;
                     tx.commit().await?;
                     Ok::<_, StoreError>(r)
                 };
@@ -150,6 +168,7 @@ async fn commit_group(pool: &AnyPool, group: Vec<Batch>) {
 
 async fn apply(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     writes: &[Write],
 ) -> Result<Vec<Option<i64>>, StoreError> {
     let now = now_ms();
@@ -167,10 +186,12 @@ async fn apply(
                 startup_params,
                 start_tasks,
                 parent_task_instance_id,
+                owner,
+                owner_gen,
             } => Some(
                 sqlx::query(
-                    "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                    "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at, owner, owner_gen) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
                 )
                 .bind(definition_id)
                 .bind(version)
@@ -182,6 +203,8 @@ async fn apply(
                 .bind(parent_task_instance_id)
                 .bind(now)
                 .bind(now)
+                .bind(owner)
+                .bind(owner_gen)
                 .fetch_one(&mut **tx)
                 .await?
                 .try_get::<i64, _>(0)?,
@@ -256,6 +279,10 @@ async fn apply(
                 events.push(write);
                 None
             }
+            Write::Fence { workflow_instance_id, owner, owner_gen } => {
+                fence(tx, backend, *workflow_instance_id, owner, *owner_gen).await?;
+                None
+            }
             Write::PushCommand { kind, workflow_instance_id, payload } => Some(
                 sqlx::query(
                     "INSERT INTO commands (kind, workflow_instance_id, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -277,7 +304,54 @@ async fn apply(
     Ok(ids)
 }
 
-/// Task rows per multi-row INSERT (11 parameters each; see [`EVENTS_PER_STATEMENT`]).
+/// Fail unless `owner` at `owner_gen` still owns the instance, and keep it so until the
+/// transaction ends: a plain read would let an adoption commit between this check and
+/// the batch's commit, and the stale owner's writes would land after it. PostgreSQL
+/// locks the row (`FOR SHARE`: an adoption's UPDATE waits, then sees the new owner); on
+/// SQLite a no-op UPDATE takes the database's write lock, which a deferred transaction
+/// that began with a read could not take later without failing.
+async fn fence(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    instance: i64,
+    owner: &str,
+    owner_gen: i64,
+) -> Result<(), StoreError> {
+    let held = match backend {
+        Backend::Postgres => sqlx::query(
+            "SELECT 1 FROM workflow_instances WHERE id = $1 AND owner = $2 AND owner_gen = $3 FOR SHARE",
+        )
+        .bind(instance)
+        .bind(owner)
+        .bind(owner_gen)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some(),
+        Backend::Sqlite => {
+            sqlx::query(
+                "UPDATE workflow_instances SET owner_gen = owner_gen WHERE id = $1 AND owner = $2 AND owner_gen = $3",
+            )
+            .bind(instance)
+            .bind(owner)
+            .bind(owner_gen)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1
+        }
+    };
+    if held {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            instance,
+            owner: owner.to_owned(),
+            owner_gen,
+        })
+    }
+}
+
+/// Task rows per multi-row INSERT (12 parameters each; see [`EVENTS_PER_STATEMENT`]).
 const TASK_ROWS_PER_STATEMENT: usize = 16;
 
 /// New task rows in as few statements as possible, each new id put at its write's place
@@ -292,15 +366,15 @@ async fn insert_task_rows(
     for chunk in rows.chunks(TASK_ROWS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=11).map(|k| format!("${}", i * 11 + k)).collect();
+                let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
                 format!(
-                    "({}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {}, {}, {})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+                    "({}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {}, {}, {}, {})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, host, out_params, started_at, ended_at, created_at, updated_at) \
+            "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, host, out_params, started_at, ended_at, created_at, updated_at, failover) \
              VALUES {} RETURNING id, workflow_instance_id, task_name, attempt",
             values.join(", ")
         );
@@ -317,6 +391,7 @@ async fn insert_task_rows(
                 host,
                 started_at,
                 ended_at,
+                failover,
             } = write
             {
                 wanted.insert((*workflow_instance_id, task_name.clone(), *attempt), *index);
@@ -331,7 +406,8 @@ async fn insert_task_rows(
                     .bind(*started_at)
                     .bind(*ended_at)
                     .bind(now)
-                    .bind(now);
+                    .bind(now)
+                    .bind(i64::from(*failover));
             }
         }
         for row in query.fetch_all(&mut **tx).await? {

@@ -42,6 +42,8 @@ async fn instance(store: &Store) -> i64 {
             startup_params: json!({"a": "1"}),
             start_tasks: json!([]),
             parent_task_instance_id: None,
+            owner: None,
+            owner_gen: 0,
         }])
         .await
         .unwrap()[0]
@@ -125,6 +127,7 @@ async fn task_instances_keep_unset_fields() {
                 host: None,
                 started_at: None,
                 ended_at: None,
+                failover: false,
             }])
             .await
             .unwrap();
@@ -223,6 +226,7 @@ async fn group_commit_isolates_a_bad_batch_and_keeps_order() {
                             host: None,
                             started_at: None,
                             ended_at: None,
+                            failover: false,
                         },
                     ])
                     .await
@@ -339,6 +343,7 @@ async fn a_batch_of_new_task_rows_gets_each_its_id() {
             host: Some("h".into()),
             started_at: Some(1),
             ended_at: None,
+            failover: false,
         };
         let mut writes: Vec<Write> = (0..40).map(|i| row(format!("t{i}"), 1)).collect();
         writes.insert(

@@ -40,13 +40,7 @@ use tokio::sync::Notify;
 
 /// Task priorities, as DolphinScheduler ranks them: a lower rank is served first.
 /// Ranks above [`LOWEST`](priority::LOWEST) are served as `LOWEST`.
-pub mod priority {
-    pub const HIGHEST: u8 = 0;
-    pub const HIGH: u8 = 1;
-    pub const MEDIUM: u8 = 2;
-    pub const LOW: u8 = 3;
-    pub const LOWEST: u8 = 4;
-}
+pub use shoal_protocol::priority;
 
 /// Container sizes. Both must be at least 1: an empty container would make every task
 /// of its classes wait forever, so [`Containers::new`] refuses it.

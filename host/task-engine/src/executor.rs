@@ -4,11 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use shoal_model::{LogLevel, LogStream, TaskLog, TaskOutcome, TaskState, TaskStatus};
+pub use shoal_protocol::{HandleSink, TaskEvent, TaskReport, TaskRequest};
 use shoal_runtime::{
     CallError, CallLimits, LoadedPlugin, PluginRegistry, PollReply, StartReply, TaskEnv,
-    TaskIdentity, WorkflowHost,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,143 +39,6 @@ impl Default for WorkDirRetention {
             keep_succeeded: false,
             keep_failed_for: Duration::from_secs(24 * 3600),
         }
-    }
-}
-
-/// A task instance to run.
-#[derive(Debug, Clone)]
-pub struct TaskRequest {
-    pub identity: TaskIdentity,
-    /// Task type name (matched case-insensitively to a plugin id).
-    pub task_type: String,
-    /// Pin a plugin version; none means the active version.
-    pub plugin_version: Option<semver::Version>,
-    /// Parameters, already substituted.
-    pub params: serde_json::Value,
-    /// Wall-clock limit for the whole task, external job included.
-    pub timeout: Option<Duration>,
-    /// Re-attach to an external job started earlier instead of calling `start`.
-    pub attach_to: Option<String>,
-    /// Print each log line as it is written (the CLI's live view).
-    pub echo_log: bool,
-    /// Rank in the container queues: 0 = HIGHEST … 4 = LOWEST (see [`crate::priority`]).
-    pub priority: u8,
-    /// Named task group whose slot the task must also hold.
-    pub task_group: Option<String>,
-    /// (task name, state) of the task's direct upstream tasks in its run, for logic tasks
-    /// (`shoal:task/workflow`); empty for a task run on its own.
-    pub upstream_states: Vec<(String, String)>,
-    /// The master, for `shoal:task/workflow` calls about child runs and other workflows'
-    /// runs (SubWorkflow, Dependent); none for a task run on its own.
-    pub workflow_host: Option<Arc<dyn WorkflowHost>>,
-    /// The run's business time, ms since the Unix epoch; 0 for a task run on its own.
-    pub schedule_time_ms: i64,
-    /// Stores an external job's handle; the executor waits for it before the first poll,
-    /// so a job is never followed without its handle being durable.
-    pub persist_handle: Option<HandleSink>,
-    /// Secret values the task may see; masked wherever they would appear in its log.
-    pub redact: Vec<String>,
-    /// The OS user its processes run as when the host is root (the project's tenant);
-    /// none means the policy's default tenant.
-    pub tenant: Option<String>,
-    /// Whether its project may run task types that start processes (an admin's
-    /// decision in server mode; always so for a task run on one's own machine).
-    pub process_allowed: bool,
-}
-
-type StoreHandle =
-    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
-
-/// Where an external job's handle goes before the job is followed (the master's store).
-#[derive(Clone)]
-pub struct HandleSink(Arc<StoreHandle>);
-
-impl HandleSink {
-    pub fn new<F, Fut>(store: F) -> Self
-    where
-        F: Fn(String) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        Self(Arc::new(move |handle| Box::pin(store(handle))))
-    }
-}
-
-impl std::fmt::Debug for HandleSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HandleSink")
-    }
-}
-
-impl TaskRequest {
-    pub fn new(task_type: impl Into<String>, params: serde_json::Value) -> Self {
-        Self {
-            identity: TaskIdentity {
-                attempt: 1,
-                ..Default::default()
-            },
-            task_type: task_type.into(),
-            redact: Vec::new(),
-            tenant: None,
-            process_allowed: true,
-            plugin_version: None,
-            params,
-            timeout: None,
-            attach_to: None,
-            echo_log: false,
-            priority: crate::priority::MEDIUM,
-            task_group: None,
-            upstream_states: Vec::new(),
-            workflow_host: None,
-            schedule_time_ms: 0,
-            persist_handle: None,
-        }
-    }
-}
-
-/// Lifecycle events of one task, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum TaskEvent {
-    Dispatched {
-        plugin: String,
-        version: String,
-        /// Where its log is being written (readable while it runs).
-        log_path: PathBuf,
-    },
-    Running,
-    /// An external job is running elsewhere; persist this before anything else.
-    HandleAssigned {
-        handle: String,
-    },
-    Progress {
-        note: String,
-    },
-    Finished {
-        state: TaskState,
-        message: String,
-    },
-}
-
-/// How a task ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskReport {
-    pub state: TaskState,
-    pub message: String,
-    pub out_params: Vec<(String, String)>,
-    pub log_path: PathBuf,
-    pub work_dir: PathBuf,
-    pub plugin_version: Option<String>,
-    pub handle: Option<String>,
-    #[serde(with = "millis")]
-    pub elapsed: Duration,
-}
-
-mod millis {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_u128(d.as_millis())
     }
 }
 
@@ -631,7 +493,7 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
         });
         if let Some(sink) = self.request.persist_handle.clone() {
             tokio::select! {
-                () = (sink.0)(handle.clone()) => {}
+                () = sink.store(handle.clone()) => {}
                 () = self.cancel.cancelled() => {
                     return Err(self.cancel_job(&plugin, &handle, CallError::Cancelled).await);
                 }

@@ -14,12 +14,16 @@
 //! after a crash [`TaskRequest::attach_to`] re-attaches to the job instead of submitting
 //! it again.
 //!
+//! The master reaches it through [`LocalExecutor`], the in-process
+//! `shoal_protocol::TaskExecutorClient`; remote workers serve the same engine over RPC.
+//!
 //! Before an executor runs, it takes a place in one of the [`Containers`]: the shared
 //! container for short tasks and external-job polling, the exclusive one for blocking
 //! tasks, plus a slot of its task group if it names one.
 
 mod containers;
 mod executor;
+mod local;
 
 pub use containers::{
     ContainerConfig, ContainerError, ContainerKind, Containers, GroupUsage, Occupancy, SlotGuard,
@@ -29,3 +33,4 @@ pub use executor::{
     HandleSink, TaskEngine, TaskEngineConfig, TaskEvent, TaskExecutor, TaskReport, TaskRequest,
     WorkDirRetention,
 };
+pub use local::LocalExecutor;

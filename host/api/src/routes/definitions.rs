@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use shoal_engine::{RunRequest, StartTasks};
+use shoal_master::{RunRequest, StartTasks};
 use shoal_scheduler::{Launch, RunMode};
 use shoal_store::DefinitionRow;
 use utoipa::{IntoParams, ToSchema};

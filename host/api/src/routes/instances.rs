@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use shoal_engine::Operation;
+use shoal_master::Operation;
 use shoal_model::log::LogChunk;
 use shoal_store::{InstanceFilter, TaskInstanceRow, WorkflowInstanceRow};
 use utoipa::{IntoParams, ToSchema};

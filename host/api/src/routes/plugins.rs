@@ -46,21 +46,16 @@ pub struct ActivateBody {
 
 impl From<InstallError> for ApiError {
     fn from(e: InstallError) -> Self {
-        use shoal_runtime::RuntimeError as R;
+        use shoal_protocol::PluginError as P;
         match e {
             InstallError::Invalid(m) => ApiError::BadRequest(m),
-            InstallError::Runtime(R::VersionExists { .. } | R::IdClash { .. }) => {
-                ApiError::Conflict(e.to_string())
-            }
-            InstallError::Runtime(R::UnknownTaskType { .. } | R::UnknownVersion { .. }) => {
-                ApiError::NotFound(e.to_string())
-            }
-            InstallError::Runtime(R::Store { .. })
-            | InstallError::Io(_)
-            | InstallError::Store(_) => ApiError::Internal(e.to_string()),
-            // Everything else is the upload's fault: bad manifest, WIT version, a
-            // component that does not load or fails its test call.
-            InstallError::Runtime(other) => ApiError::BadRequest(other.to_string()),
+            InstallError::Plugin(P::Conflict(m)) => ApiError::Conflict(m),
+            InstallError::Plugin(P::Unknown(m)) => ApiError::NotFound(m),
+            InstallError::Plugin(P::Storage(m)) => ApiError::Internal(m),
+            InstallError::Io(_) | InstallError::Store(_) => ApiError::Internal(e.to_string()),
+            // The upload's fault: bad manifest, WIT version, a component that does not
+            // load or fails its test call.
+            InstallError::Plugin(P::Rejected(m)) => ApiError::BadRequest(m),
         }
     }
 }
@@ -84,7 +79,7 @@ pub async fn list_plugins(
             .list()
             .into_iter()
             .map(|p| {
-                let builtin = p.origin == shoal_runtime::PluginOrigin::Builtin;
+                let builtin = p.source == shoal_protocol::PluginSource::Builtin;
                 PluginView {
                     sha256: (!builtin)
                         .then(|| hashes.get(&(p.id.clone(), p.version.to_string())).cloned())

@@ -15,15 +15,12 @@ use anyhow::{Context as _, bail};
 use chrono::{Local, NaiveDate, TimeZone};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
-use shoal_engine::state::{TaskInstanceState, WorkflowState};
-use shoal_engine::{Master, MasterConfig, Operation, Progress, RunRequest, StartTasks};
+use shoal_master::state::{TaskInstanceState, WorkflowState};
+use shoal_master::{Master, Operation, Progress, RunRequest, StartTasks};
 use shoal_store::{Store, TaskInstanceRow, WorkflowInstanceRow, Write};
 
 use super::validate::RegistryCatalog;
-use crate::app::{
-    DataDir, EngineLock, default_containers, load_policy, open_registry, open_store,
-    task_engine_for,
-};
+use crate::app::{DataDir, EngineLock, load_policy, open_registry, open_store};
 
 /// Options every engine-driving command shares.
 #[derive(Debug, Clone, Args)]
@@ -127,11 +124,8 @@ pub(crate) enum Registry<'a> {
     Policy(Option<&'a Path>),
 }
 
-/// This process as the engine of the data dir's store.
-pub(crate) struct Embedded {
-    pub(crate) master: Master,
-    _lock: EngineLock,
-}
+/// This process as the engine of the data dir's store (see [`shoal_node::Embedded`]).
+pub(crate) type Embedded = shoal_node::Embedded;
 
 pub(crate) async fn become_engine(
     data: &DataDir,
@@ -139,100 +133,40 @@ pub(crate) async fn become_engine(
     db: Option<&str>,
     args: &EngineArgs,
 ) -> anyhow::Result<Option<Embedded>> {
-    let Some(lock) = EngineLock::try_take(data)? else {
-        return Ok(None);
-    };
-    let registry = match registry {
-        Registry::Open(r) => r,
-        Registry::Policy(policy) => open_registry(data, load_policy(data, policy)?)?,
-    };
-    let store = open_store(data, db).await?;
-    hold_engine_lease(&store, data).await?;
-    let containers = default_containers();
+    let mut task_groups = BTreeMap::new();
     for (name, slots) in parse_pairs(&args.task_groups, "--task-group")? {
         let slots: usize = slots
             .parse()
             .with_context(|| format!("--task-group {name}: `{slots}` is not a number"))?;
-        containers.set_task_group(&name, slots);
+        task_groups.insert(name, slots);
     }
-    let tasks = task_engine_for(data, registry).with_containers(containers.clone());
-    let master = Master::new(
-        store,
-        tasks,
-        MasterConfig {
-            echo_task_logs: args.verbose,
-            project_process_gate: args.server_mode,
-            ..Default::default()
-        },
-    );
-    master.serve_commands();
-    write_status(data, containers);
-    Ok(Some(Embedded {
-        master,
-        _lock: lock,
-    }))
-}
-
-/// How long the engine lease lasts without renewal, and how often it is renewed.
-const LEASE_TTL_MS: i64 = 30_000;
-const LEASE_RENEW: Duration = Duration::from_secs(10);
-
-/// Make this process the store's one engine: `engine.lock` excludes other processes on
-/// this data dir, the lease excludes engines of other data dirs (or hosts) sharing the
-/// database. The holder is named by host and data dir, so the next engine of the same
-/// data dir takes over at once; anyone else waits until the lease expires.
-async fn hold_engine_lease(store: &shoal_store::Store, data: &DataDir) -> anyhow::Result<()> {
-    let holder = engine_holder(data);
-    if !store.acquire_lease("engine", &holder, LEASE_TTL_MS).await? {
-        let (other, until) = store.lease_holder("engine").await?.unwrap_or_default();
-        bail!(
-            "another engine ({other}) is driving this database until {} unless it renews; wait for it to finish or use another --db",
-            clock(until)
-        );
+    let config = shoal_node::EmbeddedConfig {
+        database: db.map(str::to_owned),
+        verbose: args.verbose,
+        task_groups,
+        server_mode: args.server_mode,
+    };
+    let engine = shoal_node::Embedded::start(data, &config, || match registry {
+        Registry::Open(r) => Ok(r),
+        Registry::Policy(policy) => open_registry(data, load_policy(data, policy)?),
+    })
+    .await?;
+    if let Some(engine) = &engine {
+        // Another engine took over after this one stalled past its lease: acting on any
+        // instance now could run tasks twice.
+        let lost = engine.lease_watch();
+        tokio::spawn(async move {
+            shoal_node::embedded::wait_lost(lost).await;
+            eprintln!("error: the engine lease was lost to another engine; stopping");
+            std::process::exit(3);
+        });
     }
-    let store = store.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(LEASE_RENEW).await;
-            match store.acquire_lease("engine", &holder, LEASE_TTL_MS).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    // Another engine took over after this one stalled past its lease:
-                    // acting on any instance now could run tasks twice.
-                    eprintln!("error: the engine lease was lost to another engine; stopping");
-                    std::process::exit(3);
-                }
-                Err(e) => tracing::warn!("renewing the engine lease failed: {e}"),
-            }
-        }
-    });
-    Ok(())
+    Ok(engine)
 }
 
 /// How this process is named in the engine lease: host and data dir.
 pub(crate) fn engine_holder(data: &DataDir) -> String {
-    let root = std::fs::canonicalize(data.root()).unwrap_or_else(|_| data.root().to_path_buf());
-    format!("{}:{}", MasterConfig::default().host, root.display())
-}
-
-/// Keep `<data dir>/status.json` (container occupancy and waiting tasks) current for
-/// `shoal status` while this process is the engine.
-fn write_status(data: &DataDir, containers: std::sync::Arc<shoal_task_engine::Containers>) {
-    let path = data.root().join("status.json");
-    tokio::spawn(async move {
-        loop {
-            let status = serde_json::json!({
-                "pid": std::process::id(),
-                "at": shoal_store::now_ms(),
-                "containers": containers.snapshot(),
-            });
-            let tmp = path.with_extension("json.tmp");
-            if std::fs::write(&tmp, status.to_string()).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
+    shoal_node::engine_holder(data)
 }
 
 fn another_engine(data: &DataDir) -> anyhow::Error {
@@ -396,7 +330,7 @@ async fn save(
     let project = def
         .project
         .as_deref()
-        .unwrap_or(shoal_engine::master::DEFAULT_PROJECT);
+        .unwrap_or(shoal_master::master::DEFAULT_PROJECT);
     let saved = store
         .save_definition(project, &def.name, &serde_json::to_value(def)?, source)
         .await?;

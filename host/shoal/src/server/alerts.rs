@@ -5,8 +5,8 @@
 
 use shoal_alert::{Alert, AlertChannel, AlertDispatcher, AlertKind, ChannelConfig};
 use shoal_api::secrets::SecretBox;
-use shoal_engine::state::{TaskInstanceState, WorkflowState};
-use shoal_engine::{Master, Progress};
+use shoal_master::state::{TaskInstanceState, WorkflowState};
+use shoal_master::{Master, Progress};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Forward progress to the dispatcher until the master goes away.

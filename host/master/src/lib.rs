@@ -1,4 +1,4 @@
-//! # shoal-engine: the workflow master
+//! # shoal-master: the workflow master
 //!
 //! Every state change of a workflow instance or a task instance is a named action on
 //! an explicit state machine ([`state`]); the [`graph`] says which tasks are ready, given

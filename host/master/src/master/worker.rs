@@ -24,12 +24,10 @@ use std::time::Duration;
 use serde_json::json;
 use shoal_model::{TaskState, Trigger};
 use shoal_params::RunContext;
-use shoal_runtime::TaskIdentity;
+use shoal_protocol::{TakeOver, TaskIdentity, TaskKey, TaskReport, TaskRequest, TaskUpdate};
 use shoal_store::{StoreError, TaskInstanceRow, Write, now_ms};
-use shoal_task_engine::{HandleSink, TaskEvent, TaskReport, TaskRequest};
 use shoal_workflow::{FailureStrategy, Flag, TaskDefinition, TimeoutStrategy, WorkflowDefinition};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 use super::params::{business_time, out_params, task_params};
 use super::{Master, MasterError, Operation, Progress, StartTasks};
@@ -47,27 +45,12 @@ type Reply = oneshot::Sender<Result<(), MasterError>>;
 
 /// What happens to an instance, in the order it happened.
 pub(super) enum Event {
-    /// A lifecycle event of a running task attempt.
-    /// The task began executing, on this plugin version, logging to this file.
-    Started {
-        name: String,
-        id: i64,
-        plugin_version: Option<String>,
-        log_path: Option<String>,
-    },
-    /// An external job's handle, to store before the job is followed; `stored` is told
-    /// once it is.
-    Handle {
-        name: String,
-        id: i64,
-        handle: String,
-        stored: oneshot::Sender<()>,
-    },
-    /// A task attempt ended.
-    Ended {
-        name: String,
-        id: i64,
-        report: Box<TaskReport>,
+    /// What the node executing a task attempt reports; `ack` is told once the batch
+    /// holding it is stored (or at once when it is stale).
+    Update {
+        key: TaskKey,
+        update: TaskUpdate,
+        ack: Option<oneshot::Sender<()>>,
     },
     /// The task could not be launched (its parameters do not resolve, say).
     LaunchFailed {
@@ -113,7 +96,10 @@ enum Effect {
         name: String,
         attach_to: Option<String>,
     },
-    Cancel(CancellationToken),
+    /// Kill the task's current attempt where it runs.
+    Kill {
+        name: String,
+    },
     Timer {
         after: Duration,
         event: Event,
@@ -143,7 +129,8 @@ struct Slot {
     /// The row's attempt was dispatched, so running it again needs a new row.
     ran: bool,
     out_params: BTreeMap<String, String>,
-    cancel: Option<CancellationToken>,
+    /// The node that runs (or ran) the current attempt, as stored in its row.
+    host: String,
     /// When the current wait (delay or retry interval) ends, in ms since the epoch.
     due_at: i64,
     /// Which wait is current: a timer of an earlier wait finds a different number and
@@ -206,6 +193,8 @@ pub(super) struct InstanceWorker {
     failing: bool,
     /// Attempts lost with a previous process, to run again once loaded.
     lost: Vec<String>,
+    /// Attempts that still run where they were dispatched: nothing to launch.
+    still_running: Vec<String>,
     /// Task rows created by this batch: (index of the insert among `writes`, task).
     inserts: Vec<(usize, String)>,
     waits: u64,
@@ -219,11 +208,13 @@ pub(super) struct InstanceWorker {
     rescan: bool,
     /// Some slot was put back to `submitted` (a resume).
     resubmitted: bool,
+    /// Task names by the row id of an attempt, to route updates (ids of earlier attempts
+    /// stay, and find a slot whose current attempt is another).
+    rows: HashMap<i64, String>,
     /// Task definitions by name (a workflow may have thousands).
     index: HashMap<String, usize>,
-    /// The executors of the task attempts this worker launched, so that giving the
-    /// instance up can stop them (see the module docs).
-    launched: tokio::task::JoinSet<()>,
+    /// Control commands to the nodes that execute this instance's attempts, in order.
+    control: mpsc::UnboundedSender<super::control::Control>,
 }
 
 pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
@@ -303,6 +294,8 @@ impl InstanceWorker {
 
         let mut slots = HashMap::new();
         let mut lost = Vec::new();
+        let mut still_running = Vec::new();
+        let mut row_index = HashMap::new();
         let rows = store.task_instances(id).await?;
         let mut latest: HashMap<&str, &TaskInstanceRow> = HashMap::new();
         for r in &rows {
@@ -320,14 +313,29 @@ impl InstanceWorker {
                 continue;
             }
             let state = parse_task_state(&r.state)?;
+            row_index.insert(r.id, name.to_owned());
             let out_params = serde_json::from_value(r.out_params.clone()).unwrap_or_default();
             let due_at = match state {
                 T::Retrying => r.ended_at.unwrap_or(r.updated_at) + interval(name),
                 T::Delayed => r.created_at + delay(name),
                 _ => 0,
             };
-            if is_executing(state) && r.handle.is_none() {
-                lost.push(name.to_owned());
+            let host = r.host.clone().unwrap_or_default();
+            if is_executing(state) && r.started_at.is_some() {
+                // The attempt may still run where it was dispatched (only this master
+                // went away): if so it reports here from now on and nothing restarts.
+                let key = TaskKey {
+                    workflow_instance_id: id as u64,
+                    task_instance_id: r.id as u64,
+                    attempt: r.attempt as u32,
+                };
+                match master.take_over(&host, key).await {
+                    TakeOver::Running => {
+                        still_running.push(name.to_owned());
+                    }
+                    TakeOver::Unknown if r.handle.is_none() => lost.push(name.to_owned()),
+                    TakeOver::Unknown => {}
+                }
             }
             graph.set_state(name, state)?;
             slots.insert(
@@ -339,7 +347,7 @@ impl InstanceWorker {
                     task_type: r.task_type.clone(),
                     ran: r.started_at.is_some(),
                     out_params,
-                    cancel: None,
+                    host,
                     due_at,
                     wait: 0,
                     handle: r.handle.clone(),
@@ -353,6 +361,7 @@ impl InstanceWorker {
         let secrets = master.secret_params(&project).await;
         let tenancy = master.project_tenancy(&project).await;
         let (tx, rx) = mpsc::unbounded_channel();
+        let control = super::control::Controller::spawn(master.client().clone(), tx.clone());
         Ok(Self {
             master,
             id,
@@ -372,6 +381,7 @@ impl InstanceWorker {
             effects: Vec::new(),
             failing: false,
             lost,
+            still_running,
             inserts: Vec::new(),
             waits: 0,
             unfinished: 0,
@@ -380,7 +390,8 @@ impl InstanceWorker {
             rescan: true,
             resubmitted: false,
             index: HashMap::new(),
-            launched: tokio::task::JoinSet::new(),
+            rows: row_index,
+            control,
         }
         .counted())
     }
@@ -470,8 +481,6 @@ impl InstanceWorker {
             if !self.commit().await {
                 return self.give_up().await;
             }
-            // Forget the executors that are done.
-            while self.launched.try_join_next().is_some() {}
         }
     }
 
@@ -484,9 +493,19 @@ impl InstanceWorker {
     /// and wait until they are gone (dropping an executor drops its plugin call's store,
     /// which kills the processes it started), then retire. Only then may another worker
     /// load the instance, so no attempt runs twice at once.
-    async fn give_up(mut self) {
-        let running = self.launched.len();
-        self.launched.shutdown().await;
+    async fn give_up(self) {
+        let executing: Vec<(String, TaskKey)> = self
+            .slots
+            .values()
+            .filter(|s| is_executing(s.state) && s.id > 0)
+            .map(|s| (s.host.clone(), self.key_of(s)))
+            .collect();
+        let running = executing.len();
+        let (done, gone) = oneshot::channel();
+        let _ = self
+            .control
+            .send(super::control::Control::LetGo { executing, done });
+        let _ = gone.await;
         if running > 0 {
             tracing::warn!(
                 "instance {}: stopped {running} task executor(s) whose results could not be stored",
@@ -499,9 +518,6 @@ impl InstanceWorker {
     }
 
     fn retire(mut self) {
-        // Settled: every executor reported its end, and one still winding down (its end
-        // ignored as stale) finishes on its own.
-        self.launched.detach_all();
         self.master.retire(self.id);
         self.master
             .publish(Progress::Released { instance: self.id });
@@ -543,7 +559,9 @@ impl InstanceWorker {
                     let n = name.clone();
                     self.start_wait(&name, after, |wait| Event::RetryDue { name: n, wait });
                 }
-                T::Dispatched | T::Running if !self.lost.contains(&name) => {
+                T::Dispatched | T::Running
+                    if !self.lost.contains(&name) && !self.still_running.contains(&name) =>
+                {
                     self.effects.push(Effect::Launch { name, attach_to });
                 }
                 _ => {}
@@ -587,49 +605,11 @@ impl InstanceWorker {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Started {
-                name,
-                id,
-                plugin_version,
-                log_path,
-            } => {
-                if self.is_current(&name, id) {
-                    // Stored with the start, so the log can be read (and followed) live.
-                    self.started(
-                        &name,
-                        RowUpdate {
-                            plugin_version,
-                            log_path,
-                            ..Default::default()
-                        },
-                    );
+            Event::Update { key, update, ack } => {
+                self.update(key, update);
+                if let Some(ack) = ack {
+                    self.effects.push(Effect::Stored(ack));
                 }
-            }
-            Event::Handle {
-                name,
-                id,
-                handle,
-                stored,
-            } => {
-                if self.is_current(&name, id) {
-                    if let Some(slot) = self.slots.get_mut(&name) {
-                        slot.handle = Some(handle.clone());
-                    }
-                    self.save(
-                        &name,
-                        RowUpdate {
-                            handle: Some(handle),
-                            ..Default::default()
-                        },
-                    );
-                }
-                self.effects.push(Effect::Stored(stored));
-            }
-            Event::Ended { name, id, report } => {
-                if !self.is_current(&name, id) || !is_executing(self.slots[&name].state) {
-                    return;
-                }
-                self.ended(&name, *report);
             }
             Event::LaunchFailed { name, id, message } => {
                 if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
@@ -693,6 +673,59 @@ impl InstanceWorker {
         }
     }
 
+    /// An update from the node executing an attempt. One for an attempt that is not
+    /// the task's current one, or a repeat of one already applied, changes nothing.
+    fn update(&mut self, key: TaskKey, update: TaskUpdate) {
+        let id = key.task_instance_id as i64;
+        let Some(name) = self.rows.get(&id).cloned() else {
+            return;
+        };
+        if !self.is_current(&name, id) || !is_executing(self.slots[&name].state) {
+            return;
+        }
+        match update {
+            TaskUpdate::Running {
+                plugin_version,
+                log_path,
+            } => {
+                // Stored with the start, so the log can be read (and followed) live.
+                self.started(
+                    &name,
+                    RowUpdate {
+                        plugin_version,
+                        log_path,
+                        ..Default::default()
+                    },
+                );
+            }
+            TaskUpdate::Handle { handle } => {
+                if let Some(slot) = self.slots.get_mut(&name) {
+                    if slot.handle.as_deref() == Some(handle.as_str()) {
+                        return;
+                    }
+                    slot.handle = Some(handle.clone());
+                }
+                self.save(
+                    &name,
+                    RowUpdate {
+                        handle: Some(handle),
+                        ..Default::default()
+                    },
+                );
+            }
+            TaskUpdate::LogPosition { .. } => {}
+            TaskUpdate::Ended { report } => self.ended(&name, *report),
+        }
+    }
+
+    fn key_of(&self, slot: &Slot) -> TaskKey {
+        TaskKey {
+            workflow_instance_id: self.id as u64,
+            task_instance_id: slot.id as u64,
+            attempt: slot.attempt,
+        }
+    }
+
     /// Whether a timer for wait number `wait` still means something: the task is still
     /// in that wait and the instance may start tasks.
     fn wait_is_over(&self, name: &str, state: T, wait: u64) -> bool {
@@ -715,9 +748,6 @@ impl InstanceWorker {
     }
 
     fn ended(&mut self, name: &str, report: TaskReport) {
-        if let Some(slot) = self.slots.get_mut(name) {
-            slot.cancel = None;
-        }
         let row = RowUpdate {
             message: Some(report.message.clone()),
             plugin_version: report.plugin_version.clone(),
@@ -896,9 +926,7 @@ impl InstanceWorker {
                 let slot = self.slots.get_mut(&task).expect("checked");
                 slot.state.apply(TaskAction::Kill)?;
                 if is_executing(slot.state) {
-                    if let Some(token) = slot.cancel.take() {
-                        self.effects.push(Effect::Cancel(token));
-                    }
+                    self.effects.push(Effect::Kill { name: task });
                 } else {
                     self.end(&task, TaskAction::Kill, "killed by an operator");
                 }
@@ -1002,7 +1030,7 @@ impl InstanceWorker {
         }
     }
 
-    /// Kill running attempts (through their cancel token; they report back) and end
+    /// Kill running attempts (where they run; they report back) and end
     /// waiting ones at once.
     fn kill_all(&mut self, why: &str) {
         let mut names: Vec<String> = self.slots.keys().cloned().collect();
@@ -1010,9 +1038,7 @@ impl InstanceWorker {
         for name in names {
             let slot = self.slots.get_mut(&name).expect("listed");
             if is_executing(slot.state) {
-                if let Some(token) = slot.cancel.take() {
-                    self.effects.push(Effect::Cancel(token));
-                }
+                self.effects.push(Effect::Kill { name });
             } else if !slot.state.is_finished() {
                 self.end(&name, TaskAction::Kill, why);
             }
@@ -1042,6 +1068,7 @@ impl InstanceWorker {
             });
         } else {
             self.task(name, TaskAction::Dispatch, "");
+            self.place(name);
             self.insert_row(name, Some(now_ms()));
             self.launch_after_commit(name);
         }
@@ -1064,6 +1091,7 @@ impl InstanceWorker {
             host: None,
             started_at: Some(now),
             ended_at: Some(now),
+            failover: false,
         });
         self.inserts.push((self.writes.len() - 1, name.to_owned()));
     }
@@ -1076,16 +1104,19 @@ impl InstanceWorker {
             let slot = self.slots.get_mut(name).expect("present");
             slot.attempt += 1;
             if self.task(name, TaskAction::Dispatch, "") {
+                self.place(name);
                 self.insert_row(name, Some(now_ms()));
                 self.launch_after_commit(name);
             }
             return;
         }
         if self.task(name, TaskAction::Dispatch, "") {
+            let host = self.place(name);
             self.save(
                 name,
                 RowUpdate {
                     started_at: Some(now_ms()),
+                    host: Some(host),
                     ..Default::default()
                 },
             );
@@ -1103,8 +1134,26 @@ impl InstanceWorker {
         if let Some(slot) = self.slots.get_mut(name) {
             slot.attempt += 1;
         }
+        self.place(name);
         self.insert_row(name, Some(now_ms()));
         self.launch_after_commit(name);
+    }
+
+    /// Choose the node for the task's next attempt; it is stored with the attempt's row
+    /// in this batch, before anything is sent to that node.
+    fn place(&mut self, name: &str) -> String {
+        let (group, task_type) = match self.task_def(name) {
+            Some(t) => (Some(t.worker_group.clone()), t.task_type.clone()),
+            None => (None, String::new()),
+        };
+        let host = match self.master.client().place(&task_type, group.as_deref()) {
+            Ok(Some(host)) => host,
+            Ok(None) | Err(_) => String::new(),
+        };
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.host.clone_from(&host);
+        }
+        host
     }
 
     fn launch_after_commit(&mut self, name: &str) {
@@ -1130,7 +1179,7 @@ impl InstanceWorker {
                 task_type: task.task_type.clone(),
                 ran: false,
                 out_params: BTreeMap::new(),
-                cancel: None,
+                host: String::new(),
                 due_at: 0,
                 wait: 0,
                 handle: None,
@@ -1244,9 +1293,10 @@ impl InstanceWorker {
             attempt: slot.attempt as i64,
             state: slot.state.to_string(),
             message: String::new(),
-            host: Some(self.master.inner.config.host.clone()),
+            host: (!slot.host.is_empty()).then(|| slot.host.clone()),
             started_at,
             ended_at: None,
+            failover: false,
         });
         self.inserts.push((self.writes.len() - 1, name.to_owned()));
     }
@@ -1287,12 +1337,21 @@ impl InstanceWorker {
         for (index, name) in std::mem::take(&mut self.inserts) {
             if let (Some(slot), Some(Some(id))) = (self.slots.get_mut(&name), ids.get(index)) {
                 slot.id = *id;
+                self.rows.insert(*id, name);
             }
         }
         for effect in std::mem::take(&mut self.effects) {
             match effect {
                 Effect::Launch { name, attach_to } => self.launch(&name, attach_to),
-                Effect::Cancel(token) => token.cancel(),
+                Effect::Kill { name } => {
+                    if let Some(slot) = self.slots.get(&name).filter(|s| s.id > 0) {
+                        let key = self.key_of(slot);
+                        let _ = self.control.send(super::control::Control::Kill {
+                            host: slot.host.clone(),
+                            key,
+                        });
+                    }
+                }
                 Effect::Timer { after, event } => {
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
@@ -1394,6 +1453,7 @@ impl InstanceWorker {
             return;
         };
         let (id, attempt, task_type) = (slot.id, slot.attempt, slot.task_type.clone());
+        let slot_host = slot.host.clone();
         if self.failing || self.state == W::ReadyStop {
             let _ = self.tx.send(Event::NotLaunched {
                 name: name.to_owned(),
@@ -1459,60 +1519,11 @@ impl InstanceWorker {
                 let _ = tx.send(Event::TimeoutWarning { name, id });
             });
         }
-        let sink_tx = self.tx.clone();
-        let sink_name = name.to_owned();
-        request.persist_handle = Some(HandleSink::new(move |handle| {
-            let (stored, done) = oneshot::channel();
-            let sent = sink_tx.send(Event::Handle {
-                name: sink_name.clone(),
-                id,
-                handle,
-                stored,
-            });
-            async move {
-                if sent.is_ok() {
-                    let _ = done.await;
-                }
-            }
-        }));
-        let cancel = CancellationToken::new();
-        if let Some(slot) = self.slots.get_mut(name) {
-            slot.cancel = Some(cancel.clone());
-        }
-        let engine = self.master.task_engine().clone();
-        let tx = self.tx.clone();
-        let name = name.to_owned();
-        self.launched.spawn(async move {
-            let events = tx.clone();
-            let task_name = name.clone();
-            let report = engine
-                .execute(request, cancel, {
-                    // Dispatched (plugin, log) comes just before Running: one event, one
-                    // row update for both.
-                    let mut dispatched = None;
-                    move |event| match event {
-                        TaskEvent::Dispatched {
-                            version, log_path, ..
-                        } => dispatched = Some((version.clone(), log_path.display().to_string())),
-                        TaskEvent::Running => {
-                            let (plugin_version, log_path) = dispatched.take().unzip();
-                            let _ = events.send(Event::Started {
-                                name: task_name.clone(),
-                                id,
-                                plugin_version,
-                                log_path,
-                            });
-                        }
-                        _ => {}
-                    }
-                })
-                .await;
-            let _ = tx.send(Event::Ended {
-                name,
-                id,
-                report: Box::new(report),
-            });
-        });
+        request.worker_group = Some(task.worker_group.clone());
+        request.host = slot_host;
+        let _ = self
+            .control
+            .send(super::control::Control::Dispatch(Box::new(request)));
     }
 }
 
@@ -1640,6 +1651,7 @@ mod tests {
             host: None,
             started_at: None,
             ended_at: None,
+            failover: false,
         };
         let writes = vec![
             update(7, "dispatched", None, Some(5)),

@@ -11,6 +11,7 @@
 //! wait for an instance to settle, recover every unfinished instance after a crash, and
 //! take operations other processes queued in the store's command table.
 
+mod control;
 mod host;
 mod lineage;
 mod params;
@@ -22,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use shoal_protocol::{BoxFuture, KeyedEvent, TakeOver, TaskEventSink, TaskExecutorClient, TaskKey};
 use shoal_store::{Store, StoreError, Write};
-use shoal_task_engine::TaskEngine;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::graph::{GraphError, RunScope};
@@ -230,7 +231,8 @@ pub struct Master {
 
 struct Inner {
     store: Store,
-    tasks: TaskEngine,
+    /// The only way to task execution: in-process or remote workers.
+    client: Arc<dyn TaskExecutorClient>,
     config: MasterConfig,
     /// The live instances' event streams.
     live: Mutex<HashMap<i64, mpsc::UnboundedSender<worker::Event>>>,
@@ -254,19 +256,23 @@ pub trait SecretSource: Send + Sync {
 }
 
 impl Master {
-    pub fn new(store: Store, tasks: TaskEngine, config: MasterConfig) -> Self {
+    /// A master over `store` that reaches task execution through `client` (and
+    /// connects itself to it as the sink of task updates).
+    pub fn new(store: Store, client: Arc<dyn TaskExecutorClient>, config: MasterConfig) -> Self {
         let (progress, _) = broadcast::channel(1 << 16);
-        Self {
+        let master = Self {
             inner: Arc::new(Inner {
                 store,
-                tasks,
+                client: client.clone(),
                 config,
                 live: Mutex::new(HashMap::new()),
                 progress,
                 secrets: std::sync::OnceLock::new(),
                 given_up: Mutex::new(HashMap::new()),
             }),
-        }
+        };
+        client.connect(Arc::new(UpdateSink(Arc::downgrade(&master.inner))));
+        master
     }
 
     /// Give runs access to secrets. Set once, before instances start.
@@ -296,8 +302,21 @@ impl Master {
         &self.inner.store
     }
 
-    pub fn task_engine(&self) -> &TaskEngine {
-        &self.inner.tasks
+    /// Where this master's tasks execute.
+    pub fn client(&self) -> &Arc<dyn TaskExecutorClient> {
+        &self.inner.client
+    }
+
+    /// Ask the node that ran an attempt whether it still does (and, if so, to report to
+    /// this master from now on). A node that cannot be asked is not running it for us.
+    pub(crate) async fn take_over(&self, host: &str, key: TaskKey) -> TakeOver {
+        match self.inner.client.take_over(host, key, 0).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::info!("taking {key} over from {host}: {e}");
+                TakeOver::Unknown
+            }
+        }
     }
 
     /// Every change, as it is stored.
@@ -341,6 +360,8 @@ impl Master {
                 startup_params: serde_json::to_value(&run.startup_params).unwrap_or_default(),
                 start_tasks: serde_json::to_value(&run.start_tasks).unwrap_or_default(),
                 parent_task_instance_id: run.parent_task_instance_id,
+                owner: None,
+                owner_gen: 0,
             }])
             .await?;
         let id = ids[0].ok_or(MasterError::Gone)?;
@@ -467,6 +488,15 @@ impl Master {
         }
     }
 
+    /// Hand `event` to the instance's live worker, or give it back when none holds it.
+    fn send_now(&self, instance: i64, event: worker::Event) -> Result<(), worker::Event> {
+        let sender = self.inner.live.lock().unwrap().get(&instance).cloned();
+        match sender {
+            Some(tx) => tx.send(event).map_err(|mpsc::error::SendError(back)| back),
+            None => Err(event),
+        }
+    }
+
     async fn send(&self, instance: i64, event: worker::Event) -> Result<(), MasterError> {
         let mut event = event;
         // A worker may retire between lookup and send (its instance just settled); then
@@ -529,16 +559,10 @@ impl Master {
         task_type: &str,
         version: Option<&semver::Version>,
     ) -> shoal_model::Trigger {
-        match self
-            .inner
-            .tasks
-            .registry()
-            .resolve(task_type, version)
-            .await
-        {
-            Ok(plugin) => plugin.manifest.flow.trigger,
+        match self.inner.client.task_type(task_type, version).await {
+            Some(info) => info.trigger,
             // The task fails with a clear message when it is dispatched.
-            Err(_) => shoal_model::Trigger::AllSuccess,
+            None => shoal_model::Trigger::AllSuccess,
         }
     }
 
@@ -591,5 +615,39 @@ impl Master {
 
     fn publish(&self, progress: Progress) {
         let _ = self.inner.progress.send(progress);
+    }
+}
+
+/// The master's end of the task update stream: each update goes to the worker of its
+/// instance (loaded first if none holds it) and is acknowledged once that worker stored
+/// the batch holding it.
+struct UpdateSink(std::sync::Weak<Inner>);
+
+impl TaskEventSink for UpdateSink {
+    fn deliver(&self, event: KeyedEvent) -> BoxFuture<'static, Result<(), String>> {
+        let Some(inner) = self.0.upgrade() else {
+            return Box::pin(async { Err("the master stopped".to_owned()) });
+        };
+        let master = Master { inner };
+        let instance = event.key.workflow_instance_id as i64;
+        let (ack, acked) = oneshot::channel();
+        let update = worker::Event::Update {
+            key: event.key,
+            update: event.update,
+            ack: Some(ack),
+        };
+        // Taken now, in the order delivered: an in-process executor does not wait.
+        let sent = master.send_now(instance, update);
+        Box::pin(async move {
+            if let Err(update) = sent {
+                master
+                    .send(instance, update)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            acked.await.map_err(|_| {
+                format!("instance {instance}: its worker stopped before storing the update")
+            })
+        })
     }
 }

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use shoal_runtime::{ChildStatus, HostFuture, TaskIdentity, WorkflowHost};
+use shoal_protocol::{ChildStatus, HostFuture, TaskIdentity, WorkflowHost};
 use shoal_store::WorkflowInstanceRow;
 
 use super::{Master, Operation, RunRequest};

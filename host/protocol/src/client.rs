@@ -1,0 +1,112 @@
+//! The [`TaskExecutorClient`]: the one way the master reaches task execution, whether
+//! the TaskEngine runs in its own process or on a remote worker.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use shoal_model::Trigger;
+
+use crate::task::{KeyedEvent, TaskKey, TaskRequest};
+
+/// A boxed future, so the traits here stay object-safe without async-trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ClientError {
+    /// The node did not answer (down, partitioned, or too slow).
+    #[error("node {host} is unreachable: {why}")]
+    Unreachable { host: String, why: String },
+    /// The node answered and refused (a stale generation, an unknown attempt, ...).
+    #[error("node {host} refused: {why}")]
+    Refused { host: String, why: String },
+    /// No live worker serves the task's worker group.
+    #[error("no worker serves worker group `{0}`")]
+    NoWorker(String),
+}
+
+/// What a task type needs from the master before it is dispatched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskTypeInfo {
+    /// Which upstream results let its tasks run.
+    pub trigger: Trigger,
+}
+
+/// The answer to [`TaskExecutorClient::take_over`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TakeOver {
+    /// The attempt still runs there; its updates now go to the caller.
+    Running,
+    /// The node does not run it (it ended and its end was stored, or it was lost).
+    Unknown,
+}
+
+/// A task attempt a node is executing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningTask {
+    pub key: TaskKey,
+    pub task_type: String,
+    pub handle: Option<String>,
+}
+
+/// Where a node sends task updates: the master that owns the instance. Delivering
+/// resolves once the update is durably stored (or found stale, which changes nothing):
+/// that is its acknowledgement. An error means "not acknowledged; send it again".
+pub trait TaskEventSink: Send + Sync {
+    fn deliver(&self, event: KeyedEvent) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// Control commands from the master to task execution.
+///
+/// The master picks the node ([`place`](Self::place)), stores it in the attempt's row,
+/// and only then calls [`dispatch`](Self::dispatch): a crash in between leaves a row
+/// that names the node, which failover asks ([`take_over`](Self::take_over)).
+pub trait TaskExecutorClient: Send + Sync {
+    /// Where updates go from now on. Set once, before the first dispatch.
+    fn connect(&self, sink: Arc<dyn TaskEventSink>);
+
+    /// The node that should run a task of this worker group now (live, of the group,
+    /// least loaded); `Ok(None)` when every such node is full.
+    /// Answered from what the client already knows (the registry's last heartbeats),
+    /// so the master decides placement inside its batch without waiting.
+    /// Logic task types answer with the master itself, which runs them.
+    fn place(
+        &self,
+        task_type: &str,
+        worker_group: Option<&str>,
+    ) -> Result<Option<String>, ClientError>;
+
+    /// Start the attempt on `request.host`. Returns once that node accepted it; what
+    /// happens next arrives as updates.
+    fn dispatch(&self, request: TaskRequest) -> BoxFuture<'_, Result<(), ClientError>>;
+
+    /// Kill the attempt (its processes, its external job). Its end arrives as an update.
+    fn kill<'a>(&'a self, host: &'a str, key: TaskKey) -> BoxFuture<'a, Result<(), ClientError>>;
+
+    /// Stop following the attempt without cancelling its external job: the handle is
+    /// stored, and whoever owns the instance next re-attaches to it.
+    fn pause<'a>(&'a self, host: &'a str, key: TaskKey) -> BoxFuture<'a, Result<(), ClientError>>;
+
+    /// A new owner asks `host` about an attempt of an instance it adopted. If it still
+    /// runs, its unacknowledged and future updates go to the caller.
+    fn take_over<'a>(
+        &'a self,
+        host: &'a str,
+        key: TaskKey,
+        owner_generation: u64,
+    ) -> BoxFuture<'a, Result<TakeOver, ClientError>>;
+
+    /// What `host` is executing.
+    fn running<'a>(&'a self, host: &'a str)
+    -> BoxFuture<'a, Result<Vec<RunningTask>, ClientError>>;
+
+    /// What the master needs to know about a task type (none when no plugin has it:
+    /// the task then fails at dispatch with a clear message).
+    fn task_type<'a>(
+        &'a self,
+        task_type: &'a str,
+        version: Option<&'a semver::Version>,
+    ) -> BoxFuture<'a, Option<TaskTypeInfo>>;
+}

@@ -1,0 +1,278 @@
+//! One task attempt as the master and the TaskEngine see it: who it is, what to run,
+//! what happened, how it ended.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shoal_model::TaskState;
+
+use crate::workflow::WorkflowHost;
+
+/// Container queue ranks: 0 = HIGHEST … 4 = LOWEST (DolphinScheduler's task priority).
+pub mod priority {
+    pub const HIGHEST: u8 = 0;
+    pub const HIGH: u8 = 1;
+    pub const MEDIUM: u8 = 2;
+    pub const LOW: u8 = 3;
+    pub const LOWEST: u8 = 4;
+}
+
+/// Who a call is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskIdentity {
+    pub workflow_instance_id: u64,
+    pub task_instance_id: u64,
+    pub task_name: String,
+    pub attempt: u32,
+}
+
+impl TaskIdentity {
+    pub fn key(&self) -> TaskKey {
+        TaskKey {
+            workflow_instance_id: self.workflow_instance_id,
+            task_instance_id: self.task_instance_id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// One attempt of one task instance: what kill, pause, take-over and every update
+/// name. An attempt has its own task-instance row, so the row id alone is unique; the
+/// instance id routes an update to its owner, the attempt number makes logs readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskKey {
+    pub workflow_instance_id: u64,
+    pub task_instance_id: u64,
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "instance {} task {} attempt {}",
+            self.workflow_instance_id, self.task_instance_id, self.attempt
+        )
+    }
+}
+
+type StoreHandle =
+    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Where an external job's handle goes before the job is followed (the master's store).
+/// In-process only: a remote worker sends the handle as an update and waits for its
+/// acknowledgement instead.
+#[derive(Clone)]
+pub struct HandleSink(Arc<StoreHandle>);
+
+impl HandleSink {
+    pub fn new<F, Fut>(store: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self(Arc::new(move |handle| Box::pin(store(handle))))
+    }
+
+    /// Hand `handle` over; resolves once it is durable.
+    pub async fn store(&self, handle: String) {
+        (self.0)(handle).await
+    }
+}
+
+impl std::fmt::Debug for HandleSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandleSink")
+    }
+}
+
+/// A task attempt to run. Everything but the in-process hooks travels over RPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRequest {
+    pub identity: TaskIdentity,
+    /// Task type name (matched case-insensitively to a plugin id).
+    pub task_type: String,
+    /// Pin a plugin version; none means the active version.
+    pub plugin_version: Option<semver::Version>,
+    /// Parameters, already substituted.
+    pub params: serde_json::Value,
+    /// Wall-clock limit for the whole task, external job included.
+    #[serde(with = "opt_millis", default)]
+    pub timeout: Option<Duration>,
+    /// Re-attach to an external job started earlier instead of calling `start`.
+    pub attach_to: Option<String>,
+    /// Print each log line as it is written (the CLI's live view).
+    #[serde(default)]
+    pub echo_log: bool,
+    /// Rank in the container queues: 0 = HIGHEST … 4 = LOWEST (see [`priority`]).
+    pub priority: u8,
+    /// Named task group whose slot the task must also hold.
+    pub task_group: Option<String>,
+    /// The worker group that must run it (DolphinScheduler's `worker_group`); none is
+    /// the `default` group.
+    #[serde(default)]
+    pub worker_group: Option<String>,
+    /// (task name, state) of the task's direct upstream tasks in its run, for logic tasks
+    /// (`shoal:task/workflow`); empty for a task run on its own.
+    pub upstream_states: Vec<(String, String)>,
+    /// The master, for `shoal:task/workflow` calls about child runs and other workflows'
+    /// runs (SubWorkflow, Dependent); none for a task run on its own. In-process only:
+    /// the master runs logic tasks itself.
+    #[serde(skip)]
+    pub workflow_host: Option<Arc<dyn WorkflowHost>>,
+    /// The run's business time, ms since the Unix epoch; 0 for a task run on its own.
+    pub schedule_time_ms: i64,
+    /// Stores an external job's handle; the executor waits for it before the first poll,
+    /// so a job is never followed without its handle being durable. In-process only.
+    #[serde(skip)]
+    pub persist_handle: Option<HandleSink>,
+    /// Secret values the task may see; masked wherever they would appear in its log.
+    pub redact: Vec<String>,
+    /// The OS user its processes run as when the host is root (the project's tenant);
+    /// none means the policy's default tenant.
+    pub tenant: Option<String>,
+    /// Whether its project may run task types that start processes (an admin's
+    /// decision in server mode; always so for a task run on one's own machine).
+    pub process_allowed: bool,
+    /// The node chosen to run it, as stored in the task row before the dispatch call.
+    #[serde(default)]
+    pub host: String,
+    /// The owning master's generation for the instance, so a worker can tell the
+    /// dispatch of a master that lost it (and refuse it).
+    #[serde(default)]
+    pub owner_generation: u64,
+}
+
+impl TaskRequest {
+    pub fn new(task_type: impl Into<String>, params: serde_json::Value) -> Self {
+        Self {
+            identity: TaskIdentity {
+                attempt: 1,
+                ..Default::default()
+            },
+            task_type: task_type.into(),
+            redact: Vec::new(),
+            tenant: None,
+            process_allowed: true,
+            plugin_version: None,
+            params,
+            timeout: None,
+            attach_to: None,
+            echo_log: false,
+            priority: priority::MEDIUM,
+            task_group: None,
+            worker_group: None,
+            upstream_states: Vec::new(),
+            workflow_host: None,
+            schedule_time_ms: 0,
+            persist_handle: None,
+            host: String::new(),
+            owner_generation: 0,
+        }
+    }
+
+    pub fn key(&self) -> TaskKey {
+        self.identity.key()
+    }
+}
+
+/// Lifecycle events of one task inside the TaskEngine, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum TaskEvent {
+    Dispatched {
+        plugin: String,
+        version: String,
+        /// Where its log is being written (readable while it runs).
+        log_path: PathBuf,
+    },
+    Running,
+    /// An external job is running elsewhere; persist this before anything else.
+    HandleAssigned {
+        handle: String,
+    },
+    Progress {
+        note: String,
+    },
+    Finished {
+        state: TaskState,
+        message: String,
+    },
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub state: TaskState,
+    pub message: String,
+    pub out_params: Vec<(String, String)>,
+    pub log_path: PathBuf,
+    pub work_dir: PathBuf,
+    pub plugin_version: Option<String>,
+    pub handle: Option<String>,
+    #[serde(with = "millis")]
+    pub elapsed: Duration,
+}
+
+/// What the master hears about an attempt from wherever it executes. Each is
+/// acknowledged by the master once stored; see [`KeyedEvent`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "update", rename_all = "kebab-case")]
+pub enum TaskUpdate {
+    /// The plugin began executing (after waiting for a container slot, maybe), on this
+    /// plugin version, logging to this file on its node.
+    Running {
+        plugin_version: Option<String>,
+        log_path: Option<String>,
+    },
+    /// An external job's handle: stored before the job is followed.
+    Handle { handle: String },
+    /// How much of the task's log its node has (bytes), for followers.
+    LogPosition { bytes: u64 },
+    /// The attempt ended: succeeded, failed or killed.
+    Ended { report: Box<TaskReport> },
+}
+
+/// An update with the key that makes it idempotent: (attempt, sequence number within
+/// the attempt). A retried or duplicated update changes nothing; one for an attempt
+/// that is no longer current is ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyedEvent {
+    pub key: TaskKey,
+    /// 1, 2, … per attempt, in the order the executor produced them.
+    pub seq: u32,
+    /// The node that executes the attempt.
+    pub host: String,
+    pub update: TaskUpdate,
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}

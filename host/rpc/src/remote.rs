@@ -1,0 +1,316 @@
+//! [`RemoteExecutor`]: the `TaskExecutorClient` of a master whose tasks run on remote
+//! workers. Logic tasks (Switch, Condition, SubWorkflow, Dependent) steer the run rather
+//! than do work and need the master's own hook, so they run on the master's in-process
+//! executor, as DolphinScheduler runs them in its master.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use shoal_protocol::rpc::{
+    DispatchMsg, KeyMsg, MasterRef, RunningReply, TakeOverMsg, TakeOverReply, paths,
+};
+use shoal_protocol::{
+    BoxFuture, ClientError, RunningTask, TakeOver, TaskEventSink, TaskExecutorClient, TaskKey,
+    TaskRequest, TaskTypeInfo,
+};
+
+use crate::transport::{RpcCallError, RpcClient};
+
+/// The worker group of a task that names none.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// A live worker as the registry's last heartbeat described it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub id: String,
+    pub address: String,
+    pub groups: Vec<String>,
+    pub slots: u32,
+    pub slots_used: u32,
+    /// Fractions of the worker's CPU and memory in use (0..1).
+    pub cpu_load: f64,
+    pub memory_used: f64,
+    pub generation: u64,
+}
+
+pub struct RemoteExecutor {
+    rpc: RpcClient,
+    me: MasterRef,
+    /// The master's in-process executor: logic tasks, and what a task type needs.
+    local: Arc<dyn TaskExecutorClient>,
+    logic: HashSet<String>,
+    workers: RwLock<HashMap<String, WorkerView>>,
+    /// Attempts placed on each worker since its last heartbeat, so one batch of
+    /// dispatches spreads instead of piling onto the worker that looked emptiest.
+    placed: Mutex<HashMap<String, u32>>,
+}
+
+impl RemoteExecutor {
+    /// `logic` names the task types that run on the master itself (normalised like
+    /// task type names: lower case, `-` and `_` ignored).
+    pub fn new(
+        rpc: RpcClient,
+        me: MasterRef,
+        local: Arc<dyn TaskExecutorClient>,
+        logic: impl IntoIterator<Item = String>,
+    ) -> Self {
+        Self {
+            rpc,
+            me,
+            local,
+            logic: logic.into_iter().map(|t| normalise(&t)).collect(),
+            workers: RwLock::default(),
+            placed: Mutex::default(),
+        }
+    }
+
+    /// The live workers, from the registry (called on every refresh).
+    pub fn set_workers(&self, workers: Vec<WorkerView>) {
+        let mut map = self.workers.write().unwrap_or_else(|p| p.into_inner());
+        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        let next: HashMap<String, WorkerView> =
+            workers.into_iter().map(|w| (w.id.clone(), w)).collect();
+        // A heartbeat that counts the attempts placed meanwhile replaces the estimate.
+        placed.retain(|id, _| next.get(id).is_some_and(|w| map.get(id) == Some(w)));
+        *map = next;
+    }
+
+    pub fn workers(&self) -> Vec<WorkerView> {
+        let mut list: Vec<WorkerView> = self
+            .workers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    fn is_logic(&self, task_type: &str) -> bool {
+        self.logic.contains(&normalise(task_type))
+    }
+
+    fn address(&self, host: &str) -> Result<String, ClientError> {
+        self.workers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .map(|w| w.address.clone())
+            .ok_or_else(|| ClientError::Unreachable {
+                host: host.to_owned(),
+                why: "not a live worker".into(),
+            })
+    }
+
+    async fn call<B: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        host: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let address = self.address(host)?;
+        self.rpc
+            .call(&address, path, body)
+            .await
+            .map_err(|e| match e {
+                RpcCallError::Unreachable(why) => ClientError::Unreachable {
+                    host: host.to_owned(),
+                    why,
+                },
+                RpcCallError::Refused { message, .. } => ClientError::Refused {
+                    host: host.to_owned(),
+                    why: message,
+                },
+            })
+    }
+}
+
+fn normalise(task_type: &str) -> String {
+    task_type
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// How busy a worker is, 0 (idle) upwards; `None` when it has no free slot. Running
+/// slots weigh most, then CPU, then memory (DolphinScheduler's dynamic weighted
+/// round robin weighs the same three).
+fn busyness(w: &WorkerView, placed: u32) -> Option<f64> {
+    let used = w.slots_used + placed;
+    if used >= w.slots {
+        return None;
+    }
+    Some(used as f64 / w.slots.max(1) as f64 + 0.5 * w.cpu_load + 0.25 * w.memory_used)
+}
+
+impl TaskExecutorClient for RemoteExecutor {
+    fn connect(&self, sink: Arc<dyn TaskEventSink>) {
+        self.local.connect(sink);
+    }
+
+    fn place(
+        &self,
+        task_type: &str,
+        worker_group: Option<&str>,
+    ) -> Result<Option<String>, ClientError> {
+        if self.is_logic(task_type) {
+            return Ok(Some(self.me.node.clone()));
+        }
+        let group = worker_group.unwrap_or(DEFAULT_GROUP);
+        let workers = self.workers.read().unwrap_or_else(|p| p.into_inner());
+        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut any = false;
+        let best = workers
+            .values()
+            .filter(|w| w.groups.iter().any(|g| g == group))
+            .inspect(|_| any = true)
+            .filter_map(|w| {
+                busyness(w, placed.get(&w.id).copied().unwrap_or(0)).map(|b| (b, &w.id))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)))
+            .map(|(_, id)| id.clone());
+        match best {
+            Some(id) => {
+                *placed.entry(id.clone()).or_default() += 1;
+                Ok(Some(id))
+            }
+            None if any => Ok(None),
+            None => Err(ClientError::NoWorker(group.to_owned())),
+        }
+    }
+
+    fn dispatch(&self, request: TaskRequest) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move {
+            if request.host == self.me.node {
+                return self.local.dispatch(request).await;
+            }
+            let host = request.host.clone();
+            let msg = DispatchMsg {
+                request,
+                master: self.me.clone(),
+            };
+            self.call::<_, serde_json::Value>(&host, paths::DISPATCH, &msg)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn kill<'a>(&'a self, host: &'a str, key: TaskKey) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            if host == self.me.node {
+                return self.local.kill(host, key).await;
+            }
+            self.call::<_, serde_json::Value>(host, paths::KILL, &KeyMsg { key })
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn pause<'a>(&'a self, host: &'a str, key: TaskKey) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            if host == self.me.node {
+                return self.local.pause(host, key).await;
+            }
+            self.call::<_, serde_json::Value>(host, paths::PAUSE, &KeyMsg { key })
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn take_over<'a>(
+        &'a self,
+        host: &'a str,
+        key: TaskKey,
+        owner_generation: u64,
+    ) -> BoxFuture<'a, Result<TakeOver, ClientError>> {
+        Box::pin(async move {
+            if host == self.me.node {
+                return self.local.take_over(host, key, owner_generation).await;
+            }
+            let msg = TakeOverMsg {
+                key,
+                master: self.me.clone(),
+                owner_generation,
+            };
+            self.call::<_, TakeOverReply>(host, paths::TAKE_OVER, &msg)
+                .await
+                .map(|r| r.answer)
+        })
+    }
+
+    fn running<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RunningTask>, ClientError>> {
+        Box::pin(async move {
+            if host == self.me.node {
+                return self.local.running(host).await;
+            }
+            self.call::<_, RunningReply>(host, paths::RUNNING, &serde_json::json!({}))
+                .await
+                .map(|r| r.tasks)
+        })
+    }
+
+    fn task_type<'a>(
+        &'a self,
+        task_type: &'a str,
+        version: Option<&'a semver::Version>,
+    ) -> BoxFuture<'a, Option<TaskTypeInfo>> {
+        self.local.task_type(task_type, version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(id: &str, groups: &[&str], slots: u32, used: u32, cpu: f64) -> WorkerView {
+        WorkerView {
+            id: id.into(),
+            address: format!("http://127.0.0.1:1/{id}"),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            slots,
+            slots_used: used,
+            cpu_load: cpu,
+            memory_used: 0.0,
+            generation: 1,
+        }
+    }
+
+    #[test]
+    fn the_least_busy_worker_of_the_group_gets_the_task() {
+        let w = [
+            worker("a", &["default"], 4, 3, 0.0),
+            worker("b", &["default"], 4, 1, 0.0),
+            worker("c", &["etl"], 4, 0, 0.0),
+        ];
+        let pick = |placed: &HashMap<String, u32>, group: &str| {
+            w.iter()
+                .filter(|x| x.groups.iter().any(|g| g == group))
+                .filter_map(|x| {
+                    busyness(x, placed.get(&x.id).copied().unwrap_or(0)).map(|b| (b, x.id.clone()))
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, id)| id)
+        };
+        assert_eq!(pick(&HashMap::new(), "default").as_deref(), Some("b"));
+        assert_eq!(pick(&HashMap::new(), "etl").as_deref(), Some("c"));
+        // Three placed on b since its heartbeat: a is now the emptier.
+        let placed = HashMap::from([("b".to_string(), 3)]);
+        assert_eq!(pick(&placed, "default").as_deref(), Some("a"));
+        // All full: nobody.
+        let placed = HashMap::from([("a".to_string(), 1), ("b".to_string(), 3)]);
+        assert_eq!(pick(&placed, "default"), None);
+    }
+
+    #[test]
+    fn cpu_load_tips_the_balance_between_equally_used_workers() {
+        let idle = worker("idle", &["default"], 8, 2, 0.1);
+        let hot = worker("hot", &["default"], 8, 2, 0.9);
+        assert!(busyness(&idle, 0).unwrap() < busyness(&hot, 0).unwrap());
+    }
+}

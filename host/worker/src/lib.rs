@@ -1,0 +1,155 @@
+//! # shoal-worker: a worker node
+//!
+//! A worker runs task attempts that masters dispatch to it over RPC, on its own
+//! TaskEngine (through the same in-process `LocalExecutor` an all-in-one server uses),
+//! and sends every update back to the master that owns the attempt's instance:
+//!
+//! - [`routes`]: the worker's RPC endpoints (dispatch, kill, pause, take over, running).
+//! - [`outbox`]: updates waiting for their master's acknowledgement, sent in batches and
+//!   again with a short backoff (at most two seconds apart) until acknowledged.
+//!
+//! Architecture invariant: an update leaves the worker only with the worker's current
+//! node generation. When the registry declares the worker dead (its heartbeat is
+//! refused), [`Worker::lost_lease`] kills every attempt and drops every unsent update:
+//! the master that failed its attempts over never hears from the old generation.
+
+pub mod outbox;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use shoal_protocol::rpc::MasterRef;
+use shoal_protocol::{BoxFuture, KeyedEvent, TaskEventSink, TaskExecutorClient, TaskKey};
+use shoal_task_engine::LocalExecutor;
+
+pub use outbox::Outbox;
+
+/// A worker node's task side. Cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    executor: Arc<LocalExecutor>,
+    outbox: Outbox,
+    /// Which master each attempt reports to.
+    masters: Mutex<HashMap<TaskKey, MasterRef>>,
+    secret: String,
+}
+
+impl Worker {
+    /// A worker running attempts on `executor`, sending updates through `outbox`.
+    pub fn new(executor: Arc<LocalExecutor>, outbox: Outbox, secret: &str) -> Self {
+        let worker = Self {
+            inner: Arc::new(Inner {
+                executor: executor.clone(),
+                outbox,
+                masters: Mutex::default(),
+                secret: secret.to_owned(),
+            }),
+        };
+        executor.connect(Arc::new(RouteToMaster(Arc::downgrade(&worker.inner))));
+        worker
+    }
+
+    pub fn executor(&self) -> &Arc<LocalExecutor> {
+        &self.inner.executor
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
+    pub(crate) fn secret(&self) -> &str {
+        &self.inner.secret
+    }
+
+    /// Send this attempt's updates (queued and future) to `master`.
+    pub(crate) fn report_to(&self, key: TaskKey, master: MasterRef) {
+        self.inner.outbox.redirect(key, &master.address);
+        self.inner
+            .masters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, master);
+    }
+
+    /// Whether the attempt runs here, or its end still waits to be acknowledged (a new
+    /// owner must then wait for that end, not run it again).
+    pub(crate) async fn holds(&self, key: TaskKey) -> bool {
+        let host = self.inner.executor.host().to_owned();
+        matches!(
+            self.inner.executor.take_over(&host, key, 0).await,
+            Ok(shoal_protocol::TakeOver::Running)
+        ) || self.inner.outbox.has_pending(key)
+    }
+
+    /// The registry declared this node dead: whatever it still runs was (or will be)
+    /// failed over, so it must stop at once, and nothing it queued may reach a master.
+    pub async fn lost_lease(&self) {
+        let host = self.inner.executor.host().to_owned();
+        let running = self.inner.executor.running(&host).await.unwrap_or_default();
+        for task in &running {
+            // Let go rather than kill: an external job's handle is stored, and the new
+            // owner re-attaches to it; cancelling it here would end a job that is
+            // being followed elsewhere.
+            let _ = self.inner.executor.pause(&host, task.key).await;
+        }
+        self.inner.outbox.drop_all();
+        self.inner
+            .masters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        if !running.is_empty() {
+            tracing::warn!(
+                "declared dead: stopped {} attempt(s) of the old generation",
+                running.len()
+            );
+        }
+    }
+
+    fn forget_when_done(&self, key: TaskKey) {
+        self.inner
+            .masters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+}
+
+/// The executor's sink on a worker: each update goes to the outbox lane of the master
+/// its attempt reports to.
+struct RouteToMaster(std::sync::Weak<Inner>);
+
+impl TaskEventSink for RouteToMaster {
+    fn deliver(&self, event: KeyedEvent) -> BoxFuture<'static, Result<(), String>> {
+        let Some(inner) = self.0.upgrade() else {
+            return Box::pin(async { Err("the worker stopped".to_owned()) });
+        };
+        let key = event.key;
+        let ended = matches!(event.update, shoal_protocol::TaskUpdate::Ended { .. });
+        let master = inner
+            .masters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let Some(master) = master else {
+            return Box::pin(async move { Err(format!("{key}: no master to report to")) });
+        };
+        let ack = inner.outbox.push(&master.address, event);
+        let worker = Worker { inner };
+        Box::pin(async move {
+            let result = ack
+                .await
+                .unwrap_or_else(|_| Err("the outbox dropped the update".to_owned()));
+            if ended && result.is_ok() {
+                worker.forget_when_done(key);
+            }
+            result
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! Updates on their way to masters: one lane per master address, sent in batches and
+//! again until the master acknowledges them by key.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shoal_protocol::rpc::{UpdatesMsg, UpdatesReply, paths};
+use shoal_protocol::{KeyedEvent, TaskKey};
+use shoal_rpc::RpcClient;
+use tokio::sync::{Notify, oneshot};
+
+/// Most updates in one request.
+const BATCH: usize = 512;
+/// The first retry after a failed send, doubling up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+struct Pending {
+    event: KeyedEvent,
+    ack: Option<Ack>,
+}
+
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<Pending>,
+    notify: Arc<Notify>,
+    running: bool,
+}
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rpc: RpcClient,
+    node: String,
+    generation: AtomicU64,
+    lanes: Mutex<HashMap<String, Lane>>,
+}
+
+impl Outbox {
+    pub fn new(rpc: RpcClient, node: impl Into<String>, generation: u64) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                rpc,
+                node: node.into(),
+                generation: AtomicU64::new(generation),
+                lanes: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The node registered again as a new generation.
+    pub fn set_generation(&self, generation: u64) {
+        self.inner.generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// Queue `event` for the master at `address`; the receiver is told once it is
+    /// acknowledged (or refused for good).
+    pub fn push(&self, address: &str, event: KeyedEvent) -> oneshot::Receiver<Result<(), String>> {
+        let (ack, acked) = oneshot::channel();
+        let mut lanes = self.lock();
+        let lane = lanes.entry(address.to_owned()).or_default();
+        lane.queue.push_back(Pending {
+            event,
+            ack: Some(ack),
+        });
+        lane.notify.notify_one();
+        if !lane.running {
+            lane.running = true;
+            let outbox = self.clone();
+            let address = address.to_owned();
+            tokio::spawn(async move { outbox.send_lane(address).await });
+        }
+        acked
+    }
+
+    /// Move the attempt's queued updates to the lane of `address` (a new owner took the
+    /// instance over), keeping their order.
+    pub fn redirect(&self, key: TaskKey, address: &str) {
+        let mut lanes = self.lock();
+        let mut moved = Vec::new();
+        for (to, lane) in lanes.iter_mut() {
+            if to == address {
+                continue;
+            }
+            let (keep, take): (VecDeque<Pending>, VecDeque<Pending>) =
+                lane.queue.drain(..).partition(|p| p.event.key != key);
+            lane.queue = keep;
+            moved.extend(take);
+        }
+        if moved.is_empty() {
+            return;
+        }
+        drop(lanes);
+        for p in moved {
+            let acked = self.push(address, p.event);
+            if let Some(ack) = p.ack {
+                tokio::spawn(async move {
+                    let _ = ack.send(acked.await.unwrap_or(Err("outbox dropped".into())));
+                });
+            }
+        }
+    }
+
+    /// Whether updates of this attempt wait for an acknowledgement.
+    pub fn has_pending(&self, key: TaskKey) -> bool {
+        self.lock()
+            .values()
+            .any(|lane| lane.queue.iter().any(|p| p.event.key == key))
+    }
+
+    /// How many updates wait, over all lanes.
+    pub fn pending(&self) -> usize {
+        self.lock().values().map(|l| l.queue.len()).sum()
+    }
+
+    /// Forget every queued update (the node was declared dead).
+    pub fn drop_all(&self) {
+        for lane in self.lock().values_mut() {
+            for p in lane.queue.drain(..) {
+                if let Some(ack) = p.ack {
+                    let _ = ack.send(Err("dropped: this node was declared dead".into()));
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lane>> {
+        self.inner.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send_lane(&self, address: String) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let (batch, notify) = {
+                let mut lanes = self.lock();
+                let Some(lane) = lanes.get_mut(&address) else {
+                    return;
+                };
+                if lane.queue.is_empty() {
+                    lane.running = false;
+                    return;
+                }
+                let batch: Vec<KeyedEvent> = lane
+                    .queue
+                    .iter()
+                    .take(BATCH)
+                    .map(|p| p.event.clone())
+                    .collect();
+                (batch, lane.notify.clone())
+            };
+            let msg = UpdatesMsg {
+                node: self.inner.node.clone(),
+                node_generation: self.inner.generation.load(Ordering::SeqCst),
+                events: batch,
+            };
+            match self
+                .inner
+                .rpc
+                .call::<_, UpdatesReply>(&address, paths::UPDATES, &msg)
+                .await
+            {
+                Ok(reply) if !reply.acked.is_empty() || !reply.refused.is_empty() => {
+                    backoff = FIRST_BACKOFF;
+                    self.settle(&address, &reply);
+                }
+                Ok(_) => {
+                    // Nothing taken (the master is loading the instance, say): soon again.
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = notify.notified() => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => {
+                    tracing::debug!("sending updates to {address}: {e}; again in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn settle(&self, address: &str, reply: &UpdatesReply) {
+        let mut lanes = self.lock();
+        let Some(lane) = lanes.get_mut(address) else {
+            return;
+        };
+        let mut outcome: HashMap<(TaskKey, u32), Result<(), String>> = HashMap::new();
+        for id in &reply.acked {
+            outcome.insert(*id, Ok(()));
+        }
+        for (key, seq, why) in &reply.refused {
+            outcome.insert((*key, *seq), Err(why.clone()));
+        }
+        lane.queue
+            .retain_mut(|p| match outcome.remove(&(p.event.key, p.event.seq)) {
+                Some(result) => {
+                    if let Some(ack) = p.ack.take() {
+                        let _ = ack.send(result);
+                    }
+                    false
+                }
+                None => true,
+            });
+    }
+}

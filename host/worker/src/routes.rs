@@ -1,0 +1,129 @@
+//! The worker's RPC endpoints: what masters ask of it.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use shoal_protocol::rpc::{DispatchMsg, KeyMsg, RunningReply, TakeOverMsg, TakeOverReply, paths};
+use shoal_protocol::{TakeOver, TaskExecutorClient};
+use shoal_rpc::transport::{check_request, error_reply};
+
+use crate::Worker;
+
+/// The routes a worker serves to masters.
+pub fn router(worker: Worker, generation: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Router {
+    Router::new()
+        .route(paths::DISPATCH, post(dispatch))
+        .route(paths::KILL, post(kill))
+        .route(paths::PAUSE, post(pause))
+        .route(paths::TAKE_OVER, post(take_over))
+        .route(paths::RUNNING, post(running))
+        .with_state(Node { worker, generation })
+}
+
+#[derive(Clone)]
+struct Node {
+    worker: Worker,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Check the caller and read the body, or the error answer.
+fn open<T: DeserializeOwned>(node: &Node, headers: &HeaderMap, body: &[u8]) -> Result<T, Response> {
+    check_request(headers, node.worker.secret()).map_err(|(s, m)| error_reply(s, m))?;
+    serde_json::from_slice(body).map_err(|e| error_reply(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+fn done() -> Response {
+    Json(serde_json::json!({})).into_response()
+}
+
+fn refused(e: shoal_protocol::ClientError) -> Response {
+    error_reply(StatusCode::CONFLICT, e.to_string())
+}
+
+async fn dispatch(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let msg: DispatchMsg = match open(&node, &headers, &body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let executor = node.worker.executor();
+    if msg.request.host != executor.host() {
+        return error_reply(
+            StatusCode::CONFLICT,
+            format!(
+                "dispatched to {}, but this is {}",
+                msg.request.host,
+                executor.host()
+            ),
+        );
+    }
+    node.worker.report_to(msg.request.key(), msg.master);
+    match executor.dispatch(msg.request).await {
+        Ok(()) => done(),
+        Err(e) => refused(e),
+    }
+}
+
+async fn kill(State(node): State<Node>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let msg: KeyMsg = match open(&node, &headers, &body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match node.worker.executor().kill("", msg.key).await {
+        Ok(()) => done(),
+        Err(e) => refused(e),
+    }
+}
+
+async fn pause(State(node): State<Node>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let msg: KeyMsg = match open(&node, &headers, &body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match node.worker.executor().pause("", msg.key).await {
+        Ok(()) => done(),
+        Err(e) => refused(e),
+    }
+}
+
+async fn take_over(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let msg: TakeOverMsg = match open(&node, &headers, &body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let answer = if node.worker.holds(msg.key).await {
+        node.worker.report_to(msg.key, msg.master);
+        TakeOver::Running
+    } else {
+        TakeOver::Unknown
+    };
+    Json(TakeOverReply { answer }).into_response()
+}
+
+async fn running(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = open::<serde_json::Value>(&node, &headers, &body) {
+        return r;
+    }
+    match node.worker.executor().running("").await {
+        Ok(tasks) => Json(RunningReply {
+            generation: node.generation.load(std::sync::atomic::Ordering::SeqCst),
+            tasks,
+        })
+        .into_response(),
+        Err(e) => refused(e),
+    }
+}
