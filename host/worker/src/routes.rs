@@ -30,6 +30,7 @@ struct Node {
 }
 
 /// Check the caller and read the body, or the error answer.
+#[allow(clippy::result_large_err)] // an axum answer, built once per refused request
 fn open<T: DeserializeOwned>(node: &Node, headers: &HeaderMap, body: &[u8]) -> Result<T, Response> {
     check_request(headers, node.worker.secret()).map_err(|(s, m)| error_reply(s, m))?;
     serde_json::from_slice(body).map_err(|e| error_reply(StatusCode::BAD_REQUEST, e.to_string()))

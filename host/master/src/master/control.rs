@@ -12,7 +12,7 @@ use std::time::Duration;
 use shoal_protocol::{ClientError, TaskExecutorClient, TaskKey, TaskRequest};
 use tokio::sync::{mpsc, oneshot};
 
-use super::worker::Event;
+use super::instance::Event;
 
 pub(super) enum Control {
     Dispatch(Box<TaskRequest>),

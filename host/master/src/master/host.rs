@@ -79,7 +79,9 @@ impl EngineHost {
             .map_err(err)?
             .into_iter()
             .rev()
-            .find(|c| !super::worker::parse_workflow_state(&c.state).is_ok_and(|s| s.is_finished()))
+            .find(|c| {
+                !super::instance::parse_workflow_state(&c.state).is_ok_and(|s| s.is_finished())
+            })
         {
             return Ok(running.id as u64);
         }
@@ -166,13 +168,13 @@ impl EngineHost {
     async fn status(&self, caller: &TaskIdentity, instance: u64) -> Result<ChildStatus, String> {
         let store = self.master.store();
         let row = self.own_child(caller, instance).await?;
-        let state = super::worker::parse_workflow_state(&row.state).map_err(err)?;
+        let state = super::instance::parse_workflow_state(&row.state).map_err(err)?;
         let mut out_params = BTreeMap::new();
         if state.is_finished() {
             for task in store.task_instances(row.id).await.map_err(err)? {
                 if let Some(map) = task.out_params.as_object() {
                     for (k, v) in map {
-                        if k != super::worker::BRANCH_PARAM {
+                        if k != super::instance::BRANCH_PARAM {
                             let v = v
                                 .as_str()
                                 .map(str::to_owned)
@@ -228,7 +230,7 @@ impl EngineHost {
             .into_iter()
             .rev()
             .find(|r| r.task_name == task);
-        let finished = super::worker::parse_workflow_state(&run.state)
+        let finished = super::instance::parse_workflow_state(&run.state)
             .map_err(err)?
             .is_finished();
         Ok(Some(match latest {

@@ -13,10 +13,10 @@
 
 mod control;
 mod host;
+mod instance;
 mod lineage;
 mod params;
 mod tenancy;
-mod worker;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,8 +30,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::graph::{GraphError, RunScope};
 use crate::state::{IllegalTransition, TaskInstanceState, WorkflowState};
 
+pub use instance::DEFAULT_PROJECT;
 pub use lineage::DEFAULT_MAX_SUB_WORKFLOW_DEPTH;
-pub use worker::DEFAULT_PROJECT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
@@ -235,7 +235,7 @@ struct Inner {
     client: Arc<dyn TaskExecutorClient>,
     config: MasterConfig,
     /// The live instances' event streams.
-    live: Mutex<HashMap<i64, mpsc::UnboundedSender<worker::Event>>>,
+    live: Mutex<HashMap<i64, mpsc::UnboundedSender<instance::Event>>>,
     progress: broadcast::Sender<Progress>,
     secrets: std::sync::OnceLock<Arc<dyn SecretSource>>,
     /// Instances given up because the store refused their writes, and how many times in
@@ -373,7 +373,7 @@ impl Master {
     /// the operation's transitions are stored (or were refused).
     pub async fn operate(&self, instance: i64, op: Operation) -> Result<(), MasterError> {
         let (reply, answer) = oneshot::channel();
-        self.send(instance, worker::Event::Operation { op, reply })
+        self.send(instance, instance::Event::Operation { op, reply })
             .await?;
         answer.await.map_err(|_| MasterError::Gone)?
     }
@@ -405,7 +405,7 @@ impl Master {
                 .workflow_instance(instance)
                 .await?
                 .ok_or(MasterError::NoSuchInstance(instance))?;
-            let state = worker::parse_workflow_state(&row.state)?;
+            let state = instance::parse_workflow_state(&row.state)?;
             if (state.is_finished() || state == WorkflowState::Paused) && !self.is_live(instance) {
                 return Ok(state);
             }
@@ -465,7 +465,7 @@ impl Master {
                 match self
                     .send(
                         instance,
-                        worker::Event::Queued {
+                        instance::Event::Queued {
                             op,
                             command_id: command.id,
                             reply,
@@ -489,7 +489,7 @@ impl Master {
     }
 
     /// Hand `event` to the instance's live worker, or give it back when none holds it.
-    fn send_now(&self, instance: i64, event: worker::Event) -> Result<(), worker::Event> {
+    fn send_now(&self, instance: i64, event: instance::Event) -> Result<(), instance::Event> {
         let sender = self.inner.live.lock().unwrap().get(&instance).cloned();
         match sender {
             Some(tx) => tx.send(event).map_err(|mpsc::error::SendError(back)| back),
@@ -497,7 +497,7 @@ impl Master {
         }
     }
 
-    async fn send(&self, instance: i64, event: worker::Event) -> Result<(), MasterError> {
+    async fn send(&self, instance: i64, event: instance::Event) -> Result<(), MasterError> {
         let mut event = event;
         // A worker may retire between lookup and send (its instance just settled); then
         // the event comes back and a fresh worker loads the instance. A fresh worker
@@ -510,7 +510,7 @@ impl Master {
                     Err(mpsc::error::SendError(back)) => event = back,
                 },
                 None => {
-                    let mut worker = worker::InstanceWorker::load(self.clone(), instance).await?;
+                    let mut worker = instance::InstanceWorker::load(self.clone(), instance).await?;
                     worker.enqueue(event);
                     match self.adopt(Box::new(worker)) {
                         Ok(()) => return Ok(()),
@@ -531,7 +531,7 @@ impl Master {
         if self.is_live(instance) {
             return Ok(());
         }
-        let worker = worker::InstanceWorker::load(self.clone(), instance).await?;
+        let worker = instance::InstanceWorker::load(self.clone(), instance).await?;
         // Losing the race to another loader is fine: that worker runs the instance.
         let _ = self.adopt(Box::new(worker));
         Ok(())
@@ -540,8 +540,8 @@ impl Master {
     /// Make `worker` the instance's one worker and start it, unless one already is.
     fn adopt(
         &self,
-        worker: Box<worker::InstanceWorker>,
-    ) -> Result<(), Box<worker::InstanceWorker>> {
+        worker: Box<instance::InstanceWorker>,
+    ) -> Result<(), Box<instance::InstanceWorker>> {
         let mut live = self.inner.live.lock().unwrap();
         if live.contains_key(&worker.id()) {
             return Err(worker);
@@ -631,7 +631,7 @@ impl TaskEventSink for UpdateSink {
         let master = Master { inner };
         let instance = event.key.workflow_instance_id as i64;
         let (ack, acked) = oneshot::channel();
-        let update = worker::Event::Update {
+        let update = instance::Event::Update {
             key: event.key,
             update: event.update,
             ack: Some(ack),

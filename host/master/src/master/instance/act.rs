@@ -1,0 +1,197 @@
+//! Carrying a batch out: store it (one group commit), then act on its effects, and
+//! build the requests that dispatch task attempts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_protocol::{TaskIdentity, TaskRequest};
+use shoal_workflow::TimeoutStrategy;
+
+use super::super::params::task_params;
+use super::super::{MasterError, Progress};
+use super::writes::coalesce;
+use super::{Effect, Event, InstanceWorker};
+use crate::state::WorkflowState as W;
+
+impl InstanceWorker {
+    /// Store the batch, then act on it. False when the store keeps refusing it: the
+    /// worker stops, leaving the instance as last stored for a later recovery.
+    pub(super) async fn commit(&mut self) -> bool {
+        if self.writes.is_empty() && self.effects.is_empty() {
+            return true;
+        }
+        let writes = coalesce(std::mem::take(&mut self.writes), &mut self.inserts);
+        let mut tries = 0;
+        let limit = self.master.inner.config.store_write_timeout;
+        let ids = loop {
+            let attempt = tokio::time::timeout(limit, self.master.store().write(writes.clone()));
+            let (error, again) = match attempt.await {
+                Ok(Ok(ids)) => break ids,
+                Ok(Err(e)) => (e.to_string(), true),
+                // No answer: the batch may still commit later, and sending it again could
+                // store it twice. Recovery reads whatever did land.
+                Err(_) => (format!("the store did not answer within {limit:?}"), false),
+            };
+            tries += 1;
+            if tries >= 5 || !again {
+                tracing::error!(
+                    "instance {}: storing its state failed {tries} time(s), last: {error}; its tasks are stopped and it stays as last stored until the engine recovers it",
+                    self.id
+                );
+                for effect in std::mem::take(&mut self.effects) {
+                    if let Effect::Reply(reply, _) = effect {
+                        let _ = reply.send(Err(MasterError::NotStored(error.clone())));
+                    }
+                }
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+        };
+        for (index, name) in std::mem::take(&mut self.inserts) {
+            if let (Some(slot), Some(Some(id))) = (self.slots.get_mut(&name), ids.get(index)) {
+                slot.id = *id;
+                self.rows.insert(*id, name);
+            }
+        }
+        for effect in std::mem::take(&mut self.effects) {
+            match effect {
+                Effect::Launch { name, attach_to } => self.launch(&name, attach_to),
+                Effect::Kill { name } => {
+                    if let Some(slot) = self.slots.get(&name).filter(|s| s.id > 0) {
+                        let key = self.key_of(slot);
+                        let _ = self.control.send(super::super::control::Control::Kill {
+                            host: slot.host.clone(),
+                            key,
+                        });
+                    }
+                }
+                Effect::Timer { after, event } => {
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = tx.send(event);
+                    });
+                }
+                Effect::Workflow(state) => self.master.publish(Progress::Workflow {
+                    instance: self.id,
+                    state,
+                }),
+                Effect::Task {
+                    name,
+                    state,
+                    message,
+                } => {
+                    if let Some(slot) = self.slots.get(&name) {
+                        self.master.publish(Progress::Task {
+                            instance: self.id,
+                            task: name,
+                            task_instance_id: slot.id,
+                            attempt: slot.attempt,
+                            state,
+                            message,
+                        });
+                    }
+                }
+                Effect::TimeoutWarning { name } => {
+                    if let Some(slot) = self.slots.get(&name) {
+                        self.master.publish(Progress::TimeoutWarning {
+                            instance: self.id,
+                            task: name,
+                            task_instance_id: slot.id,
+                        });
+                    }
+                }
+                Effect::Reply(reply, result) => {
+                    let _ = reply.send(result);
+                }
+                Effect::Stored(stored) => {
+                    let _ = stored.send(());
+                }
+            }
+        }
+        true
+    }
+
+    // ---- launching -----------------------------------------------------------------
+
+    pub(super) fn launch(&mut self, name: &str, attach_to: Option<String>) {
+        let Some(task) = self.task_def(name).cloned() else {
+            return;
+        };
+        let Some(slot) = self.slots.get(name) else {
+            return;
+        };
+        let (id, attempt, task_type) = (slot.id, slot.attempt, slot.task_type.clone());
+        let slot_host = slot.host.clone();
+        if self.failing || self.state == W::ReadyStop {
+            let _ = self.tx.send(Event::NotLaunched {
+                name: name.to_owned(),
+                id,
+            });
+            return;
+        }
+        let ctx = self.run_context(name, id);
+        let upstream = self.upstream_pool(name);
+        let params = match task_params(
+            &self.definition,
+            &task,
+            &self.startup,
+            &upstream,
+            &self.secrets,
+            &ctx,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.tx.send(Event::LaunchFailed {
+                    name: name.to_owned(),
+                    id,
+                    message: format!("cannot resolve its parameters: {e}"),
+                });
+                return;
+            }
+        };
+        let mut request = TaskRequest::new(task_type, params);
+        request.identity = TaskIdentity {
+            workflow_instance_id: self.id as u64,
+            task_instance_id: id as u64,
+            task_name: name.to_owned(),
+            attempt,
+        };
+        request.plugin_version = task.plugin_version.clone();
+        request.redact = self.secrets.values().cloned().collect();
+        request.tenant.clone_from(&self.tenancy.tenant);
+        request.process_allowed = self.tenancy.process_allowed;
+        let timeout = task.timeout_ms.map(Duration::from_millis);
+        request.timeout = match task.timeout_strategy {
+            TimeoutStrategy::Warn => None,
+            TimeoutStrategy::Fail | TimeoutStrategy::Both => timeout,
+        };
+        request.attach_to = attach_to;
+        request.echo_log = self.master.inner.config.echo_task_logs;
+        request.priority = task.priority as u8;
+        request.task_group = task.task_group.clone();
+        request.upstream_states = self.upstream_states(name);
+        request.schedule_time_ms = self.schedule_time;
+        request.workflow_host = Some(Arc::new(super::super::host::EngineHost {
+            master: self.master.clone(),
+            project: self.project.clone(),
+            schedule_time: self.schedule_time,
+            redact: request.redact.clone(),
+        }));
+        if let (Some(after), TimeoutStrategy::Warn | TimeoutStrategy::Both) =
+            (timeout, task.timeout_strategy)
+        {
+            let tx = self.tx.clone();
+            let name = name.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Event::TimeoutWarning { name, id });
+            });
+        }
+        request.worker_group = Some(task.worker_group.clone());
+        request.host = slot_host;
+        let _ = self
+            .control
+            .send(super::super::control::Control::Dispatch(Box::new(request)));
+    }
+}

@@ -1,0 +1,406 @@
+//! Deciding what runs next: ready tasks begin (skipped, delayed or dispatched), the
+//! instance settles when nothing is left, and every transition becomes its writes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use shoal_params::RunContext;
+use shoal_store::{Write, now_ms};
+use shoal_workflow::{Flag, TaskDefinition};
+
+use super::super::MasterError;
+use super::super::params::business_time;
+use super::writes::RowUpdate;
+use super::{BRANCH_PARAM, Decider, Effect, Event, Slot, is_executing};
+use crate::graph::NodeStatus;
+use crate::state::{TaskAction, TaskInstanceState as T, WorkflowAction, WorkflowState as W};
+
+impl Decider {
+    // ---- deciding what runs --------------------------------------------------------
+
+    /// Start what may start, and settle the instance when nothing is left.
+    pub(super) fn advance(&mut self) {
+        match self.state {
+            W::Running => {
+                if self.failing {
+                    self.finished_now.clear();
+                    self.kill_all("another task failed (failure strategy: end)");
+                } else {
+                    if std::mem::take(&mut self.resubmitted) {
+                        for name in self.names_in(&[T::Submitted]) {
+                            self.dispatch(&name);
+                        }
+                    }
+                    // Starting a task can finish it at once (a forbidden task is
+                    // skipped), which can make more tasks ready.
+                    loop {
+                        let finished = std::mem::take(&mut self.finished_now);
+                        let ready = if std::mem::take(&mut self.rescan) {
+                            self.graph.ready()
+                        } else if finished.is_empty() {
+                            break;
+                        } else {
+                            self.graph
+                                .ready_after(&finished)
+                                .unwrap_or_else(|| self.graph.ready())
+                        };
+                        for name in ready {
+                            if !self.slots.contains_key(&name) {
+                                self.begin(&name);
+                            }
+                        }
+                    }
+                }
+                // Walking the graph for completion is worth it only once nothing runs.
+                if self.unfinished == 0 && (self.failing || self.graph.is_complete()) {
+                    let action = if self.failing || self.graph.has_failure() {
+                        WorkflowAction::TaskFailed
+                    } else {
+                        WorkflowAction::AllSucceeded
+                    };
+                    let _ = self.workflow(action);
+                }
+            }
+            W::ReadyPause => {
+                for name in self.names_in(&[T::Submitted, T::Delayed, T::Retrying]) {
+                    if self.task(&name, TaskAction::Pause, "paused") {
+                        self.save(&name, RowUpdate::default());
+                    }
+                }
+                let executing = self.executing > 0;
+                if !executing && self.graph.is_complete() {
+                    let action = if self.graph.has_failure() {
+                        WorkflowAction::TaskFailed
+                    } else {
+                        WorkflowAction::AllSucceeded
+                    };
+                    let _ = self.workflow(action);
+                } else if !executing {
+                    let _ = self.workflow(WorkflowAction::Drained);
+                }
+            }
+            W::ReadyStop => {
+                self.kill_all("stopped by an operator");
+                if self.executing == 0 {
+                    let _ = self.workflow(WorkflowAction::Drained);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Kill running attempts (where they run; they report back) and end
+    /// waiting ones at once.
+    pub(super) fn kill_all(&mut self, why: &str) {
+        let mut names: Vec<String> = self.slots.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let slot = self.slots.get_mut(&name).expect("listed");
+            if is_executing(slot.state) {
+                self.effects.push(Effect::Kill { name });
+            } else if !slot.state.is_finished() {
+                self.end(&name, TaskAction::Kill, why);
+            }
+        }
+    }
+
+    /// A ready task's first step: skipped when forbidden, delayed when it has a
+    /// delay, otherwise dispatched.
+    pub(super) fn begin(&mut self, name: &str) {
+        let Some(task) = self.task_def(name).cloned() else {
+            return;
+        };
+        if task.flag == Flag::No {
+            self.skip(name, "forbidden (flag: NO); its dependents run");
+            return;
+        }
+        self.new_slot(&task, 1);
+        if task.delay_ms > 0 {
+            self.task(name, TaskAction::Delay, "");
+            self.insert_row(name, None);
+            let name_owned = name.to_owned();
+            self.start_wait(name, Duration::from_millis(task.delay_ms), |wait| {
+                Event::DelayDue {
+                    name: name_owned,
+                    wait,
+                }
+            });
+        } else {
+            self.task(name, TaskAction::Dispatch, "");
+            self.place(name);
+            self.insert_row(name, Some(now_ms()));
+            self.launch_after_commit(name);
+        }
+    }
+
+    pub(super) fn skip(&mut self, name: &str, why: &str) {
+        let Some(task) = self.task_def(name).cloned() else {
+            return;
+        };
+        self.new_slot(&task, 1);
+        self.task(name, TaskAction::Skip, why);
+        let now = now_ms();
+        self.writes.push(Write::InsertTaskInstance {
+            workflow_instance_id: self.id,
+            task_name: name.to_owned(),
+            task_type: task.task_type.clone(),
+            attempt: 1,
+            state: T::Skipped.to_string(),
+            message: why.to_owned(),
+            host: None,
+            started_at: Some(now),
+            ended_at: Some(now),
+            failover: false,
+        });
+        self.inserts.push((self.writes.len() - 1, name.to_owned()));
+    }
+
+    /// Dispatch a waiting task (delay over, or resumed after a pause).
+    pub(super) fn dispatch(&mut self, name: &str) {
+        if self.slots[name].ran {
+            // A resumed retry: its earlier attempt failed and the next one gets a row.
+            self.save_state(name, T::Failed);
+            let slot = self.slots.get_mut(name).expect("present");
+            slot.attempt += 1;
+            if self.task(name, TaskAction::Dispatch, "") {
+                self.place(name);
+                self.insert_row(name, Some(now_ms()));
+                self.launch_after_commit(name);
+            }
+            return;
+        }
+        if self.task(name, TaskAction::Dispatch, "") {
+            let host = self.place(name);
+            self.save(
+                name,
+                RowUpdate {
+                    started_at: Some(now_ms()),
+                    host: Some(host),
+                    ..Default::default()
+                },
+            );
+            self.launch_after_commit(name);
+        }
+    }
+
+    /// The retry interval is over: the failed attempt's row says so and a new attempt
+    /// starts.
+    pub(super) fn next_attempt(&mut self, name: &str) {
+        self.save_state(name, T::Failed);
+        if !self.task(name, TaskAction::RetryDue, "") {
+            return;
+        }
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.attempt += 1;
+        }
+        self.place(name);
+        self.insert_row(name, Some(now_ms()));
+        self.launch_after_commit(name);
+    }
+
+    /// Choose the node for the task's next attempt; it is stored with the attempt's row
+    /// in this batch, before anything is sent to that node.
+    pub(super) fn place(&mut self, name: &str) -> String {
+        let (group, task_type) = match self.task_def(name) {
+            Some(t) => (Some(t.worker_group.clone()), t.task_type.clone()),
+            None => (None, String::new()),
+        };
+        let host = (self.placer)(&task_type, group.as_deref());
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.host.clone_from(&host);
+        }
+        host
+    }
+
+    pub(super) fn launch_after_commit(&mut self, name: &str) {
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.ran = true;
+            slot.handle = None;
+        }
+        self.effects.push(Effect::Launch {
+            name: name.to_owned(),
+            attach_to: None,
+        });
+    }
+
+    pub(super) fn new_slot(&mut self, task: &TaskDefinition, attempt: u32) {
+        self.remove_slot(&task.name);
+        self.count(None, Some(T::Submitted));
+        self.slots.insert(
+            task.name.clone(),
+            Slot {
+                id: 0,
+                attempt,
+                state: T::Submitted,
+                task_type: task.task_type.clone(),
+                ran: false,
+                out_params: BTreeMap::new(),
+                host: String::new(),
+                due_at: 0,
+                wait: 0,
+                handle: None,
+            },
+        );
+    }
+
+    // ---- transitions and writes ----------------------------------------------------
+
+    pub(super) fn workflow(&mut self, action: WorkflowAction) -> Result<(), MasterError> {
+        let from = self.state;
+        let to = from.apply(action)?;
+        self.state = to;
+        let now = now_ms();
+        self.writes.push(Write::UpdateWorkflowInstance {
+            id: self.id,
+            state: to.to_string(),
+            started_at: (action == WorkflowAction::Start).then_some(now),
+            ended_at: to.is_finished().then_some(now),
+        });
+        self.append(
+            &format!("workflow-{action}"),
+            json!({"from": from, "to": to}),
+        );
+        self.effects.push(Effect::Workflow(to));
+        Ok(())
+    }
+
+    /// Apply a task transition; false (and nothing recorded) when it is not allowed.
+    pub(super) fn task(&mut self, name: &str, action: TaskAction, message: &str) -> bool {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return false;
+        };
+        let from = slot.state;
+        let to = match from.apply(action) {
+            Ok(to) => to,
+            Err(e) => {
+                tracing::debug!("instance {}: task `{name}`: {e}", self.id);
+                return false;
+            }
+        };
+        slot.state = to;
+        let (id, attempt) = (slot.id, slot.attempt);
+        let _ = self.graph.set_state(name, to);
+        self.count(Some(from), Some(to));
+        if to.is_finished() && !from.is_finished() {
+            self.finished_now.push(name.to_owned());
+        }
+        if to == T::Submitted {
+            self.resubmitted = true;
+        }
+        self.append(
+            &format!("task-{action}"),
+            json!({"task": name, "task_instance_id": id, "attempt": attempt, "from": from, "to": to, "message": message}),
+        );
+        self.effects.push(Effect::Task {
+            name: name.to_owned(),
+            state: to,
+            message: message.to_owned(),
+        });
+        true
+    }
+
+    pub(super) fn append(&mut self, kind: &str, payload: serde_json::Value) {
+        self.seq += 1;
+        self.writes.push(Write::AppendEvent {
+            workflow_instance_id: self.id,
+            seq: self.seq,
+            kind: kind.to_owned(),
+            payload,
+        });
+    }
+
+    /// End the slot's attempt with `action`, recording why and when; false when the
+    /// transition is not allowed.
+    pub(super) fn end(&mut self, name: &str, action: TaskAction, why: &str) -> bool {
+        if !self.task(name, action, why) {
+            return false;
+        }
+        self.save(
+            name,
+            RowUpdate {
+                message: Some(why.into()),
+                ended_at: Some(now_ms()),
+                ..Default::default()
+            },
+        );
+        true
+    }
+
+    /// Store the slot's current state, with `row`'s other fields.
+    pub(super) fn save(&mut self, name: &str, row: RowUpdate) {
+        let slot = &self.slots[name];
+        let write = row.into_write(slot.id, slot.state);
+        self.writes.push(write);
+    }
+
+    /// Store a state for the slot's current row other than the slot's own (the row of
+    /// an attempt being replaced).
+    pub(super) fn save_state(&mut self, name: &str, state: T) {
+        let id = self.slots[name].id;
+        self.writes.push(RowUpdate::default().into_write(id, state));
+    }
+
+    pub(super) fn insert_row(&mut self, name: &str, started_at: Option<i64>) {
+        let slot = &self.slots[name];
+        self.writes.push(Write::InsertTaskInstance {
+            workflow_instance_id: self.id,
+            task_name: name.to_owned(),
+            task_type: slot.task_type.clone(),
+            attempt: slot.attempt as i64,
+            state: slot.state.to_string(),
+            message: String::new(),
+            host: (!slot.host.is_empty()).then(|| slot.host.clone()),
+            started_at,
+            ended_at: None,
+            failover: false,
+        });
+        self.inserts.push((self.writes.len() - 1, name.to_owned()));
+    }
+
+    // ---- what a task attempt sees of its run ------------------------------------------
+
+    pub(super) fn run_context(&self, name: &str, task_instance_id: i64) -> RunContext {
+        RunContext {
+            schedule_time: business_time(self.schedule_time),
+            workflow_instance_id: self.id as u64,
+            task_instance_id: task_instance_id as u64,
+            workflow_definition_name: self.definition.name.clone(),
+            task_definition_name: name.to_owned(),
+            project_name: self.project.clone(),
+        }
+    }
+
+    /// OUT parameters of every task upstream of `name`, nearer ones winning.
+    pub(super) fn upstream_pool(&self, name: &str) -> BTreeMap<String, String> {
+        let mut pool = BTreeMap::new();
+        for up in self.graph.ancestors(name) {
+            if let Some(slot) = self.slots.get(&up)
+                && slot.state.lets_dependents_run()
+            {
+                for (k, v) in &slot.out_params {
+                    if k != BRANCH_PARAM {
+                        pool.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        pool
+    }
+
+    /// How each direct upstream task ended, for logic tasks (a Condition).
+    pub(super) fn upstream_states(&self, name: &str) -> Vec<(String, String)> {
+        self.graph
+            .upstream(name)
+            .into_iter()
+            .map(|up| {
+                let state = match (self.slots.get(&up), self.graph.status(&up)) {
+                    (Some(slot), _) => slot.state.to_string(),
+                    (None, Some(NodeStatus::NotSelected)) => T::Succeeded.to_string(),
+                    (None, _) => T::Failed.to_string(),
+                };
+                (up, state)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,564 @@
+//! The worker that owns one workflow instance.
+//!
+//! It handles the instance's events strictly in order, in batches: every event becomes
+//! named transitions of the workflow and task state machines plus the store writes that
+//! record them; the whole batch is committed (one group commit), and only then are its
+//! effects carried out: tasks launched or killed, timers started, watchers told. A crash
+//! at any point therefore leaves the store saying what was decided, never less; a
+//! restarted engine rebuilds the worker from the store ([`InstanceWorker::load`]) and
+//! carries on: finished tasks stay finished, external jobs are re-attached through their
+//! persisted handle, and an attempt that was running on the lost process runs again.
+//!
+//! When the store keeps refusing a batch (longer than [`commit`](InstanceWorker::commit)
+//! retries), the worker gives the instance up the way a lost engine would: it stops every
+//! task attempt it launched (their results could not be stored, and a recovery runs again
+//! whatever was not durably finished, so one left running would run twice), waits until
+//! they are gone, and retires. External jobs are only let go, not cancelled: their handles
+//! are stored, and recovery re-attaches to them. The master loads the instance again
+//! after a while (`MasterConfig::recover_after`, doubling while the store keeps refusing).
+
+mod act;
+mod advance;
+mod decide;
+#[cfg(test)]
+mod tests;
+mod writes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use shoal_model::Trigger;
+use shoal_protocol::{TakeOver, TaskKey, TaskUpdate};
+use shoal_store::{StoreError, TaskInstanceRow, Write};
+use shoal_workflow::WorkflowDefinition;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Master, MasterError, Operation, Progress, StartTasks};
+use crate::graph::ExecutionGraph;
+use crate::state::{TaskInstanceState as T, WorkflowState as W};
+
+/// Project of definitions saved without one.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// OUT parameter with which a logic task (Switch, Condition) names the downstream tasks
+/// to follow: a JSON array of task names. Its other direct downstream tasks are skipped.
+pub const BRANCH_PARAM: &str = "shoal.branch";
+
+type Reply = oneshot::Sender<Result<(), MasterError>>;
+
+/// What happens to an instance, in the order it happened.
+pub(super) enum Event {
+    /// What the node executing a task attempt reports; `ack` is told once the batch
+    /// holding it is stored (or at once when it is stale).
+    Update {
+        key: TaskKey,
+        update: TaskUpdate,
+        ack: Option<oneshot::Sender<()>>,
+    },
+    /// The task could not be launched (its parameters do not resolve, say).
+    LaunchFailed {
+        name: String,
+        id: i64,
+        message: String,
+    },
+    /// A wait ended; `wait` tells which (see [`Slot::wait`]).
+    DelayDue {
+        name: String,
+        wait: u64,
+    },
+    RetryDue {
+        name: String,
+        wait: u64,
+    },
+    /// The attempt was to be launched, but the instance is stopping meanwhile.
+    NotLaunched {
+        name: String,
+        id: i64,
+    },
+    TimeoutWarning {
+        name: String,
+        id: i64,
+    },
+    Operation {
+        op: Operation,
+        reply: Reply,
+    },
+    /// An operation taken from the store's command queue; its outcome is also appended
+    /// to the event stream for whoever queued it.
+    Queued {
+        op: Operation,
+        command_id: i64,
+        reply: Reply,
+    },
+}
+
+/// What to do once the current batch is stored.
+pub(super) enum Effect {
+    /// Start (or re-attach to) the task's current attempt.
+    Launch {
+        name: String,
+        attach_to: Option<String>,
+    },
+    /// Kill the task's current attempt where it runs.
+    Kill {
+        name: String,
+    },
+    Timer {
+        after: Duration,
+        event: Event,
+    },
+    Workflow(W),
+    /// Tell watchers about a task transition (its state at the time, not at commit).
+    Task {
+        name: String,
+        state: T,
+        message: String,
+    },
+    Reply(Reply, Result<(), MasterError>),
+    Stored(oneshot::Sender<()>),
+    /// Tell watchers (alerts) that a task with the warn strategy outran its timeout.
+    TimeoutWarning {
+        name: String,
+    },
+}
+
+/// One task's current attempt.
+pub(super) struct Slot {
+    /// Row of the current attempt (0 until its insert is stored).
+    id: i64,
+    attempt: u32,
+    state: T,
+    task_type: String,
+    /// The row's attempt was dispatched, so running it again needs a new row.
+    ran: bool,
+    out_params: BTreeMap<String, String>,
+    /// The node that runs (or ran) the current attempt, as stored in its row.
+    host: String,
+    /// When the current wait (delay or retry interval) ends, in ms since the epoch.
+    due_at: i64,
+    /// Which wait is current: a timer of an earlier wait finds a different number and
+    /// is ignored.
+    wait: u64,
+    /// The external job's handle, once stored.
+    handle: Option<String>,
+}
+
+/// What an instance's decisions need: its definition, graph and task slots, and what
+/// the current batch decided (writes to store, effects to carry out once stored). It
+/// knows nothing of the store or of task execution, so unit tests drive it directly.
+pub(super) struct Decider {
+    /// Chooses the node of a task's next attempt: (task type, worker group) → node.
+    pub(super) placer: Placer,
+    pub(super) id: i64,
+    pub(super) definition: Arc<WorkflowDefinition>,
+    pub(super) project: String,
+    pub(super) state: W,
+    pub(super) graph: ExecutionGraph,
+    pub(super) slots: HashMap<String, Slot>,
+    pub(super) seq: i64,
+    pub(super) startup: BTreeMap<String, String>,
+    pub(super) schedule_time: i64,
+    pub(super) writes: Vec<Write>,
+    pub(super) effects: Vec<Effect>,
+    /// A task failed under failure strategy `end`: nothing new starts.
+    pub(super) failing: bool,
+    /// Attempts lost with a previous process, to run again once loaded.
+    pub(super) lost: Vec<String>,
+    /// Attempts that still run where they were dispatched: nothing to launch.
+    pub(super) still_running: Vec<String>,
+    /// Task rows created by this batch: (index of the insert among `writes`, task).
+    pub(super) inserts: Vec<(usize, String)>,
+    pub(super) waits: u64,
+    /// Slots not in a final state, and slots dispatched or running: kept as counts so
+    /// deciding what to do after each batch does not walk every task.
+    pub(super) unfinished: usize,
+    pub(super) executing: usize,
+    /// Tasks that reached a final state since the last look for ready tasks.
+    pub(super) finished_now: Vec<String>,
+    /// Look at the whole graph for ready tasks (after loading, resume, recover, rerun).
+    pub(super) rescan: bool,
+    /// Some slot was put back to `submitted` (a resume).
+    pub(super) resubmitted: bool,
+    /// Task names by the row id of an attempt, to route updates (ids of earlier attempts
+    /// stay, and find a slot whose current attempt is another).
+    pub(super) rows: HashMap<i64, String>,
+    /// Task definitions by name (a workflow may have thousands).
+    pub(super) index: HashMap<String, usize>,
+}
+
+pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
+    serde_json::from_value(json!(text)).map_err(|_| {
+        MasterError::Store(StoreError::Corrupt(format!(
+            "unknown workflow state `{text}`"
+        )))
+    })
+}
+
+fn parse_task_state(text: &str) -> Result<T, MasterError> {
+    serde_json::from_value(json!(text)).map_err(|_| {
+        MasterError::Store(StoreError::Corrupt(format!("unknown task state `{text}`")))
+    })
+}
+
+fn is_executing(state: T) -> bool {
+    matches!(state, T::Dispatched | T::Running)
+}
+
+/// `(task type, worker group) → node` for a task's next attempt; empty when no node
+/// can take it now.
+pub(super) type Placer = Arc<dyn Fn(&str, Option<&str>) -> String + Send + Sync>;
+
+/// The worker that owns one instance: its [`Decider`] plus what carries decisions out.
+pub(super) struct InstanceWorker {
+    d: Decider,
+    master: Master,
+    /// The project's secrets as `secret.NAME` params; in memory only.
+    secrets: BTreeMap<String, String>,
+    tenancy: super::tenancy::ProjectTenancy,
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    /// Control commands to the nodes that execute this instance's attempts, in order.
+    control: mpsc::UnboundedSender<super::control::Control>,
+}
+
+impl Decider {
+    /// The decisions of a new instance of `definition` (nothing stored yet but the
+    /// instance row), every task of it selected.
+    #[cfg(test)]
+    pub(super) fn fresh(
+        id: i64,
+        definition: WorkflowDefinition,
+        placer: Placer,
+    ) -> Result<Self, MasterError> {
+        let edges: Vec<(String, Vec<String>)> = definition
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.deps.clone()))
+            .collect();
+        let graph = ExecutionGraph::new(&edges, &StartTasks::All.scope())?;
+        Ok(Self {
+            placer,
+            id,
+            project: definition
+                .project
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
+            definition: Arc::new(definition),
+            state: W::Submitted,
+            graph,
+            slots: HashMap::new(),
+            seq: 0,
+            startup: BTreeMap::new(),
+            schedule_time: 0,
+            writes: Vec::new(),
+            effects: Vec::new(),
+            failing: false,
+            lost: Vec::new(),
+            still_running: Vec::new(),
+            inserts: Vec::new(),
+            waits: 0,
+            unfinished: 0,
+            executing: 0,
+            finished_now: Vec::new(),
+            rescan: true,
+            resubmitted: false,
+            rows: HashMap::new(),
+            index: HashMap::new(),
+        }
+        .counted())
+    }
+}
+
+impl std::ops::Deref for InstanceWorker {
+    type Target = Decider;
+    fn deref(&self) -> &Decider {
+        &self.d
+    }
+}
+
+impl std::ops::DerefMut for InstanceWorker {
+    fn deref_mut(&mut self) -> &mut Decider {
+        &mut self.d
+    }
+}
+impl InstanceWorker {
+    /// Rebuild an instance's worker from the store.
+    pub(super) async fn load(master: Master, id: i64) -> Result<Self, MasterError> {
+        let store = master.store().clone();
+        let row = store
+            .workflow_instance(id)
+            .await?
+            .ok_or(MasterError::NoSuchInstance(id))?;
+        let stored = store
+            .definition_by_id(row.definition_id, row.version)
+            .await?
+            .ok_or(MasterError::NoSuchDefinition {
+                id: row.definition_id,
+                version: row.version,
+            })?;
+        let bad = |message: String| MasterError::BadDefinition {
+            id: row.definition_id,
+            version: row.version,
+            message,
+        };
+        let mut definition: WorkflowDefinition =
+            serde_json::from_value(stored.spec).map_err(|e| bad(e.to_string()))?;
+        // An operator's pin holds a task type at one version for this workflow, unless
+        // the task names a version itself.
+        let pins = store.plugin_pins(row.definition_id).await?;
+        for task in definition
+            .tasks
+            .iter_mut()
+            .filter(|t| t.plugin_version.is_none())
+        {
+            if let Some((_, v)) = pins
+                .iter()
+                .find(|(plugin, _)| shoal_model::task::task_type_matches(&task.task_type, plugin))
+            {
+                task.plugin_version = v.parse().ok();
+            }
+        }
+        let start: StartTasks =
+            serde_json::from_value(row.start_tasks.clone()).map_err(|e| bad(e.to_string()))?;
+        let startup: BTreeMap<String, String> =
+            serde_json::from_value(row.startup_params.clone()).map_err(|e| bad(e.to_string()))?;
+        let edges: Vec<(String, Vec<String>)> = definition
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.deps.clone()))
+            .collect();
+        let mut graph = ExecutionGraph::new(&edges, &start.scope())?;
+        for task in &definition.tasks {
+            if master
+                .trigger(&task.task_type, task.plugin_version.as_ref())
+                .await
+                == Trigger::AllDone
+            {
+                graph.set_all_done(&task.name)?;
+            }
+        }
+
+        let mut slots = HashMap::new();
+        let mut lost = Vec::new();
+        let mut still_running = Vec::new();
+        let mut row_index = HashMap::new();
+        let rows = store.task_instances(id).await?;
+        let mut latest: HashMap<&str, &TaskInstanceRow> = HashMap::new();
+        for r in &rows {
+            latest.insert(r.task_name.as_str(), r);
+        }
+        let interval = |name: &str| {
+            definition
+                .task(name)
+                .map(|t| t.retry_interval_ms)
+                .unwrap_or(0) as i64
+        };
+        let delay = |name: &str| definition.task(name).map(|t| t.delay_ms).unwrap_or(0) as i64;
+        for (name, r) in latest {
+            if definition.task(name).is_none() {
+                continue;
+            }
+            let state = parse_task_state(&r.state)?;
+            row_index.insert(r.id, name.to_owned());
+            let out_params = serde_json::from_value(r.out_params.clone()).unwrap_or_default();
+            let due_at = match state {
+                T::Retrying => r.ended_at.unwrap_or(r.updated_at) + interval(name),
+                T::Delayed => r.created_at + delay(name),
+                _ => 0,
+            };
+            let host = r.host.clone().unwrap_or_default();
+            if is_executing(state) && r.started_at.is_some() {
+                // The attempt may still run where it was dispatched (only this master
+                // went away): if so it reports here from now on and nothing restarts.
+                let key = TaskKey {
+                    workflow_instance_id: id as u64,
+                    task_instance_id: r.id as u64,
+                    attempt: r.attempt as u32,
+                };
+                match master.take_over(&host, key).await {
+                    TakeOver::Running => {
+                        still_running.push(name.to_owned());
+                    }
+                    TakeOver::Unknown if r.handle.is_none() => lost.push(name.to_owned()),
+                    TakeOver::Unknown => {}
+                }
+            }
+            graph.set_state(name, state)?;
+            slots.insert(
+                name.to_owned(),
+                Slot {
+                    id: r.id,
+                    attempt: r.attempt as u32,
+                    state,
+                    task_type: r.task_type.clone(),
+                    ran: r.started_at.is_some(),
+                    out_params,
+                    host,
+                    due_at,
+                    wait: 0,
+                    handle: r.handle.clone(),
+                },
+            );
+        }
+        let project = definition
+            .project
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+        let secrets = master.secret_params(&project).await;
+        let tenancy = master.project_tenancy(&project).await;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let control = super::control::Controller::spawn(master.client().clone(), tx.clone());
+        let placer: Placer = {
+            let client = master.client().clone();
+            Arc::new(
+                move |task_type, group| match client.place(task_type, group) {
+                    Ok(Some(host)) => host,
+                    Ok(None) | Err(_) => String::new(),
+                },
+            )
+        };
+        let d = Decider {
+            placer,
+            id,
+            project,
+            definition: Arc::new(definition),
+            state: parse_workflow_state(&row.state)?,
+            graph,
+            slots,
+            seq: store.last_event_seq(id).await?,
+            startup,
+            schedule_time: row.schedule_time,
+            writes: Vec::new(),
+            effects: Vec::new(),
+            failing: false,
+            lost,
+            still_running,
+            inserts: Vec::new(),
+            waits: 0,
+            unfinished: 0,
+            executing: 0,
+            finished_now: Vec::new(),
+            rescan: true,
+            resubmitted: false,
+            index: HashMap::new(),
+            rows: row_index,
+        }
+        .counted();
+        Ok(Self {
+            d,
+            master,
+            secrets,
+            tenancy,
+            tx,
+            rx,
+            control,
+        })
+    }
+
+    pub(super) fn sender(&self) -> mpsc::UnboundedSender<Event> {
+        self.tx.clone()
+    }
+
+    pub(super) fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Queue an event before the worker starts.
+    pub(super) fn enqueue(&mut self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// Take back an event queued before the worker started.
+    pub(super) fn dequeue(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    pub(super) async fn run(mut self) {
+        self.resume_after_load();
+        self.advance();
+        if !self.commit().await {
+            return self.give_up().await;
+        }
+        self.master.stored(self.id);
+        loop {
+            // A settled instance still handles what was queued for it (an operation
+            // that loaded it, say) before its worker goes.
+            let first = if self.settled() {
+                match self.rx.try_recv() {
+                    Ok(event) => event,
+                    Err(_) => return self.retire(),
+                }
+            } else {
+                match self.rx.recv().await {
+                    Some(event) => event,
+                    None => return self.retire(),
+                }
+            };
+            self.handle(first);
+            // Everything that queued meanwhile joins this batch: one commit for all.
+            for _ in 0..4096 {
+                match self.rx.try_recv() {
+                    Ok(event) => self.handle(event),
+                    Err(_) => break,
+                }
+            }
+            self.advance();
+            if !self.commit().await {
+                return self.give_up().await;
+            }
+        }
+    }
+
+    /// Finished or paused, and no task attempt still reporting.
+    fn settled(&self) -> bool {
+        (self.state.is_finished() || self.state == W::Paused) && self.executing == 0
+    }
+
+    /// The store refused this instance's state: stop the attempts this worker launched
+    /// and wait until they are gone (dropping an executor drops its plugin call's store,
+    /// which kills the processes it started), then retire. Only then may another worker
+    /// load the instance, so no attempt runs twice at once.
+    async fn give_up(self) {
+        let executing: Vec<(String, TaskKey)> = self
+            .slots
+            .values()
+            .filter(|s| is_executing(s.state) && s.id > 0)
+            .map(|s| (s.host.clone(), self.key_of(s)))
+            .collect();
+        let running = executing.len();
+        let (done, gone) = oneshot::channel();
+        let _ = self
+            .control
+            .send(super::control::Control::LetGo { executing, done });
+        let _ = gone.await;
+        if running > 0 {
+            tracing::warn!(
+                "instance {}: stopped {running} task executor(s) whose results could not be stored",
+                self.id
+            );
+        }
+        let (master, id) = (self.master.clone(), self.id);
+        self.retire();
+        master.recover_later(id);
+    }
+
+    fn retire(mut self) {
+        self.master.retire(self.id);
+        self.master
+            .publish(Progress::Released { instance: self.id });
+        // Operations sent between the last look and the retirement go to a fresh
+        // worker, which handles queued events before it settles.
+        self.rx.close();
+        while let Ok(event) = self.rx.try_recv() {
+            if let Event::Operation { .. } | Event::Queued { .. } = event {
+                let master = self.master.clone();
+                let id = self.id;
+                tokio::spawn(async move {
+                    let _ = master.send(id, event).await;
+                });
+            }
+        }
+    }
+}

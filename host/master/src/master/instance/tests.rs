@@ -1,0 +1,147 @@
+//! The instance's decisions driven directly: events in, transitions, writes and effects
+//! out, with no store, no plugins and no executor.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use shoal_model::TaskState;
+use shoal_protocol::{TaskKey, TaskReport, TaskUpdate};
+use shoal_store::Write;
+
+use super::{Decider, Effect, Event, Placer};
+use crate::state::{TaskInstanceState as T, WorkflowState as W};
+
+fn decider(yaml: &str, placer: Placer) -> Decider {
+    let loaded = shoal_workflow::load_str(yaml, Path::new("test.yaml")).expect("loads");
+    Decider::fresh(7, loaded.workflow, placer).expect("a valid graph")
+}
+
+fn on(node: &'static str) -> Placer {
+    Arc::new(move |_, _| node.to_owned())
+}
+
+/// What `commit` would do with the ids the store hands out: fill them into the slots.
+fn stored(d: &mut Decider, first_id: i64) -> (Vec<Write>, Vec<Effect>) {
+    let writes = std::mem::take(&mut d.writes);
+    for (id, (_, name)) in (first_id..).zip(std::mem::take(&mut d.inserts)) {
+        d.slots.get_mut(&name).unwrap().id = id;
+        d.rows.insert(id, name);
+    }
+    (writes, std::mem::take(&mut d.effects))
+}
+
+fn ended(id: i64, state: TaskState) -> Event {
+    Event::Update {
+        key: TaskKey {
+            workflow_instance_id: 7,
+            task_instance_id: id as u64,
+            attempt: 1,
+        },
+        update: TaskUpdate::Ended {
+            report: Box::new(TaskReport {
+                state,
+                message: String::new(),
+                out_params: Vec::new(),
+                log_path: "/dev/null".into(),
+                work_dir: "/tmp".into(),
+                plugin_version: None,
+                handle: None,
+                elapsed: std::time::Duration::ZERO,
+            }),
+        },
+        ack: None,
+    }
+}
+
+const CHAIN: &str = "
+workflow:
+  name: chain
+tasks:
+  - name: a
+    task_type: noop
+  - name: b
+    task_type: noop
+    deps: [a]
+";
+
+#[test]
+fn the_chosen_node_is_written_with_the_attempt_before_any_launch() {
+    let mut d = decider(CHAIN, on("worker-1"));
+    d.resume_after_load();
+    d.advance();
+    let (writes, effects) = stored(&mut d, 100);
+    let insert = writes
+        .iter()
+        .find_map(|w| match w {
+            Write::InsertTaskInstance {
+                task_name, host, ..
+            } => Some((task_name.clone(), host.clone())),
+            _ => None,
+        })
+        .expect("a's attempt is inserted");
+    assert_eq!(insert, ("a".to_owned(), Some("worker-1".to_owned())));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Launch { name, .. } if name == "a"))
+    );
+    assert_eq!(d.state, W::Running);
+    assert_eq!(d.slots["a"].state, T::Dispatched);
+    assert!(!d.slots.contains_key("b"), "b waits for a");
+}
+
+#[test]
+fn an_end_reported_twice_changes_nothing_the_second_time() {
+    let mut d = decider(CHAIN, on("worker-1"));
+    d.resume_after_load();
+    d.advance();
+    stored(&mut d, 100);
+    d.handle(ended(100, TaskState::Succeeded));
+    d.advance();
+    let (first, _) = stored(&mut d, 200);
+    assert!(!first.is_empty());
+    assert_eq!(d.slots["a"].state, T::Succeeded);
+    assert_eq!(
+        d.slots["b"].state,
+        T::Dispatched,
+        "b starts once a succeeded"
+    );
+    // The same end again (a worker that resent it): no transition, no write.
+    d.handle(ended(100, TaskState::Succeeded));
+    d.advance();
+    let (again, effects) = stored(&mut d, 300);
+    assert!(again.is_empty(), "{again:?}");
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn an_update_for_an_attempt_that_is_not_current_is_ignored() {
+    let mut d = decider(CHAIN, on("worker-1"));
+    d.resume_after_load();
+    d.advance();
+    stored(&mut d, 100);
+    d.handle(ended(99, TaskState::Failed));
+    d.advance();
+    let (writes, _) = stored(&mut d, 200);
+    assert!(writes.is_empty());
+    assert_eq!(d.slots["a"].state, T::Dispatched);
+}
+
+#[test]
+fn the_last_end_settles_the_instance() {
+    let mut d = decider(CHAIN, on("worker-1"));
+    d.resume_after_load();
+    d.advance();
+    stored(&mut d, 100);
+    d.handle(ended(100, TaskState::Succeeded));
+    d.advance();
+    stored(&mut d, 200);
+    d.handle(ended(200, TaskState::Succeeded));
+    d.advance();
+    let (writes, _) = stored(&mut d, 300);
+    assert_eq!(d.state, W::Succeeded);
+    assert!(writes.iter().any(|w| matches!(
+        w,
+        Write::UpdateWorkflowInstance { state, .. } if state == "succeeded"
+    )));
+}
