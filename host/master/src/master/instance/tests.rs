@@ -53,6 +53,15 @@ fn ended(id: i64, state: TaskState) -> Event {
     }
 }
 
+/// A fresh instance of `yaml` on `worker-1`, started, its first batch stored from id 100.
+fn started(yaml: &str) -> Decider {
+    let mut d = decider(yaml, on("worker-1"));
+    d.resume_after_load();
+    d.advance();
+    stored(&mut d, 100);
+    d
+}
+
 const CHAIN: &str = "
 workflow:
   name: chain
@@ -92,10 +101,7 @@ fn the_chosen_node_is_written_with_the_attempt_before_any_launch() {
 
 #[test]
 fn an_end_reported_twice_changes_nothing_the_second_time() {
-    let mut d = decider(CHAIN, on("worker-1"));
-    d.resume_after_load();
-    d.advance();
-    stored(&mut d, 100);
+    let mut d = started(CHAIN);
     d.handle(ended(100, TaskState::Succeeded));
     d.advance();
     let (first, _) = stored(&mut d, 200);
@@ -116,10 +122,7 @@ fn an_end_reported_twice_changes_nothing_the_second_time() {
 
 #[test]
 fn an_update_for_an_attempt_that_is_not_current_is_ignored() {
-    let mut d = decider(CHAIN, on("worker-1"));
-    d.resume_after_load();
-    d.advance();
-    stored(&mut d, 100);
+    let mut d = started(CHAIN);
     d.handle(ended(99, TaskState::Failed));
     d.advance();
     let (writes, _) = stored(&mut d, 200);
@@ -129,10 +132,7 @@ fn an_update_for_an_attempt_that_is_not_current_is_ignored() {
 
 #[test]
 fn the_last_end_settles_the_instance() {
-    let mut d = decider(CHAIN, on("worker-1"));
-    d.resume_after_load();
-    d.advance();
-    stored(&mut d, 100);
+    let mut d = started(CHAIN);
     d.handle(ended(100, TaskState::Succeeded));
     d.advance();
     stored(&mut d, 200);
