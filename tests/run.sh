@@ -105,6 +105,14 @@ step "formatting"
 cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)
 
+step "architecture: the master side does not link wasmtime"
+for crate in shoal-protocol shoal-master shoal-scheduler shoal-api shoal-rpc; do
+  if cargo tree -p "$crate" -e normal --prefix none | grep -q '^wasmtime '; then
+    echo "$crate links wasmtime: only the runtime, the TaskEngine and the nodes that run tasks may" >&2
+    exit 1
+  fi
+done
+
 step "building shoal (compiles the built-in plugins to wasm)"
 cargo build --workspace --bins
 

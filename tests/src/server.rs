@@ -387,7 +387,7 @@ impl Client {
         }
     }
 
-    async fn try_get(&self, path: &str) -> reqwest::Result<Reply> {
+    pub async fn try_get(&self, path: &str) -> reqwest::Result<Reply> {
         let r = self.request(reqwest::Method::GET, path).send().await?;
         Ok(Reply {
             method: "GET".into(),

@@ -18,6 +18,6 @@ pub mod state;
 pub use graph::{ExecutionGraph, GraphError, NodeStatus, RunScope};
 pub use master::{
     Master, MasterConfig, MasterError, Operation, Progress, RunRequest, SecretSource,
-    SecretsFuture, StartTasks,
+    SecretsFuture, StartTasks, queue_operation,
 };
 pub use state::{IllegalTransition, TaskAction, TaskInstanceState, WorkflowAction, WorkflowState};

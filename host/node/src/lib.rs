@@ -9,8 +9,11 @@
 //! - [`assemble`]: policy, plugin registry, TaskEngine, store and containers.
 //! - [`embedded`]: this process as the single engine of its store (`shoal run`,
 //!   `shoal server`).
+//! - [`cluster`]: this process as a master or a worker node of a cluster on
+//!   PostgreSQL (`shoal master`, `shoal worker`).
 
 pub mod assemble;
+pub mod cluster;
 pub mod data_dir;
 pub mod embedded;
 

@@ -18,6 +18,12 @@ pub const RPC_VERSION: u32 = 1;
 /// Carries [`RPC_VERSION`] on every request.
 pub const VERSION_HEADER: &str = "shoal-rpc-version";
 
+/// On a master's commands: until when (ms since the epoch, wall clock) the master's
+/// lease is proven to hold. A worker refuses a command that arrives later: its master
+/// may have been declared dead meanwhile (paused past its lease, say), and its
+/// instances' new owner may already have run the attempt elsewhere.
+pub const LEASE_HEADER: &str = "shoal-lease-until";
+
 /// Request paths, all under `/rpc/v1`.
 pub mod paths {
     pub const DISPATCH: &str = "/rpc/v1/tasks/dispatch";

@@ -46,10 +46,23 @@ impl std::fmt::Display for LeaseLoss {
     }
 }
 
+/// Until when (wall clock, ms since the epoch) a lease is proven to hold: one lease
+/// after the sending of its last good heartbeat. Shared with whatever must stop acting
+/// by then on its own, without waiting for the heartbeat loop (a master's commands).
+pub type LeaseUntil = std::sync::Arc<std::sync::atomic::AtomicI64>;
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub(crate) fn spawn<F>(
     registry: Registry,
     lease: NodeLease,
     load: F,
+    until: LeaseUntil,
 ) -> (JoinHandle<()>, watch::Receiver<LeaseState>)
 where
     F: FnMut() -> NodeLoad + Send + 'static,
@@ -57,8 +70,11 @@ where
     let (tx, rx) = watch::channel(LeaseState::Held);
     // The registration just before this is the last proof the node is alive.
     let registered = Instant::now();
+    let lease_ms = registry.config().lease.as_millis() as i64;
+    until.store(wall_ms() + lease_ms, std::sync::atomic::Ordering::SeqCst);
     let task = tokio::spawn(async move {
-        let loss = run(&registry, &lease, load, registered).await;
+        let loss = run(&registry, &lease, load, registered, &until).await;
+        until.store(0, std::sync::atomic::Ordering::SeqCst);
         tracing::error!(node = %lease.id, generation = lease.generation, %loss, "lease lost");
         tx.send_replace(LeaseState::Lost(loss));
     });
@@ -70,6 +86,7 @@ async fn run<F>(
     lease: &NodeLease,
     mut load: F,
     mut proven: Instant,
+    until: &LeaseUntil,
 ) -> LeaseLoss
 where
     F: FnMut() -> NodeLoad,
@@ -79,6 +96,7 @@ where
     loop {
         let deadline = proven + config.lease;
         let sent = Instant::now();
+        let sent_wall = wall_ms();
         if sent >= deadline {
             return LeaseLoss::Expired;
         }
@@ -90,6 +108,10 @@ where
                 }
                 failures = 0;
                 proven = sent;
+                until.store(
+                    sent_wall + config.lease.as_millis() as i64,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
             }
             Ok(Err(RegistryError::Fenced { .. })) => return LeaseLoss::Fenced,
             Ok(Err(err)) => {

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use shoal_store::{Store, StoreError};
 
-pub use heartbeat::{LeaseLoss, LeaseState};
+pub use heartbeat::{LeaseLoss, LeaseState, LeaseUntil};
 pub use shoal_store::{NodeInfo, NodeLoad, NodeRole, NodeRow, NodeState};
 
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +166,24 @@ impl Registry {
     where
         F: FnMut() -> NodeLoad + Send + 'static,
     {
-        heartbeat::spawn(self.clone(), lease, load)
+        self.spawn_heartbeat_until(lease, load, LeaseUntil::default())
+    }
+
+    /// [`Registry::spawn_heartbeat`], also keeping `until` at the wall-clock time until
+    /// which the lease is proven (0 once it is lost).
+    pub fn spawn_heartbeat_until<F>(
+        &self,
+        lease: NodeLease,
+        load: F,
+        until: LeaseUntil,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Receiver<LeaseState>,
+    )
+    where
+        F: FnMut() -> NodeLoad + Send + 'static,
+    {
+        heartbeat::spawn(self.clone(), lease, load, until)
     }
 
     /// Every node row, alive or dead, by id.

@@ -44,6 +44,8 @@ pub struct RemoteExecutor {
     /// Attempts placed on each worker since its last heartbeat, so one batch of
     /// dispatches spreads instead of piling onto the worker that looked emptiest.
     placed: Mutex<HashMap<String, u32>>,
+    /// The master's sink, which the update endpoint ([`crate::master::router`]) feeds.
+    sink: std::sync::OnceLock<Arc<dyn TaskEventSink>>,
 }
 
 impl RemoteExecutor {
@@ -62,7 +64,18 @@ impl RemoteExecutor {
             logic: logic.into_iter().map(|t| normalise(&t)).collect(),
             workers: RwLock::default(),
             placed: Mutex::default(),
+            sink: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The master's sink of task updates, once the master connected.
+    pub fn sink(&self) -> Option<Arc<dyn TaskEventSink>> {
+        self.sink.get().cloned()
+    }
+
+    /// This master as workers see it.
+    pub fn me(&self) -> &MasterRef {
+        &self.me
     }
 
     /// The live workers, from the registry (called on every refresh).
@@ -148,6 +161,7 @@ fn busyness(w: &WorkerView, placed: u32) -> Option<f64> {
 
 impl TaskExecutorClient for RemoteExecutor {
     fn connect(&self, sink: Arc<dyn TaskEventSink>) {
+        let _ = self.sink.set(sink.clone());
         self.local.connect(sink);
     }
 

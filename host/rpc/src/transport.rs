@@ -6,7 +6,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use shoal_protocol::rpc::{RPC_VERSION, VERSION_HEADER};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use shoal_protocol::rpc::{LEASE_HEADER, RPC_VERSION, VERSION_HEADER};
 
 /// What every node of a cluster shares.
 #[derive(Clone)]
@@ -42,6 +45,8 @@ pub enum RpcCallError {
 pub struct RpcClient {
     http: reqwest::Client,
     secret: String,
+    /// A master's proven lease end (see [`LEASE_HEADER`]), sent with every request.
+    lease: Option<Arc<AtomicI64>>,
 }
 
 impl RpcClient {
@@ -57,7 +62,15 @@ impl RpcClient {
         Self {
             http,
             secret: config.secret.clone(),
+            lease: None,
         }
+    }
+
+    /// Send `lease` (ms since the epoch until which this node's lease is proven) with
+    /// every request, so the receiver can refuse what arrives after it.
+    pub fn with_lease(mut self, lease: Arc<AtomicI64>) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// POST `body` to `base` + `path` and read the JSON answer.
@@ -68,11 +81,15 @@ impl RpcClient {
         body: &B,
     ) -> Result<R, RpcCallError> {
         let url = format!("{}{path}", base.trim_end_matches('/'));
-        let response = self
+        let mut request = self
             .http
             .post(&url)
             .bearer_auth(&self.secret)
-            .header(VERSION_HEADER, RPC_VERSION.to_string())
+            .header(VERSION_HEADER, RPC_VERSION.to_string());
+        if let Some(lease) = &self.lease {
+            request = request.header(LEASE_HEADER, lease.load(Ordering::SeqCst).to_string());
+        }
+        let response = request
             .json(body)
             .send()
             .await
@@ -119,6 +136,28 @@ pub fn check_request(headers: &HeaderMap, secret: &str) -> Result<(), (StatusCod
         return Err((
             StatusCode::BAD_REQUEST,
             format!("RPC version `{version}` is not spoken here; this node speaks {RPC_VERSION}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse a command whose sender's lease (its [`LEASE_HEADER`]) ran out before it
+/// arrived. Requests without the header (from a worker) pass.
+pub fn check_lease(headers: &HeaderMap, now_ms: i64) -> Result<(), (StatusCode, String)> {
+    let Some(value) = headers.get(LEASE_HEADER) else {
+        return Ok(());
+    };
+    let until: i64 = value.to_str().ok().and_then(|v| v.parse().ok()).ok_or((
+        StatusCode::BAD_REQUEST,
+        format!("`{LEASE_HEADER}` is not a number"),
+    ))?;
+    if now_ms > until {
+        return Err((
+            StatusCode::CONFLICT,
+            format!(
+                "the sender's lease ran out {} ms before this command arrived; it may have been declared dead, so the command is not carried out",
+                now_ms - until
+            ),
         ));
     }
     Ok(())

@@ -382,47 +382,44 @@ impl Store {
         rows.iter().map(WorkflowInstanceRow::from_row).collect()
     }
 
-    /// Take an instance for `owner` at `owner_gen`: one nobody owns, or one this node
-    /// owned under an older (or the same) generation. False when another node owns it
-    /// (its failover moves it, not this), or when the stored generation is newer than
-    /// `owner_gen`: a stale process of this node must not take back what its successor
-    /// holds.
-    pub async fn claim_instance(
-        &self,
-        id: i64,
-        owner: &str,
-        owner_gen: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE workflow_instances SET owner = $2, owner_gen = $3 \
-             WHERE id = $1 AND (owner IS NULL OR (owner = $2 AND owner_gen <= $3))",
+    /// Take an instance for `owner` as a new ownership term: one nobody owns, or one
+    /// `owner` owns already. Returns the term's epoch (the stored `owner_gen` + 1), which
+    /// every later write of this owner is fenced on ([`Write::Fence`]) and which workers
+    /// compare to tell a stale owner's commands from the current one's; `None` when
+    /// another node owns it (its failover moves it, not this) or it does not exist.
+    ///
+    /// Each claim bumps the epoch, so whatever an earlier term of the same node still
+    /// believes (a process paused past its lease, say) is fenced from here on.
+    pub async fn claim_instance(&self, id: i64, owner: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE workflow_instances SET owner = $2, owner_gen = owner_gen + 1 \
+             WHERE id = $1 AND (owner IS NULL OR owner = $2) RETURNING owner_gen",
         )
         .bind(id)
         .bind(owner)
-        .bind(owner_gen)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        row.map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map_err(Into::into)
     }
 
-    /// Move every unfinished instance of `dead_owner` to `new_owner` at `new_gen`, in one
-    /// statement, and return their ids (ascending). One statement, so a master that dies
-    /// during a failover leaves each instance either moved or still the dead node's,
-    /// never in between; a second call finds nothing left to move. Finished instances
-    /// keep their owner as history.
+    /// Move every unfinished instance of `dead_owner` to `new_owner`, each with its
+    /// epoch bumped, in one statement, and return their ids (ascending). One statement,
+    /// so a master that dies during a failover leaves each instance either moved or
+    /// still the dead node's, never in between; a second call finds nothing left to
+    /// move. Finished instances keep their owner as history.
     pub async fn adopt_instances_of(
         &self,
         dead_owner: &str,
         new_owner: &str,
-        new_gen: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(&format!(
-            "UPDATE workflow_instances SET owner = $2, owner_gen = $3 \
+            "UPDATE workflow_instances SET owner = $2, owner_gen = owner_gen + 1 \
              WHERE owner = $1 AND state IN {UNFINISHED} RETURNING id"
         ))
         .bind(dead_owner)
         .bind(new_owner)
-        .bind(new_gen)
         .fetch_all(&self.pool)
         .await?;
         let mut ids = rows
@@ -558,35 +555,58 @@ impl Store {
     // ---- commands ----------------------------------------------------------------
 
     /// Take up to `limit` pending commands, oldest first, marking them taken in the same
-    /// transaction so no command is handled twice.
-    pub async fn take_commands(&self, limit: i64) -> Result<Vec<CommandRow>, StoreError> {
+    /// statement so no command is handled twice.
+    ///
+    /// `owner`: distributed mode, only commands for instances this master owns (or
+    /// nobody does); one for another master's instance waits for that master (or for
+    /// the failover that moves the instance). Concurrent takers skip each other's rows
+    /// (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer).
+    pub async fn take_commands(
+        &self,
+        owner: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CommandRow>, StoreError> {
+        let mine = |n: u8| match owner {
+            Some(_) => format!(
+                " AND (c.workflow_instance_id IS NULL OR c.workflow_instance_id IN \
+                 (SELECT w.id FROM workflow_instances w WHERE w.owner = ${n} OR w.owner IS NULL))"
+            ),
+            None => String::new(),
+        };
         // This runs every poll; take the write lock only when there is something to take.
-        let pending = sqlx::query("SELECT 1 FROM commands WHERE taken_at IS NULL LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        if pending.is_none() {
+        let probe_sql = format!(
+            "SELECT 1 FROM commands c WHERE c.taken_at IS NULL{} LIMIT 1",
+            mine(1)
+        );
+        let mut probe = sqlx::query(&probe_sql);
+        if let Some(owner) = owner {
+            probe = probe.bind(owner);
+        }
+        if probe.fetch_optional(&self.pool).await?.is_none() {
             return Ok(Vec::new());
         }
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE commands SET taken_at = $1 WHERE id IN \
+             (SELECT c.id FROM commands c WHERE c.taken_at IS NULL{} ORDER BY c.id LIMIT $2{lock}) \
+             RETURNING id, kind, workflow_instance_id, payload, created_at",
+            mine(3)
+        );
+        let mut take = sqlx::query(&sql).bind(now_ms()).bind(limit);
+        if let Some(owner) = owner {
+            take = take.bind(owner);
+        }
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "SELECT id, kind, workflow_instance_id, payload, created_at FROM commands WHERE taken_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let commands: Vec<CommandRow> = rows
+        let rows = take.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let mut commands: Vec<CommandRow> = rows
             .iter()
             .map(CommandRow::from_row)
             .collect::<Result<_, _>>()?;
-        let now = now_ms();
-        for c in &commands {
-            sqlx::query("UPDATE commands SET taken_at = $1 WHERE id = $2 AND taken_at IS NULL")
-                .bind(now)
-                .bind(c.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        commands.sort_by_key(|c| c.id);
         Ok(commands)
     }
 }

@@ -107,7 +107,7 @@ async fn fence_refuses_a_stale_owner_and_lets_the_owner_write() {
         assert_eq!(store.last_event_seq(wf).await.unwrap(), 1);
 
         assert_eq!(
-            store.adopt_instances_of("m1", "m2", 7).await.unwrap(),
+            store.adopt_instances_of("m1", "m2").await.unwrap(),
             vec![wf]
         );
         let err = store
@@ -116,7 +116,7 @@ async fn fence_refuses_a_stale_owner_and_lets_the_owner_write() {
             .unwrap_err();
         assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
         store
-            .write(vec![fence(wf, "m2", 7), event(wf, 2)])
+            .write(vec![fence(wf, "m2", 2), event(wf, 2)])
             .await
             .unwrap();
         assert_eq!(store.last_event_seq(wf).await.unwrap(), 2);
@@ -193,11 +193,11 @@ async fn adoption_moves_only_the_dead_owners_unfinished_instances() {
             .collect();
         assert_eq!(owned, vec![running, pausing, stopping, submitted]);
 
-        let moved = store.adopt_instances_of("m1", "m3", 4).await.unwrap();
+        let moved = store.adopt_instances_of("m1", "m3").await.unwrap();
         assert_eq!(moved, vec![running, pausing, stopping, submitted]);
-        for id in &moved {
+        for (id, epoch) in moved.iter().zip([2, 3, 3, 3]) {
             let row = store.workflow_instance(*id).await.unwrap().unwrap();
-            assert_eq!((row.owner.as_deref(), row.owner_gen), (Some("m3"), 4));
+            assert_eq!((row.owner.as_deref(), row.owner_gen), (Some("m3"), epoch));
         }
         for (id, owner, owner_gen) in [
             (done, Some("m1"), 1),
@@ -210,7 +210,7 @@ async fn adoption_moves_only_the_dead_owners_unfinished_instances() {
         }
         assert!(
             store
-                .adopt_instances_of("m1", "m3", 4)
+                .adopt_instances_of("m1", "m3")
                 .await
                 .unwrap()
                 .is_empty()
@@ -232,23 +232,31 @@ async fn adoption_moves_only_the_dead_owners_unfinished_instances() {
     .await;
 }
 
-/// A master claims an instance nobody owns, or its own from an older generation; never
-/// another node's, and never with a generation older than the stored one.
+/// A master claims an instance nobody owns, or its own, each claim a new epoch; never
+/// another node's.
 #[tokio::test]
 async fn claims_take_unowned_or_own_instances_only() {
     on_both(|store, _| async move {
         let wf = instance(&store, "running", None, 0).await;
-        assert!(store.claim_instance(wf, "m1", 3).await.unwrap());
-        assert!(!store.claim_instance(wf, "m2", 9).await.unwrap());
-        assert!(store.claim_instance(wf, "m1", 3).await.unwrap(), "again");
-        assert!(store.claim_instance(wf, "m1", 4).await.unwrap());
-        assert!(
-            !store.claim_instance(wf, "m1", 2).await.unwrap(),
-            "a stale generation does not take it back"
+        assert_eq!(store.claim_instance(wf, "m1").await.unwrap(), Some(1));
+        assert_eq!(store.claim_instance(wf, "m2").await.unwrap(), None);
+        assert_eq!(
+            store.claim_instance(wf, "m1").await.unwrap(),
+            Some(2),
+            "again"
         );
+        // The earlier term is fenced by the new one.
+        assert!(matches!(
+            store.write(vec![fence(wf, "m1", 1), event(wf, 1)]).await,
+            Err(StoreError::Fenced { .. })
+        ));
+        store
+            .write(vec![fence(wf, "m1", 2), event(wf, 1)])
+            .await
+            .unwrap();
         let row = store.workflow_instance(wf).await.unwrap().unwrap();
-        assert_eq!((row.owner.as_deref(), row.owner_gen), (Some("m1"), 4));
-        assert!(!store.claim_instance(999_999, "m1", 4).await.unwrap());
+        assert_eq!((row.owner.as_deref(), row.owner_gen), (Some("m1"), 2));
+        assert_eq!(store.claim_instance(999_999, "m1").await.unwrap(), None);
     })
     .await;
 }

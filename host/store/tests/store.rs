@@ -283,17 +283,17 @@ async fn instances_filter_by_state_and_commands_are_taken_once() {
                 .await
                 .unwrap();
         }
-        let first = store.take_commands(2).await.unwrap();
+        let first = store.take_commands(None, 2).await.unwrap();
         assert_eq!(
             first.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
             ["stop", "pause"]
         );
-        let rest = store.take_commands(10).await.unwrap();
+        let rest = store.take_commands(None, 10).await.unwrap();
         assert_eq!(
             rest.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
             ["resume"]
         );
-        assert!(store.take_commands(10).await.unwrap().is_empty());
+        assert!(store.take_commands(None, 10).await.unwrap().is_empty());
     })
     .await;
 }

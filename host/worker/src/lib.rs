@@ -34,8 +34,10 @@ pub struct Worker {
 struct Inner {
     executor: Arc<LocalExecutor>,
     outbox: Outbox,
-    /// Which master each attempt reports to.
-    masters: Mutex<HashMap<TaskKey, MasterRef>>,
+    /// Which master each attempt reports to, and in which ownership epoch of its
+    /// instance: a command from an older epoch comes from a master that lost the
+    /// instance since, and is refused.
+    masters: Mutex<HashMap<TaskKey, (MasterRef, u64)>>,
     secret: String,
 }
 
@@ -66,14 +68,17 @@ impl Worker {
         &self.inner.secret
     }
 
-    /// Send this attempt's updates (queued and future) to `master`.
-    pub(crate) fn report_to(&self, key: TaskKey, master: MasterRef) {
+    /// Send this attempt's updates (queued and future) to `master`, which owns its
+    /// instance in term `epoch`. False, changing nothing, when a master of a later term
+    /// already claimed the attempt: `master` is stale.
+    pub(crate) fn report_to(&self, key: TaskKey, master: MasterRef, epoch: u64) -> bool {
+        let mut masters = self.inner.masters.lock().unwrap_or_else(|p| p.into_inner());
+        if masters.get(&key).is_some_and(|(_, known)| *known > epoch) {
+            return false;
+        }
         self.inner.outbox.redirect(key, &master.address);
-        self.inner
-            .masters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, master);
+        masters.insert(key, (master, epoch));
+        true
     }
 
     /// Whether the attempt runs here, or its end still waits to be acknowledged (a new
@@ -136,7 +141,7 @@ impl TaskEventSink for RouteToMaster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-            .cloned();
+            .map(|(master, _)| master.clone());
         let Some(master) = master else {
             return Box::pin(async move { Err(format!("{key}: no master to report to")) });
         };

@@ -8,7 +8,14 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use shoal_protocol::rpc::{DispatchMsg, KeyMsg, RunningReply, TakeOverMsg, TakeOverReply, paths};
 use shoal_protocol::{TakeOver, TaskExecutorClient};
-use shoal_rpc::transport::{check_request, error_reply};
+use shoal_rpc::transport::{check_lease, check_request, error_reply};
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 use crate::Worker;
 
@@ -33,11 +40,20 @@ struct Node {
 #[allow(clippy::result_large_err)] // an axum answer, built once per refused request
 fn open<T: DeserializeOwned>(node: &Node, headers: &HeaderMap, body: &[u8]) -> Result<T, Response> {
     check_request(headers, node.worker.secret()).map_err(|(s, m)| error_reply(s, m))?;
+    check_lease(headers, wall_ms()).map_err(|(s, m)| error_reply(s, m))?;
     serde_json::from_slice(body).map_err(|e| error_reply(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 fn done() -> Response {
     Json(serde_json::json!({})).into_response()
+}
+
+/// A command from a master whose ownership of the instance ended.
+fn stale(key: shoal_protocol::TaskKey) -> Response {
+    error_reply(
+        StatusCode::CONFLICT,
+        format!("{key}: a master of a later ownership term took this attempt over"),
+    )
 }
 
 fn refused(e: shoal_protocol::ClientError) -> Response {
@@ -64,7 +80,12 @@ async fn dispatch(
             ),
         );
     }
-    node.worker.report_to(msg.request.key(), msg.master);
+    if !node
+        .worker
+        .report_to(msg.request.key(), msg.master, msg.request.owner_generation)
+    {
+        return stale(msg.request.key());
+    }
     match executor.dispatch(msg.request).await {
         Ok(()) => done(),
         Err(e) => refused(e),
@@ -103,7 +124,12 @@ async fn take_over(
         Err(r) => return r,
     };
     let answer = if node.worker.holds(msg.key).await {
-        node.worker.report_to(msg.key, msg.master);
+        if !node
+            .worker
+            .report_to(msg.key, msg.master, msg.owner_generation)
+        {
+            return stale(msg.key);
+        }
         TakeOver::Running
     } else {
         TakeOver::Unknown

@@ -10,6 +10,8 @@ mod schedules;
 mod system;
 mod users;
 
+pub use system::{NodeList, NodeView};
+
 use axum::extract::DefaultBodyLimit;
 use shoal_store::DefinitionRow;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +29,7 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
     let rest = OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(system::metrics))
+        .routes(routes!(system::nodes))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::create_token))
         .routes(routes!(users::my_tokens))

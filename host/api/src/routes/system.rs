@@ -1,4 +1,5 @@
-//! Health (no token needed, for load balancers) and Prometheus-style metrics.
+//! Health (no token needed, for load balancers), Prometheus-style metrics and the
+//! cluster's nodes.
 
 use axum::extract::State;
 use axum::http::header;
@@ -33,6 +34,82 @@ pub async fn health(State(state): State<ApiState>) -> ApiResult<axum::Json<Healt
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: state.inner.started_at.elapsed().as_secs(),
     }))
+}
+
+/// One node of a cluster, as the registry last saw it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    pub id: String,
+    /// `master` or `worker`.
+    pub role: String,
+    /// Its RPC base URL.
+    pub address: String,
+    /// Worker groups it serves (none for a master).
+    pub groups: Vec<String>,
+    pub slots: i64,
+    pub slots_used: i64,
+    pub slots_free: i64,
+    /// The worker's containers: short tasks share `shared_slots`, blocking ones get one
+    /// of `exclusive_slots`.
+    pub shared_slots: i64,
+    pub exclusive_slots: i64,
+    /// The one-minute load average per core (0..1).
+    pub cpu_load: f64,
+    /// Fraction of memory in use (0..1).
+    pub memory_used: f64,
+    /// Milliseconds since its last heartbeat, on the database's clock.
+    pub heartbeat_age_ms: i64,
+    pub generation: i64,
+    /// `alive` or `dead`.
+    pub state: String,
+    /// Its death's failover is not finished yet.
+    pub failover_pending: bool,
+}
+
+impl From<shoal_store::NodeRow> for NodeView {
+    fn from(n: shoal_store::NodeRow) -> Self {
+        Self {
+            heartbeat_age_ms: n.heartbeat_age_ms(),
+            slots_free: (n.slots - n.slots_used).max(0),
+            role: n.role.as_str().to_owned(),
+            state: match n.state {
+                shoal_store::NodeState::Alive => "alive".to_owned(),
+                shoal_store::NodeState::Dead => "dead".to_owned(),
+            },
+            id: n.id,
+            address: n.address,
+            groups: n.groups,
+            slots: n.slots,
+            slots_used: n.slots_used,
+            shared_slots: n.shared_slots,
+            exclusive_slots: n.exclusive_slots,
+            cpu_load: n.cpu_load,
+            memory_used: n.memory_used,
+            generation: n.generation,
+            failover_pending: n.failover_pending,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeList {
+    pub nodes: Vec<NodeView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "system",
+    responses((status = 200, body = NodeList), (status = 401, body = crate::ErrorBody)))]
+pub async fn nodes(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> ApiResult<axum::Json<NodeList>> {
+    let nodes = state
+        .store()
+        .nodes()
+        .await?
+        .into_iter()
+        .map(NodeView::from)
+        .collect();
+    Ok(axum::Json(NodeList { nodes }))
 }
 
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "system",

@@ -20,6 +20,15 @@ pub(super) enum Control {
         host: String,
         key: TaskKey,
     },
+    /// Ask `host` whether it still holds the attempt (its node's generation moved);
+    /// when not, the worker hears [`Event::AttemptLost`]. In line with the dispatches, so
+    /// an attempt is asked after only once its dispatch went out (or failed).
+    AskAfter {
+        host: String,
+        key: TaskKey,
+        name: String,
+        epoch: u64,
+    },
     /// Stop following these attempts without cancelling external jobs (the instance is
     /// given up); `done` is told once none of them runs any more.
     LetGo {
@@ -47,6 +56,22 @@ impl Controller {
                     Control::Kill { host, key } => {
                         if let Err(e) = client.kill(&host, key).await {
                             tracing::warn!("killing {key} on {host}: {e}");
+                        }
+                    }
+                    Control::AskAfter {
+                        host,
+                        key,
+                        name,
+                        epoch,
+                    } => {
+                        let held = !host.is_empty()
+                            && matches!(
+                                client.take_over(&host, key, epoch).await,
+                                Ok(shoal_protocol::TakeOver::Running)
+                            );
+                        if !held {
+                            let id = key.task_instance_id as i64;
+                            let _ = events.send(Event::AttemptLost { name, id });
                         }
                     }
                     Control::LetGo { executing, done } => {
@@ -89,9 +114,11 @@ async fn dispatch(
     if matches!(error, ClientError::Unreachable { .. }) {
         let _ = client.kill(&host, key).await;
     }
+    let unreachable = matches!(error, ClientError::Unreachable { .. });
     let _ = events.send(Event::LaunchFailed {
         name,
         id: key.task_instance_id as i64,
         message: format!("could not be dispatched: {error}"),
+        unreachable,
     });
 }

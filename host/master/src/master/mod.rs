@@ -61,6 +61,14 @@ pub enum MasterError {
     SubWorkflowCycle(String),
     #[error("sub-workflows nest deeper than {limit}")]
     NestedTooDeep { limit: usize },
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "nobody took command {command_id} within {within:?} (is the engine or the instance's master running?)"
+    )]
+    NotTaken { command_id: i64, within: Duration },
+    #[error("workflow instance {instance} is driven by {owner}, not this master")]
+    NotOwner { instance: i64, owner: String },
     #[error("parent task instance {task_instance_id}: {why}")]
     NoSuchParent { task_instance_id: i64, why: String },
 }
@@ -88,6 +96,10 @@ pub struct MasterConfig {
     /// Run process-starting task types only in projects an admin allowed, as the
     /// project's tenant (server mode; see `tenancy`).
     pub project_process_gate: bool,
+    /// Distributed mode: this master's node id. Instances it starts or loads are
+    /// claimed for it (a new ownership term each time), and every batch it stores for
+    /// one is fenced on that term. `None`: the single-node engine, which owns all.
+    pub owner: Option<String>,
 }
 
 impl Default for MasterConfig {
@@ -100,6 +112,7 @@ impl Default for MasterConfig {
             store_write_timeout: Duration::from_secs(60),
             recover_after: Duration::from_secs(10),
             project_process_gate: false,
+            owner: None,
         }
     }
 }
@@ -241,6 +254,11 @@ struct Inner {
     /// Instances given up because the store refused their writes, and how many times in
     /// a row: the next reload waits longer.
     given_up: Mutex<HashMap<i64, u32>>,
+    /// One turn-taking gate per instance being loaded (see `Master::load_live`).
+    loading: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Bumped when this master lets go of every instance (a lost lease): an instance
+    /// worker loaded under an earlier term stores and does nothing more.
+    term: std::sync::atomic::AtomicU64,
 }
 
 /// What [`SecretSource::secrets`] returns: the project's secrets by name, or why not.
@@ -269,6 +287,8 @@ impl Master {
                 progress,
                 secrets: std::sync::OnceLock::new(),
                 given_up: Mutex::new(HashMap::new()),
+                term: std::sync::atomic::AtomicU64::new(0),
+                loading: Mutex::new(HashMap::new()),
             }),
         };
         client.connect(Arc::new(UpdateSink(Arc::downgrade(&master.inner))));
@@ -307,10 +327,19 @@ impl Master {
         &self.inner.client
     }
 
+    /// Distributed mode: the node id this master owns instances as.
+    pub fn owner(&self) -> Option<&str> {
+        self.inner.config.owner.as_deref()
+    }
+
     /// Ask the node that ran an attempt whether it still does (and, if so, to report to
-    /// this master from now on). A node that cannot be asked is not running it for us.
-    pub(crate) async fn take_over(&self, host: &str, key: TaskKey) -> TakeOver {
-        match self.inner.client.take_over(host, key, 0).await {
+    /// this master, in ownership term `epoch`, from now on). A node that cannot be asked
+    /// is not running it for us.
+    pub(crate) async fn take_over(&self, host: &str, key: TaskKey, epoch: i64) -> TakeOver {
+        if host.is_empty() {
+            return TakeOver::Unknown;
+        }
+        match self.inner.client.take_over(host, key, epoch as u64).await {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::info!("taking {key} over from {host}: {e}");
@@ -360,7 +389,7 @@ impl Master {
                 startup_params: serde_json::to_value(&run.startup_params).unwrap_or_default(),
                 start_tasks: serde_json::to_value(&run.start_tasks).unwrap_or_default(),
                 parent_task_instance_id: run.parent_task_instance_id,
-                owner: None,
+                owner: self.inner.config.owner.clone(),
                 owner_gen: 0,
             }])
             .await?;
@@ -371,23 +400,109 @@ impl Master {
 
     /// Apply an operation to an instance, loading it if no worker holds it. Returns once
     /// the operation's transitions are stored (or were refused).
+    ///
+    /// In distributed mode an instance another master drives gets the operation
+    /// through the store's command queue, which only its owner takes; this waits for
+    /// the owner's verdict.
     pub async fn operate(&self, instance: i64, op: Operation) -> Result<(), MasterError> {
         let (reply, answer) = oneshot::channel();
-        self.send(instance, instance::Event::Operation { op, reply })
-            .await?;
-        answer.await.map_err(|_| MasterError::Gone)?
+        match self
+            .send(
+                instance,
+                instance::Event::Operation {
+                    op: op.clone(),
+                    reply,
+                },
+            )
+            .await
+        {
+            Ok(()) => answer.await.map_err(|_| MasterError::Gone)?,
+            Err(MasterError::NotOwner { .. }) => {
+                queue_operation(&self.inner.store, instance, &op, Duration::from_secs(60)).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Continue every instance a previous process left unfinished (after a crash or a
     /// kill). Returns their ids.
+    ///
+    /// In distributed mode only those this master owns or nobody does: another
+    /// master's are its own to continue, or its failover's to move.
     pub async fn recover_unfinished(&self) -> Result<Vec<i64>, MasterError> {
         let rows = self.inner.store.unfinished_instances().await?;
         let mut ids = Vec::with_capacity(rows.len());
         for row in rows {
-            self.ensure_live(row.id).await?;
-            ids.push(row.id);
+            if let Some(me) = self.owner()
+                && row.owner.as_deref().is_some_and(|owner| owner != me)
+            {
+                continue;
+            }
+            match self.ensure_live(row.id).await {
+                Ok(()) => ids.push(row.id),
+                // Taken by another master since it was read.
+                Err(MasterError::NotOwner { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(ids)
+    }
+
+    /// Failover of a dead master: move its unfinished instances to this one and
+    /// continue them from the store. Their attempts still running on live workers are
+    /// taken over (they report here from now on) and nothing finished runs again.
+    /// Returns the instances adopted.
+    pub async fn adopt_instances_of(&self, dead: &str) -> Result<Vec<i64>, MasterError> {
+        let Some(me) = self.owner() else {
+            return Ok(Vec::new());
+        };
+        let ids = self.inner.store.adopt_instances_of(dead, me).await?;
+        for id in &ids {
+            match self.ensure_live(*id).await {
+                Ok(()) | Err(MasterError::NotOwner { .. }) => {}
+                Err(e) => tracing::warn!("instance {id}, adopted from {dead}: {e}"),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// These nodes died or came back as a new generation: every live instance asks
+    /// after its attempts there, and fails over what they no longer hold.
+    ///
+    /// `seen_at`: when the registry showing the change was read; attempts placed after
+    /// it went to the nodes' new generations and are not asked after.
+    pub fn hosts_lost(&self, hosts: Vec<String>, seen_at: std::time::Instant) {
+        if hosts.is_empty() {
+            return;
+        }
+        let hosts = Arc::new(hosts);
+        let senders: Vec<_> = self.inner.live.lock().unwrap().values().cloned().collect();
+        for tx in senders {
+            let _ = tx.send(instance::Event::HostsLost {
+                hosts: hosts.clone(),
+                seen_at,
+            });
+        }
+    }
+
+    /// This master lost its lease: stop acting on every instance at once, touching
+    /// none of their attempts (they are, or will be, another master's). The instances'
+    /// next owner continues them from the store.
+    pub fn let_go_all(&self) {
+        self.inner
+            .term
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let live: Vec<i64> = self
+            .inner
+            .live
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(id, _)| id)
+            .collect();
+        for instance in live {
+            self.publish(Progress::Released { instance });
+        }
     }
 
     /// Whether a worker holds the instance right now.
@@ -440,7 +555,7 @@ impl Master {
         let master = self.clone();
         tokio::spawn(async move {
             loop {
-                match master.inner.store.take_commands(64).await {
+                match master.inner.store.take_commands(master.owner(), 64).await {
                     Ok(commands) => {
                         for command in commands {
                             master.apply_queued(command).await;
@@ -509,17 +624,10 @@ impl Master {
                     Ok(()) => return Ok(()),
                     Err(mpsc::error::SendError(back)) => event = back,
                 },
-                None => {
-                    let mut worker = instance::InstanceWorker::load(self.clone(), instance).await?;
-                    worker.enqueue(event);
-                    match self.adopt(Box::new(worker)) {
-                        Ok(()) => return Ok(()),
-                        Err(mut other) => match other.dequeue() {
-                            Some(back) => event = back,
-                            None => return Err(MasterError::Gone),
-                        },
-                    }
-                }
+                None => match self.load_live(instance, Some(event)).await? {
+                    None => return Ok(()),
+                    Some(back) => event = back,
+                },
             }
             tokio::task::yield_now().await;
         }
@@ -531,10 +639,54 @@ impl Master {
         if self.is_live(instance) {
             return Ok(());
         }
-        let worker = instance::InstanceWorker::load(self.clone(), instance).await?;
-        // Losing the race to another loader is fine: that worker runs the instance.
-        let _ = self.adopt(Box::new(worker));
-        Ok(())
+        self.load_live(instance, None).await.map(|_| ())
+    }
+
+    /// Load the instance into a worker that starts with `first` queued, unless a worker
+    /// holds it already; then `first` comes back, for that worker. Loads of one instance
+    /// take turns: in distributed mode each load is a new ownership term, and two at
+    /// once would fence each other.
+    async fn load_live(
+        &self,
+        instance: i64,
+        first: Option<instance::Event>,
+    ) -> Result<Option<instance::Event>, MasterError> {
+        let gate = self
+            .inner
+            .loading
+            .lock()
+            .unwrap()
+            .entry(instance)
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = gate.lock().await;
+            if self.is_live(instance) {
+                Ok(first)
+            } else {
+                match instance::InstanceWorker::load(self.clone(), instance).await {
+                    Ok(mut worker) => {
+                        let queued = first.is_some();
+                        if let Some(event) = first {
+                            worker.enqueue(event);
+                        }
+                        match self.adopt(Box::new(worker)) {
+                            Ok(()) => Ok(None),
+                            Err(mut other) if queued => {
+                                other.dequeue().map(Some).ok_or(MasterError::Gone)
+                            }
+                            Err(_) => Ok(None),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let mut loading = self.inner.loading.lock().unwrap();
+        if Arc::strong_count(&gate) == 2 {
+            loading.remove(&instance);
+        }
+        result
     }
 
     /// Make `worker` the instance's one worker and start it, unless one already is.
@@ -566,8 +718,21 @@ impl Master {
         }
     }
 
-    fn retire(&self, instance: i64) {
-        self.inner.live.lock().unwrap().remove(&instance);
+    /// The current term (see [`Master::let_go_all`]).
+    fn term(&self) -> u64 {
+        self.inner.term.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The worker with sender `tx` stops holding the instance (if it still does: after
+    /// a lost lease another worker may hold it by now).
+    fn retire(&self, instance: i64, tx: &mpsc::UnboundedSender<instance::Event>) {
+        let mut live = self.inner.live.lock().unwrap();
+        if live
+            .get(&instance)
+            .is_some_and(|held| held.same_channel(tx))
+        {
+            live.remove(&instance);
+        }
     }
 
     /// The instance's worker gave it up (the store refused its writes): load it again
@@ -616,6 +781,43 @@ impl Master {
     fn publish(&self, progress: Progress) {
         let _ = self.inner.progress.send(progress);
     }
+}
+
+/// Queue `op` on `instance` for whichever engine or master drives it, and wait (up to
+/// `within`) for its verdict on the instance's event stream.
+pub async fn queue_operation(
+    store: &Store,
+    instance: i64,
+    op: &Operation,
+    within: Duration,
+) -> Result<(), MasterError> {
+    let ids = store
+        .write(vec![Write::PushCommand {
+            kind: "operation".into(),
+            workflow_instance_id: Some(instance),
+            payload: serde_json::to_value(op).unwrap_or_default(),
+        }])
+        .await?;
+    let command_id = ids[0].ok_or(MasterError::Gone)?;
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        for event in store.events(instance).await? {
+            if event.kind == "command" && event.payload["command_id"] == command_id {
+                return if event.payload["accepted"] == true {
+                    Ok(())
+                } else {
+                    Err(MasterError::Refused(
+                        event.payload["message"]
+                            .as_str()
+                            .unwrap_or("refused")
+                            .to_owned(),
+                    ))
+                };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(MasterError::NotTaken { command_id, within })
 }
 
 /// The master's end of the task update stream: each update goes to the worker of its

@@ -136,6 +136,18 @@ pub enum Command {
     Operation(workflow::OperationCommand),
     /// Run the server: engine, scheduler and the HTTP API (/api/v1) in one process.
     Server(crate::server::config::ServerArgs),
+    /// Run one master of a cluster on PostgreSQL: the server's API and scheduler, with
+    /// tasks on `shoal worker` nodes (see the README's "Distributed mode").
+    Master(crate::server::config::MasterArgs),
+    /// Run one worker of a cluster on PostgreSQL: takes the tasks of its worker groups
+    /// from the masters.
+    Worker(crate::server::config::WorkerArgs),
+    /// The cluster's masters and workers: role, address, groups, slots, load,
+    /// heartbeat age, generation.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
     /// Save a client profile (server, token, project) after checking the token works.
     Login {
         /// Profile name [default: default]
@@ -332,6 +344,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { files } => validate::run(files, &data, policy.as_deref()).await,
         Command::Bench(cmd) => crate::bench::run(cmd, &data, db).await,
         Command::Server(args) => crate::server::run(args, &data, policy.as_deref(), db).await,
+        Command::Master(args) => {
+            crate::server::run_node(
+                args.server,
+                Some(args.cluster),
+                &data,
+                policy.as_deref(),
+                db,
+            )
+            .await
+        }
+        Command::Worker(args) => {
+            crate::server::worker::run(args, &data, policy.as_deref(), db).await
+        }
+        Command::Nodes { json } => crate::server::nodes::local(&data, db, json).await,
         Command::Run(args) => workflow::run(args, &data, policy.as_deref(), db).await,
         Command::Instances {
             limit, state, json, ..
@@ -380,6 +406,8 @@ async fn remote(
     if matches!(
         command,
         Command::Server(_)
+            | Command::Master(_)
+            | Command::Worker(_)
             | Command::Bench(_)
             | Command::Task(_)
             | Command::Validate { .. }
@@ -646,6 +674,7 @@ async fn remote(
             json,
             workflow,
         } => c::instances(cl, workflow.as_deref(), state, *limit, *json).await?,
+        Command::Nodes { json } => crate::server::nodes::remote(cl, *json).await?,
         Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
             c::show(cl, *id, *json).await?
         }

@@ -17,7 +17,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use shoal_master::state::{TaskInstanceState, WorkflowState};
 use shoal_master::{Master, Operation, Progress, RunRequest, StartTasks};
-use shoal_store::{Store, TaskInstanceRow, WorkflowInstanceRow, Write};
+use shoal_store::{Store, TaskInstanceRow, WorkflowInstanceRow};
 
 use super::validate::RegistryCatalog;
 use crate::app::{DataDir, EngineLock, load_policy, open_registry, open_store};
@@ -456,32 +456,11 @@ async fn queue(
     if store.workflow_instance(id).await?.is_none() {
         bail!("there is no workflow instance {id}");
     }
-    let ids = store
-        .write(vec![Write::PushCommand {
-            kind: "operation".into(),
-            workflow_instance_id: Some(id),
-            payload: serde_json::to_value(&op)?,
-        }])
-        .await?;
-    let command_id = ids[0].context("the store gave the command no id")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        for event in store.events(id).await? {
-            if event.kind == "command" && event.payload["command_id"] == command_id {
-                return if event.payload["accepted"] == true {
-                    println!("{op}: accepted by the running engine");
-                    Ok(ExitCode::SUCCESS)
-                } else {
-                    bail!(
-                        "{op} on instance {id} refused: {}",
-                        event.payload["message"].as_str().unwrap_or("")
-                    )
-                };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the running engine did not take command {command_id} within a minute")
+    shoal_master::queue_operation(&store, id, &op, Duration::from_secs(60))
+        .await
+        .with_context(|| format!("{op} on instance {id}"))?;
+    println!("{op}: accepted by the running engine");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn instances(

@@ -1,7 +1,7 @@
 //! Server configuration: a TOML file, then environment variables, then flags, each
 //! overriding the one before.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -29,6 +29,68 @@ pub struct ServerArgs {
     pub verbose: bool,
 }
 
+/// Flags of a cluster node (`shoal master`, `shoal worker`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterArgs {
+    /// Where this node's RPC listens, `IP:PORT`; port 0 picks a free one
+    /// [default: 127.0.0.1:8471 for a master, 127.0.0.1:8472 for a worker]
+    #[arg(long, env = "SHOAL_RPC_LISTEN")]
+    pub rpc_listen: Option<SocketAddr>,
+    /// This node's name in the registry; keep it across restarts
+    /// [default: <role>-<host>-<rpc port>]
+    #[arg(long, env = "SHOAL_NODE_ID")]
+    pub node_id: Option<String>,
+}
+
+/// `shoal worker` flags.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// TOML config file [default: <data dir>/server.toml if present]
+    #[arg(long, env = "SHOAL_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// A worker group whose tasks this worker takes; repeat for several
+    /// [default: default]
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Task attempts this worker runs at once [default: 16]
+    #[arg(long)]
+    pub slots: Option<usize>,
+}
+
+/// `shoal master` flags: a server's, and the node's.
+#[derive(Debug, Clone, Args)]
+pub struct MasterArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `[cluster]` in server.toml: shared by every node of a cluster.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub rpc_listen: Option<SocketAddr>,
+    pub node_id: Option<String>,
+    /// The cluster secret itself (prefer `secret_file` or $SHOAL_CLUSTER_SECRET).
+    pub secret: Option<String>,
+    /// A file holding the cluster secret.
+    pub secret_file: Option<PathBuf>,
+    pub heartbeat_ms: Option<u64>,
+    pub lease_ms: Option<u64>,
+    pub rpc_timeout_ms: Option<u64>,
+}
+
+/// `[worker]` in server.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerFile {
+    pub groups: Option<Vec<String>>,
+    pub slots: Option<usize>,
+}
+
 /// The file's shape. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +114,10 @@ pub struct ConfigFile {
     pub task_groups: std::collections::BTreeMap<String, usize>,
     #[serde(default)]
     pub alerts: AlertConfig,
+    #[serde(default)]
+    pub cluster: ClusterFile,
+    #[serde(default)]
+    pub worker: WorkerFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,25 +149,151 @@ pub struct ServerConfig {
     /// `alerts.allow_hosts`, parsed.
     pub alert_hosts: shoal_alert::WebhookHosts,
     pub verbose: bool,
+    /// `shoal master`: this server is one master of a cluster.
+    pub cluster: Option<shoal_node::cluster::ClusterConfig>,
 }
 
 pub const DEFAULT_PORT: u16 = 8470;
+pub const DEFAULT_MASTER_RPC: u16 = 8471;
+pub const DEFAULT_WORKER_RPC: u16 = 8472;
+
+/// Read the config file: `flag`, else `<data dir>/server.toml` if present.
+fn read_file(
+    data_root: &Path,
+    flag: Option<&Path>,
+) -> anyhow::Result<(Option<PathBuf>, ConfigFile)> {
+    let path = flag.map(Path::to_path_buf).or_else(|| {
+        let p = data_root.join("server.toml");
+        p.is_file().then_some(p)
+    });
+    let file: ConfigFile = match &path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading the config file {}", p.display()))?;
+            toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?
+        }
+        None => ConfigFile::default(),
+    };
+    Ok((path, file))
+}
+
+/// The cluster settings of a node: file, then environment and flags. `db` is the global
+/// `--db`, which a cluster node needs (a postgres:// URL).
+pub fn cluster_config(
+    origin: Option<&Path>,
+    file: &ClusterFile,
+    database: Option<String>,
+    args: &ClusterArgs,
+    default_port: u16,
+) -> anyhow::Result<shoal_node::cluster::ClusterConfig> {
+    let named = |key: &str| match origin {
+        Some(p) => format!("{}: [cluster] {key}", p.display()),
+        None => format!("[cluster] {key}"),
+    };
+    let database = database.ok_or_else(|| {
+        anyhow::anyhow!(
+            "a cluster node needs the shared PostgreSQL store: pass --db postgres://... (or $SHOAL_DB, or `database` in server.toml)"
+        )
+    })?;
+    let secret = match (
+        std::env::var("SHOAL_CLUSTER_SECRET").ok(),
+        &file.secret,
+        &file.secret_file,
+    ) {
+        (Some(s), _, _) if !s.is_empty() => s,
+        (_, Some(s), _) => s.clone(),
+        (_, None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("{}: reading {}", named("secret_file"), path.display()))?
+            .trim()
+            .to_owned(),
+        _ => anyhow::bail!(
+            "a cluster node needs the cluster secret: set $SHOAL_CLUSTER_SECRET, or `secret` / `secret_file` under [cluster] in server.toml (the same on every node)"
+        ),
+    };
+    let mut registry = shoal_registry::RegistryConfig::default();
+    if let Some(ms) = file.heartbeat_ms {
+        registry.heartbeat = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = file.lease_ms {
+        registry.lease = std::time::Duration::from_millis(ms);
+    }
+    if registry.heartbeat.is_zero() || registry.heartbeat * 2 > registry.lease {
+        anyhow::bail!(
+            "{}: the heartbeat ({} ms) must be non-zero and at most half the lease ({} ms)",
+            named("heartbeat_ms"),
+            registry.heartbeat.as_millis(),
+            registry.lease.as_millis()
+        );
+    }
+    Ok(shoal_node::cluster::ClusterConfig {
+        database,
+        rpc_listen: args
+            .rpc_listen
+            .or(file.rpc_listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port))),
+        node_id: args.node_id.clone().or_else(|| file.node_id.clone()),
+        secret,
+        registry,
+        rpc_timeout: std::time::Duration::from_millis(file.rpc_timeout_ms.unwrap_or(10_000)),
+    })
+}
+
+/// `shoal worker`'s settled configuration.
+#[derive(Debug)]
+pub struct WorkerNodeConfig {
+    pub cluster: shoal_node::cluster::ClusterConfig,
+    pub worker: shoal_node::cluster::WorkerConfig,
+}
+
+impl WorkerNodeConfig {
+    pub fn resolve(data_root: &Path, args: &WorkerArgs, db: Option<&str>) -> anyhow::Result<Self> {
+        let (path, file) = read_file(data_root, args.config.as_deref())?;
+        let cluster = cluster_config(
+            path.as_deref(),
+            &file.cluster,
+            db.map(str::to_owned).or(file.database.clone()),
+            &args.cluster,
+            DEFAULT_WORKER_RPC,
+        )?;
+        let mut worker = shoal_node::cluster::WorkerConfig::default();
+        if !args.groups.is_empty() {
+            worker.groups = args.groups.clone();
+        } else if let Some(groups) = &file.worker.groups {
+            worker.groups = groups.clone();
+        }
+        if let Some(slots) = args.slots.or(file.worker.slots) {
+            worker.slots = slots;
+        }
+        worker.task_groups = file.task_groups;
+        Ok(Self { cluster, worker })
+    }
+}
 
 impl ServerConfig {
     /// Merge file, environment (through clap) and flags. `db` is the global `--db`.
+    #[cfg(test)]
     pub fn resolve(data_root: &Path, args: &ServerArgs, db: Option<&str>) -> anyhow::Result<Self> {
-        let path = args.config.clone().or_else(|| {
-            let p = data_root.join("server.toml");
-            p.is_file().then_some(p)
-        });
-        let file: ConfigFile = match &path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading the config file {}", p.display()))?;
-                toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?
-            }
-            None => ConfigFile::default(),
+        Self::resolve_node(data_root, args, db, None)
+    }
+
+    /// As [`ServerConfig::resolve`]; `cluster` makes it a master node's (`shoal master`).
+    pub fn resolve_node(
+        data_root: &Path,
+        args: &ServerArgs,
+        db: Option<&str>,
+        cluster: Option<&ClusterArgs>,
+    ) -> anyhow::Result<Self> {
+        let (path, file) = read_file(data_root, args.config.as_deref())?;
+        let cluster = match cluster {
+            Some(flags) => Some(cluster_config(
+                path.as_deref(),
+                &file.cluster,
+                db.map(str::to_owned).or(file.database.clone()),
+                flags,
+                DEFAULT_MASTER_RPC,
+            )?),
+            None => None,
         };
         let alert_hosts =
             shoal_alert::WebhookHosts::parse(&file.alerts.allow_hosts).map_err(|e| {
@@ -130,6 +322,7 @@ impl ServerConfig {
             alerts: file.alerts,
             alert_hosts,
             verbose: args.verbose,
+            cluster,
         })
     }
 }

@@ -9,6 +9,8 @@
 
 mod alerts;
 pub mod config;
+pub mod nodes;
+pub mod worker;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,40 +24,86 @@ use crate::app::{DataDir, load_server_policy, open_registry};
 use crate::cli::workflow::{EngineArgs, Registry, become_engine, engine_holder};
 use config::{ServerArgs, ServerConfig};
 
+/// What drives this server's instances.
+enum Engine {
+    /// The one engine of its store (`shoal server`).
+    Embedded(shoal_node::Embedded),
+    /// One master of a cluster (`shoal master`).
+    Cluster(shoal_node::cluster::MasterNode),
+}
+
 pub async fn run(
     args: ServerArgs,
     data: &DataDir,
     policy: Option<&std::path::Path>,
     db: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let config = ServerConfig::resolve(data.root(), &args, db)?;
+    run_node(args, None, data, policy, db).await
+}
+
+/// `shoal server`, or with `cluster` `shoal master`: the same API, scheduler and
+/// alerts, over an embedded engine or as one master of a cluster.
+pub async fn run_node(
+    args: ServerArgs,
+    cluster: Option<config::ClusterArgs>,
+    data: &DataDir,
+    policy: Option<&std::path::Path>,
+    db: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let config = ServerConfig::resolve_node(data.root(), &args, db, cluster.as_ref())?;
     let registry = open_registry(data, load_server_policy(data, policy)?)?;
     for warning in shoal_runtime::capabilities::sandbox::preflight(&registry.policy().sandbox()) {
         eprintln!("warning: {warning}");
     }
-    let engine_args = EngineArgs {
-        verbose: config.verbose,
-        task_groups: config
-            .task_groups
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect(),
-        server_mode: true,
+    let engine = match &config.cluster {
+        None => {
+            let engine_args = EngineArgs {
+                verbose: config.verbose,
+                task_groups: config
+                    .task_groups
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+                server_mode: true,
+            };
+            let Some(engine) = become_engine(
+                data,
+                Registry::Open(registry.clone()),
+                config.database.as_deref(),
+                &engine_args,
+            )
+            .await?
+            else {
+                anyhow::bail!(
+                    "another process is the engine of {} (it holds engine.lock); stop it first",
+                    data.root().display()
+                );
+            };
+            Engine::Embedded(engine)
+        }
+        Some(cluster) => {
+            let node = shoal_node::cluster::MasterNode::start(
+                data,
+                cluster,
+                shoal_master::MasterConfig {
+                    echo_task_logs: config.verbose,
+                    project_process_gate: true,
+                    ..Default::default()
+                },
+                registry.clone(),
+            )
+            .await?;
+            eprintln!(
+                "master {} (generation {}) takes RPC on {}",
+                node.lease.id, node.lease.generation, node.rpc_address
+            );
+            Engine::Cluster(node)
+        }
     };
-    let Some(engine) = become_engine(
-        data,
-        Registry::Open(registry.clone()),
-        config.database.as_deref(),
-        &engine_args,
-    )
-    .await?
-    else {
-        anyhow::bail!(
-            "another process is the engine of {} (it holds engine.lock); stop it first",
-            data.root().display()
-        );
+    let master = match &engine {
+        Engine::Embedded(e) => e.master.clone(),
+        Engine::Cluster(n) => n.master.clone(),
     };
-    let master = engine.master.clone();
     let store = master.store().clone();
 
     let (dispatcher, alert_task) = shoal_alert::AlertDispatcher::start_allowing(
@@ -137,10 +185,40 @@ pub async fn run(
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
+    let lost = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stop = {
+        let lost = lost.clone();
+        let lease = match &engine {
+            Engine::Cluster(node) => Some(node.lease_lost()),
+            Engine::Embedded(_) => None,
+        };
+        async move {
+            match lease {
+                Some(lease_lost) => tokio::select! {
+                    _ = shutdown_signal() => {}
+                    loss = lease_lost => {
+                        eprintln!("error: this master's lease was lost ({loss}); it stops acting on every instance, and a restart joins as a new generation");
+                        lost.notify_one();
+                    }
+                },
+                None => shutdown_signal().await,
+            }
+        }
+    };
     axum::serve(listener, shoal_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await
         .context("serving the API")?;
+    if let Engine::Cluster(node) = &engine
+        && node.lease_is_lost()
+    {
+        fires.abort();
+        pump.abort();
+        bridge.abort();
+        drop(alert_task);
+        let _ = std::fs::remove_file(data.root().join("server.json"));
+        return Ok(ExitCode::from(3));
+    }
 
     eprintln!("shutting down: no new requests or fires; waiting for running instances");
     fires.abort();
@@ -157,9 +235,14 @@ pub async fn run(
     }
     bridge.abort();
     drop(alert_task);
-    store.release_lease("engine", &engine_holder(data)).await?;
+    match engine {
+        Engine::Embedded(engine) => {
+            store.release_lease("engine", &engine_holder(data)).await?;
+            drop(engine);
+        }
+        Engine::Cluster(node) => node.stop(),
+    }
     let _ = std::fs::remove_file(data.root().join("server.json"));
-    drop(engine);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -195,7 +278,7 @@ async fn bootstrap_admin(state: &ApiState, configured: Option<&str>) -> anyhow::
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

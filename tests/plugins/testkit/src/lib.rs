@@ -28,6 +28,9 @@ pub enum Params {
     /// Pretend to be an external job that finishes once `polls` polls have happened; the
     /// handle carries all state so any fresh instance can poll it.
     External { polls: u32 },
+    /// As `external`, but first GET `url` once, when the job is submitted: a test's
+    /// recorder counts submissions (a re-attached job must not submit again).
+    ExternalNotify { polls: u32, url: String },
     /// Ask the workflow hook where workflow instance `instance` stands, as if it were a
     /// child of this task; its state becomes the OUT param `state`.
     ChildStatus { instance: u64 },
@@ -99,6 +102,13 @@ impl TaskType for Testkit {
                 Ok(Start::success("fetched"))
             }
             Params::External { polls } => Ok(Start::running(format!("job:{polls}"))),
+            Params::ExternalNotify { polls, url } => {
+                let response = http::get(&url)?;
+                if response.status != 200 {
+                    return Err(Error::new(format!("{url} answered {}", response.status)));
+                }
+                Ok(Start::running(format!("job:{polls}")))
+            }
             Params::ChildStatus { instance } => {
                 let status = workflow::child_status(instance).map_err(Error::new)?;
                 ctx.set_out_param("state", status.state);

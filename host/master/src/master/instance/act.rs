@@ -10,23 +10,47 @@ use shoal_workflow::TimeoutStrategy;
 use super::super::params::task_params;
 use super::super::{MasterError, Progress};
 use super::writes::coalesce;
-use super::{Effect, Event, InstanceWorker};
+use super::{Committed, Effect, Event, InstanceWorker};
 use crate::state::WorkflowState as W;
+use shoal_store::{StoreError, Write};
 
 impl InstanceWorker {
-    /// Store the batch, then act on it. False when the store keeps refusing it: the
-    /// worker stops, leaving the instance as last stored for a later recovery.
-    pub(super) async fn commit(&mut self) -> bool {
-        if self.writes.is_empty() && self.effects.is_empty() {
-            return true;
+    /// Store the batch, then act on it. [`Committed::Refused`] when the store keeps
+    /// refusing it: the worker stops, leaving the instance as last stored for a later
+    /// recovery; [`Committed::Fenced`] when another master owns the instance now.
+    pub(super) async fn commit(&mut self) -> Committed {
+        if self.term != self.master.term() {
+            return Committed::Fenced;
         }
-        let writes = coalesce(std::mem::take(&mut self.writes), &mut self.inserts);
+        if self.writes.is_empty() && self.effects.is_empty() {
+            return Committed::Stored;
+        }
+        let mut writes = coalesce(std::mem::take(&mut self.writes), &mut self.inserts);
+        if let (Some(owner), Some(epoch)) = (self.master.owner(), self.epoch) {
+            // Inside the batch's transaction: a batch of a term that ended stores nothing.
+            writes.push(Write::Fence {
+                workflow_instance_id: self.id,
+                owner: owner.to_owned(),
+                owner_gen: epoch,
+            });
+        }
         let mut tries = 0;
         let limit = self.master.inner.config.store_write_timeout;
         let ids = loop {
             let attempt = tokio::time::timeout(limit, self.master.store().write(writes.clone()));
             let (error, again) = match attempt.await {
                 Ok(Ok(ids)) => break ids,
+                Ok(Err(StoreError::Fenced { .. })) => {
+                    for effect in std::mem::take(&mut self.effects) {
+                        if let Effect::Reply(reply, _) = effect {
+                            let _ = reply.send(Err(MasterError::NotOwner {
+                                instance: self.id,
+                                owner: "another master".into(),
+                            }));
+                        }
+                    }
+                    return Committed::Fenced;
+                }
                 Ok(Err(e)) => (e.to_string(), true),
                 // No answer: the batch may still commit later, and sending it again could
                 // store it twice. Recovery reads whatever did land.
@@ -43,7 +67,7 @@ impl InstanceWorker {
                         let _ = reply.send(Err(MasterError::NotStored(error.clone())));
                     }
                 }
-                return false;
+                return Committed::Refused;
             }
             tokio::time::sleep(Duration::from_millis(50 << tries)).await;
         };
@@ -109,7 +133,7 @@ impl InstanceWorker {
                 }
             }
         }
-        true
+        Committed::Stored
     }
 
     // ---- launching -----------------------------------------------------------------
@@ -146,6 +170,7 @@ impl InstanceWorker {
                     name: name.to_owned(),
                     id,
                     message: format!("cannot resolve its parameters: {e}"),
+                    unreachable: false,
                 });
                 return;
             }
@@ -190,6 +215,7 @@ impl InstanceWorker {
         }
         request.worker_group = Some(task.worker_group.clone());
         request.host = slot_host;
+        request.owner_generation = self.epoch.unwrap_or(0) as u64;
         let _ = self
             .control
             .send(super::super::control::Control::Dispatch(Box::new(request)));

@@ -187,12 +187,19 @@ impl Decider {
     /// The retry interval is over: the failed attempt's row says so and a new attempt
     /// starts.
     pub(super) fn next_attempt(&mut self, name: &str) {
+        self.next_attempt_as(name, false);
+    }
+
+    /// The task's next attempt; `failover` when it replaces one its node lost.
+    pub(super) fn next_attempt_as(&mut self, name: &str, failover: bool) {
         self.save_state(name, T::Failed);
         if !self.task(name, TaskAction::RetryDue, "") {
             return;
         }
         if let Some(slot) = self.slots.get_mut(name) {
             slot.attempt += 1;
+            slot.failover = failover;
+            slot.failovers += u32::from(failover);
         }
         self.place(name);
         self.insert_row(name, Some(now_ms()));
@@ -209,6 +216,7 @@ impl Decider {
         let host = (self.placer)(&task_type, group.as_deref());
         if let Some(slot) = self.slots.get_mut(name) {
             slot.host.clone_from(&host);
+            slot.placed_at = Some(std::time::Instant::now());
         }
         host
     }
@@ -240,6 +248,9 @@ impl Decider {
                 due_at: 0,
                 wait: 0,
                 handle: None,
+                failovers: 0,
+                failover: false,
+                placed_at: None,
             },
         );
     }
@@ -353,7 +364,7 @@ impl Decider {
             host: (!slot.host.is_empty()).then(|| slot.host.clone()),
             started_at,
             ended_at: None,
-            failover: false,
+            failover: slot.failover,
         });
         self.inserts.push((self.writes.len() - 1, name.to_owned()));
     }

@@ -63,7 +63,7 @@ impl Decider {
         names.sort();
         for name in names {
             let slot = &self.slots[&name];
-            let (state, attach_to) = (slot.state, slot.handle.clone());
+            let state = slot.state;
             let after = Duration::from_millis((slot.due_at - now).max(0) as u64);
             match state {
                 T::Delayed => {
@@ -74,10 +74,12 @@ impl Decider {
                     let n = name.clone();
                     self.start_wait(&name, after, |wait| Event::RetryDue { name: n, wait });
                 }
+                // Not held by its node any more, but its job has a handle: followed
+                // again, on a node chosen now (the old one may be gone for good).
                 T::Dispatched | T::Running
                     if !self.lost.contains(&name) && !self.still_running.contains(&name) =>
                 {
-                    self.effects.push(Effect::Launch { name, attach_to });
+                    self.fail_over(&name, "the node running this attempt was lost");
                 }
                 _ => {}
             }
@@ -94,10 +96,7 @@ impl Decider {
                 );
                 continue;
             }
-            let message = "the engine stopped while this attempt ran; it runs again";
-            if self.end(&name, TaskAction::Fail { retries_left: true }, message) {
-                self.next_attempt(&name);
-            }
+            self.fail_over(&name, "the node running this attempt was lost");
         }
     }
 
@@ -131,9 +130,19 @@ impl Decider {
                     self.effects.push(Effect::Stored(ack));
                 }
             }
-            Event::LaunchFailed { name, id, message } => {
+            Event::LaunchFailed {
+                name,
+                id,
+                message,
+                unreachable,
+            } => {
                 if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
-                    self.failed(&name, message, false, RowUpdate::default());
+                    if unreachable {
+                        // Its node is gone or cut off: not the task's failure.
+                        self.fail_over(&name, &message);
+                    } else {
+                        self.failed(&name, message, false, RowUpdate::default());
+                    }
                 }
             }
             Event::NotLaunched { name, id } => {
@@ -190,6 +199,48 @@ impl Decider {
                 );
                 self.effects.push(Effect::Reply(reply, result));
             }
+            Event::AttemptLost { name, id } => {
+                if self.is_current(&name, id) && is_executing(self.slots[&name].state) {
+                    let host = self.slots[&name].host.clone();
+                    self.fail_over(&name, &format!("its node {host} was lost"));
+                }
+            }
+            // Asked after by the instance worker, which needs the nodes' answers first.
+            Event::HostsLost { .. } => {}
+        }
+    }
+
+    /// The node running the task's current attempt lost it. An external job (a stored
+    /// handle) is followed again from its handle on another node, never submitted
+    /// again; any other attempt runs again as a failover attempt, which does not count
+    /// against the task's retries.
+    pub(super) fn fail_over(&mut self, name: &str, why: &str) {
+        let Some(slot) = self.slots.get(name) else {
+            return;
+        };
+        if let Some(handle) = slot.handle.clone() {
+            let host = self.place(name);
+            self.save(
+                name,
+                RowUpdate {
+                    host: (!host.is_empty()).then_some(host.clone()),
+                    message: Some(format!("{why}; following its job again on {host}")),
+                    ..Default::default()
+                },
+            );
+            self.effects.push(Effect::Launch {
+                name: name.to_owned(),
+                attach_to: Some(handle),
+            });
+            return;
+        }
+        if self.state != W::Running {
+            self.end(name, TaskAction::Kill, why);
+            return;
+        }
+        let message = format!("{why}; it runs again as a failover attempt");
+        if self.end(name, TaskAction::Fail { retries_left: true }, &message) {
+            self.next_attempt_as(name, true);
         }
     }
 
@@ -364,7 +415,9 @@ impl Decider {
             task.retry_interval_ms,
             self.definition.failure_strategy,
         );
-        let attempt = self.slots[name].attempt;
+        // Failover attempts were not the task's doing: they use up none of its retries.
+        let slot = &self.slots[name];
+        let attempt = slot.attempt.saturating_sub(slot.failovers);
         let retries_left =
             may_retry && self.state == W::Running && !self.failing && attempt <= retries;
         if !self.task(name, TaskAction::Fail { retries_left }, &message) {

@@ -57,11 +57,13 @@ pub(super) enum Event {
         update: TaskUpdate,
         ack: Option<oneshot::Sender<()>>,
     },
-    /// The task could not be launched (its parameters do not resolve, say).
+    /// The task could not be launched (its parameters do not resolve, say);
+    /// `unreachable` when its node did not answer (it may be gone).
     LaunchFailed {
         name: String,
         id: i64,
         message: String,
+        unreachable: bool,
     },
     /// A wait ended; `wait` tells which (see [`Slot::wait`]).
     DelayDue {
@@ -91,6 +93,18 @@ pub(super) enum Event {
         op: Operation,
         command_id: i64,
         reply: Reply,
+    },
+    /// These nodes died or registered again as a new generation: whatever this
+    /// instance ran on them is asked after, and what they no longer hold is failed over.
+    HostsLost {
+        hosts: Arc<Vec<String>>,
+        /// When the registry was read: attempts placed later went to the new generation.
+        seen_at: std::time::Instant,
+    },
+    /// The node of the attempt (row `id`) does not hold it any more: fail it over.
+    AttemptLost {
+        name: String,
+        id: i64,
     },
 }
 
@@ -143,6 +157,13 @@ pub(super) struct Slot {
     wait: u64,
     /// The external job's handle, once stored.
     handle: Option<String>,
+    /// How many of the task's attempts in this run were failovers (re-dispatches after
+    /// their node was lost): they do not count against its retries.
+    failovers: u32,
+    /// The current attempt is a failover.
+    failover: bool,
+    /// When the current attempt was placed on `host` (none: placed by an earlier owner).
+    placed_at: Option<std::time::Instant>,
 }
 
 /// What an instance's decisions need: its definition, graph and task slots, and what
@@ -186,6 +207,9 @@ pub(super) struct Decider {
     pub(super) rows: HashMap<i64, String>,
     /// Task definitions by name (a workflow may have thousands).
     pub(super) index: HashMap<String, usize>,
+    /// Distributed mode: this master's ownership epoch of the instance, which every
+    /// batch is fenced on and every dispatch carries (`None`: the single-node engine).
+    pub(super) epoch: Option<i64>,
 }
 
 pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
@@ -200,6 +224,15 @@ fn parse_task_state(text: &str) -> Result<T, MasterError> {
     serde_json::from_value(json!(text)).map_err(|_| {
         MasterError::Store(StoreError::Corrupt(format!("unknown task state `{text}`")))
     })
+}
+
+/// How storing a batch ended.
+pub(super) enum Committed {
+    Stored,
+    /// The store kept refusing it: give the instance up (and load it again later).
+    Refused,
+    /// The instance's ownership moved on: this worker must stop acting on it.
+    Fenced,
 }
 
 fn is_executing(state: T) -> bool {
@@ -221,6 +254,8 @@ pub(super) struct InstanceWorker {
     rx: mpsc::UnboundedReceiver<Event>,
     /// Control commands to the nodes that execute this instance's attempts, in order.
     control: mpsc::UnboundedSender<super::control::Control>,
+    /// The master's term this worker was loaded in.
+    term: u64,
 }
 
 impl Decider {
@@ -266,6 +301,7 @@ impl Decider {
             resubmitted: false,
             rows: HashMap::new(),
             index: HashMap::new(),
+            epoch: None,
         }
         .counted())
     }
@@ -291,6 +327,18 @@ impl InstanceWorker {
             .workflow_instance(id)
             .await?
             .ok_or(MasterError::NoSuchInstance(id))?;
+        // Distributed mode: every load is a new ownership term, which fences whatever
+        // an earlier term (of this or a stale process) still believes.
+        let epoch =
+            match master.owner() {
+                Some(me) => Some(store.claim_instance(id, me).await?.ok_or_else(|| {
+                    MasterError::NotOwner {
+                        instance: id,
+                        owner: row.owner.clone().unwrap_or_default(),
+                    }
+                })?),
+                None => None,
+            };
         let stored = store
             .definition_by_id(row.definition_id, row.version)
             .await?
@@ -346,8 +394,15 @@ impl InstanceWorker {
         let mut row_index = HashMap::new();
         let rows = store.task_instances(id).await?;
         let mut latest: HashMap<&str, &TaskInstanceRow> = HashMap::new();
+        // Failover attempts of each task since its current run began (attempt 1).
+        let mut failovers: HashMap<&str, u32> = HashMap::new();
         for r in &rows {
             latest.insert(r.task_name.as_str(), r);
+            let count = failovers.entry(r.task_name.as_str()).or_default();
+            if r.attempt <= 1 {
+                *count = 0;
+            }
+            *count += u32::from(r.failover);
         }
         let interval = |name: &str| {
             definition
@@ -369,7 +424,7 @@ impl InstanceWorker {
                 _ => 0,
             };
             let host = r.host.clone().unwrap_or_default();
-            if is_executing(state) && r.started_at.is_some() {
+            if is_executing(state) {
                 // The attempt may still run where it was dispatched (only this master
                 // went away): if so it reports here from now on and nothing restarts.
                 let key = TaskKey {
@@ -377,7 +432,7 @@ impl InstanceWorker {
                     task_instance_id: r.id as u64,
                     attempt: r.attempt as u32,
                 };
-                match master.take_over(&host, key).await {
+                match master.take_over(&host, key, epoch.unwrap_or(0)).await {
                     TakeOver::Running => {
                         still_running.push(name.to_owned());
                     }
@@ -399,6 +454,9 @@ impl InstanceWorker {
                     due_at,
                     wait: 0,
                     handle: r.handle.clone(),
+                    failovers: failovers.get(name).copied().unwrap_or(0),
+                    failover: r.failover,
+                    placed_at: None,
                 },
             );
         }
@@ -444,8 +502,10 @@ impl InstanceWorker {
             resubmitted: false,
             index: HashMap::new(),
             rows: row_index,
+            epoch,
         }
         .counted();
+        let term = master.term();
         Ok(Self {
             d,
             master,
@@ -454,6 +514,7 @@ impl InstanceWorker {
             tx,
             rx,
             control,
+            term,
         })
     }
 
@@ -478,8 +539,10 @@ impl InstanceWorker {
     pub(super) async fn run(mut self) {
         self.resume_after_load();
         self.advance();
-        if !self.commit().await {
-            return self.give_up().await;
+        match self.commit().await {
+            Committed::Stored => {}
+            Committed::Refused => return self.give_up().await,
+            Committed::Fenced => return self.fenced(),
         }
         self.master.stored(self.id);
         loop {
@@ -496,17 +559,60 @@ impl InstanceWorker {
                     None => return self.retire(),
                 }
             };
-            self.handle(first);
+            self.on_event(first);
             // Everything that queued meanwhile joins this batch: one commit for all.
             for _ in 0..4096 {
                 match self.rx.try_recv() {
-                    Ok(event) => self.handle(event),
+                    Ok(event) => self.on_event(event),
                     Err(_) => break,
                 }
             }
             self.advance();
-            if !self.commit().await {
-                return self.give_up().await;
+            match self.commit().await {
+                Committed::Stored => {}
+                Committed::Refused => return self.give_up().await,
+                Committed::Fenced => return self.fenced(),
+            }
+        }
+    }
+
+    /// Another master owns the instance now (this one was declared dead, or the instance
+    /// was loaded again elsewhere): stop at once and touch nothing. Its attempts are the
+    /// new owner's, which took them over; stopping them here would undo its work.
+    fn fenced(self) {
+        tracing::warn!(
+            "instance {}: another master owns it now; this one stops acting on it",
+            self.id
+        );
+        self.retire();
+    }
+
+    /// Decide on `event`; what needs asking a node first is asked on the side.
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::HostsLost { hosts, seen_at } => self.ask_after(&hosts, seen_at),
+            event => self.handle(event),
+        }
+    }
+
+    /// Ask the nodes in `hosts` whether they still run this instance's attempts; each
+    /// one they do not hold comes back as [`Event::AttemptLost`]. Asked rather than
+    /// assumed: a node that registered again may have kept nothing, but a slow one that
+    /// never lost its lease still runs its attempts, and they must not run twice.
+    fn ask_after(&self, hosts: &[String], seen_at: std::time::Instant) {
+        let epoch = self.epoch.unwrap_or(0) as u64;
+        for (name, s) in &self.slots {
+            if is_executing(s.state)
+                && s.id > 0
+                && hosts.contains(&s.host)
+                && s.placed_at.is_none_or(|at| at < seen_at)
+            {
+                let _ = self.control.send(super::control::Control::AskAfter {
+                    host: s.host.clone(),
+                    key: self.key_of(s),
+                    name: name.clone(),
+                    epoch,
+                });
             }
         }
     }
@@ -545,7 +651,7 @@ impl InstanceWorker {
     }
 
     fn retire(mut self) {
-        self.master.retire(self.id);
+        self.master.retire(self.id, &self.tx);
         self.master
             .publish(Progress::Released { instance: self.id });
         // Operations sent between the last look and the retirement go to a fresh

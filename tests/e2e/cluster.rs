@@ -1,0 +1,493 @@
+//! Distributed mode with real processes: `shoal master` and `shoal worker` on
+//! 127.0.0.1 over one fresh PostgreSQL database, killed (SIGKILL), paused past their
+//! lease (SIGSTOP) and restarted while a mixed workflow runs. Each test ends with the
+//! workflow finished, every task having run exactly once — proved by the recorder's
+//! file, which the tasks themselves write to over HTTP — and no task row without a
+//! host. Heartbeats are 200 ms and leases 2 s, so a failover takes seconds.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shoal_tests::cluster::{Cluster, LEASE_MS};
+use shoal_tests::server::{Client, eventually};
+
+const PROJECT: &str = "default";
+
+/// One cluster at a time: five processes each on a 2-core machine is plenty, and a
+/// second cluster's load would stretch heartbeats toward the 2 s lease.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The tags a finished mixed run reports, each exactly once.
+const TAGS: [&str; 8] = [
+    "slow-a",
+    "slow-b",
+    "slow-c",
+    "etl",
+    "grouped",
+    "job",
+    "child-task",
+    "end",
+];
+
+async fn setup(c: &Client) {
+    c.post("/api/v1/projects", json!({"name": PROJECT}))
+        .await
+        .expect(201);
+    c.send(
+        c.request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/projects/{PROJECT}/tenancy"),
+        )
+        .json(&json!({"allow_process": true})),
+    )
+    .await
+    .expect(200);
+}
+
+async fn define(c: &Client, yaml: &str) -> String {
+    let saved = c.post_yaml(PROJECT, yaml).await.expect(201).json();
+    let name = saved["name"].as_str().unwrap().to_owned();
+    c.post_empty(&format!(
+        "/api/v1/projects/{PROJECT}/definitions/{name}/online"
+    ))
+    .await
+    .expect(200);
+    name
+}
+
+async fn start(c: &Client, name: &str) -> i64 {
+    let l = c
+        .post(
+            &format!("/api/v1/projects/{PROJECT}/definitions/{name}/runs"),
+            json!({}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(l["outcome"], "started", "{l}");
+    l["instance"].as_i64().unwrap()
+}
+
+/// Shell tasks (three slow ones side by side, one on worker group `etl`, one in task
+/// group `tg`), a noop, an external job, a sub-workflow, and a task after all of them.
+fn mixed(cluster: &Cluster, slow_s: f64) -> (String, String) {
+    let child = format!(
+        "workflow:\n  name: child\ntasks:\n  - name: inner\n    task_type: Shell\n    command: \"{}\"\n",
+        cluster.report("child-task", 0.2)
+    );
+    let shell = |name: &str, extra: &str, secs: f64| {
+        format!(
+            "  - name: {name}\n    task_type: Shell\n{extra}    command: \"{}\"\n",
+            cluster.report(name, secs)
+        )
+    };
+    let mut parent = String::from("workflow:\n  name: mixed\ntasks:\n");
+    for name in ["slow-a", "slow-b", "slow-c"] {
+        parent.push_str(&shell(name, "", slow_s));
+    }
+    parent.push_str(&shell("etl", "    worker_group: etl\n", 0.5));
+    parent.push_str(&shell("grouped", "    task_group: tg\n", 0.5));
+    parent.push_str("  - name: quick\n    task_type: noop\n");
+    parent.push_str(&format!(
+        "  - name: job\n    task_type: testkit\n    mode: external-notify\n    polls: {}\n    url: \"{}/ran/job\"\n",
+        (slow_s * 20.0) as u32 + 10,
+        cluster.recorder.base()
+    ));
+    parent.push_str("  - name: sub\n    task_type: SubWorkflow\n    workflow_name: child\n");
+    parent.push_str(&format!(
+        "  - name: end\n    task_type: Shell\n    deps: [slow-a, slow-b, slow-c, etl, grouped, quick, job, sub]\n    command: \"{}\"\n",
+        cluster.report("end", 0.0)
+    ));
+    (child, parent)
+}
+
+/// Two masters and three workers (`w3` alone serves group `etl`), and this test's turn.
+async fn cluster() -> Option<(Cluster, tokio::sync::MutexGuard<'static, ()>)> {
+    let turn = ONE_AT_A_TIME.lock().await;
+    let mut c = Cluster::new().await?;
+    c.add_master("m1").await;
+    c.add_master("m2").await;
+    c.add_worker("w1", &["default"], 8, "tg = 1").await;
+    c.add_worker("w2", &["default"], 8, "tg = 1").await;
+    c.add_worker("w3", &["default", "etl"], 8, "tg = 1").await;
+    setup(&c.api("m1")).await;
+    Some((c, turn))
+}
+
+async fn define_mixed(c: &Cluster, slow_s: f64) -> String {
+    let api = c.api("m1");
+    let (child, parent) = mixed(c, slow_s);
+    define(&api, &child).await;
+    define(&api, &parent).await
+}
+
+/// Wait (up to `within`) until instance `id` finished, asking whichever master of
+/// `masters` answers.
+async fn settled(c: &Cluster, masters: &[&str], id: i64, within: Duration) -> Value {
+    eventually(&format!("instance {id} to finish"), within, async || {
+        for m in masters {
+            if c.nodes[*m].api.is_none() {
+                continue;
+            }
+            let Ok(r) = c.api(m).try_get(&format!("/api/v1/instances/{id}")).await else {
+                continue;
+            };
+            if r.status != 200 {
+                continue;
+            }
+            let d = r.json();
+            if ["succeeded", "failed", "stopped", "paused"]
+                .contains(&d["state"].as_str().unwrap_or_default())
+            {
+                return Some(d);
+            }
+        }
+        None
+    })
+    .await
+}
+
+/// The end of every scenario: succeeded, each task ran once, every attempt has a host,
+/// the `etl` task ran on `w3`.
+async fn assert_clean_finish(c: &Cluster, id: i64, detail: &Value) {
+    assert_eq!(detail["state"], "succeeded", "{detail:#}\n{}", c.logs());
+    // The child's end may reach the recorder just after the parent reads it.
+    let counts = eventually("every task's report", Duration::from_secs(5), async || {
+        let counts = c.recorder.counts();
+        TAGS.iter()
+            .all(|t| counts.contains_key(*t))
+            .then_some(counts)
+    })
+    .await;
+    for tag in TAGS {
+        assert_eq!(
+            counts.get(tag).copied(),
+            Some(1),
+            "`{tag}` must have run exactly once: {counts:?}\n{:#?}\n{}",
+            c.store().await.task_instances(id).await.unwrap(),
+            c.logs()
+        );
+    }
+    assert_eq!(counts.len(), TAGS.len(), "{counts:?}");
+    let store = c.store().await;
+    for instance in [id, id + 1] {
+        for t in store.task_instances(instance).await.unwrap() {
+            if t.state != "skipped" {
+                assert!(
+                    t.host.as_deref().is_some_and(|h| !h.is_empty()),
+                    "task {} ({}) has no host",
+                    t.id,
+                    t.task_name
+                );
+            }
+            if t.task_name == "etl" {
+                assert_eq!(t.host.as_deref(), Some("w3"), "etl runs on its group");
+            }
+        }
+    }
+    let stuck = store.unfinished_instances().await.unwrap();
+    assert!(stuck.is_empty(), "instances left unfinished: {stuck:?}");
+}
+
+/// Wait until the short tasks (everything but the slow ones, the job and `end`) have
+/// succeeded: a node killed after that finds only the slow tasks mid-run. (A task that
+/// finished its work but whose end its dead node had not yet reported runs again: no
+/// scheduler can tell that apart from one that never finished.)
+async fn short_ones_done(c: &Cluster, id: i64) {
+    let store = c.store().await;
+    let rows = eventually(
+        "the short tasks to finish",
+        Duration::from_secs(30),
+        async || {
+            let rows = store.task_instances(id).await.unwrap();
+            ["etl", "grouped", "quick", "sub"]
+                .iter()
+                .all(|name| {
+                    rows.iter()
+                        .any(|t| t.task_name == *name && t.state == "succeeded")
+                })
+                .then_some(rows)
+        },
+    )
+    .await;
+    let slow = rows.iter().find(|t| t.task_name == "slow-a").unwrap();
+    assert_eq!(
+        slow.state, "running",
+        "the slow tasks must still run: make them slower"
+    );
+}
+
+/// The node running `task`'s current attempt, once it runs.
+async fn host_of(c: &Cluster, id: i64, task: &str) -> String {
+    let store = c.store().await;
+    eventually(
+        &format!("{task} to run"),
+        Duration::from_secs(30),
+        async || {
+            store
+                .task_instances(id)
+                .await
+                .unwrap()
+                .into_iter()
+                .rev()
+                .find(|t| t.task_name == task && t.state == "running")
+                .and_then(|t| t.host)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_workload_runs_across_two_masters_and_three_workers() {
+    let Some((c, _turn)) = cluster().await else {
+        return;
+    };
+    let name = define_mixed(&c, 0.5).await;
+    let id = start(&c.api("m1"), &name).await;
+    let detail = settled(&c, &["m1", "m2"], id, Duration::from_secs(60)).await;
+    assert_clean_finish(&c, id, &detail).await;
+    // Both masters serve the API, and see the same instance and the nodes.
+    let other = c
+        .api("m2")
+        .get(&format!("/api/v1/instances/{id}"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(other["state"], "succeeded");
+    let nodes = c.api("m2").get("/api/v1/nodes").await.expect(200).json();
+    let ids: Vec<&str> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m1", "m2", "w1", "w2", "w3"]);
+    let hosts: std::collections::BTreeSet<String> = c
+        .store()
+        .await
+        .task_instances(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.host)
+        .collect();
+    assert!(hosts.len() >= 3, "tasks spread over the nodes: {hosts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_loses_nothing_and_runs_nothing_twice() {
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    let name = define_mixed(&c, 4.0).await;
+    let id = start(&c.api("m1"), &name).await;
+    let victim = host_of(&c, id, "slow-a").await;
+    short_ones_done(&c, id).await;
+    c.kill(&victim);
+    let detail = settled(&c, &["m1", "m2"], id, Duration::from_secs(90)).await;
+    assert_clean_finish(&c, id, &detail).await;
+    let rows = c.store().await.task_instances(id).await.unwrap();
+    let failovers: Vec<_> = rows.iter().filter(|t| t.failover).collect();
+    assert!(
+        failovers.iter().any(|t| t.task_name == "slow-a"),
+        "slow-a ran again as a failover attempt: {rows:#?}"
+    );
+    for t in &failovers {
+        assert_ne!(t.host.as_deref(), Some(victim.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owning_master_killed_mid_workflow_is_adopted_and_nothing_reruns() {
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    let name = define_mixed(&c, 4.0).await;
+    let id = start(&c.api("m1"), &name).await;
+    host_of(&c, id, "slow-a").await;
+    short_ones_done(&c, id).await;
+    let killed = std::time::Instant::now();
+    c.kill("m1");
+    let store = c.store().await;
+    eventually(
+        "m2 to adopt the instance",
+        Duration::from_secs(20),
+        async || {
+            let row = store.workflow_instance(id).await.unwrap().unwrap();
+            (row.owner.as_deref() == Some("m2")).then_some(())
+        },
+    )
+    .await;
+    let adoption = killed.elapsed();
+    assert!(
+        adoption < Duration::from_millis(LEASE_MS + 2_000),
+        "adopted within the lease plus 2 s: {adoption:?}"
+    );
+    let detail = settled(&c, &["m2"], id, Duration::from_secs(90)).await;
+    assert_clean_finish(&c, id, &detail).await;
+    let rows = store.task_instances(id).await.unwrap();
+    assert!(
+        rows.iter().all(|t| !t.failover && t.attempt == 1),
+        "a master's death re-runs nothing: {rows:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_paused_past_its_lease_is_fenced_when_it_wakes() {
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    let name = define_mixed(&c, 3.0).await;
+    let id = start(&c.api("m1"), &name).await;
+    host_of(&c, id, "slow-a").await;
+    c.signal("m1", libc::SIGSTOP);
+    let store = c.store().await;
+    eventually(
+        "m2 to adopt the instance",
+        Duration::from_secs(20),
+        async || {
+            let row = store.workflow_instance(id).await.unwrap().unwrap();
+            (row.owner.as_deref() == Some("m2")).then_some(())
+        },
+    )
+    .await;
+    c.signal("m1", libc::SIGCONT);
+    // It learns it lost its lease and stops (a supervisor would restart it as a new
+    // generation), whatever it was doing when it was paused.
+    let code = eventually("m1 to stop", Duration::from_secs(15), async || {
+        c.exited("m1")
+    })
+    .await;
+    assert_eq!(code, Some(3), "{}", c.logs());
+    let detail = settled(&c, &["m2"], id, Duration::from_secs(90)).await;
+    assert_clean_finish(&c, id, &detail).await;
+    // Restarted, it is a new generation of m1.
+    c.start("m1").await;
+    let m1 = store.node("m1").await.unwrap().unwrap();
+    assert!(
+        m1.generation >= 3,
+        "declared dead (2), then registered again: {m1:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_during_a_failover_leaves_it_to_the_next() {
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    c.add_master("m3").await;
+    let name = define_mixed(&c, 5.0).await;
+    let id = start(&c.api("m1"), &name).await;
+    host_of(&c, id, "slow-a").await;
+    c.kill("m1");
+    let store = c.store().await;
+    // Whoever adopts the instance first dies right away, mid-way through running it.
+    let first = eventually(
+        "a master to adopt the instance",
+        Duration::from_secs(20),
+        async || {
+            let row = store.workflow_instance(id).await.unwrap().unwrap();
+            row.owner.filter(|o| o != "m1")
+        },
+    )
+    .await;
+    c.kill(&first);
+    let last = if first == "m2" { "m3" } else { "m2" };
+    let detail = settled(&c, &[last], id, Duration::from_secs(90)).await;
+    assert_clean_finish(&c, id, &detail).await;
+    let row = store.workflow_instance(id).await.unwrap().unwrap();
+    assert_eq!(row.owner.as_deref(), Some(last));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_following_an_external_job_is_killed_and_the_job_is_reattached() {
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    let name = define_mixed(&c, 3.0).await;
+    let id = start(&c.api("m1"), &name).await;
+    let store = c.store().await;
+    let victim = eventually("the job's handle", Duration::from_secs(30), async || {
+        store
+            .task_instances(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.task_name == "job" && t.handle.is_some())
+            .and_then(|t| t.host)
+    })
+    .await;
+    c.kill(&victim);
+    let detail = settled(&c, &["m1", "m2"], id, Duration::from_secs(90)).await;
+    assert_clean_finish(&c, id, &detail).await;
+    let job: Vec<_> = store
+        .task_instances(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.task_name == "job")
+        .collect();
+    assert_eq!(job.len(), 1, "re-attached, not submitted again: {job:#?}");
+    assert_ne!(
+        job[0].host.as_deref(),
+        Some(victim.as_str()),
+        "followed elsewhere"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_restarted_at_once_finishes_the_workflow() {
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    let name = define_mixed(&c, 6.0).await;
+    let id = start(&c.api("m1"), &name).await;
+    host_of(&c, id, "slow-a").await;
+    short_ones_done(&c, id).await;
+    let names: Vec<String> = c.nodes.keys().cloned().collect();
+    for n in &names {
+        c.kill(n);
+    }
+    for n in &names {
+        c.start(n).await;
+    }
+    let detail = settled(&c, &["m1", "m2"], id, Duration::from_secs(120)).await;
+    assert_clean_finish(&c, id, &detail).await;
+}
+
+#[tokio::test]
+async fn cluster_nodes_refuse_sqlite_and_a_missing_secret_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], secret: Option<&str>| {
+        let mut cmd = std::process::Command::new(shoal_tests::shoal_bin());
+        cmd.arg("--data-dir").arg(dir.path()).args(args);
+        cmd.env_remove("SHOAL_CLUSTER_SECRET")
+            .env_remove("SHOAL_DB");
+        if let Some(s) = secret {
+            cmd.env("SHOAL_CLUSTER_SECRET", s);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let sqlite = format!("sqlite://{}/x.db", dir.path().display());
+    for role in ["master", "worker"] {
+        let err = run(
+            &["--db", &sqlite, role, "--rpc-listen", "127.0.0.1:0"],
+            Some("a-long-enough-cluster-secret"),
+        );
+        assert!(err.contains("needs PostgreSQL"), "{role}: {err}");
+        assert!(err.contains("shoal server"), "{role}: {err}");
+        let err = run(
+            &[
+                "--db",
+                "postgres://127.0.0.1:1/x",
+                role,
+                "--rpc-listen",
+                "127.0.0.1:0",
+            ],
+            None,
+        );
+        assert!(err.contains("cluster secret"), "{role}: {err}");
+    }
+}
