@@ -29,6 +29,19 @@ const TAGS: [&str; 8] = [
     "end",
 ];
 
+/// The tags of run `round` (`r3-slow-a`, ...); round 0 is the plain names.
+fn tags(round: usize) -> Vec<String> {
+    TAGS.iter().map(|t| tagged(round, t)).collect()
+}
+
+fn tagged(round: usize, tag: &str) -> String {
+    if round == 0 {
+        tag.to_owned()
+    } else {
+        format!("r{round}-{tag}")
+    }
+}
+
 async fn setup(c: &Client) {
     c.post("/api/v1/projects", json!({"name": PROJECT}))
         .await
@@ -70,18 +83,19 @@ async fn start(c: &Client, name: &str) -> i64 {
 
 /// Shell tasks (three slow ones side by side, one on worker group `etl`, one in task
 /// group `tg`), a noop, an external job, a sub-workflow, and a task after all of them.
-fn mixed(cluster: &Cluster, slow_s: f64) -> (String, String) {
+fn mixed(cluster: &Cluster, slow_s: f64, round: usize) -> (String, String) {
+    let child_name = tagged(round, "child");
     let child = format!(
-        "workflow:\n  name: child\ntasks:\n  - name: inner\n    task_type: Shell\n    command: \"{}\"\n",
-        cluster.report("child-task", 0.2)
+        "workflow:\n  name: {child_name}\ntasks:\n  - name: inner\n    task_type: Shell\n    command: \"{}\"\n",
+        cluster.report(&tagged(round, "child-task"), 0.2)
     );
     let shell = |name: &str, extra: &str, secs: f64| {
         format!(
             "  - name: {name}\n    task_type: Shell\n{extra}    command: \"{}\"\n",
-            cluster.report(name, secs)
+            cluster.report(&tagged(round, name), secs)
         )
     };
-    let mut parent = String::from("workflow:\n  name: mixed\ntasks:\n");
+    let mut parent = format!("workflow:\n  name: {}\ntasks:\n", tagged(round, "mixed"));
     for name in ["slow-a", "slow-b", "slow-c"] {
         parent.push_str(&shell(name, "", slow_s));
     }
@@ -89,14 +103,17 @@ fn mixed(cluster: &Cluster, slow_s: f64) -> (String, String) {
     parent.push_str(&shell("grouped", "    task_group: tg\n", 0.5));
     parent.push_str("  - name: quick\n    task_type: noop\n");
     parent.push_str(&format!(
-        "  - name: job\n    task_type: testkit\n    mode: external-notify\n    polls: {}\n    url: \"{}/ran/job\"\n",
+        "  - name: job\n    task_type: testkit\n    mode: external-notify\n    polls: {}\n    url: \"{}/ran/{}\"\n",
         (slow_s * 20.0) as u32 + 10,
-        cluster.recorder.base()
+        cluster.recorder.base(),
+        tagged(round, "job")
     ));
-    parent.push_str("  - name: sub\n    task_type: SubWorkflow\n    workflow_name: child\n");
+    parent.push_str(&format!(
+        "  - name: sub\n    task_type: SubWorkflow\n    workflow_name: {child_name}\n"
+    ));
     parent.push_str(&format!(
         "  - name: end\n    task_type: Shell\n    deps: [slow-a, slow-b, slow-c, etl, grouped, quick, job, sub]\n    command: \"{}\"\n",
-        cluster.report("end", 0.0)
+        cluster.report(&tagged(round, "end"), 0.0)
     ));
     (child, parent)
 }
@@ -115,8 +132,12 @@ async fn cluster() -> Option<(Cluster, tokio::sync::MutexGuard<'static, ()>)> {
 }
 
 async fn define_mixed(c: &Cluster, slow_s: f64) -> String {
-    let api = c.api("m1");
-    let (child, parent) = mixed(c, slow_s);
+    define_round(c, "m1", slow_s, 0).await
+}
+
+async fn define_round(c: &Cluster, master: &str, slow_s: f64, round: usize) -> String {
+    let api = c.api(master);
+    let (child, parent) = mixed(c, slow_s, round);
     define(&api, &child).await;
     define(&api, &parent).await
 }
@@ -124,7 +145,8 @@ async fn define_mixed(c: &Cluster, slow_s: f64) -> String {
 /// Wait (up to `within`) until instance `id` finished, asking whichever master of
 /// `masters` answers.
 async fn settled(c: &Cluster, masters: &[&str], id: i64, within: Duration) -> Value {
-    eventually(&format!("instance {id} to finish"), within, async || {
+    let deadline = std::time::Instant::now() + within;
+    loop {
         for m in masters {
             if c.nodes[*m].api.is_none() {
                 continue;
@@ -139,27 +161,46 @@ async fn settled(c: &Cluster, masters: &[&str], id: i64, within: Duration) -> Va
             if ["succeeded", "failed", "stopped", "paused"]
                 .contains(&d["state"].as_str().unwrap_or_default())
             {
-                return Some(d);
+                return d;
             }
         }
-        None
-    })
-    .await
+        if std::time::Instant::now() > deadline {
+            let store = c.store().await;
+            panic!(
+                "instance {id} did not finish within {within:?}: {:#?}\n{:#?}\n{}",
+                store.workflow_instance(id).await.unwrap(),
+                store.task_instances(id).await.unwrap(),
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The end of every scenario: succeeded, each task ran once, every attempt has a host,
 /// the `etl` task ran on `w3`.
 async fn assert_clean_finish(c: &Cluster, id: i64, detail: &Value) {
+    assert_round_finished(c, id, detail, 0).await;
+    assert_eq!(
+        c.recorder.counts().len(),
+        TAGS.len(),
+        "{:?}",
+        c.recorder.counts()
+    );
+}
+
+async fn assert_round_finished(c: &Cluster, id: i64, detail: &Value, round: usize) {
     assert_eq!(detail["state"], "succeeded", "{detail:#}\n{}", c.logs());
+    let tags = tags(round);
     // The child's end may reach the recorder just after the parent reads it.
     let counts = eventually("every task's report", Duration::from_secs(5), async || {
         let counts = c.recorder.counts();
-        TAGS.iter()
-            .all(|t| counts.contains_key(*t))
+        tags.iter()
+            .all(|t| counts.contains_key(t))
             .then_some(counts)
     })
     .await;
-    for tag in TAGS {
+    for tag in &tags {
         assert_eq!(
             counts.get(tag).copied(),
             Some(1),
@@ -168,9 +209,16 @@ async fn assert_clean_finish(c: &Cluster, id: i64, detail: &Value) {
             c.logs()
         );
     }
-    assert_eq!(counts.len(), TAGS.len(), "{counts:?}");
     let store = c.store().await;
-    for instance in [id, id + 1] {
+    let child = store
+        .workflow_instances(&[], 1000, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.parent_task_instance_id.is_some() && w.id > id)
+        .map(|w| w.id)
+        .unwrap_or(id + 1);
+    for instance in [id, child] {
         for t in store.task_instances(instance).await.unwrap() {
             if t.state != "skipped" {
                 assert!(
@@ -407,6 +455,7 @@ async fn the_worker_following_an_external_job_is_killed_and_the_job_is_reattache
     let name = define_mixed(&c, 3.0).await;
     let id = start(&c.api("m1"), &name).await;
     let store = c.store().await;
+    short_ones_done(&c, id).await;
     let victim = eventually("the job's handle", Duration::from_secs(30), async || {
         store
             .task_instances(id)
@@ -418,6 +467,24 @@ async fn the_worker_following_an_external_job_is_killed_and_the_job_is_reattache
     })
     .await;
     c.kill(&victim);
+    // Followed again elsewhere; then the node comes back (what else it ran, the `etl`
+    // task say, may need it: a task waits for a worker of its group).
+    eventually(
+        "the job to be followed elsewhere",
+        Duration::from_secs(30),
+        async || {
+            store
+                .task_instances(id)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|t| t.task_name == "job")
+                .filter(|t| t.host.as_deref() != Some(victim.as_str()))
+                .map(|_| ())
+        },
+    )
+    .await;
+    c.start(&victim).await;
     let detail = settled(&c, &["m1", "m2"], id, Duration::from_secs(90)).await;
     assert_clean_finish(&c, id, &detail).await;
     let job: Vec<_> = store
@@ -490,4 +557,150 @@ async fn cluster_nodes_refuse_sqlite_and_a_missing_secret_clearly() {
         );
         assert!(err.contains("cluster secret"), "{role}: {err}");
     }
+}
+
+/// A small xorshift, seeded from the clock (printed, so a failing round can be rerun
+/// with `SHOAL_SOAK_SEED`).
+struct Dice(u64);
+
+impl Dice {
+    fn new() -> Dice {
+        let seed = std::env::var("SHOAL_SOAK_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| shoal_store::now_ms() as u64 | 1);
+        eprintln!("soak seed {seed}");
+        Dice(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn between(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (self.next() % 10_000) as f64 / 10_000.0 * (hi - lo)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `tests/soak.sh N`: N rounds of the mixed workflow on one cluster, each with one
+/// disruption at a random moment while the slow tasks run — SIGKILL of the worker
+/// running one, SIGKILL of the owning master, or SIGSTOP of it past its lease — then
+/// the node restarted. Every round must finish with each task run exactly once. Prints
+/// the time from each master kill to the adoption of its instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a soak; run it with tests/soak.sh N"]
+async fn soak() {
+    let rounds: usize = std::env::var("SHOAL_SOAK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    let mut dice = Dice::new();
+    let mut adoptions = Vec::new();
+    let mut worker_failovers = Vec::new();
+    let store = c.store().await;
+    for round in 1..=rounds {
+        let masters: Vec<&str> = ["m1", "m2"]
+            .into_iter()
+            .filter(|m| c.nodes[*m].api.is_some())
+            .collect();
+        let front = masters[dice.below(masters.len() as u64) as usize].to_owned();
+        let slow = dice.between(3.0, 5.0);
+        let name = define_round(&c, &front, slow, round).await;
+        let id = start(&c.api(&front), &name).await;
+        let owner = store
+            .workflow_instance(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner
+            .unwrap();
+        let worker = host_of(&c, id, "slow-a").await;
+        short_ones_done(&c, id).await;
+        // Somewhere in the slow tasks' sleep, away from its very end.
+        tokio::time::sleep(Duration::from_secs_f64(
+            dice.between(0.0, slow - 2.0).max(0.0),
+        ))
+        .await;
+        let scenario = dice.below(3);
+        let (victim, what) = match scenario {
+            0 => (worker.clone(), "SIGKILL worker"),
+            1 => (owner.clone(), "SIGKILL master"),
+            _ => (owner.clone(), "SIGSTOP master"),
+        };
+        let acted = std::time::Instant::now();
+        if scenario == 2 {
+            c.signal(&victim, libc::SIGSTOP);
+        } else {
+            c.kill(&victim);
+        }
+        if scenario > 0 {
+            let taken = eventually("adoption", Duration::from_secs(30), async || {
+                let row = store.workflow_instance(id).await.unwrap().unwrap();
+                (row.owner.as_deref() != Some(victim.as_str())).then_some(())
+            })
+            .await;
+            let _: () = taken;
+            adoptions.push(acted.elapsed());
+        } else {
+            let rows_before = store.task_instances(id).await.unwrap().len();
+            eventually(
+                "the failover attempt",
+                Duration::from_secs(30),
+                async || {
+                    let rows = store.task_instances(id).await.unwrap();
+                    (rows.len() > rows_before && rows.iter().any(|t| t.failover)).then_some(())
+                },
+            )
+            .await;
+            worker_failovers.push(acted.elapsed());
+        }
+        if scenario == 2 {
+            c.signal(&victim, libc::SIGCONT);
+            eventually(
+                "the paused master to stop",
+                Duration::from_secs(15),
+                async || c.exited(&victim),
+            )
+            .await;
+        }
+        let live: Vec<&str> = ["m1", "m2"]
+            .into_iter()
+            .filter(|m| *m != victim && c.nodes[*m].api.is_some())
+            .collect();
+        let detail = settled(&c, &live, id, Duration::from_secs(90)).await;
+        assert_round_finished(&c, id, &detail, round).await;
+        eprintln!(
+            "round {round}/{rounds}: {what} {victim} after the slow tasks started; finished, every task once"
+        );
+        c.start(&victim).await;
+    }
+    adoptions.sort();
+    worker_failovers.sort();
+    eprintln!(
+        "soak: {rounds} rounds passed; master kill -> adoption over {} kills: p50 {:?}, p99 {:?} (lease {LEASE_MS} ms); worker kill -> failover attempt over {}: p50 {:?}, p99 {:?}",
+        adoptions.len(),
+        percentile(&adoptions, 0.5),
+        percentile(&adoptions, 0.99),
+        worker_failovers.len(),
+        percentile(&worker_failovers, 0.5),
+        percentile(&worker_failovers, 0.99),
+    );
 }

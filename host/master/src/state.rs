@@ -132,6 +132,8 @@ pub enum TaskInstanceState {
     Submitted,
     /// Waiting out its `delay_time`.
     Delayed,
+    /// Waiting in the master for a worker of its group with a free slot.
+    Dispatching,
     /// Handed to the TaskEngine (possibly waiting there for a slot).
     Dispatched,
     Running,
@@ -152,6 +154,8 @@ pub enum TaskInstanceState {
 #[serde(rename_all = "kebab-case")]
 pub enum TaskAction {
     Delay,
+    /// No node can take the attempt now: it waits in the master.
+    Wait,
     Dispatch,
     Start,
     Succeed,
@@ -173,6 +177,7 @@ impl std::fmt::Display for TaskInstanceState {
         f.write_str(match self {
             Self::Submitted => "submitted",
             Self::Delayed => "delayed",
+            Self::Dispatching => "dispatching",
             Self::Dispatched => "dispatched",
             Self::Running => "running",
             Self::Retrying => "retrying",
@@ -190,6 +195,7 @@ impl std::fmt::Display for TaskAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Delay => "delay",
+            Self::Wait => "wait",
             Self::Dispatch => "dispatch",
             Self::Start => "start",
             Self::Succeed => "succeed",
@@ -224,8 +230,13 @@ impl TaskInstanceState {
         use TaskInstanceState as S;
         let next = match (self, action) {
             (S::Submitted, A::Delay) => S::Delayed,
-            (S::Submitted | S::Delayed, A::Dispatch) => S::Dispatched,
-            (S::Submitted | S::Delayed | S::Retrying, A::Pause) => S::Paused,
+            (S::Submitted | S::Delayed | S::Dispatching, A::Dispatch) => S::Dispatched,
+            // Dispatched and running: an attempt whose node was lost, to be followed
+            // again from its handle once a node has room.
+            (S::Submitted | S::Delayed | S::Retrying | S::Dispatched | S::Running, A::Wait) => {
+                S::Dispatching
+            }
+            (S::Submitted | S::Delayed | S::Retrying | S::Dispatching, A::Pause) => S::Paused,
             (S::Paused, A::Resume) => S::Submitted,
             (S::Dispatched, A::Start) => S::Running,
             (S::Dispatched | S::Running, A::Succeed) => S::Succeeded,
@@ -238,7 +249,13 @@ impl TaskInstanceState {
             ) => S::Failed,
             (S::Retrying, A::RetryDue) => S::Dispatched,
             (
-                S::Submitted | S::Delayed | S::Dispatched | S::Running | S::Retrying | S::Paused,
+                S::Submitted
+                | S::Delayed
+                | S::Dispatching
+                | S::Dispatched
+                | S::Running
+                | S::Retrying
+                | S::Paused,
                 A::Kill,
             ) => S::Killed,
             (S::Failed | S::Killed, A::ForceSuccess) => S::ForcedSuccess,
@@ -334,6 +351,7 @@ mod tests {
         let states = [
             S::Submitted,
             S::Delayed,
+            S::Dispatching,
             S::Dispatched,
             S::Running,
             S::Retrying,
@@ -346,6 +364,7 @@ mod tests {
         ];
         let actions = [
             A::Delay,
+            A::Wait,
             A::Dispatch,
             A::Start,
             A::Succeed,
@@ -364,6 +383,14 @@ mod tests {
             (S::Submitted, A::Delay, S::Delayed),
             (S::Submitted, A::Dispatch, S::Dispatched),
             (S::Delayed, A::Dispatch, S::Dispatched),
+            (S::Dispatching, A::Dispatch, S::Dispatched),
+            (S::Submitted, A::Wait, S::Dispatching),
+            (S::Delayed, A::Wait, S::Dispatching),
+            (S::Retrying, A::Wait, S::Dispatching),
+            (S::Dispatched, A::Wait, S::Dispatching),
+            (S::Running, A::Wait, S::Dispatching),
+            (S::Dispatching, A::Pause, S::Paused),
+            (S::Dispatching, A::Kill, S::Killed),
             (S::Submitted, A::Pause, S::Paused),
             (S::Delayed, A::Pause, S::Paused),
             (S::Retrying, A::Pause, S::Paused),

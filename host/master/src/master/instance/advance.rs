@@ -16,6 +16,20 @@ use super::{BRANCH_PARAM, Decider, Effect, Event, Slot, is_executing};
 use crate::graph::NodeStatus;
 use crate::state::{TaskAction, TaskInstanceState as T, WorkflowAction, WorkflowState as W};
 
+/// How soon a task waiting in `dispatching` tries placement again.
+const PLACE_AGAIN: Duration = Duration::from_millis(200);
+
+/// What [`Decider::place_or_wait`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placed {
+    /// Placed, and moved on to `dispatched`.
+    Yes,
+    /// No node can take it now: it waits in `dispatching`.
+    Waiting,
+    /// The transition was refused (the task is not where it could move on from).
+    Refused,
+}
+
 impl Decider {
     // ---- deciding what runs --------------------------------------------------------
 
@@ -63,7 +77,8 @@ impl Decider {
                 }
             }
             W::ReadyPause => {
-                for name in self.names_in(&[T::Submitted, T::Delayed, T::Retrying]) {
+                for name in self.names_in(&[T::Submitted, T::Delayed, T::Dispatching, T::Retrying])
+                {
                     if self.task(&name, TaskAction::Pause, "paused") {
                         self.save(&name, RowUpdate::default());
                     }
@@ -127,10 +142,12 @@ impl Decider {
                 }
             });
         } else {
-            self.task(name, TaskAction::Dispatch, "");
-            self.place(name);
-            self.insert_row(name, Some(now_ms()));
-            self.launch_after_commit(name);
+            let placed = self.place_or_wait(name, TaskAction::Dispatch);
+            let started = (placed == Placed::Yes).then(now_ms);
+            self.insert_row(name, started);
+            if placed == Placed::Yes {
+                self.launch_after_commit(name);
+            }
         }
     }
 
@@ -163,25 +180,74 @@ impl Decider {
             self.save_state(name, T::Failed);
             let slot = self.slots.get_mut(name).expect("present");
             slot.attempt += 1;
-            if self.task(name, TaskAction::Dispatch, "") {
-                self.place(name);
-                self.insert_row(name, Some(now_ms()));
+            let placed = self.place_or_wait(name, TaskAction::Dispatch);
+            if placed != Placed::Refused {
+                self.insert_row(name, (placed == Placed::Yes).then(now_ms));
+            }
+            if placed == Placed::Yes {
                 self.launch_after_commit(name);
             }
             return;
         }
-        if self.task(name, TaskAction::Dispatch, "") {
-            let host = self.place(name);
-            self.save(
-                name,
-                RowUpdate {
-                    started_at: Some(now_ms()),
-                    host: Some(host),
-                    ..Default::default()
-                },
-            );
-            self.launch_after_commit(name);
+        match self.place_or_wait(name, TaskAction::Dispatch) {
+            Placed::Yes => self.dispatched(name),
+            Placed::Waiting => self.save(name, RowUpdate::default()),
+            Placed::Refused => {}
         }
+    }
+
+    /// The slot was just placed: store its node and start time, then launch it (or
+    /// follow its job again, when it has a handle).
+    pub(super) fn dispatched(&mut self, name: &str) {
+        let host = self.slots[name].host.clone();
+        self.save(
+            name,
+            RowUpdate {
+                started_at: Some(now_ms()),
+                host: Some(host),
+                ..Default::default()
+            },
+        );
+        match self.slots[name].handle.clone() {
+            Some(handle) => self.effects.push(Effect::Launch {
+                name: name.to_owned(),
+                attach_to: Some(handle),
+            }),
+            None => self.launch_after_commit(name),
+        }
+    }
+
+    /// Choose the node for the task's attempt and move it on with `action` (to
+    /// `dispatched`); when no node can take it now, it waits in `dispatching` instead
+    /// (DolphinScheduler's tasks wait for a worker of their group the same way) and
+    /// placement is tried again shortly.
+    pub(super) fn place_or_wait(&mut self, name: &str, action: TaskAction) -> Placed {
+        match self.try_place(name) {
+            Ok(()) => {
+                if self.task(name, action, "") {
+                    Placed::Yes
+                } else {
+                    Placed::Refused
+                }
+            }
+            Err(why) => {
+                if let Some(slot) = self.slots.get_mut(name) {
+                    // Not the last attempt's node: none, until one is chosen.
+                    slot.host.clear();
+                }
+                let waiting = self.slots.get(name).map(|s| s.state) == Some(T::Dispatching);
+                if !waiting && !self.task(name, TaskAction::Wait, &why) {
+                    return Placed::Refused;
+                }
+                self.retry_placement(name);
+                Placed::Waiting
+            }
+        }
+    }
+
+    pub(super) fn retry_placement(&mut self, name: &str) {
+        let n = name.to_owned();
+        self.start_wait(name, PLACE_AGAIN, |wait| Event::PlaceDue { name: n, wait });
     }
 
     /// The retry interval is over: the failed attempt's row says so and a new attempt
@@ -193,7 +259,8 @@ impl Decider {
     /// The task's next attempt; `failover` when it replaces one its node lost.
     pub(super) fn next_attempt_as(&mut self, name: &str, failover: bool) {
         self.save_state(name, T::Failed);
-        if !self.task(name, TaskAction::RetryDue, "") {
+        let placed = self.place_or_wait(name, TaskAction::RetryDue);
+        if placed == Placed::Refused {
             return;
         }
         if let Some(slot) = self.slots.get_mut(name) {
@@ -201,24 +268,26 @@ impl Decider {
             slot.failover = failover;
             slot.failovers += u32::from(failover);
         }
-        self.place(name);
-        self.insert_row(name, Some(now_ms()));
-        self.launch_after_commit(name);
+        self.insert_row(name, (placed == Placed::Yes).then(now_ms));
+        if placed == Placed::Yes {
+            self.launch_after_commit(name);
+        }
     }
 
     /// Choose the node for the task's next attempt; it is stored with the attempt's row
-    /// in this batch, before anything is sent to that node.
-    pub(super) fn place(&mut self, name: &str) -> String {
+    /// in this batch, before anything is sent to that node. Err (why) when no node can
+    /// take it now.
+    pub(super) fn try_place(&mut self, name: &str) -> Result<(), String> {
         let (group, task_type) = match self.task_def(name) {
             Some(t) => (Some(t.worker_group.clone()), t.task_type.clone()),
             None => (None, String::new()),
         };
-        let host = (self.placer)(&task_type, group.as_deref());
+        let host = (self.placer)(&task_type, group.as_deref())?;
         if let Some(slot) = self.slots.get_mut(name) {
-            slot.host.clone_from(&host);
+            slot.host = host;
             slot.placed_at = Some(std::time::Instant::now());
         }
-        host
+        Ok(())
     }
 
     pub(super) fn launch_after_commit(&mut self, name: &str) {

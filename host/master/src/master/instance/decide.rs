@@ -74,12 +74,16 @@ impl Decider {
                     let n = name.clone();
                     self.start_wait(&name, after, |wait| Event::RetryDue { name: n, wait });
                 }
+                T::Dispatching => self.retry_placement(&name),
                 // Not held by its node any more, but its job has a handle: followed
                 // again, on a node chosen now (the old one may be gone for good).
                 T::Dispatched | T::Running
                     if !self.lost.contains(&name) && !self.still_running.contains(&name) =>
                 {
-                    self.fail_over(&name, "the node running this attempt was lost");
+                    self.fail_over(
+                        &name,
+                        "the engine stopped while this attempt ran (its master or worker was lost)",
+                    );
                 }
                 _ => {}
             }
@@ -96,7 +100,10 @@ impl Decider {
                 );
                 continue;
             }
-            self.fail_over(&name, "the node running this attempt was lost");
+            self.fail_over(
+                &name,
+                "the engine stopped while this attempt ran (its master or worker was lost)",
+            );
         }
     }
 
@@ -152,6 +159,17 @@ impl Decider {
                         TaskAction::Kill,
                         "not started: the instance is stopping",
                     );
+                }
+            }
+            Event::PlaceDue { name, wait } => {
+                if self.wait_is_over(&name, T::Dispatching, wait) {
+                    if self.try_place(&name).is_ok() {
+                        if self.task(&name, TaskAction::Dispatch, "") {
+                            self.dispatched(&name);
+                        }
+                    } else {
+                        self.retry_placement(&name);
+                    }
                 }
             }
             Event::DelayDue { name, wait } => {
@@ -219,19 +237,31 @@ impl Decider {
             return;
         };
         if let Some(handle) = slot.handle.clone() {
-            let host = self.place(name);
-            self.save(
-                name,
-                RowUpdate {
-                    host: (!host.is_empty()).then_some(host.clone()),
-                    message: Some(format!("{why}; following its job again on {host}")),
-                    ..Default::default()
-                },
-            );
-            self.effects.push(Effect::Launch {
-                name: name.to_owned(),
-                attach_to: Some(handle),
-            });
+            match self.try_place(name) {
+                Ok(()) => {
+                    let host = self.slots[name].host.clone();
+                    self.save(
+                        name,
+                        RowUpdate {
+                            host: Some(host.clone()),
+                            message: Some(format!("{why}; following its job again on {host}")),
+                            ..Default::default()
+                        },
+                    );
+                    self.effects.push(Effect::Launch {
+                        name: name.to_owned(),
+                        attach_to: Some(handle),
+                    });
+                }
+                // No node now: it waits in `dispatching`, handle kept, and is followed
+                // again once placed.
+                Err(wait) => {
+                    if self.task(name, TaskAction::Wait, &format!("{why}; {wait}")) {
+                        self.save(name, RowUpdate::default());
+                        self.retry_placement(name);
+                    }
+                }
+            }
             return;
         }
         if self.state != W::Running {

@@ -65,6 +65,11 @@ pub(super) enum Event {
         message: String,
         unreachable: bool,
     },
+    /// Time to try placing a task waiting in `dispatching` again.
+    PlaceDue {
+        name: String,
+        wait: u64,
+    },
     /// A wait ended; `wait` tells which (see [`Slot::wait`]).
     DelayDue {
         name: String,
@@ -239,9 +244,9 @@ fn is_executing(state: T) -> bool {
     matches!(state, T::Dispatched | T::Running)
 }
 
-/// `(task type, worker group) → node` for a task's next attempt; empty when no node
-/// can take it now.
-pub(super) type Placer = Arc<dyn Fn(&str, Option<&str>) -> String + Send + Sync>;
+/// `(task type, worker group) → node` for a task's next attempt, or why no node can
+/// take it now.
+pub(super) type Placer = Arc<dyn Fn(&str, Option<&str>) -> Result<String, String> + Send + Sync>;
 
 /// The worker that owns one instance: its [`Decider`] plus what carries decisions out.
 pub(super) struct InstanceWorker {
@@ -472,8 +477,12 @@ impl InstanceWorker {
             let client = master.client().clone();
             Arc::new(
                 move |task_type, group| match client.place(task_type, group) {
-                    Ok(Some(host)) => host,
-                    Ok(None) | Err(_) => String::new(),
+                    Ok(Some(host)) => Ok(host),
+                    Ok(None) => Err(format!(
+                        "every worker of group `{}` is busy; waiting for a free slot",
+                        group.unwrap_or("default")
+                    )),
+                    Err(e) => Err(format!("{e}; waiting for one")),
                 },
             )
         };

@@ -17,7 +17,7 @@ fn decider(yaml: &str, placer: Placer) -> Decider {
 }
 
 fn on(node: &'static str) -> Placer {
-    Arc::new(move |_, _| node.to_owned())
+    Arc::new(move |_, _| Ok(node.to_owned()))
 }
 
 /// What `commit` would do with the ids the store hands out: fill them into the slots.
@@ -144,4 +144,117 @@ fn the_last_end_settles_the_instance() {
         w,
         Write::UpdateWorkflowInstance { state, .. } if state == "succeeded"
     )));
+}
+
+/// The timer events among `effects` (what a wait would send when it ends).
+fn timers(effects: Vec<Effect>) -> Vec<Event> {
+    effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Timer { event, .. } => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_task_no_node_can_take_waits_in_dispatching_then_goes_out_with_its_node_stored() {
+    let free = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let placer: Placer = {
+        let free = free.clone();
+        Arc::new(move |_, group| {
+            if free.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok("worker-2".to_owned())
+            } else {
+                Err(format!(
+                    "every worker of group `{}` is busy",
+                    group.unwrap_or("?")
+                ))
+            }
+        })
+    };
+    let mut d = decider(CHAIN, placer);
+    d.resume_after_load();
+    d.advance();
+    let (writes, effects) = stored(&mut d, 100);
+    assert_eq!(d.slots["a"].state, T::Dispatching);
+    assert!(writes.iter().any(|w| matches!(
+        w,
+        Write::InsertTaskInstance { task_name, state, host: None, .. }
+            if task_name == "a" && state == "dispatching"
+    )));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Launch { .. })),
+        "nothing is sent"
+    );
+    let mut due = timers(effects);
+    assert_eq!(due.len(), 1, "placement is tried again");
+
+    // Still full: it keeps waiting, storing nothing new.
+    d.handle(due.remove(0));
+    d.advance();
+    let (writes, effects) = stored(&mut d, 200);
+    assert!(writes.is_empty(), "{writes:?}");
+    let mut due = timers(effects);
+    assert_eq!(d.slots["a"].state, T::Dispatching);
+
+    // A slot frees up: the node is stored with the dispatch, and then it goes out.
+    free.store(true, std::sync::atomic::Ordering::SeqCst);
+    d.handle(due.remove(0));
+    d.advance();
+    let (writes, effects) = stored(&mut d, 300);
+    assert_eq!(d.slots["a"].state, T::Dispatched);
+    assert!(
+        writes.iter().any(|w| matches!(
+            w,
+            Write::UpdateTaskInstance { id: 100, state, host: Some(h), .. }
+                if state == "dispatched" && h == "worker-2"
+        )),
+        "{writes:?}"
+    );
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Launch { name, .. } if name == "a"))
+    );
+}
+
+#[test]
+fn a_failover_attempt_does_not_use_up_retries() {
+    let yaml = "
+workflow:
+  name: one
+tasks:
+  - name: a
+    task_type: noop
+    fail_retry_times: 1
+";
+    let mut d = started(yaml);
+    d.handle(Event::AttemptLost {
+        name: "a".into(),
+        id: 100,
+    });
+    d.advance();
+    let (writes, _) = stored(&mut d, 200);
+    assert!(
+        writes.iter().any(|w| matches!(
+            w,
+            Write::InsertTaskInstance {
+                attempt: 2,
+                failover: true,
+                ..
+            }
+        )),
+        "{writes:?}"
+    );
+    assert_eq!((d.slots["a"].attempt, d.slots["a"].failovers), (2, 1));
+    // The failover attempt fails: its one retry is still there.
+    let mut fail = ended(200, TaskState::Failed);
+    if let Event::Update { key, .. } = &mut fail {
+        key.attempt = 2;
+    }
+    d.handle(fail);
+    d.advance();
+    stored(&mut d, 300);
+    assert_eq!(d.slots["a"].state, T::Retrying, "one retry left");
 }
