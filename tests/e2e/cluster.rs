@@ -343,6 +343,42 @@ async fn a_worker_killed_mid_task_loses_nothing_and_runs_nothing_twice() {
     for t in &failovers {
         assert_ne!(t.host.as_deref(), Some(victim.as_str()));
     }
+    // The logs, read through a master once the nodes' disks are gone: what the killed
+    // worker shipped, and a line saying the rest is unavailable; a finished task's
+    // whole log.
+    for node in ["w1", "w2", "w3"] {
+        let _ = std::fs::remove_dir_all(c.nodes[node].data.join("logs"));
+    }
+    let lost = rows
+        .iter()
+        .find(|t| t.task_name == "slow-a" && t.attempt == 1)
+        .unwrap();
+    let log = c
+        .api("m2")
+        .get(&format!("/api/v1/tasks/{}/log", lost.id))
+        .await
+        .expect(200)
+        .body;
+    assert!(log.contains("start slow-a"), "{log}");
+    assert!(!log.contains("done slow-a"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "the rest of this log is unavailable: it was on node {victim}"
+        )),
+        "{log}"
+    );
+    let etl = rows.iter().find(|t| t.task_name == "etl").unwrap();
+    let log = c
+        .api("m1")
+        .get(&format!("/api/v1/tasks/{}/log", etl.id))
+        .await
+        .expect(200)
+        .body;
+    assert!(
+        log.contains("start etl") && log.contains("done etl"),
+        "{log}"
+    );
+    assert!(!log.contains("unavailable"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -702,5 +738,109 @@ async fn soak() {
         worker_failovers.len(),
         percentile(&worker_failovers, 0.5),
         percentile(&worker_failovers, 0.99),
+    );
+}
+
+async fn upload_testkit(c: &Client, version: &str, caps: &str) -> Value {
+    let wasm = std::fs::read(shoal_tests::testkit_wasm()).unwrap();
+    let manifest = format!(
+        "id = \"testkit\"\nversion = \"{version}\"\nwit = \"0.1.0\"\ncomponent = \"testkit.wasm\"\n\n[capabilities]\n{caps}\n"
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", manifest)
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(wasm).file_name("testkit.wasm"),
+        );
+    c.send(
+        c.request(reqwest::Method::POST, "/api/v1/plugins")
+            .multipart(form),
+    )
+    .await
+    .expect(201)
+    .json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_hot_loaded_on_one_master_runs_on_every_worker_by_digest() {
+    let Some((c, _turn)) = cluster().await else {
+        return;
+    };
+    let caps = format!(
+        "work-dir = true\nhttp-hosts = [\"127.0.0.1:{}\"]",
+        c.recorder.port
+    );
+    let installed = upload_testkit(&c.api("m1"), "0.2.0", &caps).await;
+    assert_eq!(installed["version"], "0.2.0", "{installed}");
+    // Three tasks of the new active version, pinned to it, on three workers' slots.
+    let mut yaml = String::from("workflow:\n  name: hot\ntasks:\n");
+    for i in 0..6 {
+        yaml.push_str(&format!(
+            "  - name: t{i}\n    task_type: testkit\n    plugin_version: 0.2.0\n    mode: http\n    url: \"{}/ran/hot-{i}\"\n",
+            c.recorder.base()
+        ));
+    }
+    let name = define(&c.api("m2"), &yaml).await;
+    let id = start(&c.api("m2"), &name).await;
+    let detail = settled(&c, &["m2"], id, Duration::from_secs(60)).await;
+    assert_eq!(detail["state"], "succeeded", "{detail:#}\n{}", c.logs());
+    let rows = c.store().await.task_instances(id).await.unwrap();
+    let mut workers = std::collections::BTreeSet::new();
+    for t in &rows {
+        assert_eq!(t.plugin_version.as_deref(), Some("0.2.0"), "{t:?}");
+        workers.insert(t.host.clone().unwrap());
+    }
+    for w in &workers {
+        assert!(
+            c.nodes[w].data.join("plugins/testkit/0.2.0").is_dir(),
+            "{w} copied the component from the store"
+        );
+    }
+    let counts = c.recorder.counts();
+    for i in 0..6 {
+        assert_eq!(counts.get(&format!("hot-{i}")), Some(&1), "{counts:?}");
+    }
+
+    // A version whose stored bytes are not what its digest says is never run.
+    let store = c.store().await;
+    let fake = "0".repeat(64);
+    sqlx::query("INSERT INTO plugin_blobs (sha256, bytes, size, created_at) VALUES ($1, $2, 3, 0)")
+        .bind(&fake)
+        .bind(b"bad".to_vec())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let manifest = store
+        .plugin_versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.version == "0.2.0")
+        .unwrap()
+        .manifest
+        .replace("0.2.0", "0.3.0");
+    store
+        .record_plugin_version(&shoal_store::PluginVersionRow {
+            plugin_id: "testkit".into(),
+            version: "0.3.0".into(),
+            sha256: fake,
+            manifest,
+            installed_at: 0,
+        })
+        .await
+        .unwrap();
+    let yaml = format!(
+        "workflow:\n  name: tampered\ntasks:\n  - name: t\n    task_type: testkit\n    plugin_version: 0.3.0\n    mode: http\n    url: \"{}/ran/tampered\"\n",
+        c.recorder.base()
+    );
+    let name = define(&c.api("m1"), &yaml).await;
+    let id = start(&c.api("m1"), &name).await;
+    let detail = settled(&c, &["m1"], id, Duration::from_secs(60)).await;
+    assert_eq!(detail["state"], "failed", "{detail:#}");
+    assert!(!c.recorder.counts().contains_key("tampered"));
+    let logs = c.logs();
+    assert!(
+        logs.contains("testkit@0.3.0: the stored component's SHA-256 is"),
+        "the refusal is logged: {logs}"
     );
 }

@@ -287,7 +287,7 @@ impl Cluster {
     /// The shell command that reports run `tag` to the recorder, after `sleep_s`.
     pub fn report(&self, tag: &str, sleep_s: f64) -> String {
         format!(
-            "sleep {sleep_s}; curl -fsS -X POST {}/ran/{tag} >/dev/null",
+            "echo start {tag}; sleep {sleep_s}; curl -fsS -X POST {}/ran/{tag} >/dev/null; echo done {tag}",
             self.recorder.base()
         )
     }

@@ -78,6 +78,10 @@ impl PluginInstaller {
             toml::to_string(&manifest).map_err(|e| InstallError::Invalid(e.to_string()))?,
         )?;
         let installed = self.registry.install(dir.path()).await?;
+        // Every node of a cluster copies the component from here, by this digest.
+        self.store
+            .put_plugin_blob(&installed.sha256, component)
+            .await?;
         let m = &installed.manifest;
         let previous = self.registry.active_version(&m.id);
         self.store

@@ -231,6 +231,15 @@ pub enum TaskUpdate {
     Handle { handle: String },
     /// How much of the task's log its node has (bytes), for followers.
     LogPosition { bytes: u64 },
+    /// A piece of the attempt's log, bytes `offset..next_offset` of the node's log file:
+    /// shipped by a remote worker so the log stays readable through the master after
+    /// the worker is gone. `last`: nothing follows (sent before the attempt's end).
+    Log {
+        offset: u64,
+        next_offset: u64,
+        text: String,
+        last: bool,
+    },
     /// The attempt ended: succeeded, failed or killed.
     Ended { report: Box<TaskReport> },
 }

@@ -552,6 +552,54 @@ impl Store {
         Ok(())
     }
 
+    // ---- shipped task logs ---------------------------------------------------------
+
+    /// The shipped log of a task instance from byte `offset` on: whole pieces, oldest
+    /// first, until about `max_bytes` of text (at least one piece when there is one).
+    pub async fn task_log_chunks(
+        &self,
+        task_instance_id: i64,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<LogPiece>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT start_offset, next_offset, text, last FROM task_log_chunks \
+             WHERE task_instance_id = $1 AND next_offset > $2 ORDER BY start_offset LIMIT 64",
+        )
+        .bind(task_instance_id)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pieces = Vec::new();
+        let mut bytes = 0;
+        for r in &rows {
+            let text: String = r.try_get(2)?;
+            if !pieces.is_empty() && bytes + text.len() > max_bytes {
+                break;
+            }
+            bytes += text.len();
+            pieces.push(LogPiece {
+                start_offset: r.try_get(0)?,
+                next_offset: r.try_get(1)?,
+                text,
+                last: r.try_get::<i64, _>(3)? != 0,
+            });
+        }
+        Ok(pieces)
+    }
+
+    /// Whether the node that ran the task shipped all of its log (the piece marked last
+    /// is stored).
+    pub async fn task_log_complete(&self, task_instance_id: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM task_log_chunks WHERE task_instance_id = $1 AND last = 1 LIMIT 1",
+        )
+        .bind(task_instance_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     // ---- commands ----------------------------------------------------------------
 
     /// Take up to `limit` pending commands, oldest first, marking them taken in the same

@@ -180,3 +180,14 @@ impl CommandRow {
         })
     }
 }
+
+/// A piece of a task's log shipped from a remote node (see `task_log_chunks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPiece {
+    /// Byte range of the node's log file.
+    pub start_offset: i64,
+    pub next_offset: i64,
+    pub text: String,
+    /// The node shipped everything: nothing follows.
+    pub last: bool,
+}

@@ -83,6 +83,15 @@ pub enum Write {
         owner: String,
         owner_gen: i64,
     },
+    /// A piece of a task's log shipped from the node that ran it; stored once however
+    /// often it is sent.
+    AppendTaskLog {
+        task_instance_id: i64,
+        start_offset: i64,
+        next_offset: i64,
+        text: String,
+        last: bool,
+    },
     /// Returns the command id.
     PushCommand {
         kind: String,
@@ -281,6 +290,20 @@ async fn apply(
             }
             Write::Fence { workflow_instance_id, owner, owner_gen } => {
                 fence(tx, backend, *workflow_instance_id, owner, *owner_gen).await?;
+                None
+            }
+            Write::AppendTaskLog { task_instance_id, start_offset, next_offset, text, last } => {
+                sqlx::query(
+                    "INSERT INTO task_log_chunks (task_instance_id, start_offset, next_offset, text, last) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (task_instance_id, start_offset) DO NOTHING",
+                )
+                .bind(task_instance_id)
+                .bind(start_offset)
+                .bind(next_offset)
+                .bind(text.as_str())
+                .bind(i64::from(*last))
+                .execute(&mut **tx)
+                .await?;
                 None
             }
             Write::PushCommand { kind, workflow_instance_id, payload } => Some(

@@ -7,12 +7,15 @@
 //! - [`routes`]: the worker's RPC endpoints (dispatch, kill, pause, take over, running).
 //! - [`outbox`]: updates waiting for their master's acknowledgement, sent in batches and
 //!   again with a short backoff (at most two seconds apart) until acknowledged.
+//! - [`logs`]: each attempt's log shipped to its master piece by piece, the rest before
+//!   the attempt's end.
 //!
 //! Architecture invariant: an update leaves the worker only with the worker's current
 //! node generation. When the registry declares the worker dead (its heartbeat is
 //! refused), [`Worker::lost_lease`] kills every attempt and drops every unsent update:
 //! the master that failed its attempts over never hears from the old generation.
 
+pub mod logs;
 pub mod outbox;
 pub mod routes;
 
@@ -39,7 +42,14 @@ struct Inner {
     /// instance since, and is refused.
     masters: Mutex<HashMap<TaskKey, (MasterRef, u64)>>,
     secret: String,
+    logs: logs::LogShipper,
+    before_dispatch: std::sync::OnceLock<BeforeDispatch>,
 }
+
+/// Runs before a dispatched attempt starts, with its task type and version (a node
+/// copies a plugin version it lacks, say).
+pub type BeforeDispatch =
+    Arc<dyn Fn(String, Option<semver::Version>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 impl Worker {
     /// A worker running attempts on `executor`, sending updates through `outbox`.
@@ -50,6 +60,8 @@ impl Worker {
                 outbox,
                 masters: Mutex::default(),
                 secret: secret.to_owned(),
+                logs: logs::LogShipper::default(),
+                before_dispatch: std::sync::OnceLock::new(),
             }),
         };
         executor.connect(Arc::new(RouteToMaster(Arc::downgrade(&worker.inner))));
@@ -66,6 +78,17 @@ impl Worker {
 
     pub(crate) fn secret(&self) -> &str {
         &self.inner.secret
+    }
+
+    /// Set the hook run before each dispatched attempt starts (once).
+    pub fn before_dispatch(&self, hook: BeforeDispatch) {
+        let _ = self.inner.before_dispatch.set(hook);
+    }
+
+    pub(crate) async fn prepare(&self, task_type: &str, version: Option<&semver::Version>) {
+        if let Some(hook) = self.inner.before_dispatch.get() {
+            hook(task_type.to_owned(), version.cloned()).await;
+        }
     }
 
     /// Send this attempt's updates (queued and future) to `master`, which owns its
@@ -103,6 +126,7 @@ impl Worker {
             let _ = self.inner.executor.pause(&host, task.key).await;
         }
         self.inner.outbox.drop_all();
+        self.inner.logs.clear();
         self.inner
             .masters
             .lock()
@@ -125,6 +149,16 @@ impl Worker {
     }
 }
 
+/// The master `key` reports to now.
+fn master_of(inner: &Inner, key: TaskKey) -> Option<MasterRef> {
+    inner
+        .masters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .map(|(master, _)| master.clone())
+}
+
 /// The executor's sink on a worker: each update goes to the outbox lane of the master
 /// its attempt reports to.
 struct RouteToMaster(std::sync::Weak<Inner>);
@@ -136,16 +170,40 @@ impl TaskEventSink for RouteToMaster {
         };
         let key = event.key;
         let ended = matches!(event.update, shoal_protocol::TaskUpdate::Ended { .. });
-        let master = inner
-            .masters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .map(|(master, _)| master.clone());
-        let Some(master) = master else {
+        let log_path = match &event.update {
+            shoal_protocol::TaskUpdate::Running {
+                log_path: Some(path),
+                ..
+            } => Some(std::path::PathBuf::from(path)),
+            _ => None,
+        };
+        let Some(master) = master_of(&inner, key) else {
             return Box::pin(async move { Err(format!("{key}: no master to report to")) });
         };
+        if ended {
+            // The rest of the log first: the master has all of it by the time it
+            // hears the attempt ended.
+            for piece in inner.logs.finish(key, &event.host) {
+                drop(inner.outbox.push(&master.address, piece));
+            }
+        }
+        let host = event.host.clone();
         let ack = inner.outbox.push(&master.address, event);
+        if let Some(path) = log_path {
+            let weak = Arc::downgrade(&inner);
+            inner.logs.start(key, path, host, move |piece| {
+                let Some(inner) = weak.upgrade() else {
+                    return false;
+                };
+                match master_of(&inner, key) {
+                    Some(master) => {
+                        drop(inner.outbox.push(&master.address, piece));
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
         let worker = Worker { inner };
         Box::pin(async move {
             let result = ack

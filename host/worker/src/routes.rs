@@ -86,6 +86,9 @@ async fn dispatch(
     {
         return stale(msg.request.key());
     }
+    node.worker
+        .prepare(&msg.request.task_type, msg.request.plugin_version.as_ref())
+        .await;
     match executor.dispatch(msg.request).await {
         Ok(()) => done(),
         Err(e) => refused(e),

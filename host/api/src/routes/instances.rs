@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shoal_master::Operation;
 use shoal_model::log::LogChunk;
-use shoal_store::{InstanceFilter, TaskInstanceRow, WorkflowInstanceRow};
+use shoal_store::{InstanceFilter, Store, TaskInstanceRow, WorkflowInstanceRow};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
@@ -313,24 +313,81 @@ const FINISHED_TASK: [&str; 6] = [
     "paused",
 ];
 
-/// A bounded piece of a task's log, read off the async runtime.
-async fn read_log(row: &TaskInstanceRow, offset: u64, limit: usize) -> LogChunk {
+/// A bounded piece of a task's log: from its file when this node has it (the task ran
+/// here, or on a node sharing this disk), else from what its node shipped to the store.
+async fn read_log(store: &Store, row: &TaskInstanceRow, offset: u64, limit: usize) -> LogChunk {
     let empty = LogChunk {
         text: String::new(),
         next_offset: offset,
         eof: true,
     };
-    let Some(path) = row.log_path.clone() else {
-        return empty;
+    if let Some(path) = row
+        .log_path
+        .clone()
+        .filter(|p| std::path::Path::new(p).is_file())
+    {
+        let id = row.id as u64;
+        return tokio::task::spawn_blocking(move || {
+            shoal_model::log::read_task_log_range(std::path::Path::new(&path), id, offset, limit)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(empty);
+    }
+    shipped_log(store, row, offset, limit)
+        .await
+        .unwrap_or(empty)
+}
+
+/// The part of a remote task's log its node shipped, from `offset`. Once the task has
+/// ended, a log its node did not finish shipping (the node died first) ends with a line
+/// saying the rest is unavailable.
+async fn shipped_log(
+    store: &Store,
+    row: &TaskInstanceRow,
+    offset: u64,
+    limit: usize,
+) -> Result<LogChunk, shoal_store::StoreError> {
+    let pieces = store.task_log_chunks(row.id, offset as i64, limit).await?;
+    let finished = FINISHED_TASK.contains(&row.state.as_str());
+    let cut_short = || match row.host.as_deref() {
+        Some(host) if !host.is_empty() => format!(
+            "[the rest of this log is unavailable: it was on node {host}, which stopped before shipping it]\n"
+        ),
+        _ => "[this task's log is unavailable]\n".to_owned(),
     };
-    let id = row.id as u64;
-    tokio::task::spawn_blocking(move || {
-        shoal_model::log::read_task_log_range(std::path::Path::new(&path), id, offset, limit)
+    if let Some(last) = pieces.last() {
+        let next_offset = last.next_offset.max(0) as u64;
+        let mut text = pieces.iter().map(|p| p.text.as_str()).collect::<String>();
+        let mut eof = last.last;
+        // The attempt ended, and what its node shipped ends here without the mark.
+        if finished
+            && !last.last
+            && store
+                .task_log_chunks(row.id, next_offset as i64, 1)
+                .await?
+                .is_empty()
+        {
+            text.push_str(&cut_short());
+            eof = true;
+        }
+        return Ok(LogChunk {
+            text,
+            next_offset,
+            eof,
+        });
+    }
+    let text = if finished && !store.task_log_complete(row.id).await? {
+        cut_short()
+    } else {
+        String::new()
+    };
+    Ok(LogChunk {
+        text,
+        next_offset: offset,
+        eof: true,
     })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .unwrap_or(empty)
 }
 
 /// A task instance's log as text. With `follow=true` the response streams new lines
@@ -363,7 +420,7 @@ pub async fn task_log(
         r
     };
     if !q.follow.unwrap_or(false) {
-        let chunk = read_log(&row, offset, limit).await;
+        let chunk = read_log(state.store(), &row, offset, limit).await;
         return Ok(text_response(
             Body::from(chunk.text),
             Some(chunk.next_offset),
@@ -380,7 +437,7 @@ pub async fn task_log(
             let done = FINISHED_TASK.contains(&row.state.as_str());
             // Drain what is there now, a bounded piece at a time.
             loop {
-                let chunk = read_log(&row, at, limit).await;
+                let chunk = read_log(&store, &row, at, limit).await;
                 at = chunk.next_offset;
                 if !chunk.text.is_empty() && tx.send(Ok(chunk.text)).await.is_err() {
                     return;

@@ -83,6 +83,14 @@ impl MasterNode {
             until.clone(),
         );
 
+        super::plugins::sync_plugins(&store, &plugins, &data.root().join("uploads"))
+            .await
+            .context("copying plugins from the store")?;
+        let plugin_sync = super::plugins::keep_in_sync(
+            store.clone(),
+            plugins.clone(),
+            data.root().join("uploads"),
+        );
         let local_engine = task_engine_for(data, plugins).with_containers(default_containers());
         let local = Arc::new(LocalExecutor::new(local_engine, id.clone()));
         let me = MasterRef {
@@ -150,7 +158,7 @@ impl MasterNode {
             lease,
             rpc_address,
             lost,
-            tasks: vec![heartbeat, rpc_server, cluster_loop, commands],
+            tasks: vec![heartbeat, rpc_server, cluster_loop, commands, plugin_sync],
         })
     }
 

@@ -7,6 +7,7 @@
 //! locks, which is what PostgreSQL gives and a SQLite file does not.
 
 pub mod master;
+pub mod plugins;
 mod probe;
 pub mod worker;
 

@@ -70,7 +70,13 @@ impl WorkerNode {
             anyhow::bail!("a worker serves at least one worker group (--group)");
         }
         let store = open_cluster_store(&cluster.database).await?;
-        let registry = Registry::new(store, cluster.registry);
+        let staging = data.root().join("uploads");
+        super::plugins::sync_plugins(&store, &plugins, &staging)
+            .await
+            .context("copying plugins from the store")?;
+        let plugin_sync =
+            super::plugins::keep_in_sync(store.clone(), plugins.clone(), staging.clone());
+        let registry = Registry::new(store.clone(), cluster.registry);
         let listener = tokio::net::TcpListener::bind(cluster.rpc_listen)
             .await
             .with_context(|| format!("listening for RPC on {}", cluster.rpc_listen))?;
@@ -86,7 +92,7 @@ impl WorkerNode {
         for (name, slots) in &config.task_groups {
             containers.set_task_group(name, *slots);
         }
-        let engine = task_engine_for(data, plugins).with_containers(containers.clone());
+        let engine = task_engine_for(data, plugins.clone()).with_containers(containers.clone());
         let executor = Arc::new(LocalExecutor::new(engine, id.clone()));
         let info = NodeInfo {
             id: id.clone(),
@@ -105,6 +111,18 @@ impl WorkerNode {
             lease.generation as u64,
         );
         let worker = Worker::new(executor, outbox, &cluster.secret);
+        // A version hot-loaded a moment ago may not have been copied here yet: look
+        // before a task of a type this node does not know fails for it.
+        worker.before_dispatch(Arc::new(move |task_type: String, version| {
+            let (store, plugins, staging) = (store.clone(), plugins.clone(), staging.clone());
+            Box::pin(async move {
+                if plugins.resolve(&task_type, version.as_ref()).await.is_err()
+                    && let Err(e) = super::plugins::sync_plugins(&store, &plugins, &staging).await
+                {
+                    tracing::warn!("syncing plugins for a `{task_type}` task failed: {e}");
+                }
+            })
+        }));
         let rpc_server = serve(
             listener,
             shoal_worker::routes::router(worker.clone(), generation.clone()),
@@ -118,7 +136,7 @@ impl WorkerNode {
             id,
             info,
             generation,
-            tasks: vec![rpc_server],
+            tasks: vec![rpc_server, plugin_sync],
         };
         let keeper = node.keep_lease(lease);
         node.tasks.push(keeper);

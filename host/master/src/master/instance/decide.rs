@@ -315,6 +315,18 @@ impl Decider {
                 );
             }
             TaskUpdate::LogPosition { .. } => {}
+            TaskUpdate::Log {
+                offset,
+                next_offset,
+                text,
+                last,
+            } => self.writes.push(Write::AppendTaskLog {
+                task_instance_id: id,
+                start_offset: offset as i64,
+                next_offset: next_offset as i64,
+                text,
+                last,
+            }),
             TaskUpdate::Ended { report } => self.ended(&name, *report),
         }
     }
