@@ -844,3 +844,26 @@ async fn a_plugin_hot_loaded_on_one_master_runs_on_every_worker_by_digest() {
         "the refusal is logged: {logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shut_down_cleanly_leaves_the_registry_at_once() {
+    let Some((mut c, _turn)) = cluster().await else {
+        return;
+    };
+    let store = c.store().await;
+    for name in ["w1", "m2"] {
+        let before = store.node(name).await.unwrap().unwrap().generation;
+        c.signal(name, libc::SIGTERM);
+        let code = eventually(
+            &format!("{name} to exit"),
+            Duration::from_secs(15),
+            async || c.exited(name),
+        )
+        .await;
+        assert_eq!(code, Some(0), "{}", c.logs());
+        // Dead right away, not a lease later: its failover need not wait.
+        let row = store.node(name).await.unwrap().unwrap();
+        assert_eq!(row.state, shoal_store::NodeState::Dead, "{row:?}");
+        assert_eq!(row.generation, before + 1);
+    }
+}

@@ -186,6 +186,16 @@ impl Registry {
         heartbeat::spawn(self.clone(), lease, load, until)
     }
 
+    /// Leave the cluster (a clean shutdown): the node declares itself dead now, so its
+    /// failover starts at once instead of after the lease. Stop its heartbeat first.
+    pub async fn leave(&self, lease: &NodeLease) -> Result<bool, RegistryError> {
+        let left = self.store.leave_node(&lease.id, lease.generation).await?;
+        if left {
+            tracing::info!(node = %lease.id, generation = lease.generation, "left the cluster");
+        }
+        Ok(left)
+    }
+
     /// Every node row, alive or dead, by id.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>, RegistryError> {
         Ok(self.store.nodes().await?)

@@ -41,9 +41,13 @@ pub struct RemoteExecutor {
     local: Arc<dyn TaskExecutorClient>,
     logic: HashSet<String>,
     workers: RwLock<HashMap<String, WorkerView>>,
-    /// Attempts placed on each worker since its last heartbeat, so one batch of
+    /// Attempts placed on each worker and not dispatched yet, so one batch of
     /// dispatches spreads instead of piling onto the worker that looked emptiest.
     placed: Mutex<HashMap<String, u32>>,
+    /// Attempts this master dispatched to each worker and has not heard end: between
+    /// two heartbeats (a second apart) short tasks come and go many times, so the
+    /// heartbeat's count alone would leave slots idle or overfill them.
+    inflight: Arc<Mutex<HashMap<String, HashSet<TaskKey>>>>,
     /// The master's sink, which the update endpoint ([`crate::master::router`]) feeds.
     sink: std::sync::OnceLock<Arc<dyn TaskEventSink>>,
 }
@@ -64,13 +68,29 @@ impl RemoteExecutor {
             logic: logic.into_iter().map(|t| normalise(&t)).collect(),
             workers: RwLock::default(),
             placed: Mutex::default(),
+            inflight: Arc::default(),
             sink: std::sync::OnceLock::new(),
         }
     }
 
-    /// The master's sink of task updates, once the master connected.
+    /// The master's sink of task updates, once the master connected; the update
+    /// endpoint feeds it. Ends seen on the way free this master's count of the slots
+    /// it holds on their worker.
     pub fn sink(&self) -> Option<Arc<dyn TaskEventSink>> {
-        self.sink.get().cloned()
+        let inner = self.sink.get().cloned()?;
+        Some(Arc::new(CountEnds {
+            inner,
+            inflight: self.inflight.clone(),
+        }))
+    }
+
+    fn track(&self, host: &str, key: TaskKey, add: bool) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if add {
+            inflight.entry(host.to_owned()).or_default().insert(key);
+        } else if let Some(keys) = inflight.get_mut(host) {
+            keys.remove(&key);
+        }
     }
 
     /// This master as workers see it.
@@ -81,11 +101,18 @@ impl RemoteExecutor {
     /// The live workers, from the registry (called on every refresh).
     pub fn set_workers(&self, workers: Vec<WorkerView>) {
         let mut map = self.workers.write().unwrap_or_else(|p| p.into_inner());
-        let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
         let next: HashMap<String, WorkerView> =
             workers.into_iter().map(|w| (w.id.clone(), w)).collect();
-        // A heartbeat that counts the attempts placed meanwhile replaces the estimate.
-        placed.retain(|id, _| next.get(id).is_some_and(|w| map.get(id) == Some(w)));
+        // A worker gone from the registry holds nothing of ours any more (its attempts
+        // are failed over).
+        self.placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| next.contains_key(id));
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| next.contains_key(id));
         *map = next;
     }
 
@@ -140,6 +167,27 @@ impl RemoteExecutor {
     }
 }
 
+/// The master's sink, behind which each attempt's end frees its slot in the count.
+struct CountEnds {
+    inner: Arc<dyn TaskEventSink>,
+    inflight: Arc<Mutex<HashMap<String, HashSet<TaskKey>>>>,
+}
+
+impl TaskEventSink for CountEnds {
+    fn deliver(&self, event: shoal_protocol::KeyedEvent) -> BoxFuture<'static, Result<(), String>> {
+        if matches!(event.update, shoal_protocol::TaskUpdate::Ended { .. })
+            && let Some(keys) = self
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&event.host)
+        {
+            keys.remove(&event.key);
+        }
+        self.inner.deliver(event)
+    }
+}
+
 fn normalise(task_type: &str) -> String {
     task_type
         .chars()
@@ -150,9 +198,10 @@ fn normalise(task_type: &str) -> String {
 
 /// How busy a worker is, 0 (idle) upwards; `None` when it has no free slot. Running
 /// slots weigh most, then CPU, then memory (DolphinScheduler's dynamic weighted
-/// round robin weighs the same three).
-fn busyness(w: &WorkerView, placed: u32) -> Option<f64> {
-    let used = w.slots_used + placed;
+/// round robin weighs the same three). `ours`: attempts this master has there or is
+/// about to send; the heartbeat's count may include other masters' too.
+fn busyness(w: &WorkerView, ours: u32) -> Option<f64> {
+    let used = w.slots_used.max(ours);
     if used >= w.slots {
         return None;
     }
@@ -176,14 +225,17 @@ impl TaskExecutorClient for RemoteExecutor {
         let group = worker_group.unwrap_or(DEFAULT_GROUP);
         let workers = self.workers.read().unwrap_or_else(|p| p.into_inner());
         let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let ours = |id: &String| {
+            placed.get(id).copied().unwrap_or(0)
+                + inflight.get(id).map_or(0, |keys| keys.len() as u32)
+        };
         let mut any = false;
         let best = workers
             .values()
             .filter(|w| w.groups.iter().any(|g| g == group))
             .inspect(|_| any = true)
-            .filter_map(|w| {
-                busyness(w, placed.get(&w.id).copied().unwrap_or(0)).map(|b| (b, &w.id))
-            })
+            .filter_map(|w| busyness(w, ours(&w.id)).map(|b| (b, &w.id)))
             .min_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)))
             .map(|(_, id)| id.clone());
         match best {
@@ -202,13 +254,26 @@ impl TaskExecutorClient for RemoteExecutor {
                 return self.local.dispatch(request).await;
             }
             let host = request.host.clone();
+            let key = request.key();
+            {
+                let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = placed.get_mut(&host) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            self.track(&host, key, true);
             let msg = DispatchMsg {
                 request,
                 master: self.me.clone(),
             };
-            self.call::<_, serde_json::Value>(&host, paths::DISPATCH, &msg)
+            let sent = self
+                .call::<_, serde_json::Value>(&host, paths::DISPATCH, &msg)
                 .await
-                .map(|_| ())
+                .map(|_| ());
+            if sent.is_err() {
+                self.track(&host, key, false);
+            }
+            sent
         })
     }
 
@@ -317,7 +382,7 @@ mod tests {
         let placed = HashMap::from([("b".to_string(), 3)]);
         assert_eq!(pick(&placed, "default").as_deref(), Some("a"));
         // All full: nobody.
-        let placed = HashMap::from([("a".to_string(), 1), ("b".to_string(), 3)]);
+        let placed = HashMap::from([("a".to_string(), 4), ("b".to_string(), 4)]);
         assert_eq!(pick(&placed, "default"), None);
     }
 

@@ -56,7 +56,8 @@ impl RpcClient {
             .connect_timeout(config.timeout.min(Duration::from_secs(2)))
             // Nodes talk to the addresses they registered, never through a proxy.
             .no_proxy()
-            .pool_max_idle_per_host(16)
+            // One connection per dispatch in flight (see the master's control lanes).
+            .pool_max_idle_per_host(128)
             .build()
             .expect("a reqwest client with static settings builds");
         Self {

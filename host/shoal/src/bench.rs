@@ -48,6 +48,21 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Distributed mode: a fan-out of noop tasks through real processes on one
+    /// PostgreSQL database (--db), an embedded `shoal server` against one `shoal
+    /// master` with 1, 2, 3 `shoal worker`s: tasks/s and CPU ms per task.
+    Cluster {
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
+        /// Worker counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3])]
+        workers: Vec<usize>,
+        /// Slots of each worker.
+        #[arg(long, default_value_t = 256)]
+        slots: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// A real `shoal server` over HTTP: idle memory, start-run and list-instances
     /// requests/s, cron fire → first task latency.
     Server {
@@ -89,6 +104,28 @@ pub async fn run(cmd: BenchCommand, data: &DataDir, db: Option<&str>) -> anyhow:
         BenchCommand::Fanout { tasks, json } => {
             anyhow::ensure!(tasks >= 1, "--tasks must be at least 1");
             return engine(Shape::Fanout { tasks }, data, db, json).await;
+        }
+        BenchCommand::Cluster {
+            tasks,
+            workers,
+            slots,
+            json,
+        } => {
+            anyhow::ensure!(
+                tasks >= 1 && slots >= 1,
+                "--tasks and --slots must be at least 1"
+            );
+            return crate::bench_cluster::run(
+                crate::bench_cluster::ClusterBench {
+                    tasks,
+                    workers,
+                    slots,
+                    json,
+                },
+                data,
+                db,
+            )
+            .await;
         }
         BenchCommand::Server {
             instances,

@@ -3,6 +3,7 @@
 
 mod app;
 mod bench;
+mod bench_cluster;
 mod bench_engine;
 mod bench_server;
 mod cli;

@@ -285,6 +285,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A clean shutdown: `id` at `generation` declares itself dead at once, as a peer
+    /// would after its lease (generation + 1, failover pending), so masters take over
+    /// what it held without waiting for the lease to run out. False when that
+    /// generation was not the alive one any more.
+    pub async fn leave_node(&self, id: &str, generation: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE nodes SET state = 'dead', generation = generation + 1, failover_pending = 1, \
+             failover_gen = generation + 1 WHERE id = $1 AND generation = $2 AND state = 'alive'",
+        )
+        .bind(id)
+        .bind(generation)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Nodes of `role` whose failover is not recorded as done, by id. The node may be
     /// alive again under a newer generation: what its dead generation left still needs
     /// the failover.

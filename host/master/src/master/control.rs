@@ -1,10 +1,12 @@
 //! An instance's control commands to the nodes that execute its task attempts
 //! (dispatch, kill, let go), sent in the order the instance's worker decided them.
 //!
-//! The worker never waits on a node: it hands commands to this per-instance sender,
-//! which calls the [`TaskExecutorClient`] one command at a time, so a kill decided
-//! after a dispatch reaches the node after it. A dispatch the node refuses, or that no
-//! node takes after a few tries, comes back to the worker as a launch failure.
+//! The worker never waits on a node: it hands commands to this per-instance sender.
+//! Dispatches go out side by side (up to [`DISPATCHES_AT_ONCE`]: a fan-out of thousands
+//! of tasks must not wait for one round trip each); any other command waits until the
+//! dispatches before it are done, so a kill decided after a dispatch reaches the node
+//! after it. A dispatch the node refuses, or that no node takes after a few tries,
+//! comes back to the worker as a launch failure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,9 @@ pub(super) enum Control {
 /// takes a repeated dispatch of one attempt once).
 const DISPATCH_TRIES: u32 = 4;
 
+/// Dispatches of one instance in flight at once.
+pub(super) const DISPATCHES_AT_ONCE: usize = 64;
+
 pub(super) struct Controller;
 
 impl Controller {
@@ -50,9 +55,20 @@ impl Controller {
     ) -> mpsc::UnboundedSender<Control> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Control>();
         tokio::spawn(async move {
+            let mut sending = tokio::task::JoinSet::new();
             while let Some(command) = rx.recv().await {
+                if let Control::Dispatch(request) = command {
+                    while sending.len() >= DISPATCHES_AT_ONCE {
+                        sending.join_next().await;
+                    }
+                    let (client, events) = (client.clone(), events.clone());
+                    sending.spawn(async move { dispatch(&*client, *request, &events).await });
+                    continue;
+                }
+                // Whatever follows a dispatch reaches the node after it.
+                while sending.join_next().await.is_some() {}
                 match command {
-                    Control::Dispatch(request) => dispatch(&*client, *request, &events).await,
+                    Control::Dispatch(_) => unreachable!("handled above"),
                     Control::Kill { host, key } => {
                         if let Err(e) = client.kill(&host, key).await {
                             tracing::warn!("killing {key} on {host}: {e}");

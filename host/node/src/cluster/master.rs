@@ -188,7 +188,17 @@ impl MasterNode {
         matches!(*self.lost.borrow(), LeaseState::Lost(_))
     }
 
-    /// Stop heartbeats, the RPC endpoint and the cluster loop (a clean shutdown).
+    /// A clean shutdown: stop acting on every instance, leave the registry (another
+    /// master adopts them at once) and stop heartbeats, RPC and the cluster loop.
+    pub async fn shutdown(&self) {
+        self.stop();
+        self.master.let_go_all();
+        if let Err(e) = self.registry.leave(&self.lease).await {
+            tracing::warn!("leaving the registry failed: {e}; peers wait for the lease instead");
+        }
+    }
+
+    /// Stop heartbeats, the RPC endpoint and the cluster loop.
     pub fn stop(&self) {
         for task in &self.tasks {
             task.abort();

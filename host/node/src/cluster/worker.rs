@@ -52,6 +52,8 @@ pub struct WorkerNode {
     pub id: String,
     info: NodeInfo,
     generation: Arc<AtomicU64>,
+    /// The lease held now (a new one after each re-registration).
+    lease: Arc<std::sync::Mutex<NodeLease>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -136,6 +138,7 @@ impl WorkerNode {
             id,
             info,
             generation,
+            lease: Arc::new(std::sync::Mutex::new(lease.clone())),
             tasks: vec![rpc_server, plugin_sync],
         };
         let keeper = node.keep_lease(lease);
@@ -151,11 +154,12 @@ impl WorkerNode {
     /// Heartbeat; on a lost lease stop everything of the old generation and register
     /// again as a new one, for as long as the node runs.
     fn keep_lease(&self, first: NodeLease) -> JoinHandle<()> {
-        let (registry, worker, info, generation) = (
+        let (registry, worker, info, generation, held) = (
             self.registry.clone(),
             self.worker.clone(),
             self.info.clone(),
             self.generation.clone(),
+            self.lease.clone(),
         );
         tokio::spawn(async move {
             let mut lease = first;
@@ -184,14 +188,25 @@ impl WorkerNode {
                     }
                 };
                 generation.store(lease.generation as u64, Ordering::SeqCst);
+                *held.lock().unwrap_or_else(|p| p.into_inner()) = lease.clone();
                 worker.outbox().set_generation(lease.generation as u64);
                 tracing::warn!(node = %lease.id, generation = lease.generation, "registered again");
             }
         })
     }
 
-    /// Stop serving (a clean shutdown): attempts still running are let go, and the
-    /// masters fail them over once this node's lease runs out.
+    /// A clean shutdown: stop serving and heartbeating, then leave the registry, so the
+    /// masters fail what still runs here over at once rather than after the lease.
+    pub async fn shutdown(&self) {
+        self.stop();
+        self.worker.lost_lease().await;
+        let lease = self.lease.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Err(e) = self.registry.leave(&lease).await {
+            tracing::warn!("leaving the registry failed: {e}; masters wait for the lease instead");
+        }
+    }
+
+    /// Stop serving and heartbeating.
     pub fn stop(&self) {
         for task in &self.tasks {
             task.abort();

@@ -220,13 +220,20 @@ pub async fn run_node(
         return Ok(ExitCode::from(3));
     }
 
-    eprintln!("shutting down: no new requests or fires; waiting for running instances");
     fires.abort();
     pump.abort();
+    if let Engine::Cluster(node) = &engine {
+        // Another master adopts the instances at once; nothing to wait for here.
+        eprintln!("shutting down: leaving the cluster; another master continues the instances");
+        node.shutdown().await;
+    } else {
+        eprintln!("shutting down: no new requests or fires; waiting for running instances");
+    }
     let grace = Duration::from_secs(config.shutdown_grace_s);
-    if tokio::time::timeout(grace, master.wait_idle())
-        .await
-        .is_err()
+    if matches!(engine, Engine::Embedded(_))
+        && tokio::time::timeout(grace, master.wait_idle())
+            .await
+            .is_err()
     {
         eprintln!(
             "instances still running after {}s; the next start continues them",
@@ -240,7 +247,7 @@ pub async fn run_node(
             store.release_lease("engine", &engine_holder(data)).await?;
             drop(engine);
         }
-        Engine::Cluster(node) => node.stop(),
+        Engine::Cluster(_) => {}
     }
     let _ = std::fs::remove_file(data.root().join("server.json"));
     Ok(ExitCode::SUCCESS)

@@ -40,7 +40,7 @@ pub async fn run(
     let _ = std::io::stdout().flush();
     super::shutdown_signal().await;
     eprintln!("shutting down: attempts still running are failed over by the masters");
-    node.stop();
+    node.shutdown().await;
     let _ = std::fs::remove_file(data.root().join("worker.json"));
     Ok(ExitCode::SUCCESS)
 }
