@@ -32,6 +32,8 @@ pub struct WorkerView {
     pub cpu_load: f64,
     pub memory_used: f64,
     pub generation: u64,
+    /// Its last heartbeat, on the database's clock (ms since the epoch).
+    pub heartbeat_at: i64,
 }
 
 pub struct RemoteExecutor {
@@ -50,6 +52,10 @@ pub struct RemoteExecutor {
     inflight: Arc<Mutex<HashMap<String, HashSet<TaskKey>>>>,
     /// The master's sink, which the update endpoint ([`crate::master::router`]) feeds.
     sink: std::sync::OnceLock<Arc<dyn TaskEventSink>>,
+    /// Workers a dispatch could not reach, with the heartbeat they had then: nothing
+    /// more is placed on one until a newer heartbeat shows it alive (a dead one is
+    /// declared dead a lease later; its tasks should not be sent to it meanwhile).
+    suspect: Mutex<HashMap<String, i64>>,
 }
 
 impl RemoteExecutor {
@@ -70,6 +76,7 @@ impl RemoteExecutor {
             placed: Mutex::default(),
             inflight: Arc::default(),
             sink: std::sync::OnceLock::new(),
+            suspect: Mutex::default(),
         }
     }
 
@@ -82,6 +89,22 @@ impl RemoteExecutor {
             inner,
             inflight: self.inflight.clone(),
         }))
+    }
+
+    /// `host` did not answer: place nothing more there until a newer heartbeat.
+    fn suspect(&self, host: &str) {
+        let seen = self
+            .workers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .map(|w| w.heartbeat_at);
+        if let Some(at) = seen {
+            self.suspect
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(host.to_owned(), at);
+        }
     }
 
     fn track(&self, host: &str, key: TaskKey, add: bool) {
@@ -113,6 +136,10 @@ impl RemoteExecutor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|id, _| next.contains_key(id));
+        self.suspect
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, at| next.get(id).is_some_and(|w| w.heartbeat_at <= *at));
         *map = next;
     }
 
@@ -226,6 +253,7 @@ impl TaskExecutorClient for RemoteExecutor {
         let workers = self.workers.read().unwrap_or_else(|p| p.into_inner());
         let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
         let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let suspect = self.suspect.lock().unwrap_or_else(|p| p.into_inner());
         let ours = |id: &String| {
             placed.get(id).copied().unwrap_or(0)
                 + inflight.get(id).map_or(0, |keys| keys.len() as u32)
@@ -235,6 +263,7 @@ impl TaskExecutorClient for RemoteExecutor {
             .values()
             .filter(|w| w.groups.iter().any(|g| g == group))
             .inspect(|_| any = true)
+            .filter(|w| !suspect.contains_key(&w.id))
             .filter_map(|w| busyness(w, ours(&w.id)).map(|b| (b, &w.id)))
             .min_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)))
             .map(|(_, id)| id.clone());
@@ -270,8 +299,11 @@ impl TaskExecutorClient for RemoteExecutor {
                 .call::<_, serde_json::Value>(&host, paths::DISPATCH, &msg)
                 .await
                 .map(|_| ());
-            if sent.is_err() {
+            if let Err(e) = &sent {
                 self.track(&host, key, false);
+                if matches!(e, ClientError::Unreachable { .. }) {
+                    self.suspect(&host);
+                }
             }
             sent
         })
@@ -357,6 +389,7 @@ mod tests {
             cpu_load: cpu,
             memory_used: 0.0,
             generation: 1,
+            heartbeat_at: 0,
         }
     }
 

@@ -329,5 +329,6 @@ fn view(n: &NodeRow) -> WorkerView {
         cpu_load: n.cpu_load,
         memory_used: n.memory_used,
         generation: n.generation.max(0) as u64,
+        heartbeat_at: n.heartbeat_at,
     }
 }
