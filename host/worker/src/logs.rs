@@ -42,11 +42,22 @@ impl LogShipper {
         host: String,
         send: impl Fn(KeyedEvent) -> bool + Send + 'static,
     ) {
+        // A short task's lines go to the instance's shared log, among thousands of
+        // others: its own start after the file's present end, and reading from the top
+        // for each task would cost the square of a fan-out.
+        let shared = path
+            .to_str()
+            .is_some_and(|p| p.ends_with(shoal_model::log::SHARED_LOG_SUFFIX));
+        let at = if shared {
+            std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        } else {
+            0
+        };
         self.lock().insert(
             key,
             Shipping {
                 path,
-                at: 0,
+                at,
                 seq: FIRST_SEQ,
             },
         );
