@@ -37,6 +37,10 @@ impl Decider {
     pub(super) fn advance(&mut self) {
         match self.state {
             W::Running => {
+                // Slots freed by this batch's ends go to the tasks that waited longest.
+                if !self.waiting.is_empty() {
+                    self.place_waiting();
+                }
                 if self.failing {
                     self.finished_now.clear();
                     self.kill_all("another task failed (failure strategy: end)");
@@ -222,7 +226,13 @@ impl Decider {
     /// (DolphinScheduler's tasks wait for a worker of their group the same way) and
     /// placement is tried again shortly.
     pub(super) fn place_or_wait(&mut self, name: &str, action: TaskAction) -> Placed {
-        match self.try_place(name) {
+        // Behind others already waiting: wait too, in order, without asking.
+        let placed = if self.waiting.is_empty() {
+            self.try_place(name)
+        } else {
+            Err(String::new())
+        };
+        match placed {
             Ok(()) => {
                 if self.task(name, action, "") {
                     Placed::Yes
@@ -236,6 +246,12 @@ impl Decider {
                     slot.host.clear();
                 }
                 let waiting = self.slots.get(name).map(|s| s.state) == Some(T::Dispatching);
+                // Only the first to wait says why: thousands may follow it.
+                let why = if self.waiting.is_empty() {
+                    why
+                } else {
+                    String::new()
+                };
                 if !waiting && !self.task(name, TaskAction::Wait, &why) {
                     return Placed::Refused;
                 }
@@ -245,9 +261,44 @@ impl Decider {
         }
     }
 
+    /// Queue `name` for placement once a node has room.
     pub(super) fn retry_placement(&mut self, name: &str) {
-        let n = name.to_owned();
-        self.start_wait(name, PLACE_AGAIN, |wait| Event::PlaceDue { name: n, wait });
+        if !self.waiting.iter().any(|n| n == name) {
+            self.waiting.push_back(name.to_owned());
+        }
+        self.arm_place_timer();
+    }
+
+    fn arm_place_timer(&mut self) {
+        if !self.place_timer && !self.waiting.is_empty() {
+            self.place_timer = true;
+            self.effects.push(Effect::Timer {
+                after: PLACE_AGAIN,
+                event: Event::PlaceDue,
+            });
+        }
+    }
+
+    /// Place waiting tasks, oldest first, until one finds no node.
+    pub(super) fn place_waiting(&mut self) {
+        if self.state != W::Running || self.failing {
+            return;
+        }
+        while let Some(name) = self.waiting.front().cloned() {
+            if self.slots.get(&name).map(|s| s.state) != Some(T::Dispatching) {
+                // Paused, killed or placed meanwhile.
+                self.waiting.pop_front();
+                continue;
+            }
+            if self.try_place(&name).is_err() {
+                break;
+            }
+            self.waiting.pop_front();
+            if self.task(&name, TaskAction::Dispatch, "") {
+                self.dispatched(&name);
+            }
+        }
+        self.arm_place_timer();
     }
 
     /// The retry interval is over: the failed attempt's row says so and a new attempt

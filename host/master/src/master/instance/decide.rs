@@ -161,16 +161,9 @@ impl Decider {
                     );
                 }
             }
-            Event::PlaceDue { name, wait } => {
-                if self.wait_is_over(&name, T::Dispatching, wait) {
-                    if self.try_place(&name).is_ok() {
-                        if self.task(&name, TaskAction::Dispatch, "") {
-                            self.dispatched(&name);
-                        }
-                    } else {
-                        self.retry_placement(&name);
-                    }
-                }
+            Event::PlaceDue => {
+                self.place_timer = false;
+                self.place_waiting();
             }
             Event::DelayDue { name, wait } => {
                 if self.wait_is_over(&name, T::Delayed, wait) {

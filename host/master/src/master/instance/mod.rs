@@ -65,11 +65,8 @@ pub(super) enum Event {
         message: String,
         unreachable: bool,
     },
-    /// Time to try placing a task waiting in `dispatching` again.
-    PlaceDue {
-        name: String,
-        wait: u64,
-    },
+    /// Time to try placing the tasks waiting in `dispatching` again.
+    PlaceDue,
     /// A wait ended; `wait` tells which (see [`Slot::wait`]).
     DelayDue {
         name: String,
@@ -215,6 +212,12 @@ pub(super) struct Decider {
     /// Distributed mode: this master's ownership epoch of the instance, which every
     /// batch is fenced on and every dispatch carries (`None`: the single-node engine).
     pub(super) epoch: Option<i64>,
+    /// Tasks waiting in `dispatching` for a node, oldest first. One timer for all of
+    /// them (and every batch in which a task ended) tries placement again, not one
+    /// timer per task: a fan-out of thousands waits here.
+    pub(super) waiting: std::collections::VecDeque<String>,
+    /// The placement timer is set.
+    pub(super) place_timer: bool,
 }
 
 pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
@@ -307,6 +310,8 @@ impl Decider {
             rows: HashMap::new(),
             index: HashMap::new(),
             epoch: None,
+            waiting: Default::default(),
+            place_timer: false,
         }
         .counted())
     }
@@ -512,6 +517,8 @@ impl InstanceWorker {
             index: HashMap::new(),
             rows: row_index,
             epoch,
+            waiting: Default::default(),
+            place_timer: false,
         }
         .counted();
         let term = master.term();
