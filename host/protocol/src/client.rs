@@ -56,6 +56,20 @@ pub struct RunningTask {
 /// that is its acknowledgement. An error means "not acknowledged; send it again".
 pub trait TaskEventSink: Send + Sync {
     fn deliver(&self, event: KeyedEvent) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Several updates of one workflow instance, oldest first; one answer each, in
+    /// order. The default hands each over once the one before it is acknowledged; a
+    /// sink that can take them in order at once should, so they are stored together.
+    fn deliver_many(&self, events: Vec<KeyedEvent>) -> BoxFuture<'static, Vec<Result<(), String>>> {
+        let pending: Vec<_> = events.into_iter().map(|e| self.deliver(e)).collect();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(pending.len());
+            for ack in pending {
+                out.push(ack.await);
+            }
+            out
+        })
+    }
 }
 
 /// Control commands from the master to task execution.

@@ -73,24 +73,11 @@ async fn updates(
         let sink = rpc.sink.clone();
         async move {
             let mut acked = Vec::new();
-            let mut events = events.into_iter();
-            // The first update loads the instance if it is not live here; once it is,
-            // the sink takes the rest in order at once, and they are stored together
-            // (one batch of the instance) instead of one commit after another.
-            let Some(first) = events.next() else {
-                return acked;
-            };
-            let id = (first.key, first.seq);
-            if let Err(e) = sink.deliver(first).await {
-                tracing::debug!("update {} #{} not taken: {e}", id.0, id.1);
-                return acked;
-            }
-            acked.push(id);
-            let pending: Vec<_> = events
-                .map(|event| ((event.key, event.seq), sink.deliver(event)))
-                .collect();
-            for (id, ack) in pending {
-                match ack.await {
+            let ids: Vec<_> = events.iter().map(|e| (e.key, e.seq)).collect();
+            // Taken in order at once when the instance is live here, and stored
+            // together (one batch of the instance), not one commit after another.
+            for (id, result) in ids.into_iter().zip(sink.deliver_many(events).await) {
+                match result {
                     Ok(()) => acked.push(id),
                     // Not acknowledged: the worker sends it (and what follows) again.
                     Err(e) => {

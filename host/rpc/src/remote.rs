@@ -213,6 +213,23 @@ impl TaskEventSink for CountEnds {
         }
         self.inner.deliver(event)
     }
+
+    fn deliver_many(
+        &self,
+        events: Vec<shoal_protocol::KeyedEvent>,
+    ) -> BoxFuture<'static, Vec<Result<(), String>>> {
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            for event in &events {
+                if matches!(event.update, shoal_protocol::TaskUpdate::Ended { .. })
+                    && let Some(keys) = inflight.get_mut(&event.host)
+                {
+                    keys.remove(&event.key);
+                }
+            }
+        }
+        self.inner.deliver_many(events)
+    }
 }
 
 fn normalise(task_type: &str) -> String {
