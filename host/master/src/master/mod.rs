@@ -11,25 +11,28 @@
 //! wait for an instance to settle, recover every unfinished instance after a crash, and
 //! take operations other processes queued in the store's command table.
 
+mod commands;
 mod control;
 mod host;
 mod instance;
 mod lineage;
 mod params;
 mod tenancy;
+mod updates;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shoal_protocol::{BoxFuture, KeyedEvent, TakeOver, TaskEventSink, TaskExecutorClient, TaskKey};
+use shoal_protocol::{TakeOver, TaskExecutorClient, TaskKey};
 use shoal_store::{Store, StoreError, Write};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::graph::{GraphError, RunScope};
 use crate::state::{IllegalTransition, TaskInstanceState, WorkflowState};
 
+pub use commands::queue_operation;
 pub use instance::DEFAULT_PROJECT;
 pub use lineage::DEFAULT_MAX_SUB_WORKFLOW_DEPTH;
 
@@ -291,7 +294,7 @@ impl Master {
                 loading: Mutex::new(HashMap::new()),
             }),
         };
-        client.connect(Arc::new(UpdateSink(Arc::downgrade(&master.inner))));
+        client.connect(Arc::new(updates::UpdateSink(Arc::downgrade(&master.inner))));
         master
     }
 
@@ -549,60 +552,6 @@ impl Master {
         }
     }
 
-    /// Take commands queued in the store (by `shoal stop ID` in another process, say)
-    /// and apply them, until the returned handle is dropped or aborted.
-    pub fn serve_commands(&self) -> tokio::task::JoinHandle<()> {
-        let master = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match master.inner.store.take_commands(master.owner(), 64).await {
-                    Ok(commands) => {
-                        for command in commands {
-                            master.apply_queued(command).await;
-                        }
-                    }
-                    Err(e) => tracing::warn!("reading the command queue failed: {e}"),
-                }
-                tokio::time::sleep(master.inner.config.command_poll).await;
-            }
-        })
-    }
-
-    async fn apply_queued(&self, command: shoal_store::CommandRow) {
-        let Some(instance) = command.workflow_instance_id else {
-            tracing::warn!("command {} names no instance; ignored", command.id);
-            return;
-        };
-        let op: Result<Operation, _> = serde_json::from_value(command.payload.clone());
-        let result = match op {
-            Ok(op) => {
-                let (reply, answer) = oneshot::channel();
-                match self
-                    .send(
-                        instance,
-                        instance::Event::Queued {
-                            op,
-                            command_id: command.id,
-                            reply,
-                        },
-                    )
-                    .await
-                {
-                    Ok(()) => answer.await.unwrap_or(Err(MasterError::Gone)),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(MasterError::BadDefinition {
-                id: command.id,
-                version: 0,
-                message: format!("unreadable command: {e}"),
-            }),
-        };
-        if let Err(e) = result {
-            tracing::info!("command {} on instance {instance}: {e}", command.id);
-        }
-    }
-
     /// Hand `event` to the instance's live worker, or give it back when none holds it.
     fn send_now(&self, instance: i64, event: instance::Event) -> Result<(), instance::Event> {
         let sender = self.inner.live.lock().unwrap().get(&instance).cloned();
@@ -780,123 +729,5 @@ impl Master {
 
     fn publish(&self, progress: Progress) {
         let _ = self.inner.progress.send(progress);
-    }
-}
-
-/// Queue `op` on `instance` for whichever engine or master drives it, and wait (up to
-/// `within`) for its verdict on the instance's event stream.
-pub async fn queue_operation(
-    store: &Store,
-    instance: i64,
-    op: &Operation,
-    within: Duration,
-) -> Result<(), MasterError> {
-    let ids = store
-        .write(vec![Write::PushCommand {
-            kind: "operation".into(),
-            workflow_instance_id: Some(instance),
-            payload: serde_json::to_value(op).unwrap_or_default(),
-        }])
-        .await?;
-    let command_id = ids[0].ok_or(MasterError::Gone)?;
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        for event in store.events(instance).await? {
-            if event.kind == "command" && event.payload["command_id"] == command_id {
-                return if event.payload["accepted"] == true {
-                    Ok(())
-                } else {
-                    Err(MasterError::Refused(
-                        event.payload["message"]
-                            .as_str()
-                            .unwrap_or("refused")
-                            .to_owned(),
-                    ))
-                };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(MasterError::NotTaken { command_id, within })
-}
-
-/// The master's end of the task update stream: each update goes to the worker of its
-/// instance (loaded first if none holds it) and is acknowledged once that worker stored
-/// the batch holding it.
-struct UpdateSink(std::sync::Weak<Inner>);
-
-impl TaskEventSink for UpdateSink {
-    fn deliver(&self, event: KeyedEvent) -> BoxFuture<'static, Result<(), String>> {
-        let Some(inner) = self.0.upgrade() else {
-            return Box::pin(async { Err("the master stopped".to_owned()) });
-        };
-        let master = Master { inner };
-        let instance = event.key.workflow_instance_id as i64;
-        let (ack, acked) = oneshot::channel();
-        let update = instance::Event::Update {
-            key: event.key,
-            update: event.update,
-            ack: Some(ack),
-        };
-        // Taken now, in the order delivered: an in-process executor does not wait.
-        let sent = master.send_now(instance, update);
-        Box::pin(async move {
-            if let Err(update) = sent {
-                master
-                    .send(instance, update)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            acked.await.map_err(|_| {
-                format!("instance {instance}: its worker stopped before storing the update")
-            })
-        })
-    }
-
-    /// An instance's updates in order: straight to its live worker, all of them, so
-    /// they join one batch; once one cannot go straight (the instance is not live here)
-    /// it and every later one go through loading, one after another.
-    fn deliver_many(&self, events: Vec<KeyedEvent>) -> BoxFuture<'static, Vec<Result<(), String>>> {
-        let Some(inner) = self.0.upgrade() else {
-            let n = events.len();
-            return Box::pin(async move { vec![Err("the master stopped".to_owned()); n] });
-        };
-        let master = Master { inner };
-        let mut straight = Vec::new();
-        let mut later = Vec::new();
-        for event in events {
-            let instance = event.key.workflow_instance_id as i64;
-            let (ack, acked) = oneshot::channel();
-            let update = instance::Event::Update {
-                key: event.key,
-                update: event.update,
-                ack: Some(ack),
-            };
-            if later.is_empty() {
-                match master.send_now(instance, update) {
-                    Ok(()) => straight.push((instance, acked)),
-                    Err(update) => later.push((instance, update, acked)),
-                }
-            } else {
-                later.push((instance, update, acked));
-            }
-        }
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(straight.len() + later.len());
-            let stopped = |instance: i64| {
-                format!("instance {instance}: its worker stopped before storing the update")
-            };
-            for (instance, acked) in straight {
-                out.push(acked.await.map_err(|_| stopped(instance)));
-            }
-            for (instance, update, acked) in later {
-                let result = match master.send(instance, update).await {
-                    Ok(()) => acked.await.map_err(|_| stopped(instance)),
-                    Err(e) => Err(e.to_string()),
-                };
-                out.push(result);
-            }
-            out
-        })
     }
 }
