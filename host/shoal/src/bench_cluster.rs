@@ -4,7 +4,7 @@
 //! the run's start to its end, with the CPU every process used.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::app::DataDir;
+use crate::bench_server::Running as Proc;
 
 pub struct ClusterBench {
     pub tasks: usize,
@@ -33,25 +34,6 @@ struct Figure {
 
 const TOKEN: &str = "shoal_bench_cluster_token";
 const SECRET: &str = "shoal-bench-cluster-secret-0123456789";
-
-/// A node process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg(self.0.id().to_string())
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// User + system CPU of `pid` so far, in ms (clock ticks of 10 ms, as on Linux).
 fn cpu_ms(pid: u32) -> f64 {

@@ -40,7 +40,8 @@ pub struct ServerBench {
 
 const TOKEN: &str = "shoal_bench_token";
 
-struct Running(Child);
+/// A benchmark's child process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
