@@ -85,6 +85,16 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// How [`Store::open_with`] sets up its connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// PostgreSQL ends a session that sits inside a transaction, waiting on its client,
+    /// longer than this. A cluster node sets it to its lease: a process paused (or
+    /// swapped out) mid-batch holds its fence's row lock, and the adoption that follows
+    /// its lease's end would wait on that lock for as long as the pause lasts.
+    pub hold_limit: Option<Duration>,
+}
+
 /// The store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -104,6 +114,11 @@ impl Store {
 
     /// Open a store by URL: `sqlite://PATH?mode=rwc` or `postgres://...`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, OpenOptions::default()).await
+    }
+
+    /// [`Store::open`] with options.
+    pub async fn open_with(url: &str, opts: OpenOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -133,6 +148,11 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                         sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    } else if let Some(limit) = opts.hold_limit {
+                        let ms = limit.as_millis().max(1);
+                        sqlx::query(&format!("SET idle_in_transaction_session_timeout = {ms}"))
                             .execute(&mut *conn)
                             .await?;
                     }

@@ -322,3 +322,58 @@ async fn plugin_blobs_round_trip() {
     })
     .await;
 }
+
+/// A node paused in the middle of a fenced batch (its fence's row lock taken, its
+/// commit not sent) cannot hold off an adoption past its hold limit: PostgreSQL ends
+/// the stalled session, its batch is lost whole, and the adoption goes through. Without
+/// the limit the adoption waits as long as the pause.
+#[tokio::test]
+async fn a_stalled_transaction_does_not_hold_off_an_adoption() {
+    use shoal_store::OpenOptions;
+    use shoal_store::testing::{drop_pg, fresh_pg};
+    use std::time::{Duration, Instant};
+    let Some((url, name)) = fresh_pg().await else {
+        return;
+    };
+    let hold_limit = Duration::from_millis(500);
+    let paused = Store::open_with(
+        &url,
+        OpenOptions {
+            hold_limit: Some(hold_limit),
+        },
+    )
+    .await
+    .unwrap();
+    let other = Store::open(&url).await.unwrap();
+    let wf = instance(&paused, "running", Some("m1"), 1).await;
+
+    let mut tx = paused.pool().begin().await.unwrap();
+    sqlx::query(
+        "SELECT 1 FROM workflow_instances WHERE id = $1 AND owner = 'm1' AND owner_gen = 1 FOR SHARE",
+    )
+    .bind(wf)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let moved = tokio::time::timeout(
+        Duration::from_secs(10),
+        other.adopt_instances_of("m1", "m2"),
+    )
+    .await
+    .expect("the adoption waited on the stalled session past its hold limit")
+    .unwrap();
+    assert_eq!(moved, vec![wf]);
+    assert!(
+        started.elapsed() >= hold_limit / 2,
+        "the lock was held: {:?}",
+        started.elapsed()
+    );
+    // The stalled batch cannot commit any more.
+    assert!(tx.commit().await.is_err());
+    let row = other.workflow_instance(wf).await.unwrap().unwrap();
+    assert_eq!((row.owner.as_deref(), row.owner_gen), (Some("m2"), 2));
+    paused.close().await;
+    other.close().await;
+    drop_pg(&name).await;
+}

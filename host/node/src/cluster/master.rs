@@ -53,7 +53,7 @@ impl MasterNode {
         plugins: Arc<PluginRegistry>,
     ) -> anyhow::Result<Self> {
         cluster.check()?;
-        let store = open_cluster_store(&cluster.database).await?;
+        let store = open_cluster_store(&cluster.database, cluster.registry.lease).await?;
         let registry = Registry::new(store.clone(), cluster.registry);
         let listener = tokio::net::TcpListener::bind(cluster.rpc_listen)
             .await

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use shoal_registry::RegistryConfig;
-use shoal_store::{Backend, Store};
+use shoal_store::{Backend, OpenOptions, Store};
 
 pub use master::MasterNode;
 pub use worker::{WorkerConfig, WorkerNode};
@@ -70,15 +70,19 @@ impl ClusterConfig {
     }
 }
 
-/// Open the cluster's store: PostgreSQL only.
-pub async fn open_cluster_store(url: &str) -> anyhow::Result<Store> {
+/// Open the cluster's store: PostgreSQL only. No transaction of this node outlives its
+/// `lease` waiting on it, so a paused node cannot hold off the node that takes over.
+pub async fn open_cluster_store(url: &str, lease: Duration) -> anyhow::Result<Store> {
     if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
         bail!(
             "distributed mode needs PostgreSQL: `--db {}` is not a postgres:// URL. SQLite stays the single-node default: run `shoal server` (or `shoal run`) on it instead",
             redact(url)
         );
     }
-    let store = Store::open(url)
+    let opts = OpenOptions {
+        hold_limit: Some(lease),
+    };
+    let store = Store::open_with(url, opts)
         .await
         .with_context(|| format!("opening the store at {}", redact(url)))?;
     if store.backend() != Backend::Postgres {
@@ -119,7 +123,8 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_is_refused_with_a_clear_message() {
-        let Err(err) = open_cluster_store("sqlite:///tmp/x.db").await else {
+        let Err(err) = open_cluster_store("sqlite:///tmp/x.db", Duration::from_secs(10)).await
+        else {
             panic!("SQLite must be refused");
         };
         let err = err.to_string();

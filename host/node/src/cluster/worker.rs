@@ -71,7 +71,7 @@ impl WorkerNode {
         if config.groups.is_empty() {
             anyhow::bail!("a worker serves at least one worker group (--group)");
         }
-        let store = open_cluster_store(&cluster.database).await?;
+        let store = open_cluster_store(&cluster.database, cluster.registry.lease).await?;
         let staging = data.root().join("uploads");
         super::plugins::sync_plugins(&store, &plugins, &staging)
             .await
