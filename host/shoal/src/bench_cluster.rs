@@ -163,10 +163,16 @@ async fn measure(
     let id = launch["instance"]
         .as_i64()
         .with_context(|| format!("the run did not start: {launch}"))?;
+    // The instance list, not the instance's detail: the detail carries every task row
+    // (10,000 here), and reading it ten times a second would load the node under test
+    // as much as the run does.
+    let poll = format!("/instances?project=bench&workflow={name}&limit=1");
     loop {
-        let d = api
-            .call(api.http.get(api.url(&format!("/instances/{id}"))))
-            .await?;
+        let page = api.call(api.http.get(api.url(&poll))).await?;
+        let d = &page["items"][0];
+        if d["id"].as_i64() != Some(id) {
+            bail!("the run {id} is not the newest of {name}: {page}");
+        }
         match d["state"].as_str().unwrap_or_default() {
             "succeeded" => break,
             "failed" | "stopped" | "paused" => bail!("the fan-out ended {}", d["state"]),
