@@ -96,6 +96,23 @@ pub trait TaskExecutorClient: Send + Sync {
     /// happens next arrives as updates.
     fn dispatch(&self, request: TaskRequest) -> BoxFuture<'_, Result<(), ClientError>>;
 
+    /// Several dispatches at once, one answer each, in order. The default sends them one
+    /// after another; a client that talks to nodes over the network sends each node's
+    /// share in one request, so a fan-out of thousands of tasks costs a few round trips,
+    /// not thousands.
+    fn dispatch_many(
+        &self,
+        requests: Vec<TaskRequest>,
+    ) -> BoxFuture<'_, Vec<Result<(), ClientError>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(requests.len());
+            for request in requests {
+                out.push(self.dispatch(request).await);
+            }
+            out
+        })
+    }
+
     /// Kill the attempt (its processes, its external job). Its end arrives as an update.
     fn kill<'a>(&'a self, host: &'a str, key: TaskKey) -> BoxFuture<'a, Result<(), ClientError>>;
 

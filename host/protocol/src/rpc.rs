@@ -4,7 +4,7 @@
 //! [`VERSION_HEADER`]; a node answers a request of a version it does not speak with
 //! 400 and says which it speaks. Bodies are the types below, as JSON.
 //!
-//! Master → worker ([`paths`]): dispatch, kill, pause, take over, list running, read a
+//! Master → worker ([`paths`]): dispatch (in batches), kill, pause, take over, list running, read a
 //! log range. Worker → master: batches of [`KeyedEvent`]s, each acknowledged by key.
 
 use serde::{Deserialize, Serialize};
@@ -43,10 +43,18 @@ pub struct MasterRef {
     pub generation: u64,
 }
 
+/// Attempts for one worker, taken in order; the answer has one entry per request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DispatchMsg {
-    pub request: TaskRequest,
+    pub requests: Vec<TaskRequest>,
     pub master: MasterRef,
+}
+
+/// Per request of a [`DispatchMsg`], in its order: `None` when the worker took it, or
+/// why it refused it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DispatchReply {
+    pub refused: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use shoal_protocol::rpc::{
-    DispatchMsg, KeyMsg, MasterRef, RunningReply, TakeOverMsg, TakeOverReply, paths,
+    DispatchMsg, DispatchReply, KeyMsg, MasterRef, RunningReply, TakeOverMsg, TakeOverReply, paths,
 };
 use shoal_protocol::{
     BoxFuture, ClientError, RunningTask, TakeOver, TaskEventSink, TaskExecutorClient, TaskKey,
@@ -171,6 +171,74 @@ impl RemoteExecutor {
             })
     }
 
+    /// One worker's share of a batch of dispatches, in one request.
+    async fn send_share(
+        &self,
+        host: String,
+        share: Vec<(usize, TaskRequest)>,
+    ) -> Vec<(usize, Result<(), ClientError>)> {
+        let keys: Vec<(usize, TaskKey)> = share.iter().map(|(i, r)| (*i, r.key())).collect();
+        {
+            let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = placed.get_mut(&host) {
+                *n = n.saturating_sub(share.len() as u32);
+            }
+        }
+        for (_, key) in &keys {
+            self.track(&host, *key, true);
+        }
+        let msg = DispatchMsg {
+            requests: share.into_iter().map(|(_, r)| r).collect(),
+            master: self.me.clone(),
+        };
+        let answers: Vec<Result<(), ClientError>> = match self
+            .call::<_, DispatchReply>(&host, paths::DISPATCH, &msg)
+            .await
+        {
+            Ok(reply) if reply.refused.len() == keys.len() => reply
+                .refused
+                .into_iter()
+                .map(|refused| match refused {
+                    None => Ok(()),
+                    Some(why) => Err(ClientError::Refused {
+                        host: host.clone(),
+                        why,
+                    }),
+                })
+                .collect(),
+            Ok(reply) => {
+                let why = format!(
+                    "answered {} of {} dispatches",
+                    reply.refused.len(),
+                    keys.len()
+                );
+                keys.iter()
+                    .map(|_| {
+                        Err(ClientError::Refused {
+                            host: host.clone(),
+                            why: why.clone(),
+                        })
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                if matches!(e, ClientError::Unreachable { .. }) {
+                    self.suspect(&host);
+                }
+                keys.iter().map(|_| Err(e.clone())).collect()
+            }
+        };
+        keys.into_iter()
+            .zip(answers)
+            .map(|((i, key), answer)| {
+                if answer.is_err() {
+                    self.track(&host, key, false);
+                }
+                (i, answer)
+            })
+            .collect()
+    }
+
     async fn call<B: Serialize, R: serde::de::DeserializeOwned>(
         &self,
         host: &str,
@@ -296,33 +364,49 @@ impl TaskExecutorClient for RemoteExecutor {
 
     fn dispatch(&self, request: TaskRequest) -> BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(async move {
-            if request.host == self.me.node {
-                return self.local.dispatch(request).await;
-            }
-            let host = request.host.clone();
-            let key = request.key();
-            {
-                let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = placed.get_mut(&host) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-            self.track(&host, key, true);
-            let msg = DispatchMsg {
-                request,
-                master: self.me.clone(),
-            };
-            let sent = self
-                .call::<_, serde_json::Value>(&host, paths::DISPATCH, &msg)
+            self.dispatch_many(vec![request])
                 .await
-                .map(|_| ());
-            if let Err(e) = &sent {
-                self.track(&host, key, false);
-                if matches!(e, ClientError::Unreachable { .. }) {
-                    self.suspect(&host);
+                .pop()
+                .unwrap_or(Ok(()))
+        })
+    }
+
+    fn dispatch_many(
+        &self,
+        requests: Vec<TaskRequest>,
+    ) -> BoxFuture<'_, Vec<Result<(), ClientError>>> {
+        Box::pin(async move {
+            let mut out: Vec<Option<Result<(), ClientError>>> = Vec::new();
+            out.resize_with(requests.len(), || None);
+            // Each worker's share in one request; the master's own (logic tasks) here.
+            let mut by_host: HashMap<String, Vec<(usize, TaskRequest)>> = HashMap::new();
+            let mut local = Vec::new();
+            for (i, request) in requests.into_iter().enumerate() {
+                if request.host == self.me.node {
+                    local.push((i, request));
+                } else {
+                    by_host
+                        .entry(request.host.clone())
+                        .or_default()
+                        .push((i, request));
                 }
             }
-            sent
+            let sends = by_host
+                .into_iter()
+                .map(|(host, share)| self.send_share(host, share));
+            let (remote, here) = futures_util::future::join(
+                futures_util::future::join_all(sends),
+                futures_util::future::join_all(
+                    local
+                        .into_iter()
+                        .map(|(i, r)| async move { (i, self.local.dispatch(r).await) }),
+                ),
+            )
+            .await;
+            for (i, result) in remote.into_iter().flatten().chain(here) {
+                out[i] = Some(result);
+            }
+            out.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
         })
     }
 

@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use shoal_protocol::rpc::{DispatchMsg, KeyMsg, RunningReply, TakeOverMsg, TakeOverReply, paths};
+use shoal_protocol::rpc::{
+    DispatchMsg, DispatchReply, KeyMsg, RunningReply, TakeOverMsg, TakeOverReply, paths,
+};
 use shoal_protocol::{TakeOver, TaskExecutorClient};
 use shoal_rpc::transport::{check_lease, check_request, error_reply};
 
@@ -50,16 +52,18 @@ fn done() -> Response {
 
 /// A command from a master whose ownership of the instance ended.
 fn stale(key: shoal_protocol::TaskKey) -> Response {
-    error_reply(
-        StatusCode::CONFLICT,
-        format!("{key}: a master of a later ownership term took this attempt over"),
-    )
+    error_reply(StatusCode::CONFLICT, stale_why(key))
+}
+
+fn stale_why(key: shoal_protocol::TaskKey) -> String {
+    format!("{key}: a master of a later ownership term took this attempt over")
 }
 
 fn refused(e: shoal_protocol::ClientError) -> Response {
     error_reply(StatusCode::CONFLICT, e.to_string())
 }
 
+/// A batch of attempts from one master, each checked and taken on its own, in order.
 async fn dispatch(
     State(node): State<Node>,
     headers: HeaderMap,
@@ -70,29 +74,33 @@ async fn dispatch(
         Err(r) => return r,
     };
     let executor = node.worker.executor();
-    if msg.request.host != executor.host() {
-        return error_reply(
-            StatusCode::CONFLICT,
-            format!(
+    let mut reply = DispatchReply::default();
+    for request in msg.requests {
+        let refused = if request.host != executor.host() {
+            Some(format!(
                 "dispatched to {}, but this is {}",
-                msg.request.host,
+                request.host,
                 executor.host()
-            ),
-        );
+            ))
+        } else if !node.worker.report_to(
+            request.key(),
+            msg.master.clone(),
+            request.owner_generation,
+        ) {
+            Some(stale_why(request.key()))
+        } else {
+            node.worker
+                .prepare(&request.task_type, request.plugin_version.as_ref())
+                .await;
+            executor
+                .dispatch(request)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        };
+        reply.refused.push(refused);
     }
-    if !node
-        .worker
-        .report_to(msg.request.key(), msg.master, msg.request.owner_generation)
-    {
-        return stale(msg.request.key());
-    }
-    node.worker
-        .prepare(&msg.request.task_type, msg.request.plugin_version.as_ref())
-        .await;
-    match executor.dispatch(msg.request).await {
-        Ok(()) => done(),
-        Err(e) => refused(e),
-    }
+    Json(reply).into_response()
 }
 
 async fn kill(State(node): State<Node>, headers: HeaderMap, body: axum::body::Bytes) -> Response {

@@ -2,9 +2,10 @@
 //! (dispatch, kill, let go), sent in the order the instance's worker decided them.
 //!
 //! The worker never waits on a node: it hands commands to this per-instance sender.
-//! Dispatches go out side by side (up to [`DISPATCHES_AT_ONCE`]: a fan-out of thousands
-//! of tasks must not wait for one round trip each); any other command waits until the
-//! dispatches before it are done, so a kill decided after a dispatch reaches the node
+//! Dispatches go out in batches (whatever queued up while the last went out, each
+//! node's share in one request) and several batches side by side (up to
+//! [`BATCHES_AT_ONCE`]): a fan-out of thousands of tasks must not wait for one round
+//! trip each. Any other command waits until the dispatches before it are done, so a kill decided after a dispatch reaches the node
 //! after it. A dispatch the node refuses, or that no node takes after a few tries,
 //! comes back to the worker as a launch failure.
 
@@ -43,8 +44,11 @@ pub(super) enum Control {
 /// takes a repeated dispatch of one attempt once).
 const DISPATCH_TRIES: u32 = 4;
 
-/// Dispatches of one instance in flight at once.
-pub(super) const DISPATCHES_AT_ONCE: usize = 64;
+/// Batches of dispatches of one instance in flight at once.
+pub(super) const BATCHES_AT_ONCE: usize = 8;
+
+/// Most dispatches in one batch (each worker's share of it goes in one request).
+const BATCH: usize = 256;
 
 pub(super) struct Controller;
 
@@ -56,13 +60,34 @@ impl Controller {
         let (tx, mut rx) = mpsc::unbounded_channel::<Control>();
         tokio::spawn(async move {
             let mut sending = tokio::task::JoinSet::new();
-            while let Some(command) = rx.recv().await {
-                if let Control::Dispatch(request) = command {
-                    while sending.len() >= DISPATCHES_AT_ONCE {
+            // A command read while gathering a batch, handled next.
+            let mut next: Option<Control> = None;
+            loop {
+                let command = match next.take() {
+                    Some(c) => c,
+                    None => match rx.recv().await {
+                        Some(c) => c,
+                        None => break,
+                    },
+                };
+                if let Control::Dispatch(first) = command {
+                    // Whatever the worker decided meanwhile goes in the same batch.
+                    let mut batch = vec![*first];
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(Control::Dispatch(request)) => batch.push(*request),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    while sending.len() >= BATCHES_AT_ONCE {
                         sending.join_next().await;
                     }
                     let (client, events) = (client.clone(), events.clone());
-                    sending.spawn(async move { dispatch(&*client, *request, &events).await });
+                    sending.spawn(async move { dispatch(&*client, batch, &events).await });
                     continue;
                 }
                 // Whatever follows a dispatch reaches the node after it.
@@ -105,36 +130,51 @@ impl Controller {
     }
 }
 
+/// Dispatch a batch; what no node answered is sent again, a few times, and what still
+/// fails comes back to the worker as launch failures.
 async fn dispatch(
     client: &dyn TaskExecutorClient,
-    request: TaskRequest,
+    mut batch: Vec<TaskRequest>,
     events: &mpsc::UnboundedSender<Event>,
 ) {
-    let key = request.key();
-    let name = request.identity.task_name.clone();
-    let host = request.host.clone();
     let mut tries = 0;
-    let error = loop {
-        match client.dispatch(request.clone()).await {
-            Ok(()) => return,
-            Err(e @ ClientError::Unreachable { .. }) if tries + 1 < DISPATCH_TRIES => {
-                tries += 1;
-                tracing::debug!("dispatching {key} to {host}: {e}; trying again");
-                tokio::time::sleep(Duration::from_millis(100 << (2 * tries))).await;
+    let mut failed = Vec::new();
+    while !batch.is_empty() {
+        tries += 1;
+        let answers = client.dispatch_many(batch.clone()).await;
+        let mut again = Vec::new();
+        for (request, answer) in batch.into_iter().zip(answers) {
+            match answer {
+                Ok(()) => {}
+                Err(e @ ClientError::Unreachable { .. }) if tries < DISPATCH_TRIES => {
+                    tracing::debug!(
+                        "dispatching {} to {}: {e}; trying again",
+                        request.key(),
+                        request.host
+                    );
+                    again.push(request);
+                }
+                Err(e) => failed.push((request, e)),
             }
-            Err(e) => break e,
         }
-    };
-    // It may have arrived after all (an answer lost on the way back): make sure it does
-    // not run unseen while the failure is handled as the attempt's end.
-    if matches!(error, ClientError::Unreachable { .. }) {
-        let _ = client.kill(&host, key).await;
+        batch = again;
+        if !batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100 << (2 * tries))).await;
+        }
     }
-    let unreachable = matches!(error, ClientError::Unreachable { .. });
-    let _ = events.send(Event::LaunchFailed {
-        name,
-        id: key.task_instance_id as i64,
-        message: format!("could not be dispatched: {error}"),
-        unreachable,
-    });
+    for (request, error) in failed {
+        let key = request.key();
+        let unreachable = matches!(error, ClientError::Unreachable { .. });
+        // It may have arrived after all (an answer lost on the way back): make sure it
+        // does not run unseen while the failure is handled as the attempt's end.
+        if unreachable {
+            let _ = client.kill(&request.host, key).await;
+        }
+        let _ = events.send(Event::LaunchFailed {
+            name: request.identity.task_name.clone(),
+            id: key.task_instance_id as i64,
+            message: format!("could not be dispatched: {error}"),
+            unreachable,
+        });
+    }
 }
