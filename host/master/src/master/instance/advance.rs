@@ -263,9 +263,7 @@ impl Decider {
 
     /// Queue `name` for placement once a node has room.
     pub(super) fn retry_placement(&mut self, name: &str) {
-        if !self.waiting.iter().any(|n| n == name) {
-            self.waiting.push_back(name.to_owned());
-        }
+        self.waiting.push(name);
         self.arm_place_timer();
     }
 

@@ -215,7 +215,7 @@ pub(super) struct Decider {
     /// Tasks waiting in `dispatching` for a node, oldest first. One timer for all of
     /// them (and every batch in which a task ended) tries placement again, not one
     /// timer per task: a fan-out of thousands waits here.
-    pub(super) waiting: std::collections::VecDeque<String>,
+    pub(super) waiting: WaitQueue,
     /// The placement timer is set.
     pub(super) place_timer: bool,
 }
@@ -682,5 +682,36 @@ impl InstanceWorker {
                 });
             }
         }
+    }
+}
+
+/// Task names in the order they began to wait, each at most once; asking whether one
+/// waits costs a hash lookup, not a scan (thousands wait in a large fan-out).
+#[derive(Debug, Default)]
+pub(super) struct WaitQueue {
+    order: std::collections::VecDeque<String>,
+    queued: std::collections::HashSet<String>,
+}
+
+impl WaitQueue {
+    /// Queue `name` at the back unless it waits already.
+    pub(super) fn push(&mut self, name: &str) {
+        if self.queued.insert(name.to_owned()) {
+            self.order.push_back(name.to_owned());
+        }
+    }
+
+    pub(super) fn front(&self) -> Option<&String> {
+        self.order.front()
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<String> {
+        let name = self.order.pop_front()?;
+        self.queued.remove(&name);
+        Some(name)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.order.is_empty()
     }
 }
