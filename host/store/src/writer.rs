@@ -184,6 +184,7 @@ async fn apply(
     let mut ids = Vec::with_capacity(writes.len());
     let mut events = Vec::new();
     let mut task_rows = Vec::new();
+    let mut updates = Vec::new();
     for write in writes {
         let id = match write {
             Write::InsertWorkflowInstance {
@@ -237,6 +238,11 @@ async fn apply(
             Write::InsertTaskInstance { .. } => {
                 // Inserted together below; the id is filled in then.
                 task_rows.push((ids.len(), write));
+                None
+            }
+            Write::UpdateTaskInstance { .. } if backend == Backend::Postgres => {
+                // Many rows per statement below: one round trip each would dominate.
+                updates.push(write);
                 None
             }
             Write::UpdateTaskInstance {
@@ -321,9 +327,12 @@ async fn apply(
         };
         ids.push(id);
     }
+    // Updates name rows stored before this batch (an id is known only once stored), so
+    // running them after the loop changes nothing but the number of round trips.
+    update_task_rows(tx, &updates, now).await?;
     // After the loop on purpose: a rerun's archiving must see only the old rows.
-    insert_task_rows(tx, &task_rows, now, &mut ids).await?;
-    append_events(tx, &events, now).await?;
+    insert_task_rows(tx, backend, &task_rows, now, &mut ids).await?;
+    append_events(tx, backend, &events, now).await?;
     Ok(ids)
 }
 
@@ -374,19 +383,132 @@ async fn fence(
     }
 }
 
-/// Task rows per multi-row INSERT (12 parameters each; see [`EVENTS_PER_STATEMENT`]).
-const TASK_ROWS_PER_STATEMENT: usize = 16;
+/// Most rows in one multi-row statement, by backend. SQLite's parameter-name lookup is
+/// linear in the statement's parameter count (once per parameter), so its statements
+/// stay small; PostgreSQL pays a round trip per statement instead, so its are large.
+fn rows_per_statement(backend: Backend, params_per_row: usize) -> usize {
+    match backend {
+        Backend::Sqlite if params_per_row > 8 => 16,
+        Backend::Sqlite => 32,
+        Backend::Postgres => 256,
+    }
+}
+
+/// `0..len` in runs whose lengths are powers of two, largest first, none above `max`:
+/// a multi-row statement then comes in a handful of shapes, each prepared once per
+/// connection, not in one shape per batch size.
+fn runs(len: usize, max: usize) -> Vec<std::ops::Range<usize>> {
+    let max = max.max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let left = len - start;
+        let size = if left >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - left.leading_zeros())
+        };
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
+/// Task row updates on PostgreSQL, many rows per `UPDATE ... FROM (VALUES ...)`. A row
+/// named twice in one batch is updated in order: a run never holds an id twice (one
+/// statement updates a row once, from an arbitrary one of its matches).
+async fn update_task_rows(
+    tx: &mut Transaction<'_, Any>,
+    updates: &[&Write],
+    now: i64,
+) -> Result<(), StoreError> {
+    const PARAMS: usize = 10;
+    let mut segment_start = 0;
+    let mut seen = std::collections::HashSet::new();
+    let mut segments = Vec::new();
+    for (i, write) in updates.iter().enumerate() {
+        if let Write::UpdateTaskInstance { id, .. } = write
+            && !seen.insert(*id)
+        {
+            segments.push(segment_start..i);
+            segment_start = i;
+            seen.clear();
+            seen.insert(*id);
+        }
+    }
+    segments.push(segment_start..updates.len());
+    for segment in segments {
+        let rows = &updates[segment];
+        for run in runs(rows.len(), rows_per_statement(Backend::Postgres, PARAMS)) {
+            let chunk = &rows[run];
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 1 + i * PARAMS;
+                    format!(
+                        "(${}::BIGINT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::BIGINT, ${}::BIGINT)",
+                        b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE task_instances AS t SET state = v.state, host = COALESCE(v.host, t.host),                  plugin_version = COALESCE(v.plugin_version, t.plugin_version), handle = COALESCE(v.handle, t.handle),                  message = COALESCE(v.message, t.message), out_params = COALESCE(v.out_params, t.out_params),                  log_path = COALESCE(v.log_path, t.log_path), started_at = COALESCE(v.started_at, t.started_at),                  ended_at = COALESCE(v.ended_at, t.ended_at), updated_at = ${}                  FROM (VALUES {}) AS v(id, state, host, plugin_version, handle, message, out_params, log_path, started_at, ended_at)                  WHERE t.id = v.id RETURNING t.id",
+                chunk.len() * PARAMS + 1,
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            let mut wanted = std::collections::HashSet::new();
+            for write in chunk {
+                if let Write::UpdateTaskInstance {
+                    id,
+                    state,
+                    host,
+                    plugin_version,
+                    handle,
+                    message,
+                    out_params,
+                    log_path,
+                    started_at,
+                    ended_at,
+                } = write
+                {
+                    wanted.insert(*id);
+                    query = query
+                        .bind(*id)
+                        .bind(state.as_str())
+                        .bind(host.clone())
+                        .bind(plugin_version.clone())
+                        .bind(handle.clone())
+                        .bind(message.clone())
+                        .bind(out_params.as_ref().map(|v| v.to_string()))
+                        .bind(log_path.clone())
+                        .bind(*started_at)
+                        .bind(*ended_at);
+                }
+            }
+            query = query.bind(now);
+            for row in query.fetch_all(&mut **tx).await? {
+                wanted.remove(&row.try_get::<i64, _>(0)?);
+            }
+            if let Some(id) = wanted.into_iter().min() {
+                return Err(StoreError::NotFound(format!("task instance {id}")));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// New task rows in as few statements as possible, each new id put at its write's place
 /// in `ids`. A batch creates at most one row per (instance, task, attempt), which is how
 /// the returned ids are matched to their writes (neither database promises an order).
 async fn insert_task_rows(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     rows: &[(usize, &Write)],
     now: i64,
     ids: &mut [Option<i64>],
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(TASK_ROWS_PER_STATEMENT) {
+    for run in runs(rows.len(), rows_per_statement(backend, 12)) {
+        let chunk = &rows[run];
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
@@ -453,19 +575,16 @@ async fn insert_task_rows(
     Ok(())
 }
 
-/// Rows per multi-row INSERT. Small enough that SQLite's parameter-name lookup (linear in
-/// the statement's parameter count, once per parameter) stays cheap, large enough that
-/// a busy batch needs few round trips.
-const EVENTS_PER_STATEMENT: usize = 32;
-
 /// Event rows in as few statements as possible: a busy instance appends thousands per
 /// batch, and one round trip each would dominate on PostgreSQL.
 async fn append_events(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     events: &[&Write],
     now: i64,
 ) -> Result<(), StoreError> {
-    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+    for run in runs(events.len(), rows_per_statement(backend, 5)) {
+        let chunk = &events[run];
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let b = i * 5;
@@ -503,4 +622,33 @@ async fn append_events(
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_powers_of_two_covering_everything_in_order() {
+        for len in 0..600 {
+            let r = runs(len, 256);
+            let mut next = 0;
+            for run in &r {
+                assert_eq!(run.start, next);
+                assert!(
+                    run.len().is_power_of_two() && run.len() <= 256,
+                    "{len}: {r:?}"
+                );
+                next = run.end;
+            }
+            assert_eq!(next, len);
+        }
+        assert_eq!(runs(300, 256), vec![0..256, 256..288, 288..296, 296..300]);
+    }
+
+    #[test]
+    fn sqlite_statements_stay_small() {
+        assert_eq!(rows_per_statement(Backend::Sqlite, 12), 16);
+        assert_eq!(rows_per_statement(Backend::Sqlite, 5), 32);
+    }
 }

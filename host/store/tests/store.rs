@@ -198,6 +198,81 @@ async fn task_instances_keep_unset_fields() {
     .await;
 }
 
+/// One batch updating hundreds of rows (several multi-row statements on PostgreSQL),
+/// one of them twice: every row gets its own fields, unset fields keep their value, and
+/// the later update of the twice-named row wins.
+#[tokio::test]
+async fn a_batch_of_task_updates_lands_row_by_row_in_order() {
+    on_both(|store| async move {
+        let wf = instance(&store).await;
+        let inserts: Vec<Write> = (0..300)
+            .map(|i| Write::InsertTaskInstance {
+                workflow_instance_id: wf,
+                task_name: format!("t{i}"),
+                task_type: "noop".into(),
+                attempt: 1,
+                state: "dispatching".into(),
+                message: format!("m{i}"),
+                host: None,
+                started_at: None,
+                ended_at: None,
+                failover: false,
+            })
+            .collect();
+        let ids: Vec<i64> = store
+            .write(inserts)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+        let update = |id: i64, state: &str, host: Option<String>, ended: Option<i64>| {
+            Write::UpdateTaskInstance {
+                id,
+                state: state.into(),
+                host,
+                plugin_version: None,
+                handle: None,
+                message: None,
+                out_params: None,
+                log_path: None,
+                started_at: None,
+                ended_at: ended,
+            }
+        };
+        let mut batch: Vec<Write> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| update(*id, "dispatched", Some(format!("w{}", i % 3)), None))
+            .collect();
+        batch.push(update(ids[7], "succeeded", None, Some(70)));
+        store.write(batch).await.unwrap();
+        let rows = store.task_instances(wf).await.unwrap();
+        assert_eq!(rows.len(), 300);
+        for row in &rows {
+            let i: usize = row.task_name[1..].parse().unwrap();
+            assert_eq!(row.host.as_deref(), Some(format!("w{}", i % 3).as_str()));
+            assert_eq!(row.message, format!("m{i}"), "kept");
+            if i == 7 {
+                assert_eq!((row.state.as_str(), row.ended_at), ("succeeded", Some(70)));
+            } else {
+                assert_eq!((row.state.as_str(), row.ended_at), ("dispatched", None));
+            }
+        }
+        // A missing row among many fails the batch, naming it, and nothing of it lands.
+        let mut bad: Vec<Write> = ids
+            .iter()
+            .map(|id| update(*id, "failed", None, None))
+            .collect();
+        bad.insert(100, update(999_999, "failed", None, None));
+        let err = store.write(bad).await.unwrap_err();
+        assert!(err.to_string().contains("task instance 999999"), "{err}");
+        let rows = store.task_instances(wf).await.unwrap();
+        assert!(rows.iter().all(|r| r.state != "failed"));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn group_commit_isolates_a_bad_batch_and_keeps_order() {
     on_both(|store| async move {
