@@ -379,6 +379,22 @@ async fn a_worker_killed_mid_task_loses_nothing_and_runs_nothing_twice() {
         "{log}"
     );
     assert!(!log.contains("unavailable"), "{log}");
+    // A short task's lines, sorted out of its instance's shared log on the worker.
+    let quick = rows.iter().find(|t| t.task_name == "quick").unwrap();
+    let log = c
+        .api("m2")
+        .get(&format!("/api/v1/tasks/{}/log", quick.id))
+        .await
+        .expect(200)
+        .body;
+    assert!(
+        log.contains("runs on plugin noop") && log.contains("task succeeded"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("unavailable") && !log.contains("slow-a"),
+        "only its own lines, all of them: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

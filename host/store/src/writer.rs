@@ -185,6 +185,7 @@ async fn apply(
     let mut events = Vec::new();
     let mut task_rows = Vec::new();
     let mut updates = Vec::new();
+    let mut log_pieces = Vec::new();
     for write in writes {
         let id = match write {
             Write::InsertWorkflowInstance {
@@ -298,18 +299,9 @@ async fn apply(
                 fence(tx, backend, *workflow_instance_id, owner, *owner_gen).await?;
                 None
             }
-            Write::AppendTaskLog { task_instance_id, start_offset, next_offset, text, last } => {
-                sqlx::query(
-                    "INSERT INTO task_log_chunks (task_instance_id, start_offset, next_offset, text, last) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (task_instance_id, start_offset) DO NOTHING",
-                )
-                .bind(task_instance_id)
-                .bind(start_offset)
-                .bind(next_offset)
-                .bind(text.as_str())
-                .bind(i64::from(*last))
-                .execute(&mut **tx)
-                .await?;
+            Write::AppendTaskLog { .. } => {
+                // Together below: a fan-out's remote tasks each end with a piece.
+                log_pieces.push(write);
                 None
             }
             Write::PushCommand { kind, workflow_instance_id, payload } => Some(
@@ -333,6 +325,7 @@ async fn apply(
     // After the loop on purpose: a rerun's archiving must see only the old rows.
     insert_task_rows(tx, backend, &task_rows, now, &mut ids).await?;
     append_events(tx, backend, &events, now).await?;
+    append_log_pieces(tx, backend, &log_pieces).await?;
     Ok(ids)
 }
 
@@ -617,6 +610,56 @@ async fn append_events(
                     .bind(kind.as_str())
                     .bind(payload.to_string())
                     .bind(now);
+            }
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Log pieces in as few statements as possible; a piece stored before (sent again) is
+/// left as it is.
+async fn append_log_pieces(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    pieces: &[&Write],
+) -> Result<(), StoreError> {
+    for run in runs(pieces.len(), rows_per_statement(backend, 5)) {
+        let chunk = &pieces[run];
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO task_log_chunks (task_instance_id, start_offset, next_offset, text, last) \
+             VALUES {} ON CONFLICT (task_instance_id, start_offset) DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for piece in chunk {
+            if let Write::AppendTaskLog {
+                task_instance_id,
+                start_offset,
+                next_offset,
+                text,
+                last,
+            } = piece
+            {
+                query = query
+                    .bind(*task_instance_id)
+                    .bind(*start_offset)
+                    .bind(*next_offset)
+                    .bind(text.as_str())
+                    .bind(i64::from(*last));
             }
         }
         query.execute(&mut **tx).await?;

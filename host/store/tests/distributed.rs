@@ -295,6 +295,71 @@ async fn task_rows_record_failover_attempts() {
     .await;
 }
 
+/// Shipped log pieces of many tasks in one batch land once each (a piece sent again, in
+/// the same batch or a later one, changes nothing), read back in order from an offset,
+/// and a task's log counts as complete only once its last piece is in.
+#[tokio::test]
+async fn log_pieces_are_stored_once_and_read_in_order() {
+    on_both(|store, _| async move {
+        let wf = instance(&store, "running", None, 0).await;
+        let rows: Vec<Write> = (0..40)
+            .map(|i| Write::InsertTaskInstance {
+                workflow_instance_id: wf,
+                task_name: format!("t{i}"),
+                task_type: "noop".into(),
+                attempt: 1,
+                state: "running".into(),
+                message: String::new(),
+                host: Some("w1".into()),
+                started_at: None,
+                ended_at: None,
+                failover: false,
+            })
+            .collect();
+        let ids: Vec<i64> = store
+            .write(rows)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+        let piece = |id: i64, start: i64, text: &str, last: bool| Write::AppendTaskLog {
+            task_instance_id: id,
+            start_offset: start,
+            next_offset: start + 100,
+            text: text.into(),
+            last,
+        };
+        let mut batch = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            batch.push(piece(*id, 1000, &format!("a{i}\n"), false));
+            batch.push(piece(*id, 1100, &format!("b{i}\n"), i % 2 == 0));
+        }
+        batch.push(piece(ids[3], 1000, "sent again\n", false));
+        store.write(batch).await.unwrap();
+        store
+            .write(vec![piece(ids[3], 1100, "sent again\n", true)])
+            .await
+            .unwrap();
+        let read = |pieces: Vec<shoal_store::LogPiece>| {
+            pieces
+                .iter()
+                .map(|p| (p.start_offset, p.text.clone(), p.last))
+                .collect::<Vec<_>>()
+        };
+        let third = store.task_log_chunks(ids[3], 0, 1 << 20).await.unwrap();
+        assert_eq!(
+            read(third),
+            vec![(1000, "a3\n".into(), false), (1100, "b3\n".into(), false)]
+        );
+        let later = store.task_log_chunks(ids[3], 1100, 1 << 20).await.unwrap();
+        assert_eq!(read(later), vec![(1100, "b3\n".into(), false)]);
+        assert!(store.task_log_complete(ids[2]).await.unwrap());
+        assert!(!store.task_log_complete(ids[3]).await.unwrap());
+    })
+    .await;
+}
+
 /// Blobs keep every byte value, are stored once per digest, and refuse a wrong digest.
 #[tokio::test]
 async fn plugin_blobs_round_trip() {

@@ -96,10 +96,15 @@ impl Worker {
     /// already claimed the attempt: `master` is stale.
     pub(crate) fn report_to(&self, key: TaskKey, master: MasterRef, epoch: u64) -> bool {
         let mut masters = self.inner.masters.lock().unwrap_or_else(|p| p.into_inner());
-        if masters.get(&key).is_some_and(|(_, known)| *known > epoch) {
+        let before = masters.get(&key);
+        if before.is_some_and(|(_, known)| *known > epoch) {
             return false;
         }
-        self.inner.outbox.redirect(key, &master.address);
+        // Only a take-over moves queued updates; a first dispatch has none, and
+        // looking through the outbox for each of thousands would cost a scan each.
+        if before.is_some_and(|(m, _)| m.address != master.address) {
+            self.inner.outbox.redirect(key, &master.address);
+        }
         masters.insert(key, (master, epoch));
         true
     }
@@ -183,7 +188,7 @@ impl TaskEventSink for RouteToMaster {
         if ended {
             // The rest of the log first: the master has all of it by the time it
             // hears the attempt ended.
-            for piece in inner.logs.finish(key, &event.host) {
+            for piece in inner.logs.finish(key) {
                 drop(inner.outbox.push(&master.address, piece));
             }
         }

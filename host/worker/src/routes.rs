@@ -75,6 +75,8 @@ async fn dispatch(
     };
     let executor = node.worker.executor();
     let mut reply = DispatchReply::default();
+    // The types the batch needs, each made ready once (fetched if this node lacks it).
+    let mut prepared = std::collections::HashSet::new();
     for request in msg.requests {
         let refused = if request.host != executor.host() {
             Some(format!(
@@ -89,9 +91,11 @@ async fn dispatch(
         ) {
             Some(stale_why(request.key()))
         } else {
-            node.worker
-                .prepare(&request.task_type, request.plugin_version.as_ref())
-                .await;
+            if prepared.insert((request.task_type.clone(), request.plugin_version.clone())) {
+                node.worker
+                    .prepare(&request.task_type, request.plugin_version.as_ref())
+                    .await;
+            }
             executor
                 .dispatch(request)
                 .await
