@@ -17,7 +17,7 @@ use shoal_task_engine::{ContainerConfig, Containers, LocalExecutor};
 use shoal_worker::{Outbox, Worker};
 use tokio::task::JoinHandle;
 
-use super::{ClusterConfig, open_cluster_store, probe, serve};
+use super::{ClusterConfig, MASTER_TASK_TYPES, open_cluster_store, probe, serve};
 use crate::DataDir;
 use crate::assemble::task_engine_for;
 
@@ -76,6 +76,7 @@ impl WorkerNode {
         super::plugins::sync_plugins(&store, &plugins, &staging)
             .await
             .context("copying plugins from the store")?;
+        warm_up(&plugins).await;
         let plugin_sync =
             super::plugins::keep_in_sync(store.clone(), plugins.clone(), staging.clone());
         let registry = Registry::new(store.clone(), cluster.registry);
@@ -218,4 +219,31 @@ impl Drop for WorkerNode {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Load (compile, or read from the compile cache) the active version of every task type
+/// a worker runs, before it registers: otherwise the first dispatch of each type waits
+/// for its compile, and on a fresh node that held the first wave of a fan-out about a
+/// second. Logic types run on masters and are left out; a type that fails to load is
+/// reported and fails its tasks at dispatch, as before.
+async fn warm_up(plugins: &PluginRegistry) {
+    let started = std::time::Instant::now();
+    let mut loaded = 0;
+    for id in plugins.ids() {
+        if MASTER_TASK_TYPES
+            .iter()
+            .any(|t| shoal_model::task::task_type_matches(t, &id))
+        {
+            continue;
+        }
+        match plugins.resolve(&id, None).await {
+            Ok(_) => loaded += 1,
+            Err(e) => tracing::warn!("loading task type `{id}` at start-up: {e}"),
+        }
+    }
+    tracing::info!(
+        loaded,
+        took_ms = started.elapsed().as_millis() as u64,
+        "task types ready"
+    );
 }
