@@ -54,13 +54,17 @@ pub type BeforeDispatch =
 impl Worker {
     /// A worker running attempts on `executor`, sending updates through `outbox`.
     pub fn new(executor: Arc<LocalExecutor>, outbox: Outbox, secret: &str) -> Self {
+        let logs = logs::LogShipper::new({
+            let outbox = outbox.clone();
+            move || outbox.backed_up()
+        });
         let worker = Self {
             inner: Arc::new(Inner {
                 executor: executor.clone(),
                 outbox,
                 masters: Mutex::default(),
                 secret: secret.to_owned(),
-                logs: logs::LogShipper::default(),
+                logs,
                 before_dispatch: std::sync::OnceLock::new(),
             }),
         };

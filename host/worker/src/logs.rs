@@ -75,12 +75,29 @@ struct State {
 }
 
 /// The logs being shipped, by attempt. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LogShipper {
     state: Arc<Mutex<State>>,
+    /// True while the way to the masters is backed up: running attempts' rounds wait
+    /// (their lines stay on disk, shipped once it clears); an attempt's end still
+    /// ships the rest of its log, which its log budget bounds.
+    backed_up: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Default for LogShipper {
+    fn default() -> Self {
+        Self::new(|| false)
+    }
 }
 
 impl LogShipper {
+    pub fn new(backed_up: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            state: Arc::default(),
+            backed_up: Arc::new(backed_up),
+        }
+    }
+
     /// Start shipping `key`'s log at `path`; `send` queues one update for its master
     /// (and answers false when the attempt is no longer shipped).
     pub fn start(
@@ -127,6 +144,12 @@ impl LogShipper {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(SHIP_EVERY).await;
+                    if (this.backed_up)() {
+                        if !this.lock().attempts.contains_key(&key) {
+                            return;
+                        }
+                        continue;
+                    }
                     let Some((events, send)) = this.own_pieces(key, false) else {
                         return;
                     };
@@ -143,6 +166,12 @@ impl LogShipper {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(SHIP_EVERY).await;
+                    if (this.backed_up)() {
+                        if !this.lock().shared.contains_key(&path) {
+                            return;
+                        }
+                        continue;
+                    }
                     let Some(out) = this.shared_round(&path) else {
                         return;
                     };
@@ -396,6 +425,49 @@ mod tests {
             "nothing was due before the end"
         );
         assert!(logs.finish(key(8)).is_empty(), "shipped no more");
+    }
+
+    /// While the outbox is backed up, a running attempt's rounds ship nothing and its
+    /// lines wait on disk; once it clears they go out, and its end ships the rest.
+    #[tokio::test(start_paused = true)]
+    async fn rounds_wait_while_the_outbox_is_backed_up() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("own.log");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let jammed = Arc::new(AtomicBool::new(true));
+        let logs = LogShipper::new({
+            let jammed = jammed.clone();
+            move || jammed.load(Ordering::SeqCst)
+        });
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        {
+            let sent = sent.clone();
+            logs.start(key(5), path.clone(), "w1".into(), move |e| {
+                sent.lock().unwrap().push(e);
+                true
+            });
+        }
+        writeln!(f, "first").unwrap();
+        f.flush().unwrap();
+        tokio::time::sleep(SHIP_EVERY * 4).await;
+        assert!(
+            sent.lock().unwrap().is_empty(),
+            "nothing shipped while backed up"
+        );
+        jammed.store(false, Ordering::SeqCst);
+        tokio::time::sleep(SHIP_EVERY * 2).await;
+        let shipped = texts(&sent.lock().unwrap());
+        assert_eq!(shipped.len(), 1, "{shipped:?}");
+        assert_eq!((shipped[0].2.as_str(), shipped[0].3), ("first\n", false));
+        jammed.store(true, Ordering::SeqCst);
+        writeln!(f, "second").unwrap();
+        f.flush().unwrap();
+        let rest = texts(&logs.finish(key(5)));
+        assert_eq!(
+            rest.last().map(|r| (r.2.as_str(), r.3)),
+            Some(("second\n", true))
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! again until the master acknowledges them by key.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,10 @@ use tokio::sync::{Notify, oneshot};
 
 /// Most updates in one request.
 const BATCH: usize = 512;
+/// Log text waiting in all lanes beyond which log shipping pauses (see
+/// [`Outbox::backed_up`]). State updates are bounded by the attempts running here; log
+/// pieces of a master unreachable for long are not, so they stop here and stay on disk.
+pub const MAX_QUEUED_LOG_BYTES: usize = 64 << 20;
 /// The first retry after a failed send, doubling up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -42,6 +46,16 @@ struct Inner {
     node: String,
     generation: AtomicU64,
     lanes: Mutex<HashMap<String, Lane>>,
+    /// Bytes of log text queued over all lanes.
+    log_bytes: AtomicUsize,
+}
+
+/// The log text an update carries.
+fn log_len(event: &KeyedEvent) -> usize {
+    match &event.update {
+        shoal_protocol::TaskUpdate::Log { text, .. } => text.len(),
+        _ => 0,
+    }
 }
 
 impl Outbox {
@@ -52,6 +66,7 @@ impl Outbox {
                 node: node.into(),
                 generation: AtomicU64::new(generation),
                 lanes: Mutex::default(),
+                log_bytes: AtomicUsize::new(0),
             }),
         }
     }
@@ -65,6 +80,9 @@ impl Outbox {
     /// acknowledged (or refused for good).
     pub fn push(&self, address: &str, event: KeyedEvent) -> oneshot::Receiver<Result<(), String>> {
         let (ack, acked) = oneshot::channel();
+        self.inner
+            .log_bytes
+            .fetch_add(log_len(&event), Ordering::SeqCst);
         let mut lanes = self.lock();
         let lane = lanes.entry(address.to_owned()).or_default();
         lane.queue.push_back(Pending {
@@ -99,6 +117,9 @@ impl Outbox {
             return;
         }
         drop(lanes);
+        // Counted again as they are queued anew.
+        let bytes: usize = moved.iter().map(|p| log_len(&p.event)).sum();
+        self.inner.log_bytes.fetch_sub(bytes, Ordering::SeqCst);
         for p in moved {
             let acked = self.push(address, p.event);
             if let Some(ack) = p.ack {
@@ -121,10 +142,23 @@ impl Outbox {
         self.lock().values().map(|l| l.queue.len()).sum()
     }
 
+    /// Whether so much log text waits that shipping more should wait too.
+    pub fn backed_up(&self) -> bool {
+        self.inner.log_bytes.load(Ordering::SeqCst) > MAX_QUEUED_LOG_BYTES
+    }
+
+    /// Bytes of log text waiting for acknowledgement.
+    pub fn queued_log_bytes(&self) -> usize {
+        self.inner.log_bytes.load(Ordering::SeqCst)
+    }
+
     /// Forget every queued update (the node was declared dead).
     pub fn drop_all(&self) {
         for lane in self.lock().values_mut() {
             for p in lane.queue.drain(..) {
+                self.inner
+                    .log_bytes
+                    .fetch_sub(log_len(&p.event), Ordering::SeqCst);
                 if let Some(ack) = p.ack {
                     let _ = ack.send(Err("dropped: this node was declared dead".into()));
                 }
@@ -203,6 +237,9 @@ impl Outbox {
         lane.queue
             .retain_mut(|p| match outcome.remove(&(p.event.key, p.event.seq)) {
                 Some(result) => {
+                    self.inner
+                        .log_bytes
+                        .fetch_sub(log_len(&p.event), Ordering::SeqCst);
                     if let Some(ack) = p.ack.take() {
                         let _ = ack.send(result);
                     }
@@ -210,5 +247,54 @@ impl Outbox {
                 }
                 None => true,
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_protocol::TaskUpdate;
+
+    fn piece(id: u64, seq: u32, text: &str) -> KeyedEvent {
+        KeyedEvent {
+            key: TaskKey {
+                workflow_instance_id: 1,
+                task_instance_id: id,
+                attempt: 1,
+            },
+            seq,
+            host: "w1".into(),
+            update: TaskUpdate::Log {
+                offset: 0,
+                next_offset: text.len() as u64,
+                text: text.into(),
+                last: false,
+            },
+        }
+    }
+
+    /// Queued log text is counted as it comes and goes (a redirect moves it, a dropped
+    /// queue frees it), and past the cap the outbox says it is backed up.
+    #[tokio::test]
+    async fn queued_log_text_is_counted() {
+        let rpc = RpcClient::new(&shoal_rpc::RpcConfig {
+            secret: "s".repeat(16),
+            timeout: Duration::from_millis(200),
+        });
+        let outbox = Outbox::new(rpc, "w1", 1);
+        // Nobody listens there: the pieces stay queued.
+        let unreachable = "http://127.0.0.1:9";
+        drop(outbox.push(unreachable, piece(1, 1, "0123456789")));
+        drop(outbox.push(unreachable, piece(2, 1, "abcde")));
+        assert_eq!(outbox.queued_log_bytes(), 15);
+        outbox.redirect(piece(1, 1, "").key, "http://127.0.0.1:10");
+        assert_eq!(outbox.queued_log_bytes(), 15);
+        assert!(!outbox.backed_up());
+        let big = "x".repeat(MAX_QUEUED_LOG_BYTES);
+        drop(outbox.push(unreachable, piece(3, 1, &big)));
+        assert!(outbox.backed_up());
+        outbox.drop_all();
+        assert_eq!(outbox.queued_log_bytes(), 0);
+        assert!(!outbox.backed_up());
     }
 }
