@@ -118,6 +118,15 @@ fn mixed(cluster: &Cluster, slow_s: f64, round: usize) -> (String, String) {
     (child, parent)
 }
 
+/// A task's log as `master`'s API serves it.
+async fn task_log(c: &Cluster, master: &str, task_instance_id: i64) -> String {
+    c.api(master)
+        .get(&format!("/api/v1/tasks/{task_instance_id}/log"))
+        .await
+        .expect(200)
+        .body
+}
+
 /// Two masters and three workers (`w3` alone serves group `etl`), and this test's turn.
 async fn cluster() -> Option<(Cluster, tokio::sync::MutexGuard<'static, ()>)> {
     let turn = ONE_AT_A_TIME.lock().await;
@@ -353,12 +362,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_runs_nothing_twice() {
         .iter()
         .find(|t| t.task_name == "slow-a" && t.attempt == 1)
         .unwrap();
-    let log = c
-        .api("m2")
-        .get(&format!("/api/v1/tasks/{}/log", lost.id))
-        .await
-        .expect(200)
-        .body;
+    let log = task_log(&c, "m2", lost.id).await;
     assert!(log.contains("start slow-a"), "{log}");
     assert!(!log.contains("done slow-a"), "{log}");
     assert!(
@@ -368,12 +372,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_runs_nothing_twice() {
         "{log}"
     );
     let etl = rows.iter().find(|t| t.task_name == "etl").unwrap();
-    let log = c
-        .api("m1")
-        .get(&format!("/api/v1/tasks/{}/log", etl.id))
-        .await
-        .expect(200)
-        .body;
+    let log = task_log(&c, "m1", etl.id).await;
     assert!(
         log.contains("start etl") && log.contains("done etl"),
         "{log}"
@@ -381,12 +380,7 @@ async fn a_worker_killed_mid_task_loses_nothing_and_runs_nothing_twice() {
     assert!(!log.contains("unavailable"), "{log}");
     // A short task's lines, sorted out of its instance's shared log on the worker.
     let quick = rows.iter().find(|t| t.task_name == "quick").unwrap();
-    let log = c
-        .api("m2")
-        .get(&format!("/api/v1/tasks/{}/log", quick.id))
-        .await
-        .expect(200)
-        .body;
+    let log = task_log(&c, "m2", quick.id).await;
     assert!(
         log.contains("runs on plugin noop") && log.contains("task succeeded"),
         "{log}"

@@ -568,6 +568,20 @@ async fn insert_task_rows(
     Ok(())
 }
 
+/// `($1, $2, ...), ($k, ...)`: the VALUES of a multi-row statement, `per_row`
+/// parameters in each of `rows` rows.
+fn placeholders(rows: usize, per_row: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=per_row)
+                .map(|k| format!("${}", r * per_row + k))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Event rows in as few statements as possible: a busy instance appends thousands per
 /// batch, and one round trip each would dominate on PostgreSQL.
 async fn append_events(
@@ -578,22 +592,9 @@ async fn append_events(
 ) -> Result<(), StoreError> {
     for run in runs(events.len(), rows_per_statement(backend, 5)) {
         let chunk = &events[run];
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 5;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO workflow_events (workflow_instance_id, seq, kind, payload, created_at) VALUES {}",
-            values.join(", ")
+            placeholders(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
@@ -626,23 +627,10 @@ async fn append_log_pieces(
 ) -> Result<(), StoreError> {
     for run in runs(pieces.len(), rows_per_statement(backend, 5)) {
         let chunk = &pieces[run];
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 5;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO task_log_chunks (task_instance_id, start_offset, next_offset, text, last) \
              VALUES {} ON CONFLICT (task_instance_id, start_offset) DO NOTHING",
-            values.join(", ")
+            placeholders(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for piece in chunk {
@@ -687,6 +675,12 @@ mod tests {
             assert_eq!(next, len);
         }
         assert_eq!(runs(300, 256), vec![0..256, 256..288, 288..296, 296..300]);
+    }
+
+    #[test]
+    fn placeholders_number_every_parameter_once() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1), "($1)");
     }
 
     #[test]
