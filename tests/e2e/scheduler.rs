@@ -23,6 +23,7 @@ on_both_databases!(
     missed_fires_are_skipped_or_run_once,
     a_fire_is_taken_once,
     queued_runs_survive_a_new_launcher,
+    two_launchers_pumping_at_once_keep_a_serial_queue_serial,
 );
 
 const NOOP: &str = "workflow:\n  name: ticker\ntasks:\n  - name: a\n    task_type: noop\n";
@@ -192,4 +193,54 @@ async fn queued_runs_survive_a_new_launcher(store: Store) {
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].state, "started");
     assert_eq!(queue[0].instance_id, Some(started[0]));
+}
+
+/// Two launchers that know nothing of each other (two masters on one database) pump a
+/// serial queue at the same moment: one run starts, not one per launcher.
+async fn two_launchers_pumping_at_once_keep_a_serial_queue_serial(store: Store) {
+    let flow = Flow::new(store);
+    let slow = "workflow:\n  name: slow\ntasks:\n  - name: nap\n    task_type: Shell\n    command: sleep 1\n";
+    let d = online(&flow, slow).await;
+    flow.store()
+        .set_run_mode(d.id, "serial-wait")
+        .await
+        .unwrap();
+    let d = flow
+        .store()
+        .definition_row_by_id(d.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let a = Launcher::new(flow.master.clone());
+    let b = Launcher::new(flow.master.clone());
+    let Launch::Started { instance: first } = a
+        .launch(&d, RunRequest::new(d.id, d.current_version))
+        .await
+        .unwrap()
+    else {
+        panic!("the first run starts");
+    };
+    for _ in 0..3 {
+        let Launch::Queued { .. } = a
+            .launch(&d, RunRequest::new(d.id, d.current_version))
+            .await
+            .unwrap()
+        else {
+            panic!("the others wait");
+        };
+    }
+    assert_eq!(flow.wait(first).await, W::Succeeded);
+    let (ra, rb) = tokio::join!(a.pump(), b.pump());
+    let started: Vec<i64> = ra.unwrap().into_iter().chain(rb.unwrap()).collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "a serial queue starts one run at a time: {started:?}"
+    );
+    assert_eq!(
+        flow.store().unfinished_count(d.id).await.unwrap(),
+        1,
+        "one run of the serial workflow at a time"
+    );
+    assert_eq!(flow.wait(started[0]).await, W::Succeeded);
 }

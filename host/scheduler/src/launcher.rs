@@ -191,6 +191,8 @@ impl Launcher {
         }
         let mut started = Vec::new();
         for (group, rows) in by_group {
+            // The gate above keeps this process's pumps apart; this keeps other masters'.
+            let hold = store.hold_group(&group).await?;
             let running = if group.starts_with("serial:") {
                 store.unfinished_count(rows[0].definition_id).await?
             } else {
@@ -216,6 +218,7 @@ impl Launcher {
                 store.set_queued_instance(row.id, instance).await?;
                 started.push(instance);
             }
+            hold.release().await?;
         }
         Ok(started)
     }

@@ -811,6 +811,23 @@ impl Store {
         .try_get(0)?)
     }
 
+    /// Hold `run_group` against every other engine on this database until the hold is
+    /// released (or dropped): counting a queue's room, claiming its runs and starting
+    /// them must be one step, or two masters pumping at once both see the same room.
+    /// PostgreSQL: a transaction-level advisory lock on the group's name; SQLite: none
+    /// needed (one engine per file).
+    pub async fn hold_group(&self, run_group: &str) -> Result<GroupHold, StoreError> {
+        if self.backend != crate::Backend::Postgres {
+            return Ok(GroupHold { tx: None });
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(run_group)
+            .execute(&mut *tx)
+            .await?;
+        Ok(GroupHold { tx: Some(tx) })
+    }
+
     /// Move a waiting run to `state` (`started` or `discarded`). False when it was no
     /// longer waiting: someone else took it.
     pub async fn claim_run(&self, id: i64, state: &str) -> Result<bool, StoreError> {
@@ -1086,5 +1103,20 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+}
+
+/// A run group held by [`Store::hold_group`]; dropping it lets go too (the transaction
+/// holding the lock rolls back when its connection goes back to the pool).
+pub struct GroupHold {
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
+impl GroupHold {
+    pub async fn release(mut self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }

@@ -442,3 +442,51 @@ async fn a_stalled_transaction_does_not_hold_off_an_adoption() {
     other.close().await;
     drop_pg(&name).await;
 }
+
+/// A run group held by one engine waits for another engine's hold to end (released or
+/// dropped); other groups are not held up.
+#[tokio::test]
+async fn a_held_run_group_keeps_other_engines_waiting() {
+    use shoal_store::testing::{drop_pg, fresh_pg};
+    use std::time::Duration;
+    let Some((url, name)) = fresh_pg().await else {
+        return;
+    };
+    let a = Store::open(&url).await.unwrap();
+    let b = Store::open(&url).await.unwrap();
+    let held = a.hold_group("serial:7").await.unwrap();
+    let wait = tokio::time::timeout(Duration::from_millis(300), b.hold_group("serial:7")).await;
+    assert!(
+        wait.is_err(),
+        "the second hold waits while the first is held"
+    );
+    let other = tokio::time::timeout(Duration::from_secs(5), b.hold_group("serial:8"))
+        .await
+        .expect("another group is free")
+        .unwrap();
+    other.release().await.unwrap();
+    let waiting = tokio::spawn({
+        let b = b.clone();
+        async move { b.hold_group("serial:7").await.unwrap().release().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished());
+    held.release().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("released: the second hold goes through")
+        .unwrap()
+        .unwrap();
+    // Dropped without a release, a hold lets go too.
+    drop(a.hold_group("serial:7").await.unwrap());
+    tokio::time::timeout(Duration::from_secs(5), b.hold_group("serial:7"))
+        .await
+        .expect("dropped: free again")
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    a.close().await;
+    b.close().await;
+    drop_pg(&name).await;
+}
