@@ -101,7 +101,13 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: writer::GroupCommit,
+    /// Run groups held in this process (see [`Store::hold_group`]).
+    group_holds: GroupHolds,
 }
+
+type GroupHolds = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+>;
 
 impl Store {
     /// Open (creating if needed) the SQLite database at `path`.
@@ -170,6 +176,7 @@ impl Store {
             pool,
             backend,
             writer,
+            group_holds: GroupHolds::default(),
         })
     }
 

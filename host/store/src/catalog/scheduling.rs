@@ -233,18 +233,34 @@ impl Store {
     /// Hold `run_group` against every other engine on this database until the hold is
     /// released (or dropped): counting a queue's room, claiming its runs and starting
     /// them must be one step, or two masters pumping at once both see the same room.
-    /// PostgreSQL: a transaction-level advisory lock on the group's name; SQLite: none
-    /// needed (one engine per file).
+    /// In this process a lock per group; on PostgreSQL also a transaction-level advisory
+    /// lock on the group's name (SQLite has one engine per file).
     pub async fn hold_group(&self, run_group: &str) -> Result<GroupHold, StoreError> {
+        // Launchers of one process first (SQLite has no other engine), then the other
+        // engines on a shared database.
+        let mutex = self
+            .group_holds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(run_group.to_owned())
+            .or_default()
+            .clone();
+        let local = mutex.lock_owned().await;
         if self.backend != crate::Backend::Postgres {
-            return Ok(GroupHold { tx: None });
+            return Ok(GroupHold {
+                tx: None,
+                _local: local,
+            });
         }
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(run_group)
             .execute(&mut *tx)
             .await?;
-        Ok(GroupHold { tx: Some(tx) })
+        Ok(GroupHold {
+            tx: Some(tx),
+            _local: local,
+        })
     }
 
     /// Move a waiting run to `state` (`started` or `discarded`). False when it was no
@@ -276,6 +292,7 @@ impl Store {
 /// holding the lock rolls back when its connection goes back to the pool).
 pub struct GroupHold {
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl GroupHold {
