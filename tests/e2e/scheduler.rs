@@ -143,20 +143,24 @@ async fn a_fire_is_taken_once(store: Store) {
     assert_eq!(rows[0].schedule_time, due);
 }
 
-async fn queued_runs_survive_a_new_launcher(store: Store) {
-    let flow = Flow::new(store);
+/// An online workflow of one one-second task, in run mode `serial-wait`.
+async fn serial_slow(flow: &Flow) -> shoal_store::DefinitionRow {
     let slow = "workflow:\n  name: slow\ntasks:\n  - name: nap\n    task_type: Shell\n    command: sleep 1\n";
-    let d = online(&flow, slow).await;
+    let d = online(flow, slow).await;
     flow.store()
         .set_run_mode(d.id, "serial-wait")
         .await
         .unwrap();
-    let d = flow
-        .store()
+    flow.store()
         .definition_row_by_id(d.id)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+async fn queued_runs_survive_a_new_launcher(store: Store) {
+    let flow = Flow::new(store);
+    let d = serial_slow(&flow).await;
 
     let first = Launcher::new(flow.master.clone());
     let Launch::Started { instance: running } = first
@@ -199,18 +203,7 @@ async fn queued_runs_survive_a_new_launcher(store: Store) {
 /// serial queue at the same moment: one run starts, not one per launcher.
 async fn two_launchers_pumping_at_once_keep_a_serial_queue_serial(store: Store) {
     let flow = Flow::new(store);
-    let slow = "workflow:\n  name: slow\ntasks:\n  - name: nap\n    task_type: Shell\n    command: sleep 1\n";
-    let d = online(&flow, slow).await;
-    flow.store()
-        .set_run_mode(d.id, "serial-wait")
-        .await
-        .unwrap();
-    let d = flow
-        .store()
-        .definition_row_by_id(d.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let d = serial_slow(&flow).await;
     let a = Launcher::new(flow.master.clone());
     let b = Launcher::new(flow.master.clone());
     let Launch::Started { instance: first } = a
