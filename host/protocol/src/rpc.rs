@@ -24,6 +24,12 @@ pub const VERSION_HEADER: &str = "shoal-rpc-version";
 /// instances' new owner may already have run the attempt elsewhere.
 pub const LEASE_HEADER: &str = "shoal-lease-until";
 
+/// Largest request body a node takes. A worker's update batches stay far below it (the
+/// outbox cuts them at a few MiB); a batch of dispatches carries tasks' parameters,
+/// which come from definitions of at most a few MiB. Above it a request is refused with
+/// 413, never read whole into memory.
+pub const MAX_BODY: usize = 64 << 20;
+
 /// Request paths, all under `/rpc/v1`.
 pub mod paths {
     pub const DISPATCH: &str = "/rpc/v1/tasks/dispatch";

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use shoal_protocol::TaskEventSink;
-use shoal_protocol::rpc::{UpdatesMsg, UpdatesReply, paths};
+use shoal_protocol::rpc::{MAX_BODY, UpdatesMsg, UpdatesReply, paths};
 
 use crate::transport::{check_request, error_reply};
 
@@ -28,6 +28,8 @@ struct MasterRpc {
 pub fn router(sink: Arc<dyn TaskEventSink>, secret: &str, current: GenerationCheck) -> Router {
     Router::new()
         .route(paths::UPDATES, post(updates))
+        // axum's default (2 MiB) is below what a batch of log pieces may hold.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(MasterRpc {
             sink,
             secret: secret.into(),

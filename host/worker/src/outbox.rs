@@ -11,8 +11,13 @@ use shoal_protocol::{KeyedEvent, TaskKey};
 use shoal_rpc::RpcClient;
 use tokio::sync::{Notify, oneshot};
 
-/// Most updates in one request.
-const BATCH: usize = 512;
+/// Most updates in one request. A lane has one request in flight (its updates must
+/// arrive in order), so a batch must hold what a busy worker reports during one round
+/// trip: at 512, a fan-out of short tasks waited on the lane, not on the master.
+const BATCH: usize = 4096;
+/// Most log text in one request, well below [`shoal_protocol::rpc::MAX_BODY`] (a piece
+/// holds at most 64 KiB, so one always fits).
+const BATCH_LOG_BYTES: usize = 4 << 20;
 /// Log text waiting in all lanes beyond which log shipping pauses (see
 /// [`Outbox::backed_up`]). State updates are bounded by the attempts running here; log
 /// pieces of a master unreachable for long are not, so they stop here and stay on disk.
@@ -182,10 +187,16 @@ impl Outbox {
                     lane.running = false;
                     return;
                 }
+                let mut bytes = 0;
                 let batch: Vec<KeyedEvent> = lane
                     .queue
                     .iter()
                     .take(BATCH)
+                    .take_while(|p| {
+                        let first = bytes == 0;
+                        bytes += log_len(&p.event);
+                        first || bytes <= BATCH_LOG_BYTES
+                    })
                     .map(|p| p.event.clone())
                     .collect();
                 (batch, lane.notify.clone())
@@ -271,6 +282,65 @@ mod tests {
                 last: false,
             },
         }
+    }
+
+    /// Takes every update and counts the updates, their log text and the batches
+    /// (one instance's share of a request) they came in.
+    struct Counting(Arc<Mutex<(usize, usize, usize)>>);
+
+    impl shoal_protocol::TaskEventSink for Counting {
+        fn deliver(
+            &self,
+            event: KeyedEvent,
+        ) -> shoal_protocol::BoxFuture<'static, Result<(), String>> {
+            let mut got = self.0.lock().unwrap();
+            got.0 += 1;
+            got.1 += log_len(&event);
+            Box::pin(async { Ok(()) })
+        }
+
+        fn deliver_many(
+            &self,
+            events: Vec<KeyedEvent>,
+        ) -> shoal_protocol::BoxFuture<'static, Vec<Result<(), String>>> {
+            self.0.lock().unwrap().2 += 1;
+            let acks: Vec<_> = events.into_iter().map(|e| self.deliver(e)).collect();
+            Box::pin(futures_util::future::join_all(acks))
+        }
+    }
+
+    /// More log text than one request may hold (axum refuses bodies past 2 MiB by
+    /// default) reaches a real master endpoint in several batches, all acknowledged.
+    #[tokio::test]
+    async fn a_backlog_of_log_text_goes_out_in_batches_a_master_takes() {
+        let got = Arc::new(Mutex::new((0, 0, 0)));
+        let secret = "s".repeat(16);
+        let router = shoal_rpc::master::router(
+            Arc::new(Counting(got.clone())),
+            &secret,
+            Arc::new(|_: &str, _: u64| true),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let rpc = RpcClient::new(&shoal_rpc::RpcConfig {
+            secret,
+            timeout: Duration::from_secs(10),
+        });
+        let outbox = Outbox::new(rpc, "w1", 1);
+        let text = "y".repeat(60 * 1024);
+        let acks: Vec<_> = (0..200)
+            .map(|i| outbox.push(&address, piece(i, 1, &text)))
+            .collect();
+        for ack in acks {
+            let acked = tokio::time::timeout(Duration::from_secs(20), ack).await;
+            assert_eq!(acked.unwrap().unwrap(), Ok(()));
+        }
+        let (updates, bytes, batches) = *got.lock().unwrap();
+        assert_eq!((updates, bytes), (200, 200 * text.len()));
+        // 12 MiB of text, at most 4 MiB a request.
+        assert!(batches >= 3, "{batches} batch(es)");
+        assert_eq!(outbox.queued_log_bytes(), 0);
     }
 
     /// Queued log text is counted as it comes and goes (a redirect moves it, a dropped

@@ -1,13 +1,13 @@
 //! The worker's RPC endpoints: what masters ask of it.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use shoal_protocol::rpc::{
-    DispatchMsg, DispatchReply, KeyMsg, RunningReply, TakeOverMsg, TakeOverReply, paths,
+    DispatchMsg, DispatchReply, KeyMsg, MAX_BODY, RunningReply, TakeOverMsg, TakeOverReply, paths,
 };
 use shoal_protocol::{TakeOver, TaskExecutorClient};
 use shoal_rpc::transport::{check_lease, check_request, error_reply};
@@ -29,6 +29,8 @@ pub fn router(worker: Worker, generation: std::sync::Arc<std::sync::atomic::Atom
         .route(paths::PAUSE, post(pause))
         .route(paths::TAKE_OVER, post(take_over))
         .route(paths::RUNNING, post(running))
+        // axum's default (2 MiB) is below what a batch of dispatches may hold.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Node { worker, generation })
 }
 
