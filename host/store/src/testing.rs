@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::Connection;
 
-use crate::Store;
+use crate::{Store, StoreError};
 
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
@@ -78,4 +78,29 @@ where
         store.close().await;
         drop_pg(&name).await;
     }
+}
+
+/// The plan PostgreSQL picks for the writer's update of `rows` task rows, inside a
+/// transaction set up as the writer sets up its own (rolled back). For tests that the
+/// hot path finds rows by key however the planner prices a scan.
+pub async fn task_update_plan(store: &Store, rows: usize) -> Result<String, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    crate::writer::prefer_keys(&mut tx).await?;
+    let sql = format!("EXPLAIN {}", crate::writer::update_rows_sql(rows));
+    let mut query = sqlx::query(&sql);
+    for i in 0..rows {
+        query = query.bind(i as i64 + 1).bind("succeeded");
+        for _ in 0..6 {
+            query = query.bind(None::<String>);
+        }
+        query = query.bind(None::<i64>).bind(None::<i64>);
+    }
+    let lines = query.bind(0_i64).fetch_all(&mut *tx).await?;
+    tx.rollback().await?;
+    let mut plan = String::new();
+    for line in lines {
+        plan.push_str(&sqlx::Row::try_get::<String, _>(&line, 0)?);
+        plan.push('\n');
+    }
+    Ok(plan)
 }

@@ -407,6 +407,49 @@ fn runs(len: usize, max: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// Parameters per row of [`update_rows_sql`].
+const UPDATE_PARAMS: usize = 10;
+
+/// Rows are found by their key in the transaction's statements, never by a scan.
+///
+/// For an `UPDATE ... FROM (VALUES ...)` of a few hundred rows, PostgreSQL's planner
+/// picks a hash join over a scan of all of `task_instances` while the table is small
+/// (it prices a random page read at four sequential ones): 6.9 ms for 512 rows of a
+/// 20,000-row table, against 3.1 ms through the key, and the scan grows with the table's
+/// whole history. Every statement of a write batch names its rows by key, so turning
+/// scans off for the transaction changes nothing else.
+pub(crate) async fn prefer_keys(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The statement updating `rows` task rows ([`UPDATE_PARAMS`] parameters each, then the
+/// update time) and returning the ids it found.
+pub(crate) fn update_rows_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let b = 1 + i * UPDATE_PARAMS;
+            format!(
+                "(${}::BIGINT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::BIGINT, ${}::BIGINT)",
+                b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE task_instances AS t SET state = v.state, host = COALESCE(v.host, t.host), \
+         plugin_version = COALESCE(v.plugin_version, t.plugin_version), handle = COALESCE(v.handle, t.handle), \
+         message = COALESCE(v.message, t.message), out_params = COALESCE(v.out_params, t.out_params), \
+         log_path = COALESCE(v.log_path, t.log_path), started_at = COALESCE(v.started_at, t.started_at), \
+         ended_at = COALESCE(v.ended_at, t.ended_at), updated_at = ${} \
+         FROM (VALUES {}) AS v(id, state, host, plugin_version, handle, message, out_params, log_path, started_at, ended_at) \
+         WHERE t.id = v.id RETURNING t.id",
+        rows * UPDATE_PARAMS + 1,
+        values.join(", ")
+    )
+}
+
 /// Task row updates on PostgreSQL, many rows per `UPDATE ... FROM (VALUES ...)`. A row
 /// named twice in one batch is updated in order: a run never holds an id twice (one
 /// statement updates a row once, from an arbitrary one of its matches).
@@ -415,7 +458,10 @@ async fn update_task_rows(
     updates: &[&Write],
     now: i64,
 ) -> Result<(), StoreError> {
-    const PARAMS: usize = 10;
+    if updates.is_empty() {
+        return Ok(());
+    }
+    prefer_keys(tx).await?;
     let mut segment_start = 0;
     let mut seen = std::collections::HashSet::new();
     let mut segments = Vec::new();
@@ -432,22 +478,12 @@ async fn update_task_rows(
     segments.push(segment_start..updates.len());
     for segment in segments {
         let rows = &updates[segment];
-        for run in runs(rows.len(), rows_per_statement(Backend::Postgres, PARAMS)) {
+        for run in runs(
+            rows.len(),
+            rows_per_statement(Backend::Postgres, UPDATE_PARAMS),
+        ) {
             let chunk = &rows[run];
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = 1 + i * PARAMS;
-                    format!(
-                        "(${}::BIGINT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::BIGINT, ${}::BIGINT)",
-                        b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "UPDATE task_instances AS t SET state = v.state, host = COALESCE(v.host, t.host),                  plugin_version = COALESCE(v.plugin_version, t.plugin_version), handle = COALESCE(v.handle, t.handle),                  message = COALESCE(v.message, t.message), out_params = COALESCE(v.out_params, t.out_params),                  log_path = COALESCE(v.log_path, t.log_path), started_at = COALESCE(v.started_at, t.started_at),                  ended_at = COALESCE(v.ended_at, t.ended_at), updated_at = ${}                  FROM (VALUES {}) AS v(id, state, host, plugin_version, handle, message, out_params, log_path, started_at, ended_at)                  WHERE t.id = v.id RETURNING t.id",
-                chunk.len() * PARAMS + 1,
-                values.join(", ")
-            );
+            let sql = update_rows_sql(chunk.len());
             let mut query = sqlx::query(&sql);
             let mut wanted = std::collections::HashSet::new();
             for write in chunk {

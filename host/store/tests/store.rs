@@ -273,6 +273,40 @@ async fn a_batch_of_task_updates_lands_row_by_row_in_order() {
     .await;
 }
 
+/// On PostgreSQL the writer's multi-row update finds its rows through the primary key,
+/// even in a table small enough that the planner would rather scan all of it (a scan
+/// per batch that grows with every run ever stored).
+#[tokio::test]
+async fn task_row_updates_find_rows_by_key_not_by_scan() {
+    on_both(|store| async move {
+        if store.backend() != Backend::Postgres {
+            return;
+        }
+        let wf = instance(&store).await;
+        let inserts: Vec<Write> = (0..20_000)
+            .map(|i| Write::InsertTaskInstance {
+                workflow_instance_id: wf,
+                task_name: format!("t{i}"),
+                task_type: "noop".into(),
+                attempt: 1,
+                state: "submitted".into(),
+                message: String::new(),
+                host: None,
+                started_at: None,
+                ended_at: None,
+                failover: false,
+            })
+            .collect();
+        store.write(inserts).await.unwrap();
+        let plan = shoal_store::testing::task_update_plan(&store, 512)
+            .await
+            .unwrap();
+        assert!(plan.contains("task_instances_pkey"), "{plan}");
+        assert!(!plan.contains("Seq Scan on task_instances"), "{plan}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn group_commit_isolates_a_bad_batch_and_keeps_order() {
     on_both(|store| async move {
