@@ -389,6 +389,23 @@ async fn a_worker_killed_mid_task_loses_nothing_and_runs_nothing_twice() {
         !log.contains("unavailable") && !log.contains("slow-a"),
         "only its own lines, all of them: {log}"
     );
+    // A logic task ran on the master that owned the instance, and its log was shipped
+    // like a worker's: the other master serves all of it once the masters' disks are gone.
+    for node in ["m1", "m2"] {
+        let _ = std::fs::remove_dir_all(c.nodes[node].data.join("logs"));
+    }
+    let sub = rows.iter().find(|t| t.task_name == "sub").unwrap();
+    let other = match sub.host.as_deref() {
+        Some("m1") => "m2",
+        Some("m2") => "m1",
+        _ => panic!("a logic task runs on a master: {sub:?}"),
+    };
+    let log = task_log(&c, other, sub.id).await;
+    assert!(
+        log.contains("runs on plugin") && log.contains("task succeeded"),
+        "{log}"
+    );
+    assert!(!log.contains("unavailable"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

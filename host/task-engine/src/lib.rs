@@ -24,6 +24,7 @@
 mod containers;
 mod executor;
 mod local;
+pub mod log_shipping;
 
 pub use containers::{
     ContainerConfig, ContainerError, ContainerKind, Containers, GroupUsage, Occupancy, SlotGuard,

@@ -20,6 +20,8 @@ pub struct LocalExecutor {
     host: String,
     sink: OnceLock<Arc<dyn TaskEventSink>>,
     running: Arc<Mutex<HashMap<TaskKey, Attempt>>>,
+    /// Ship each attempt's log along its updates ([`Self::shipping_logs`]).
+    ship_logs: bool,
 }
 
 struct Attempt {
@@ -37,7 +39,16 @@ impl LocalExecutor {
             host: host.into(),
             sink: OnceLock::new(),
             running: Default::default(),
+            ship_logs: false,
         }
+    }
+
+    /// Ship each attempt's log to the store along with its updates
+    /// ([`crate::log_shipping`]): for a node whose disk other nodes cannot read (a
+    /// master's own logic tasks in distributed mode).
+    pub fn shipping_logs(mut self) -> Self {
+        self.ship_logs = true;
+        self
     }
 
     pub fn engine(&self) -> &TaskEngine {
@@ -77,6 +88,14 @@ impl LocalExecutor {
 
 impl TaskExecutorClient for LocalExecutor {
     fn connect(&self, sink: Arc<dyn TaskEventSink>) {
+        let sink: Arc<dyn TaskEventSink> = if self.ship_logs {
+            Arc::new(crate::log_shipping::ShipLogs::new(
+                sink,
+                crate::log_shipping::LogShipper::default(),
+            ))
+        } else {
+            sink
+        };
         let _ = self.sink.set(sink);
     }
 

@@ -7,15 +7,15 @@
 //! - [`routes`]: the worker's RPC endpoints (dispatch, kill, pause, take over, running).
 //! - [`outbox`]: updates waiting for their master's acknowledgement, sent in batches and
 //!   again with a short backoff (at most two seconds apart) until acknowledged.
-//! - [`logs`]: each attempt's log shipped to its master piece by piece, the rest before
-//!   the attempt's end.
+//! - each attempt's log goes to its master piece by piece along its updates, the rest
+//!   before the attempt's end (`shoal_task_engine::log_shipping`, in front of the route
+//!   to the masters).
 //!
 //! Architecture invariant: an update leaves the worker only with the worker's current
 //! node generation. When the registry declares the worker dead (its heartbeat is
 //! refused), [`Worker::lost_lease`] kills every attempt and drops every unsent update:
 //! the master that failed its attempts over never hears from the old generation.
 
-pub mod logs;
 pub mod outbox;
 pub mod routes;
 
@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use shoal_protocol::rpc::MasterRef;
 use shoal_protocol::{BoxFuture, KeyedEvent, TaskEventSink, TaskExecutorClient, TaskKey};
 use shoal_task_engine::LocalExecutor;
+use shoal_task_engine::log_shipping::{LogShipper, ShipLogs};
 
 pub use outbox::Outbox;
 
@@ -42,7 +43,7 @@ struct Inner {
     /// instance since, and is refused.
     masters: Mutex<HashMap<TaskKey, (MasterRef, u64)>>,
     secret: String,
-    logs: logs::LogShipper,
+    logs: LogShipper,
     before_dispatch: std::sync::OnceLock<BeforeDispatch>,
 }
 
@@ -54,7 +55,7 @@ pub type BeforeDispatch =
 impl Worker {
     /// A worker running attempts on `executor`, sending updates through `outbox`.
     pub fn new(executor: Arc<LocalExecutor>, outbox: Outbox, secret: &str) -> Self {
-        let logs = logs::LogShipper::new({
+        let logs = LogShipper::new({
             let outbox = outbox.clone();
             move || outbox.backed_up()
         });
@@ -68,7 +69,10 @@ impl Worker {
                 before_dispatch: std::sync::OnceLock::new(),
             }),
         };
-        executor.connect(Arc::new(RouteToMaster(Arc::downgrade(&worker.inner))));
+        executor.connect(Arc::new(ShipLogs::new(
+            Arc::new(RouteToMaster(Arc::downgrade(&worker.inner))),
+            worker.inner.logs.clone(),
+        )));
         worker
     }
 
@@ -179,40 +183,10 @@ impl TaskEventSink for RouteToMaster {
         };
         let key = event.key;
         let ended = matches!(event.update, shoal_protocol::TaskUpdate::Ended { .. });
-        let log_path = match &event.update {
-            shoal_protocol::TaskUpdate::Running {
-                log_path: Some(path),
-                ..
-            } => Some(std::path::PathBuf::from(path)),
-            _ => None,
-        };
         let Some(master) = master_of(&inner, key) else {
             return Box::pin(async move { Err(format!("{key}: no master to report to")) });
         };
-        if ended {
-            // The rest of the log first: the master has all of it by the time it
-            // hears the attempt ended.
-            for piece in inner.logs.finish(key) {
-                drop(inner.outbox.push(&master.address, piece));
-            }
-        }
-        let host = event.host.clone();
         let ack = inner.outbox.push(&master.address, event);
-        if let Some(path) = log_path {
-            let weak = Arc::downgrade(&inner);
-            inner.logs.start(key, path, host, move |piece| {
-                let Some(inner) = weak.upgrade() else {
-                    return false;
-                };
-                match master_of(&inner, key) {
-                    Some(master) => {
-                        drop(inner.outbox.push(&master.address, piece));
-                        true
-                    }
-                    None => false,
-                }
-            });
-        }
         let worker = Worker { inner };
         Box::pin(async move {
             let result = ack

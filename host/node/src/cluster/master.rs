@@ -92,7 +92,8 @@ impl MasterNode {
             data.root().join("uploads"),
         );
         let local_engine = task_engine_for(data, plugins).with_containers(default_containers());
-        let local = Arc::new(LocalExecutor::new(local_engine, id.clone()));
+        // Its logic tasks' logs go to the store: another master's API serves them too.
+        let local = Arc::new(LocalExecutor::new(local_engine, id.clone()).shipping_logs());
         let me = MasterRef {
             node: id.clone(),
             address: rpc_address.clone(),

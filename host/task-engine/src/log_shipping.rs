@@ -1,8 +1,12 @@
-//! Log shipping: a worker writes each attempt's log to its own disk and sends it, piece
-//! by piece, through the same outbox as the attempt's other updates, so the owning
-//! master stores it and the API can serve it while the attempt runs and after this
-//! worker is gone. The last pieces go out before the attempt's end, and the end of
+//! Log shipping: a node writes each attempt's log to its own disk and sends it, piece
+//! by piece, along the same update stream as the attempt's other updates, so the owning
+//! master stores it and any master's API can serve it while the attempt runs and after
+//! this node is gone. The last pieces go out before the attempt's end, and the end of
 //! the log is marked, so a log without that mark is known to be cut short.
+//!
+//! Workers ship every attempt's log; a master ships the logs of the logic tasks it runs
+//! itself (another master, on another disk, serves them from the store). [`ShipLogs`]
+//! puts a [`LogShipper`] in front of a node's sink of task updates.
 //!
 //! Short tasks write to their instance's shared log, one file for thousands of them,
 //! each line tagged with its task. That file is read once for all of them, its lines
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_protocol::{KeyedEvent, TaskKey, TaskUpdate};
+use shoal_protocol::{BoxFuture, KeyedEvent, TaskEventSink, TaskKey, TaskUpdate};
 
 /// How often a running attempt's new log lines are shipped.
 pub const SHIP_EVERY: Duration = Duration::from_millis(500);
@@ -302,6 +306,64 @@ impl LogShipper {
     }
 }
 
+/// A sink of task updates that ships each attempt's log along with them: an attempt
+/// that reports running with a log file starts being shipped, and its end is preceded by
+/// the rest of its log. Every update, pieces included, goes on to `inner` in the order
+/// it arose.
+pub struct ShipLogs {
+    inner: Arc<dyn TaskEventSink>,
+    logs: LogShipper,
+}
+
+impl ShipLogs {
+    pub fn new(inner: Arc<dyn TaskEventSink>, logs: LogShipper) -> Self {
+        Self { inner, logs }
+    }
+}
+
+/// Hand a piece on; its acknowledgement is awaited on the side. A sink takes an update
+/// when called, which sets its order, and keeps it until stored (a worker's outbox sends
+/// it until acknowledged); one that refuses a piece has stopped, and the stored log then
+/// reads as cut short.
+fn pass_on(inner: &Arc<dyn TaskEventSink>, piece: KeyedEvent) {
+    let acked = inner.deliver(piece);
+    tokio::spawn(async move {
+        if let Err(e) = acked.await {
+            tracing::debug!("a log piece was not taken: {e}");
+        }
+    });
+}
+
+impl TaskEventSink for ShipLogs {
+    fn deliver(&self, event: KeyedEvent) -> BoxFuture<'static, Result<(), String>> {
+        let key = event.key;
+        if matches!(event.update, TaskUpdate::Ended { .. }) {
+            // The rest of the log first: the master has all of it by the time it hears
+            // the attempt ended.
+            for piece in self.logs.finish(key) {
+                pass_on(&self.inner, piece);
+            }
+        }
+        let log_path = match &event.update {
+            TaskUpdate::Running {
+                log_path: Some(path),
+                ..
+            } => Some(PathBuf::from(path)),
+            _ => None,
+        };
+        let host = event.host.clone();
+        let acked = self.inner.deliver(event);
+        if let Some(path) = log_path {
+            let inner = self.inner.clone();
+            self.logs.start(key, path, host, move |piece| {
+                pass_on(&inner, piece);
+                true
+            });
+        }
+        acked
+    }
+}
+
 /// Read a shared log's new complete lines (at most [`SCAN`] bytes) into its attempts'
 /// pending text; an attempt whose text reaches [`PIECE`] gets it shipped at once.
 /// Returns how far the file has been read.
@@ -468,6 +530,74 @@ mod tests {
             rest.last().map(|r| (r.2.as_str(), r.3)),
             Some(("second\n", true))
         );
+    }
+
+    /// Records what reaches it, in order.
+    struct Recording(Mutex<Vec<KeyedEvent>>);
+
+    impl TaskEventSink for Recording {
+        fn deliver(&self, event: KeyedEvent) -> BoxFuture<'static, Result<(), String>> {
+            self.0.lock().unwrap().push(event);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// In front of a sink, an attempt's log follows its start, and the rest of it
+    /// reaches the sink before the attempt's end.
+    #[tokio::test]
+    async fn ship_logs_puts_the_rest_of_a_log_before_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("own.log");
+        std::fs::write(&path, "").unwrap();
+        let recording = Arc::new(Recording(Mutex::new(Vec::new())));
+        let sink = ShipLogs::new(recording.clone(), LogShipper::default());
+        let event = |seq: u32, update: TaskUpdate| KeyedEvent {
+            key: key(3),
+            seq,
+            host: "m1".into(),
+            update,
+        };
+        sink.deliver(event(
+            1,
+            TaskUpdate::Running {
+                plugin_version: None,
+                log_path: Some(path.display().to_string()),
+            },
+        ))
+        .await
+        .unwrap();
+        std::fs::write(&path, "all of it\n").unwrap();
+        let report = shoal_protocol::TaskReport {
+            state: shoal_model::TaskState::Succeeded,
+            message: String::new(),
+            out_params: Vec::new(),
+            log_path: path.clone(),
+            work_dir: dir.path().to_path_buf(),
+            plugin_version: None,
+            handle: None,
+            elapsed: Duration::ZERO,
+        };
+        sink.deliver(event(
+            2,
+            TaskUpdate::Ended {
+                report: Box::new(report),
+            },
+        ))
+        .await
+        .unwrap();
+        let got = recording.0.lock().unwrap();
+        let kinds: Vec<&str> = got
+            .iter()
+            .map(|e| match &e.update {
+                TaskUpdate::Running { .. } => "running",
+                TaskUpdate::Log {
+                    text, last: true, ..
+                } if text == "all of it\n" => "log",
+                TaskUpdate::Ended { .. } => "ended",
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["running", "log", "ended"]);
     }
 
     #[test]
