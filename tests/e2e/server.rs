@@ -1807,6 +1807,7 @@ async fn finished_runs(s: &Server, project: &str, workflow: &str, n: i64) -> Vec
             let page = list(s, &format!("project={project}&workflow={workflow}")).await;
             let mut all = items(&page);
             let done = page["total"].as_i64() == Some(n)
+                && all.len() as i64 == n
                 && all
                     .iter()
                     .all(|i| FINISHED.contains(&i["state"].as_str().unwrap()));

@@ -419,15 +419,24 @@ impl Store {
                 q
             }};
         }
+        // The page and its total from one snapshot: read apart, a run started between
+        // the two showed up in the total but not in the page.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows = bind_filter!(sqlx::query(&list_sql))
             .bind(limit)
             .bind(offset)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
         let total: i64 = bind_filter!(sqlx::query(&count_sql))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
+        tx.commit().await?;
         Ok((
             rows.iter()
                 .map(WorkflowInstanceRow::from_row)
