@@ -29,6 +29,7 @@ on_both_databases!(
     delayed_task_waits_then_runs,
     switch_follows_one_branch,
     condition_branches_on_upstream_result,
+    pydolphinscheduler_switch_and_condition_imply_their_edges,
     pause_then_resume,
     stop_kills_running_tasks,
     recover_reruns_only_failed_tasks,
@@ -363,6 +364,74 @@ tasks:
         state,
         W::Succeeded,
         "a failure a Condition handles does not fail the run"
+    );
+}
+
+/// pydolphinscheduler's YAML: no task names the Switch or the Condition in its `deps`,
+/// nor the Condition the tasks it checks. Only the chosen branches run, after their
+/// Switch or Condition, which waits for what it checks.
+async fn pydolphinscheduler_switch_and_condition_imply_their_edges(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: pyds-style
+  param:
+    x: 1
+tasks:
+  - name: big
+    task_type: Shell
+    command: echo big
+  - name: small
+    task_type: Shell
+    command: sleep 0.3
+  - name: decide
+    task_type: Switch
+    condition:
+      - task: big
+        condition: "${x} > 3"
+      - task: small
+  - name: check
+    task_type: Shell
+    command: sleep 0.3; exit 1
+  - name: on-success
+    task_type: Noop
+  - name: on-failure
+    task_type: Noop
+  - name: cond
+    task_type: Condition
+    success_task: on-success
+    failed_task: on-failure
+    op: AND
+    groups:
+      - op: AND
+        groups:
+          - task: check
+            flag: true
+"##;
+    let (id, state) = flow.run(yaml).await;
+    let states = flow.states(id).await;
+    assert_eq!(states["decide"], "succeeded");
+    assert_eq!(states["small"], "succeeded");
+    assert_eq!(
+        states["big"], "skipped",
+        "the branch not chosen does not run"
+    );
+    assert_eq!(states["check"], "failed");
+    assert_eq!(states["cond"], "succeeded");
+    assert_eq!(states["on-failure"], "succeeded");
+    assert_eq!(states["on-success"], "skipped");
+    assert_eq!(state, W::Succeeded);
+    // Each ran after what it follows, not beside it.
+    let rows = flow.store().task_instances(id).await.unwrap();
+    let row = |n: &str| rows.iter().find(|r| r.task_name == n).unwrap().clone();
+    assert!(
+        row("small").started_at >= row("decide").ended_at,
+        "{rows:#?}"
+    );
+    assert!(row("cond").started_at >= row("check").ended_at, "{rows:#?}");
+    assert!(
+        row("on-failure").started_at >= row("cond").ended_at,
+        "{rows:#?}"
     );
 }
 

@@ -24,12 +24,16 @@
 //! - [`load`]: parsing, with file references (`$WORKFLOW{"other.yaml"}`, `$FILE{"x.sql"}`,
 //!   `$ENV{NAME}`) resolved relative to the file, and every error naming file, line and
 //!   field.
+//! - `implied`: the edges Switch and Condition tasks imply by naming other tasks, as
+//!   pydolphinscheduler adds them (a Switch's branches and a Condition's outcomes run
+//!   after it, the tasks a Condition checks before it).
 //! - [`depth`]: the nesting limit, checked on the text before the YAML parser runs.
 //! - [`validate`]: the checks behind `shoal validate`: duplicate names, unknown
 //!   dependencies, cycles (naming the tasks in them), unknown task types, and parameters
 //!   the task type's plugin rejects.
 
 pub mod depth;
+mod implied;
 pub mod load;
 pub mod model;
 pub mod validate;

@@ -344,6 +344,8 @@ impl Walk<'_> {
                 "missing: a workflow needs a `tasks:` list",
             );
         }
+        let implied = crate::implied::add_implied_edges(&mut wf, &self.file);
+        self.problems.extend(implied);
         wf
     }
 

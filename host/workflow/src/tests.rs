@@ -39,9 +39,17 @@ tasks:
     task_type: Switch
     deps: [task_child_one]
     condition:
-      - task: task_parent
+      - task: branch_big
         condition: "${x} > 1"
-      - task: task_child_one
+      - task: branch_default
+
+  - name: branch_big
+    task_type: Shell
+    command: echo big
+
+  - name: branch_default
+    task_type: Shell
+    command: echo default
 "#;
 
 fn parse(text: &str) -> Result<WorkflowDefinition, String> {
@@ -56,8 +64,8 @@ fn reads_dolphinscheduler_yaml() {
     assert_eq!(wf.name, "Shell");
     assert_eq!(wf.global_params["x"], "1");
     assert_eq!(wf.global_params["dt"], "$[yyyyMMdd-1]");
-    assert_eq!(wf.tasks.len(), 3);
-    assert_eq!(wf.task_lines, vec![11, 17, 30]);
+    assert_eq!(wf.tasks.len(), 5);
+    assert_eq!(wf.task_lines, vec![11, 17, 30, 38, 42]);
     let parent = &wf.tasks[0];
     assert_eq!(parent.task_type, "Shell");
     assert_eq!(
@@ -78,9 +86,87 @@ fn reads_dolphinscheduler_yaml() {
     assert_eq!(child.local_params[0].direct, ParamDirection::Out);
     let switch = &wf.tasks[2];
     assert_eq!(switch.params["condition"][0]["condition"], "${x} > 1");
-    assert_eq!(switch.params["condition"][1]["task"], "task_child_one");
+    assert_eq!(switch.params["condition"][1]["task"], "branch_default");
+    // The branches declare no deps: the switch's naming them makes them its downstream.
+    assert_eq!(wf.tasks[3].deps, vec!["switch"]);
+    assert_eq!(wf.tasks[4].deps, vec!["switch"]);
     assert!(structure(Path::new("wf.yaml"), &wf).is_empty());
-    assert_eq!(topological_order(&wf), Some(vec![0, 1, 2]));
+    let order = topological_order(&wf).unwrap();
+    assert_eq!(
+        order[..3],
+        [0, 1, 2],
+        "the branches come after the switch: {order:?}"
+    );
+}
+
+/// pydolphinscheduler's Condition: the tasks its groups check run before it, its
+/// success and failed tasks after it, though none of them says so in `deps`; an edge
+/// already written is not doubled.
+#[test]
+fn a_condition_implies_its_edges_as_pydolphinscheduler_does() {
+    let wf = parse(
+        r#"workflow: {name: w}
+tasks:
+  - {name: pre_1, task_type: Shell, command: "true"}
+  - {name: pre_2, task_type: Shell, command: "false"}
+  - name: cond
+    task_type: Condition
+    deps: [pre_1]
+    success_task: on_success
+    failed_task: [on_failure]
+    op: AND
+    groups:
+      - op: AND
+        groups:
+          - {task: pre_1, flag: true}
+          - {task: pre_2, flag: false}
+  - {name: on_success, task_type: Shell, command: "echo yes"}
+  - {name: on_failure, task_type: Shell, command: "echo no"}
+"#,
+    )
+    .unwrap();
+    let deps = |name: &str| {
+        wf.tasks
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap()
+            .deps
+            .clone()
+    };
+    assert_eq!(deps("cond"), vec!["pre_1", "pre_2"]);
+    assert_eq!(deps("on_success"), vec!["cond"]);
+    assert_eq!(deps("on_failure"), vec!["cond"]);
+    assert!(deps("pre_2").is_empty());
+}
+
+/// A Switch or Condition naming a task the workflow lacks (or itself) is reported at
+/// the field that names it, not as a confusing `deps` error elsewhere.
+#[test]
+fn an_implied_edge_to_no_task_names_its_field() {
+    let err = parse(
+        r#"workflow: {name: w}
+tasks:
+  - name: sw
+    task_type: Switch
+    condition:
+      - {task: nowhere, condition: "1 > 0"}
+      - {task: sw}
+  - name: c
+    task_type: CONDITION
+    success_task: gone
+    groups:
+      - groups: [{task: missing, flag: true}]
+"#,
+    )
+    .unwrap_err();
+    for wanted in [
+        "wf.yaml:3: field `tasks[0] `sw`.condition[0].task`: no task named `nowhere` in this workflow",
+        "wf.yaml:3: field `tasks[0] `sw`.condition[1].task`: `sw` is this task itself",
+        "wf.yaml:8: field `tasks[1] `c`.groups[0].groups[0].task`: no task named `missing` in this workflow",
+        "wf.yaml:8: field `tasks[1] `c`.success_task`: no task named `gone` in this workflow",
+    ] {
+        assert!(err.lines().any(|l| l == wanted), "{wanted}\nin\n{err}");
+    }
 }
 
 #[test]
