@@ -5,6 +5,8 @@
 #
 #   tests/soak.sh 20
 #   SHOAL_SOAK_SEED=1234 tests/soak.sh 5     # replay a seed a failing run printed
+#   SHOAL_SOAK_ONLY=master-kill tests/soak.sh 12   # one disruption every round
+#                                             # (worker-kill, master-kill, master-pause)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-20}"

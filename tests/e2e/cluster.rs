@@ -676,6 +676,16 @@ async fn soak() {
         return;
     };
     let mut dice = Dice::new();
+    // SHOAL_SOAK_ONLY picks one disruption for every round (to measure one path).
+    let only = match std::env::var("SHOAL_SOAK_ONLY").as_deref() {
+        Ok("worker-kill") => Some(0),
+        Ok("master-kill") => Some(1),
+        Ok("master-pause") => Some(2),
+        Ok(other) => {
+            panic!("SHOAL_SOAK_ONLY: `{other}` is not worker-kill, master-kill or master-pause")
+        }
+        Err(_) => None,
+    };
     let mut adoptions = Vec::new();
     let mut worker_failovers = Vec::new();
     let store = c.store().await;
@@ -702,7 +712,10 @@ async fn soak() {
             dice.between(0.0, slow - 2.0).max(0.0),
         ))
         .await;
-        let scenario = dice.below(3);
+        let scenario = match only {
+            Some(s) => s,
+            None => dice.below(3),
+        };
         let (victim, what) = match scenario {
             0 => (worker.clone(), "SIGKILL worker"),
             1 => (owner.clone(), "SIGKILL master"),
