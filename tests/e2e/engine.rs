@@ -20,6 +20,7 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     params_flow_downstream_by_priority,
+    pydolphinscheduler_input_and_output_params_flow,
     retries_until_success,
     retries_exhausted_fail_the_workflow,
     timeout_fails_or_warns,
@@ -89,6 +90,35 @@ tasks:
         consume.out_params["seen"],
         format!("from-upstream|from-upstream|global|local-from-upstream|from-startup|{today}|{id}")
     );
+}
+
+/// pydolphinscheduler's `input_params` / `output_params` run as IN and OUT local
+/// parameters: an IN value reaches the command, an OUT value set there reaches the
+/// downstream task.
+async fn pydolphinscheduler_input_and_output_params_flow(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: typed-params
+tasks:
+  - name: produce
+    task_type: Shell
+    input_params:
+      greeting: VARCHAR(hello)
+      n: 3
+    output_params:
+      made: VARCHAR()
+    command: echo "#{setValue(made=${greeting}-${n})}"
+  - name: consume
+    task_type: Shell
+    deps: [produce]
+    command: echo "#{setValue(seen=${made})}"
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Succeeded);
+    let attempts = flow.attempts(id).await;
+    assert_eq!(attempts["produce"][0].out_params["made"], "hello-3");
+    assert_eq!(attempts["consume"][0].out_params["seen"], "hello-3");
 }
 
 fn chrono_today() -> String {

@@ -275,10 +275,33 @@ const IGNORED_TASK_KEYS: &[&str] = &[
     "task_group_priority",
     "cpu_quota",
     "memory_max",
-    "input_params",
     "is_cache",
     "timeout_flag",
 ];
+
+/// The parameter types DolphinScheduler knows (`DataType` there).
+const PARAM_TYPES: &[&str] = &[
+    "VARCHAR",
+    "INTEGER",
+    "LONG",
+    "FLOAT",
+    "DOUBLE",
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "BOOLEAN",
+    "LIST",
+    "FILE",
+];
+
+/// `TYPE(text)` → (TYPE, text), as pydolphinscheduler reads it: the type is what comes
+/// before the first `(`, the text what follows up to the next `)`, both with trailing
+/// blanks cut.
+fn typed_value(s: &str) -> Option<(&str, &str)> {
+    let (kind, rest) = s.split_once('(')?;
+    let (text, _) = rest.split_once(')')?;
+    Some((kind.trim_end(), text.trim_end()))
+}
 
 struct Walk<'l> {
     file: PathBuf,
@@ -466,6 +489,9 @@ impl Walk<'_> {
             params: serde_json::Map::new(),
         };
         let mut timeout_closed = false;
+        // `input_params` / `output_params` follow `local_params`, wherever they are
+        // written (pydolphinscheduler's `Task.local_params`).
+        let mut typed = Vec::new();
         for (key, value) in map.iter() {
             let k = key.as_str();
             let field = format!("{at}.{k}");
@@ -556,6 +582,12 @@ impl Walk<'_> {
                     }
                 }
                 "local_params" => task.local_params = self.local_params(value, &field),
+                "input_params" => {
+                    typed.extend(self.typed_params(value, &field, ParamDirection::In))
+                }
+                "output_params" => {
+                    typed.extend(self.typed_params(value, &field, ParamDirection::Out))
+                }
                 k if IGNORED_TASK_KEYS.contains(&k) => {}
                 _ => {
                     let json = self.json(value, &field);
@@ -563,6 +595,7 @@ impl Walk<'_> {
                 }
             }
         }
+        task.local_params.extend(typed);
         if timeout_closed {
             task.timeout_ms = None;
         }
@@ -629,6 +662,81 @@ impl Walk<'_> {
                 self.problem(line_of(item), format!("{f}.prop"), "missing or empty");
             }
             out.push(p);
+        }
+        out
+    }
+
+    /// pydolphinscheduler's `input_params` / `output_params`: a mapping of names to
+    /// values. A value written `TYPE(text)` names its type (`VARCHAR()`, `INTEGER(3)`,
+    /// `FILE(text.txt)`); a plain value takes the type of its YAML kind (an integer
+    /// INTEGER, a float FLOAT, a boolean BOOLEAN, text or nothing VARCHAR), as
+    /// `ParameterHelper.convert_params` has it.
+    fn typed_params(
+        &mut self,
+        node: &Node,
+        field: &str,
+        direct: ParamDirection,
+    ) -> Vec<LocalParam> {
+        let Some(map) = node.as_mapping() else {
+            self.problem(
+                line_of(node),
+                field,
+                "must be a mapping of parameter names to values",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, value) in map.iter() {
+            let prop = key.as_str().to_owned();
+            let f = format!("{field}.{prop}");
+            let (kind, text) = match self.json(value, &f) {
+                serde_json::Value::Null => ("VARCHAR".to_owned(), String::new()),
+                serde_json::Value::Bool(b) => ("BOOLEAN".to_owned(), b.to_string()),
+                serde_json::Value::Number(n) if n.is_f64() => ("FLOAT".to_owned(), n.to_string()),
+                serde_json::Value::Number(n) => ("INTEGER".to_owned(), n.to_string()),
+                serde_json::Value::String(s) => match typed_value(&s) {
+                    Some((kind, text)) => (kind.to_owned(), text.to_owned()),
+                    None => ("VARCHAR".to_owned(), s),
+                },
+                _ => {
+                    self.problem(
+                        line_of(value),
+                        f,
+                        "must be a value such as `VARCHAR(text)`, a number or text",
+                    );
+                    continue;
+                }
+            };
+            if !PARAM_TYPES.contains(&kind.as_str()) {
+                self.problem(
+                    line_of(value),
+                    f,
+                    format!(
+                        "`{kind}` is not a parameter type (expected one of {})",
+                        PARAM_TYPES.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let fits = match kind.as_str() {
+                "INTEGER" | "LONG" => text.is_empty() || text.parse::<i64>().is_ok(),
+                "FLOAT" | "DOUBLE" => text.is_empty() || text.parse::<f64>().is_ok(),
+                _ => true,
+            };
+            if !fits {
+                self.problem(
+                    line_of(value),
+                    f,
+                    format!("`{text}` is not a valid {kind} value"),
+                );
+                continue;
+            }
+            out.push(LocalParam {
+                prop,
+                direct,
+                kind,
+                value: text,
+            });
         }
         out
     }

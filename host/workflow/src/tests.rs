@@ -389,3 +389,74 @@ fn schedules_and_time_zones_are_checked_where_they_are_written() {
         "{err}"
     );
 }
+
+/// pydolphinscheduler's `input_params` / `output_params`: typed `TYPE(text)` values or
+/// plain YAML values, appended after `local_params` (wherever they are written) as IN
+/// and OUT parameters.
+#[test]
+fn input_and_output_params_become_typed_local_params() {
+    let wf = parse(
+        r#"workflow: {name: w}
+tasks:
+  - name: t
+    task_type: Shell
+    command: echo
+    input_params:
+      a: VARCHAR(some text )
+      b: 3
+      c: FILE(text.txt)
+      d:
+      e: INTEGER()
+      f: 1.5
+      g: true
+    local_params:
+      - { prop: first, direct: IN, type: VARCHAR, value: "1" }
+    output_params:
+      o: LIST()
+      p: ""
+"#,
+    )
+    .unwrap();
+    let got: Vec<(String, ParamDirection, String, String)> = wf.tasks[0]
+        .local_params
+        .iter()
+        .map(|p| (p.prop.clone(), p.direct, p.kind.clone(), p.value.clone()))
+        .collect();
+    let want = |prop: &str, direct, kind: &str, value: &str| {
+        (prop.to_owned(), direct, kind.to_owned(), value.to_owned())
+    };
+    use ParamDirection::{In, Out};
+    assert_eq!(
+        got,
+        vec![
+            want("first", In, "VARCHAR", "1"),
+            want("a", In, "VARCHAR", "some text"),
+            want("b", In, "INTEGER", "3"),
+            want("c", In, "FILE", "text.txt"),
+            want("d", In, "VARCHAR", ""),
+            want("e", In, "INTEGER", ""),
+            want("f", In, "FLOAT", "1.5"),
+            want("g", In, "BOOLEAN", "true"),
+            want("o", Out, "LIST", ""),
+            want("p", Out, "VARCHAR", ""),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_typed_param_names_its_field() {
+    let err = parse(
+        "workflow: {name: w}\ntasks:\n  - name: t\n    task_type: Shell\n    input_params:\n      n: INTEGER(many)\n      k: varchar(x)\n    output_params: [a, b]\n",
+    )
+    .unwrap_err();
+    for wanted in [
+        "wf.yaml:6: field `tasks[0] `t`.input_params.n`: `many` is not a valid INTEGER value",
+        "wf.yaml:7: field `tasks[0] `t`.input_params.k`: `varchar` is not a parameter type",
+        "wf.yaml:8: field `tasks[0] `t`.output_params`: must be a mapping of parameter names to values",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(wanted)),
+            "{wanted}\nin\n{err}"
+        );
+    }
+}
