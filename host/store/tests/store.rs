@@ -50,6 +50,24 @@ async fn instance(store: &Store) -> i64 {
         .unwrap()
 }
 
+/// `n` new noop task rows `t0`.. of instance `wf`, in `state`, task `ti`'s message `mi`.
+fn task_rows(wf: i64, n: usize, state: &str) -> Vec<Write> {
+    (0..n)
+        .map(|i| Write::InsertTaskInstance {
+            workflow_instance_id: wf,
+            task_name: format!("t{i}"),
+            task_type: "noop".into(),
+            attempt: 1,
+            state: state.into(),
+            message: format!("m{i}"),
+            host: None,
+            started_at: None,
+            ended_at: None,
+            failover: false,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn definitions_are_versioned() {
     on_both(|store| async move {
@@ -205,22 +223,8 @@ async fn task_instances_keep_unset_fields() {
 async fn a_batch_of_task_updates_lands_row_by_row_in_order() {
     on_both(|store| async move {
         let wf = instance(&store).await;
-        let inserts: Vec<Write> = (0..300)
-            .map(|i| Write::InsertTaskInstance {
-                workflow_instance_id: wf,
-                task_name: format!("t{i}"),
-                task_type: "noop".into(),
-                attempt: 1,
-                state: "dispatching".into(),
-                message: format!("m{i}"),
-                host: None,
-                started_at: None,
-                ended_at: None,
-                failover: false,
-            })
-            .collect();
         let ids: Vec<i64> = store
-            .write(inserts)
+            .write(task_rows(wf, 300, "dispatching"))
             .await
             .unwrap()
             .into_iter()
@@ -283,21 +287,10 @@ async fn task_row_updates_find_rows_by_key_not_by_scan() {
             return;
         }
         let wf = instance(&store).await;
-        let inserts: Vec<Write> = (0..20_000)
-            .map(|i| Write::InsertTaskInstance {
-                workflow_instance_id: wf,
-                task_name: format!("t{i}"),
-                task_type: "noop".into(),
-                attempt: 1,
-                state: "submitted".into(),
-                message: String::new(),
-                host: None,
-                started_at: None,
-                ended_at: None,
-                failover: false,
-            })
-            .collect();
-        store.write(inserts).await.unwrap();
+        store
+            .write(task_rows(wf, 20_000, "submitted"))
+            .await
+            .unwrap();
         let plan = shoal_store::testing::task_update_plan(&store, 512)
             .await
             .unwrap();

@@ -89,19 +89,24 @@ pub fn load_uploaded(text: &str, origin: &Path) -> Result<LoadedWorkflow, Upload
     }
 }
 
-/// The definition in `path` as a JSON document with every `$FILE{}`, `$ENV{}` and
-/// `$WORKFLOW{}` resolved on this machine (a referenced workflow becomes its name), for
-/// a client to upload; `None` when the file holds no reference and can be sent as it is.
-/// The result loads (with [`load_uploaded`]) to the same definition as the file.
-pub fn render_resolved(path: &Path) -> Result<Option<String>, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// A definition file's text, or the problem naming the file.
+fn read_definition(path: &Path) -> Result<String, Diagnostics> {
+    std::fs::read_to_string(path).map_err(|e| {
         Diagnostics(vec![Diagnostic {
             file: path.to_path_buf(),
             line: 0,
             field: None,
             message: format!("cannot read: {e}"),
         }])
-    })?;
+    })
+}
+
+/// The definition in `path` as a JSON document with every `$FILE{}`, `$ENV{}` and
+/// `$WORKFLOW{}` resolved on this machine (a referenced workflow becomes its name), for
+/// a client to upload; `None` when the file holds no reference and can be sent as it is.
+/// The result loads (with [`load_uploaded`]) to the same definition as the file.
+pub fn render_resolved(path: &Path) -> Result<Option<String>, Diagnostics> {
+    let text = read_definition(path)?;
     if !REF_MARKERS.iter().any(|m| text.contains(m)) {
         return Ok(None);
     }
@@ -173,14 +178,7 @@ struct Loader {
 
 impl Loader {
     fn file(&mut self, path: &Path) -> Result<WorkflowDefinition, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic {
-                file: path.to_path_buf(),
-                line: 0,
-                field: None,
-                message: format!("cannot read: {e}"),
-            }])
-        })?;
+        let text = read_definition(path)?;
         self.text(&text, path)
     }
 
