@@ -144,6 +144,12 @@ impl<'a> Checker<'a> {
 
     fn size_of_text(&mut self, text: &str) -> Result<usize, Stop> {
         self.scanned += text.len();
+        self.size_of_pieces(text)
+    }
+
+    /// [`Self::size_of_text`] without counting `text` as scanned, for a part of a text that
+    /// has been counted already.
+    fn size_of_pieces(&mut self, text: &str) -> Result<usize, Stop> {
         let mut size = 0usize;
         let mut stop = None;
         let scanned = scan(text, |piece| {
@@ -157,6 +163,17 @@ impl<'a> Checker<'a> {
                         return Err(ParamError::Unterminated { at: 0 });
                     }
                 },
+                // References inside the brackets are expanded before evaluation, so they are
+                // followed like any others; what they expand to is only known at run time.
+                Piece::Expression { expr } if expr.contains("${") => {
+                    match self.size_of_pieces(expr) {
+                        Ok(n) => n.saturating_add(3),
+                        Err(s) => {
+                            stop = Some(s);
+                            return Err(ParamError::Unterminated { at: 0 });
+                        }
+                    }
+                }
                 Piece::Expression { expr } => {
                     time_expr::check_depth(expr)?;
                     expr.len() + 3
@@ -309,6 +326,34 @@ mod tests {
         ));
         let err = check_text(&format!("echo {deep}"), &s, Limits::DEFAULT).unwrap_err();
         assert!(matches!(err, ParamError::ExpressionTooDeep { .. }));
+    }
+
+    #[test]
+    fn references_inside_time_expressions_are_followed() {
+        let s = scope(&[("a", "$[yyyyMMdd-${b}]"), ("b", "${a}"), ("n", "1")]);
+        let problems = check_scope(&s, Limits::DEFAULT);
+        assert_eq!(
+            problems,
+            vec![(
+                "a".to_string(),
+                ParamError::Cycle {
+                    chain: vec!["a".into(), "b".into(), "a".into()]
+                }
+            )]
+        );
+        let big = ParamScope::new().with_global(doubling(12));
+        let tight = Limits {
+            max_bytes: 1000,
+            ..Limits::DEFAULT
+        };
+        assert!(matches!(
+            check_text("$[yyyy${a12}]", &big, tight),
+            Err(ParamError::OutputTooLarge { .. })
+        ));
+        // Brackets DolphinScheduler leaves alone are text, however deep their parentheses.
+        let shell = format!("$[$x+{}1{}] $[1]", "(".repeat(100), ")".repeat(100));
+        assert_eq!(check_text(&shell, &s, Limits::DEFAULT), Ok(()));
+        assert_eq!(check_text("$[yyyyMMdd-${n}]", &s, Limits::DEFAULT), Ok(()));
     }
 
     #[test]

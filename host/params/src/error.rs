@@ -121,7 +121,7 @@ impl ParamError {
 }
 
 /// Expressions are quoted in messages; a hostile one may be megabytes long.
-fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     const KEEP: usize = 60;
     match text.char_indices().nth(KEEP) {
         Some((at, _)) => format!("{}...", &text[..at]),

@@ -10,6 +10,11 @@
 //! - `#{...}` belongs to other tools and is copied verbatim up to the first `}`.
 //! - `${name}` is replaced by the parameter's value, itself expanded; `$[expr]` by the time
 //!   expression evaluated from the run's schedule time.
+//! - `$[...]` that DolphinScheduler does not take for a time expression is copied as it is:
+//!   a single digit (`$[1]`), an empty body (`$[]`) and a body holding a `$` (`$[$i+1]`),
+//!   so that shell arithmetic survives (see `time_expr::is_time_expression`). References
+//!   inside the brackets are expanded first, as DolphinScheduler replaces every `${...}`
+//!   before it looks for `$[...]`: `$[yyyyMMdd-${n}]` with `n = 3` is `$[yyyyMMdd-3]`.
 //!
 //! Expanded values are inserted as they are and never rescanned, so an escape inside a value
 //! (`$${HOME}`) still comes out as a literal `${HOME}`.
@@ -20,7 +25,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::error::ParamError;
 use crate::scope::ParamScope;
-use crate::time_expr::eval_time_expr;
+use crate::time_expr::{eval_time_expr, is_time_expression};
 
 /// Values a run is evaluated against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +172,8 @@ pub(crate) enum Piece<'t> {
     Text(&'t str),
     /// `${name}`.
     Reference { name: &'t str },
-    /// `$[expr]`.
+    /// `$[expr]`. An `expr` holding `${` has references to expand before it is evaluated
+    /// (or, if what they expand to is no time expression, copied with its brackets).
     Expression { expr: &'t str },
 }
 
@@ -236,8 +242,18 @@ pub(crate) fn scan<'t>(
             copied = i;
         } else if let Some(body) = rest.strip_prefix("$[") {
             let end = body.find(']').ok_or(ParamError::Unterminated { at: i })?;
+            let expr = &body[..end];
+            // A `$[` inside the body can never be closed within it, so such a body only
+            // holds text; without references, the body is final and DolphinScheduler's rule
+            // applies to it as it is.
+            let has_reference = expr.contains("${") && !expr.contains("$[");
+            if !has_reference && !is_time_expression(expr) {
+                // Not a placeholder: the `$[` is text, and what follows is scanned as usual.
+                i += 2;
+                continue;
+            }
             each(Piece::Text(&text[copied..i]))?;
-            each(Piece::Expression { expr: &body[..end] })?;
+            each(Piece::Expression { expr })?;
             i += 2 + end + 1;
             copied = i;
         } else {
@@ -312,7 +328,20 @@ impl<'a> Substituter<'a> {
             let value = match piece {
                 Piece::Text(t) => std::borrow::Cow::Borrowed(t),
                 Piece::Reference { name } => self.value_of(name)?.into(),
-                Piece::Expression { expr } => eval_time_expr(expr, self.ctx.schedule_time)?.into(),
+                Piece::Expression { expr } => {
+                    let expanded;
+                    let expr = if expr.contains("${") {
+                        expanded = self.expand(expr)?;
+                        expanded.as_str()
+                    } else {
+                        expr
+                    };
+                    if is_time_expression(expr) {
+                        eval_time_expr(expr, self.ctx.schedule_time)?.into()
+                    } else {
+                        format!("$[{expr}]").into()
+                    }
+                }
             };
             // Checked before the bytes are added, so nothing larger than the limit is
             // ever held.
@@ -712,6 +741,65 @@ mod tests {
             .as_deref(),
             Ok("dt=20240309 hour=15 month=202402 n=7")
         );
+    }
+
+    #[test]
+    fn shell_brackets_dolphinscheduler_leaves_alone_survive() {
+        let scope = ParamScope::new().with_global([("i", "4"), ("one", "1"), ("dollar", "$x")]);
+        let cases = [
+            // One digit: `Pattern.matches("^[0-9]", ..)` skips it.
+            ("echo $[1]", "echo $[1]"),
+            ("a[$[0]]=x; echo $[9]", "a[$[0]]=x; echo $[9]"),
+            // Empty, or holding a `$`: DolphinScheduler's `\$\[([^\$\]]+)]` does not match.
+            ("echo $[]", "echo $[]"),
+            ("n=$[$n+1]", "n=$[$n+1]"),
+            ("$[$[1]]", "$[$[1]]"),
+            ("$[$(date +%s)]", "$[$(date +%s)]"),
+            // Evaluated after those: a real expression later in the text.
+            ("$[1] $[$x] $[yyyyMMdd]", "$[1] $[$x] 20240310"),
+            // A longer body starting with a digit is an expression, as in DolphinScheduler.
+            ("$[10] $[0-9]", "10 0"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(sub(text, &scope).as_deref(), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn references_inside_brackets_expand_first() {
+        let scope = ParamScope::new().with_global([
+            ("n", "3"),
+            ("one", "1"),
+            ("dollar", "$x"),
+            ("fmt", "yyyy-MM"),
+            ("letter", "q"),
+            ("dt", "$[yyyyMMdd-${n}]"),
+        ]);
+        let cases = [
+            ("$[yyyyMMdd-${n}]", "20240307"),
+            ("$[add_months(${fmt},-${one})]", "2024-02"),
+            ("${dt}", "20240307"),
+            // What the references expand to decides, as after DolphinScheduler's first pass.
+            ("$[${one}]", "$[1]"),
+            ("$[${dollar}+1]", "$[$x+1]"),
+            ("$[$${n}]", "$[${n}]"),
+            // A body holding `$[` is text; references in it still expand.
+            ("$[${n}$[1]]", "$[3$[1]]"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(sub(text, &scope).as_deref(), Ok(want), "{text}");
+        }
+        assert_eq!(
+            sub("$[${missing}]", &scope),
+            Err(ParamError::UnknownParameter {
+                name: "missing".into()
+            })
+        );
+        let bad = sub("$[yyyyMMdd${letter}]", &scope).expect_err("bad expression");
+        assert!(matches!(
+            bad,
+            ParamError::BadExpression { ref expr, .. } if expr == "yyyyMMddq"
+        ));
     }
 
     #[test]

@@ -1,22 +1,51 @@
 //! `$[...]` time expressions: a date pattern, optionally shifted by a day-fraction offset
-//! (`yyyyMMdd-1`, `HHmmss+1/24`), or one of DolphinScheduler's date functions
-//! (`add_months`, `this_day`, `last_day`, `month_first_day`, `month_last_day`,
-//! `week_first_day`, `week_last_day`, `year_week`).
+//! (`yyyyMMdd-1`, `HHmmss+1/24`), one of DolphinScheduler's date functions, or
+//! `timestamp(...)` of either.
+//!
+//! The functions, as DolphinScheduler's `TimePlaceholderUtils` defines them (`N` may be an
+//! arithmetic expression and negative):
+//! - `add_months(format, N)`: N calendar months on, the day clamped to the month's length.
+//! - `this_day(format)`, `last_day(format)`: the base date and the day before it.
+//! - `month_first_day(format, N)`, `month_last_day(format, N)`: the first and last day of the
+//!   month N months from the base date's.
+//! - `week_first_day(format, N)`, `week_last_day(format, N)`: the Monday and the Sunday of
+//!   the week N weeks from the base date's.
+//! - `month_begin(format, N)`, `month_end(format, N)`: the first and last day of the base
+//!   date's month, then N *days* on.
+//! - `week_begin(format, N)`, `week_end(format, N)`: the Monday and the Sunday of the base
+//!   date's week, then N *days* on.
+//! - `year_week(format[, start])`: the week-based year and week number.
+//! - `timestamp(expr)`: `expr` (a pattern with an optional offset, or any function above
+//!   except `year_week`) is printed, read back as `yyyyMMddHHmmss` and given as Unix
+//!   seconds, so its format must print exactly those fourteen digits
+//!   (`timestamp(yyyyMMdd'000000')` is the base day's midnight).
+//!
+//! Weeks run Monday to Sunday, so a Sunday belongs to the week that began six days before
+//! it (Java's `Calendar` with `setFirstDayOfWeek(MONDAY)`, as DolphinScheduler's
+//! `DateUtils.getMonday`/`getSunday` use).
 //!
 //! Everything is computed from the base time the caller passes (a run's schedule time) as a
 //! naive local time, so results do not depend on the machine's time zone. Functions move the
 //! date and keep the base time of day, which only shows if the pattern prints `HH`/`mm`/`ss`.
+//! The one place a zone matters is `timestamp`: DolphinScheduler reads the digits back in
+//! the JVM's default zone, while Shoal has only the naive time and reads them as UTC. The
+//! numbers agree with a DolphinScheduler server running in UTC; elsewhere they differ by
+//! the server's offset.
 
 use chrono::{Datelike, Months, NaiveDate, NaiveDateTime, TimeDelta, Weekday};
 
 use crate::arith;
-use crate::error::ParamError;
+use crate::error::{ParamError, shorten};
 use crate::pattern::{Field, Pattern, Token, render_year};
 
 const SECONDS_PER_DAY: i128 = 86_400;
 
 const FUNCTIONS: &str = "add_months, this_day, last_day, month_first_day, month_last_day, \
-                         week_first_day, week_last_day, year_week";
+                         week_first_day, week_last_day, month_begin, month_end, week_begin, \
+                         week_end, year_week, timestamp";
+
+/// The text DolphinScheduler reads a `timestamp(...)` back with (`PARAMETER_FORMAT_TIME`).
+const TIMESTAMP_DIGITS: usize = 14;
 
 /// How deeply parentheses may nest in one expression (`add_months(yyyyMM, -(12*(1+1)))` is
 /// three levels). Real expressions use two or three; the limit keeps a hostile one from
@@ -33,6 +62,8 @@ const OUT_OF_RANGE: &str = "result is outside the supported date range";
 /// assert_eq!(shoal_params::eval_time_expr("yyyyMMdd-1", base).unwrap(), "20240229");
 /// assert_eq!(shoal_params::eval_time_expr("HH:mm-1/24", base).unwrap(), "23:30");
 /// assert_eq!(shoal_params::eval_time_expr("add_months(yyyy-MM, -12*1)", base).unwrap(), "2023-03");
+/// assert_eq!(shoal_params::eval_time_expr("month_end(yyyyMMdd, -1)", base).unwrap(), "20240330");
+/// assert_eq!(shoal_params::eval_time_expr("timestamp(yyyyMMddHHmmss)", base).unwrap(), "1709253000");
 /// ```
 pub fn eval_time_expr(expr: &str, base: NaiveDateTime) -> Result<String, ParamError> {
     check_depth(expr)?;
@@ -48,11 +79,85 @@ fn evaluate(expr: &str, base: NaiveDateTime) -> Result<String, String> {
         return Err("empty expression".to_string());
     }
     check_parentheses(expr)?;
-    if let Some((name, args)) = split_call(expr)? {
-        return call(name, &args, base);
+    match split_call(expr)? {
+        Some(("year_week", args)) => year_week(&args, base.date()),
+        Some(("timestamp", args)) => timestamp(&args, base),
+        _ => {
+            let (pattern, when) = dated(expr, base)?;
+            Ok(pattern.render(when))
+        }
     }
-    let (format, when) = apply_offset(expr, base)?;
-    Ok(Pattern::parse(format)?.render(when))
+}
+
+/// Whether DolphinScheduler takes the text between `$[` and `]` for a time expression.
+/// Its `ParameterUtils.dateTemplateParse` matches `\$\[([^\$\]]+)]` and then skips a match
+/// for which `Pattern.matches("^[0-9]", body)` holds; `matches` is anchored at both ends,
+/// so only a body of exactly one ASCII digit is skipped: `$[1]` stays, while `$[10]` is
+/// the pattern `10` (printing `10`) and `$[0-9]` the pattern `0` shifted nine days back
+/// (printing `0`). An empty body or one holding a `$` is not matched at all. Shell
+/// arithmetic such as `$[1]` or `$[$i+1]` therefore reaches the script untouched.
+pub(crate) fn is_time_expression(body: &str) -> bool {
+    let one_digit = body.len() == 1 && body.as_bytes()[0].is_ascii_digit();
+    !(body.is_empty() || body.contains('$') || one_digit)
+}
+
+/// The date and pattern of an expression that prints one date: a pattern with an optional
+/// offset, or any function but `year_week` and `timestamp` (DolphinScheduler's
+/// `calcTimeExpression`, which `timestamp` also uses for its argument).
+fn dated(expr: &str, base: NaiveDateTime) -> Result<(Pattern, NaiveDateTime), String> {
+    match split_call(expr)? {
+        Some((name @ ("year_week" | "timestamp"), _)) => Err(format!(
+            "`{name}(...)` cannot be used inside another function; `timestamp` takes a \
+             pattern or a date function, e.g. timestamp(yyyyMMddHHmmss-1)"
+        )),
+        Some((name, args)) => call(name, &args, base),
+        None => {
+            let (format, when) = apply_offset(expr, base)?;
+            Ok((Pattern::parse(format)?, when))
+        }
+    }
+}
+
+/// `timestamp(expr)`: DolphinScheduler formats `expr`, parses the text with
+/// `yyyyMMddHHmmss` and prints `Date.getTime() / 1000`. Its parser
+/// (`LocalDateTime.parse`) accepts nothing but those fourteen digits, so neither do we.
+fn timestamp(args: &[&str], base: NaiveDateTime) -> Result<String, String> {
+    let [inner] = args else {
+        return Err(format!(
+            "`timestamp` takes one argument (a time expression such as yyyyMMddHHmmss), got {}",
+            args.len()
+        ));
+    };
+    if inner.is_empty() {
+        return Err(
+            "`timestamp` needs a time expression, e.g. timestamp(yyyyMMddHHmmss)".to_string(),
+        );
+    }
+    let (pattern, when) = dated(inner, base)?;
+    let text = pattern.render(when);
+    let read = read_timestamp_digits(&text).ok_or_else(|| {
+        format!(
+            "`timestamp` reads its expression back as yyyyMMddHHmmss, but `{}` prints \
+             `{}`; use a format that prints exactly those 14 digits, e.g. \
+             yyyyMMddHHmmss or yyyyMMdd'000000'",
+            shorten(inner),
+            shorten(&text)
+        )
+    })?;
+    Ok(read.and_utc().timestamp().to_string())
+}
+
+fn read_timestamp_digits(text: &str) -> Option<NaiveDateTime> {
+    if text.len() != TIMESTAMP_DIGITS || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| text[range].parse::<u32>().ok();
+    let year = i32::try_from(num(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, num(4..6)?, num(6..8)?)?.and_hms_opt(
+        num(8..10)?,
+        num(10..12)?,
+        num(12..14)?,
+    )
 }
 
 /// Refuses an expression whose parentheses nest deeper than [`MAX_EXPRESSION_DEPTH`],
@@ -197,7 +302,11 @@ fn apply_offset(expr: &str, base: NaiveDateTime) -> Result<(&str, NaiveDateTime)
     Ok((format, when))
 }
 
-fn call(name: &str, args: &[&str], base: NaiveDateTime) -> Result<String, String> {
+fn call(
+    name: &str,
+    args: &[&str],
+    base: NaiveDateTime,
+) -> Result<(Pattern, NaiveDateTime), String> {
     let format_only = |args: &[&str]| -> Result<Pattern, String> {
         match args {
             [format] => Pattern::parse(format),
@@ -252,7 +361,26 @@ fn call(name: &str, args: &[&str], base: NaiveDateTime) -> Result<String, String
                 .ok_or(OUT_OF_RANGE)?;
             (pattern, when)
         }
-        "year_week" => return year_week(args, date),
+        "month_begin" => {
+            let (pattern, n) = format_and_n(args)?;
+            let first = date.with_day(1).ok_or(OUT_OF_RANGE)?;
+            (pattern, add_days(first.and_time(time), n)?)
+        }
+        "month_end" => {
+            let (pattern, n) = format_and_n(args)?;
+            let last = month_first_day(date, 1)?.pred_opt().ok_or(OUT_OF_RANGE)?;
+            (pattern, add_days(last.and_time(time), n)?)
+        }
+        "week_begin" | "week_end" => {
+            let (pattern, n) = format_and_n(args)?;
+            let to_monday = i64::from(date.weekday().num_days_from_monday());
+            let extra = if name == "week_end" { 6 } else { 0 };
+            let when = n
+                .checked_add(extra - to_monday)
+                .ok_or(OUT_OF_RANGE.to_string())
+                .and_then(|days| add_days(base, days))?;
+            (pattern, when)
+        }
         _ => {
             return Err(format!(
                 "unknown function `{name}` (known: {FUNCTIONS}; quote literal parentheses in \
@@ -260,7 +388,13 @@ fn call(name: &str, args: &[&str], base: NaiveDateTime) -> Result<String, String
             ));
         }
     };
-    Ok(pattern.render(when))
+    Ok((pattern, when))
+}
+
+fn add_days(when: NaiveDateTime, days: i64) -> Result<NaiveDateTime, String> {
+    TimeDelta::try_days(days)
+        .and_then(|delta| when.checked_add_signed(delta))
+        .ok_or_else(|| OUT_OF_RANGE.to_string())
 }
 
 fn integer_arg(function: &str, arg: &str) -> Result<i64, String> {
@@ -574,6 +708,220 @@ mod tests {
     }
 
     #[test]
+    fn month_begin_and_month_end_shift_by_days() {
+        // 2024-03-10 is a Sunday in a leap year.
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[
+                ("month_begin(yyyy-MM-dd,0)", "2024-03-01"),
+                ("month_begin(yyyy-MM-dd,5)", "2024-03-06"),
+                ("month_begin(yyyy-MM-dd,-1)", "2024-02-29"),
+                ("month_begin(yyyy-MM-dd,-29)", "2024-02-01"),
+                ("month_begin(yyyy-MM-dd,31)", "2024-04-01"),
+                ("month_begin(yyyy-MM-dd HH:mm:ss,0)", "2024-03-01 14:30:45"),
+                ("month_begin(yyyyMMdd,-7*2)", "20240216"),
+                ("month_end(yyyy-MM-dd,0)", "2024-03-31"),
+                ("month_end(yyyy-MM-dd,1)", "2024-04-01"),
+                ("month_end(yyyy-MM-dd,-1)", "2024-03-30"),
+                ("month_end(yyyy-MM-dd,-31)", "2024-02-29"),
+                ("month_end(yyyy-MM-dd HH:mm,0)", "2024-03-31 14:30"),
+            ],
+        );
+        // February's end in a leap year and in a common one; a base on the last day.
+        check(
+            at(2024, 2, 10, 0, 0, 0),
+            &[("month_end(yyyyMMdd,0)", "20240229")],
+        );
+        check(
+            at(2023, 2, 15, 0, 0, 0),
+            &[
+                ("month_end(yyyyMMdd,0)", "20230228"),
+                ("month_end(yyyyMMdd,1)", "20230301"),
+            ],
+        );
+        check(
+            at(2024, 1, 31, 8, 0, 0),
+            &[
+                ("month_end(yyyy-MM-dd,0)", "2024-01-31"),
+                ("month_begin(yyyy-MM-dd,0)", "2024-01-01"),
+            ],
+        );
+        // Across the year in both directions.
+        check(
+            at(2024, 1, 1, 0, 15, 0),
+            &[
+                ("month_begin(yyyyMMdd,-1)", "20231231"),
+                ("month_end(yyyyMMdd,-31)", "20231231"),
+            ],
+        );
+        check(
+            at(2024, 12, 31, 23, 50, 0),
+            &[
+                ("month_begin(yyyyMMdd,0)", "20241201"),
+                ("month_end(yyyyMMdd,1)", "20250101"),
+                ("month_end(yyyy-MM-dd HH:mm,1)", "2025-01-01 23:50"),
+            ],
+        );
+    }
+
+    #[test]
+    fn week_begin_and_week_end_shift_by_days() {
+        // A Sunday ends the Monday-based week that began on 03-04.
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[
+                ("week_begin(yyyy-MM-dd,0)", "2024-03-04"),
+                ("week_begin(yyyy-MM-dd,1)", "2024-03-05"),
+                ("week_begin(yyyy-MM-dd,-1)", "2024-03-03"),
+                ("week_begin(yyyy-MM-dd,7)", "2024-03-11"),
+                ("week_begin(yyyy-MM-dd HH:mm:ss,0)", "2024-03-04 14:30:45"),
+                ("week_end(yyyy-MM-dd,0)", "2024-03-10"),
+                ("week_end(yyyy-MM-dd,1)", "2024-03-11"),
+                ("week_end(yyyy-MM-dd,-7)", "2024-03-03"),
+                ("week_end(yyyy-MM-dd,-6)", "2024-03-04"),
+            ],
+        );
+        // A Monday starts its own week.
+        check(
+            at(2024, 3, 11, 9, 0, 0),
+            &[
+                ("week_begin(yyyy-MM-dd,0)", "2024-03-11"),
+                ("week_end(yyyy-MM-dd,0)", "2024-03-17"),
+            ],
+        );
+        // A Wednesday; the week crosses into March (2024-02-29 is a Thursday).
+        check(
+            at(2024, 2, 28, 12, 0, 0),
+            &[
+                ("week_begin(yyyyMMdd,0)", "20240226"),
+                ("week_end(yyyyMMdd,0)", "20240303"),
+                ("week_end(yyyyMMdd,-2)", "20240301"),
+            ],
+        );
+        // Weeks across the year: 2024-01-01 is a Monday, 2024-12-31 a Tuesday, and
+        // 2023-01-01 a Sunday.
+        check(
+            at(2024, 1, 1, 0, 15, 0),
+            &[
+                ("week_begin(yyyyMMdd,0)", "20240101"),
+                ("week_begin(yyyyMMdd,-1)", "20231231"),
+                ("week_end(yyyyMMdd,0)", "20240107"),
+                ("week_end(yyyyMMdd,-7)", "20231231"),
+            ],
+        );
+        check(
+            at(2024, 12, 31, 23, 50, 0),
+            &[
+                ("week_begin(yyyy-MM-dd,0)", "2024-12-30"),
+                ("week_end(yyyy-MM-dd,0)", "2025-01-05"),
+            ],
+        );
+        check(
+            at(2023, 1, 1, 6, 0, 0),
+            &[
+                ("week_begin(yyyy-MM-dd,0)", "2022-12-26"),
+                ("week_end(yyyy-MM-dd,0)", "2023-01-01"),
+                ("week_end(yyyy-MM-dd,1)", "2023-01-02"),
+            ],
+        );
+    }
+
+    #[test]
+    fn timestamp_reads_the_printed_digits_back_as_utc() {
+        // 2024-03-10T14:30:45Z is 1710081045.
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[
+                ("timestamp(yyyyMMddHHmmss)", "1710081045"),
+                (" timestamp( yyyyMMddHHmmss ) ", "1710081045"),
+                ("timestamp(yyyyMMddHHmmss-1)", "1709994645"),
+                ("timestamp(yyyyMMddHHmmss+1/24)", "1710084645"),
+                ("timestamp(add_months(yyyyMMddHHmmss,-1))", "1707575445"),
+                ("timestamp(this_day(yyyyMMddHHmmss))", "1710081045"),
+                ("timestamp(last_day(yyyyMMddHHmmss))", "1709994645"),
+                (
+                    "timestamp(month_first_day(yyyyMMdd'000000',0))",
+                    "1709251200",
+                ),
+                ("timestamp(month_begin(yyyyMMdd'000000',0))", "1709251200"),
+                ("timestamp(week_begin(yyyyMMddHHmmss,6))", "1710081045"),
+                // Fields the format does not print are read back as the digits it does.
+                ("timestamp(yyyyMMdd'000000')", "1710028800"),
+                ("timestamp(yyyyMMdd00mmss)", "1710030645"),
+            ],
+        );
+        check(
+            at(1970, 1, 1, 0, 0, 0),
+            &[("timestamp(yyyyMMddHHmmss)", "0")],
+        );
+        check(
+            at(2024, 12, 31, 23, 59, 59),
+            &[
+                ("timestamp(yyyyMMddHHmmss)", "1735689599"),
+                ("timestamp(yyyyMMddHHmmss+1/24/60/60)", "1735689600"),
+            ],
+        );
+        check(
+            at(1969, 12, 31, 23, 59, 59),
+            &[("timestamp(yyyyMMddHHmmss)", "-1")],
+        );
+    }
+
+    #[test]
+    fn timestamp_refuses_what_dolphinscheduler_cannot_read_back() {
+        let base = at(2024, 3, 10, 14, 30, 45);
+        let long_timestamp = format!("timestamp({})", "d".repeat(5000));
+        let cases = [
+            ("timestamp(yyyyMMdd)", "prints `20240310`"),
+            ("timestamp(yyyy-MM-dd HH:mm:ss)", "exactly those 14 digits"),
+            ("timestamp(yyyyMMddHHmmss'0')", "prints `202403101430450`"),
+            ("timestamp(ddMMyyyyHHmmss)", "prints `10032024143045`"),
+            (
+                "timestamp(year_week(yyyy-MM-dd))",
+                "`year_week(...)` cannot be used inside",
+            ),
+            (
+                "timestamp(timestamp(yyyyMMddHHmmss))",
+                "`timestamp(...)` cannot be used inside",
+            ),
+            ("timestamp()", "needs a time expression"),
+            ("timestamp(yyyyMMddHHmmss,1)", "takes one argument"),
+            // A long print is quoted by its start only.
+            (
+                &long_timestamp,
+                "prints `000000000000000000000000000000000000000000000000000000000000...`",
+            ),
+            ("timestamp(nope(yyyyMMddHHmmss))", "unknown function `nope`"),
+            ("timestamp(yyyyMMddHHmmss+1x)", "bad offset `+1x`"),
+        ];
+        for (expr, want) in cases {
+            match eval_time_expr(expr, base) {
+                Err(ParamError::BadExpression { reason, .. }) => {
+                    assert!(reason.contains(want), "$[{expr}]: {reason}");
+                }
+                other => panic!("$[{expr}]: expected BadExpression, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn what_dolphinscheduler_takes_for_a_time_expression() {
+        for body in ["1", "0", "9", "", "$i+1", "$[1", "yyyy$"] {
+            assert!(!is_time_expression(body), "{body:?}");
+        }
+        // `Pattern.matches("^[0-9]", ..)` must match the whole body: longer bodies starting
+        // with a digit are evaluated, and so is a non-ASCII digit.
+        for body in ["10", "0-9", "1+2", " 1", "yyyyMMdd", "\u{0661}"] {
+            assert!(is_time_expression(body), "{body:?}");
+        }
+        // They print as patterns made of digits do (`0-9` is `0`, nine days back).
+        check(
+            at(2024, 3, 10, 14, 30, 45),
+            &[("10", "10"), ("0-9", "0"), ("1+2", "1")],
+        );
+    }
+
+    #[test]
     fn dolphinscheduler_documented_examples() {
         // 2022-08-26 is a Friday.
         check(
@@ -674,6 +1022,20 @@ mod tests {
             ("foo(yyyy)", "unknown function `foo`"),
             ("add_month(yyyyMMdd,1)", "unknown function `add_month`"),
             ("add_months(yyyyMMdd)", "takes two arguments"),
+            ("month_begin(yyyyMMdd)", "takes two arguments"),
+            ("month_end(yyyyMMdd,1,2)", "takes two arguments"),
+            ("week_begin(yyyyMMdd,x)", "bad number `x`"),
+            ("week_end(yyyyMMdd,1/2)", "not a whole number"),
+            ("week_end(,1)", "empty format"),
+            (
+                "month_begin(yyyyMMdd,99999999999)",
+                "outside the supported date range",
+            ),
+            (
+                "week_begin(yyyyMMdd,-99999999999)",
+                "outside the supported date range",
+            ),
+            ("month_beginn(yyyyMMdd,1)", "known: add_months"),
             ("add_months(yyyyMMdd,1,2)", "takes two arguments"),
             ("add_months(yyyyMMdd,x)", "bad number `x`"),
             ("add_months(yyyyMMdd,)", "bad number ``"),
