@@ -34,6 +34,31 @@ ensure_postgres() {
   exit 1
 }
 
+mysql_up() { (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; }
+
+# MariaDB on 127.0.0.1:3306 (root, empty password) for the SQL task's MySQL-family
+# datasource tests, which create a database each and drop it. Under CI a missing server
+# is started (installed if need be); on a laptop without one those tests are skipped,
+# loudly.
+ensure_mariadb() {
+  mysql_up && return 0
+  if [ "${CI:-}" != true ]; then
+    return 1
+  fi
+  if ! command -v mariadbd >/dev/null 2>&1 && ! command -v mysqld >/dev/null 2>&1; then
+    step "installing MariaDB"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+  fi
+  (service mariadb start || service mysql start) >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do mysql_up && break; sleep 1; done
+  if ! mysql_up; then
+    echo "MariaDB did not come up on 127.0.0.1:3306; under CI this is a failure" >&2
+    exit 1
+  fi
+  # A fresh Debian install lets root in by unix socket only; the tests connect by TCP.
+  mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('')" 2>/dev/null || true
+}
+
 # bubblewrap confines every process a task starts; the sandbox tests need it, and the
 # tenant and cgroup checks need root. Installed here when this machine lets us.
 ensure_bubblewrap() {
@@ -60,6 +85,15 @@ if ! ensure_postgres; then
   printf '\n%s\n%s\n%s\n\n' \
     "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" \
     "!! SKIPPING the PostgreSQL half of the store tests: nothing on 127.0.0.1:5432" \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+fi
+
+mysql_skipped=""
+if ! ensure_mariadb; then
+  mysql_skipped="yes"
+  printf '\n%s\n%s\n%s\n\n' \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" \
+    "!! SKIPPING the MariaDB datasource tests: nothing on 127.0.0.1:3306" \
     "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 fi
 
@@ -126,6 +160,9 @@ step "plugin and SDK unit tests (native)"
 
 if [ -n "$pg_skipped" ]; then
   echo "!! PostgreSQL tests were SKIPPED (no server on 127.0.0.1:5432); SQLite ran." >&2
+fi
+if [ -n "$mysql_skipped" ]; then
+  echo "!! MariaDB datasource tests were SKIPPED (no server on 127.0.0.1:3306)." >&2
 fi
 # One closing line for the whole suite.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }

@@ -38,6 +38,8 @@
 pub mod http;
 pub mod log;
 pub mod process;
+pub mod script;
+pub mod sql;
 pub mod text;
 pub mod workflow;
 
@@ -65,8 +67,22 @@ pub use serde_json;
 pub mod prelude {
     pub use crate::{
         Deserialize, Done, Error, ExecutionClass, FieldError, JsonSchema, Poll, Serialize, Start,
-        TaskContext, TaskType, export_task, http, log, process, workflow,
+        TaskContext, TaskType, declared_out_params, export_task, http, log, process, script,
+        setting, sql, workflow,
     };
+}
+
+/// A setting the operator's policy gives this plugin (`[plugins.ID] settings`), e.g.
+/// the interpreter a Python task runs; none when the policy sets no such key. Workflow
+/// authors cannot set these: they are the operator's choice.
+pub fn setting(name: &str) -> Option<String> {
+    bindings::shoal::task::context::setting(name)
+}
+
+/// The OUT parameters the task declares, as (name, type: `VARCHAR`, `INTEGER`, `LIST`,
+/// ...), for a plugin that fills them from a result (a SQL task from its rows).
+pub fn declared_out_params() -> Vec<(String, String)> {
+    bindings::shoal::task::context::declared_out_params()
 }
 
 /// Which container of the TaskEngine runs tasks of this type.

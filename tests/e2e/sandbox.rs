@@ -322,6 +322,7 @@ async fn work_dirs_go_when_tasks_succeed_and_stay_a_while_when_they_fail() {
         registry,
         shoal_task_engine::TaskEngineConfig {
             work_root: dir.path().join("work"),
+            datasource_root: dir.path().join("datasources"),
             log_root: dir.path().join("logs"),
             poll_interval: Duration::from_millis(20),
             work_dirs: Default::default(),

@@ -95,6 +95,7 @@ impl Harness {
             registry,
             TaskEngineConfig {
                 work_root: dir.path().join("work"),
+                datasource_root: dir.path().join("datasources"),
                 log_root: dir.path().join("logs"),
                 poll_interval: Duration::from_millis(20),
                 // The tests look into finished tasks' work dirs.

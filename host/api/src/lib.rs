@@ -7,8 +7,11 @@
 //! - [`auth`]: bearer tokens, roles and per-project permission levels;
 //! - [`error`]: every failure is `{code, message}` with a fitting status;
 //! - [`routes`]: one module per resource (projects, definitions, runs, instances, logs,
-//!   schedules, plugins, users and tokens, secrets, alert channels, health, metrics);
-//! - [`secrets`]: sealing and opening secret values.
+//!   schedules, plugins, users and tokens, secrets, datasources, alert channels, health,
+//!   metrics);
+//! - [`secrets`]: sealing and opening secret values;
+//! - [`datasources`]: checking, sealing and listing a project's datasources;
+//! - [`import`]: a DolphinScheduler export into a project's definitions and schedules.
 //!
 //! The API never drives the engine directly beyond [`shoal_master::Master`]'s public
 //! operations and [`shoal_scheduler::Launcher`]: every state change still goes through
@@ -17,7 +20,9 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod datasources;
 pub mod error;
+pub mod import;
 pub mod plugins;
 pub mod routes;
 pub mod secrets;

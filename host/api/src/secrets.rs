@@ -134,6 +134,34 @@ impl SecretBox {
     }
 }
 
+impl SecretBox {
+    /// A datasource's password as stored (nonce, ciphertext).
+    pub fn seal_datasource_password(
+        &self,
+        project: &str,
+        name: &str,
+        password: &str,
+    ) -> (String, String) {
+        self.seal(project, &datasource_aad(name), password)
+    }
+
+    pub fn open_datasource_password(
+        &self,
+        project: &str,
+        name: &str,
+        nonce: &str,
+        ciphertext: &str,
+    ) -> Result<String, SecretError> {
+        self.open(project, &datasource_aad(name), nonce, ciphertext)
+            .map_err(|_| SecretError::Open(format!("datasource {name}")))
+    }
+}
+
+/// Datasource passwords are sealed under their own names' space, apart from secrets'.
+fn datasource_aad(name: &str) -> String {
+    format!("datasource:{name}")
+}
+
 /// Channels are sealed under their own names' space, apart from secrets'.
 fn channel_aad(name: &str) -> String {
     format!("alert-channel:{name}")
@@ -169,6 +197,32 @@ impl shoal_master::SecretSource for StoreSecrets {
                 out.insert(row.name, value);
             }
             Ok(out)
+        })
+    }
+
+    fn datasources<'a>(&'a self, project: &'a str) -> shoal_master::DatasourcesFuture<'a> {
+        Box::pin(async move {
+            let rows = self
+                .store
+                .datasources(project)
+                .await
+                .map_err(|e| e.to_string())?;
+            rows.into_iter()
+                .map(|row| {
+                    let spec = serde_json::from_str(&row.spec)
+                        .map_err(|e| format!("datasource `{}`: stored spec: {e}", row.name))?;
+                    let password = self
+                        .sealer
+                        .open_datasource_password(project, &row.name, &row.nonce, &row.ciphertext)
+                        .map_err(|e| e.to_string())?;
+                    Ok(shoal_model::GrantedDatasource {
+                        name: row.name,
+                        project: project.to_owned(),
+                        spec,
+                        password,
+                    })
+                })
+                .collect()
         })
     }
 }

@@ -104,7 +104,7 @@ fn sql(p: &mut Obj<'_>, options: &Options, r: &mut Report) -> TypeOut {
                 r.warn(
                     &p.ctx,
                     format!(
-                        "DolphinScheduler datasource id {id} ({kind}) is written as datasource_name `{name}`: the export names datasources by id only; create a Shoal datasource of that name, or map the id with Options::datasources"
+                        "DolphinScheduler datasource id {id} ({kind}) is written as datasource_name `{name}`: the export names datasources by id only; create a Shoal datasource of that name, or map the id on import (`shoal import --datasource {id}=NAME`, `datasources={id}=NAME` on the API)"
                     ),
                 );
                 name

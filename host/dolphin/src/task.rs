@@ -209,7 +209,7 @@ pub(crate) fn convert(
             r.warn(
                 &ctx,
                 format!(
-                    "DolphinScheduler task group id {id} is written as task_group `{name}`: the export names task groups by id only; configure a task group of that name, or map the id with Options::task_groups"
+                    "DolphinScheduler task group id {id} is written as task_group `{name}`: the export names task groups by id only; configure a task group of that name, or map the id on import (`shoal import --task-group {id}=NAME`, `task_groups={id}=NAME` on the API)"
                 ),
             );
             name

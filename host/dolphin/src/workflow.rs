@@ -74,19 +74,8 @@ pub(crate) fn convert(
         Some("SERIAL_PRIORITY") => RunMode::SerialPriority,
         _ => RunMode::Parallel,
     };
-    if run_mode != RunMode::Parallel {
-        r.warn(
-            &ctx,
-            format!(
-                "executionType {} is not part of Shoal's YAML: it is returned as the run mode `{run_mode}` (ImportedWorkflow::run_mode) to set beside the definition (`shoal definition mode {label} {run_mode}`)",
-                match run_mode {
-                    RunMode::SerialWait => "SERIAL_WAIT",
-                    RunMode::SerialDiscard => "SERIAL_DISCARD",
-                    _ => "SERIAL_PRIORITY",
-                }
-            ),
-        );
-    }
+    // Not a warning: the run mode is carried over beside the YAML
+    // (`ImportedWorkflow::run_mode`), which is where Shoal keeps it.
     let global_params = global_params(&mut def, r);
     def.unsupported(
         r,

@@ -208,10 +208,9 @@ fn a_3_2_export_converts_to_definitions_that_load_with_every_value_mapped() {
     assert_eq!(
         import.warnings,
         [
-            "workflow `daily_report`: executionType SERIAL_WAIT is not part of Shoal's YAML: it is returned as the run mode `serial-wait` (ImportedWorkflow::run_mode) to set beside the definition (`shoal definition mode daily_report serial-wait`)",
             "workflow `daily_report`: accepted, not supported: types of global parameters batch_size (INTEGER) (Shoal's global parameters are text; their values are kept as written)",
-            "workflow `daily_report`, task `extract`: DolphinScheduler task group id 3 is written as task_group `task-group-3`: the export names task groups by id only; configure a task group of that name, or map the id with Options::task_groups",
-            "workflow `daily_report`, task `load`: DolphinScheduler datasource id 7 (MYSQL) is written as datasource_name `datasource-7`: the export names datasources by id only; create a Shoal datasource of that name, or map the id with Options::datasources",
+            "workflow `daily_report`, task `extract`: DolphinScheduler task group id 3 is written as task_group `task-group-3`: the export names task groups by id only; configure a task group of that name, or map the id on import (`shoal import --task-group 3=NAME`, `task_groups=3=NAME` on the API)",
+            "workflow `daily_report`, task `load`: DolphinScheduler datasource id 7 (MYSQL) is written as datasource_name `datasource-7`: the export names datasources by id only; create a Shoal datasource of that name, or map the id on import (`shoal import --datasource 7=NAME`, `datasources=7=NAME` on the API)",
         ]
     );
 }

@@ -17,7 +17,7 @@ pub mod state;
 
 pub use graph::{ExecutionGraph, GraphError, NodeStatus, RunScope};
 pub use master::{
-    Master, MasterConfig, MasterError, Operation, Progress, RunRequest, SecretSource,
-    SecretsFuture, StartTasks, queue_operation,
+    DatasourcesFuture, Master, MasterConfig, MasterError, Operation, Progress, RunRequest,
+    SecretSource, SecretsFuture, StartTasks, queue_operation,
 };
 pub use state::{IllegalTransition, TaskAction, TaskInstanceState, WorkflowAction, WorkflowState};

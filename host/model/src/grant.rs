@@ -318,11 +318,16 @@ impl std::fmt::Display for HostPattern {
 }
 
 /// Capability names in their canonical order, as manifests and `describe` spell them.
-pub fn capability_names(process: bool, http: bool, work_dir: bool) -> Vec<&'static str> {
-    [(process, "process"), (http, "http"), (work_dir, "work-dir")]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
+pub fn capability_names(process: bool, http: bool, work_dir: bool, sql: bool) -> Vec<&'static str> {
+    [
+        (process, "process"),
+        (http, "http"),
+        (work_dir, "work-dir"),
+        (sql, "sql"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
 }
 
 /// The capabilities one plugin is granted.
@@ -330,6 +335,10 @@ pub fn capability_names(process: bool, http: bool, work_dir: bool) -> Vec<&'stat
 pub struct Grant {
     pub process: bool,
     pub work_dir: bool,
+    /// `shoal:task/sql` on the datasources a task names.
+    pub sql: bool,
+    /// The operator's settings for the plugin (`shoal:task/context.setting`).
+    pub settings: std::collections::BTreeMap<String, String>,
     pub http_hosts: Vec<HostPattern>,
     /// Linear-memory cap per task instance.
     pub memory_bytes: u64,
@@ -362,7 +371,12 @@ impl Grant {
 
     /// Capability names, as in manifests and `describe`.
     pub fn names(&self) -> Vec<&'static str> {
-        capability_names(self.process, !self.http_hosts.is_empty(), self.work_dir)
+        capability_names(
+            self.process,
+            !self.http_hosts.is_empty(),
+            self.work_dir,
+            self.sql,
+        )
     }
 }
 
@@ -446,6 +460,8 @@ mod tests {
         let grant = |hosts: &[&str]| Grant {
             process: false,
             work_dir: false,
+            sql: false,
+            settings: Default::default(),
             http_hosts: hosts.iter().map(|h| p(h)).collect(),
             memory_bytes: 0,
             env_passthrough: Vec::new(),

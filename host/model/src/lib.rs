@@ -7,7 +7,9 @@
 //! - [`task`]: task states, execution classes and outcomes.
 //! - [`limits`]: host-side caps on what one task may make the host hold.
 //! - [`log`]: a task's log, written by the host on the plugin's behalf.
+//! - [`datasource`]: a project's named database connections, for SQL tasks.
 
+pub mod datasource;
 pub mod grant;
 pub mod limits;
 pub mod log;
@@ -16,6 +18,7 @@ pub mod policy;
 pub mod sandbox;
 pub mod task;
 
+pub use datasource::{DatasourceKind, DatasourceSpec, GrantedDatasource};
 pub use grant::{Grant, HostPattern};
 pub use limits::TaskLimits;
 pub use log::{LogLevel, LogStream, TaskLog};

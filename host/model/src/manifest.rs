@@ -43,12 +43,20 @@ pub struct RequestedCapabilities {
     /// Hosts reachable over `wasi:http`: `host`, `host:port`, or `*.domain`.
     #[serde(default)]
     pub http_hosts: Vec<String>,
+    /// Statements on the project's datasources through `shoal:task/sql` (WIT 0.1.1).
+    #[serde(default)]
+    pub sql: bool,
 }
 
 impl RequestedCapabilities {
     /// Capability names as plugins report them in `describe`.
     pub fn names(&self) -> Vec<&'static str> {
-        crate::grant::capability_names(self.process, !self.http_hosts.is_empty(), self.work_dir)
+        crate::grant::capability_names(
+            self.process,
+            !self.http_hosts.is_empty(),
+            self.work_dir,
+            self.sql,
+        )
     }
 }
 

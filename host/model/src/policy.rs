@@ -8,9 +8,13 @@
 //!                            # the hosts its manifest lists)
 //! memory-mb = 256
 //! env-passthrough = ["PATH", "HOME", "LANG", "TZ"]
+//! sql = true                 # may plugins run statements on the datasources a task names
 //!
 //! [plugins.shell]            # per plugin id; unset keys fall back to [defaults]
 //! process = false
+//!
+//! [plugins.python]
+//! settings = { interpreter = "/opt/python3.12/bin/python3" }   # read by the plugin
 //! ```
 //!
 //! A policy can only take away: the grant is the manifest's request intersected with it.
@@ -38,6 +42,11 @@ pub struct PolicyRules {
     pub http_hosts: Option<Vec<String>>,
     pub memory_mb: Option<u64>,
     pub env_passthrough: Option<Vec<String>>,
+    /// May plugins run statements on datasources (`shoal:task/sql`).
+    pub sql: Option<bool>,
+    /// Values the plugin reads with `context.setting` (e.g. `interpreter` for `python`);
+    /// a plugin's table adds to and overrides `[defaults]`.
+    pub settings: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -165,9 +174,17 @@ impl OperatorPolicy {
             .and_then(|r| r.env_passthrough.clone())
             .or_else(|| self.defaults.env_passthrough.clone())
             .unwrap_or_else(|| DEFAULT_ENV.iter().map(|s| (*s).to_owned()).collect());
+        let mut settings = self.defaults.settings.clone().unwrap_or_default();
+        settings.extend(
+            specific
+                .and_then(|r| r.settings.clone())
+                .unwrap_or_default(),
+        );
         Grant {
             process: manifest.capabilities.process && pick(|r| r.process),
             work_dir: manifest.capabilities.work_dir && pick(|r| r.work_dir),
+            sql: manifest.capabilities.sql && pick(|r| r.sql),
+            settings,
             http_hosts,
             memory_bytes: memory_mb * 1024 * 1024,
             env_passthrough,

@@ -95,6 +95,7 @@ pub fn task_engine_for(data: &DataDir, registry: Arc<PluginRegistry>) -> TaskEng
         registry,
         TaskEngineConfig {
             work_root: data.work(),
+            datasource_root: data.root().join("datasources"),
             log_root: data.logs(),
             poll_interval: poll_interval(),
             work_dirs,

@@ -130,6 +130,13 @@ pub struct TaskRequest {
     pub persist_handle: Option<HandleSink>,
     /// Secret values the task may see; masked wherever they would appear in its log.
     pub redact: Vec<String>,
+    /// The datasources the task's parameters name, passwords included, for the host's
+    /// `shoal:task/sql`; the plugin only ever sees their names.
+    #[serde(default)]
+    pub datasources: Vec<shoal_model::GrantedDatasource>,
+    /// The task's declared OUT parameters as (name, type: `VARCHAR`, `LIST`, ...).
+    #[serde(default)]
+    pub declared_out: Vec<(String, String)>,
     /// The OS user its processes run as when the host is root (the project's tenant);
     /// none means the policy's default tenant.
     pub tenant: Option<String>,
@@ -154,6 +161,8 @@ impl TaskRequest {
             },
             task_type: task_type.into(),
             redact: Vec::new(),
+            datasources: Vec::new(),
+            declared_out: Vec::new(),
             tenant: None,
             process_allowed: true,
             plugin_version: None,

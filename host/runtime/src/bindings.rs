@@ -14,4 +14,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use shoal::task::{context, log, process, types, workflow};
+pub use shoal::task::{context, log, process, sql, types, workflow};

@@ -86,6 +86,9 @@ impl PluginCatalog for PluginRegistry {
                 upstream_states: Vec::new(),
                 workflow_host: None,
                 schedule_time_ms: 0,
+                datasources: Vec::new(),
+                datasource_root: None,
+                declared_out: Vec::new(),
             };
             let errors = plugin
                 .validate(&env, &CallLimits::timeout(timeout))

@@ -47,6 +47,14 @@ pub struct TaskEnv {
     /// The run's business time, ms since the Unix epoch (`schedule-time`); 0 outside a
     /// workflow. Served only together with a `workflow_host`.
     pub schedule_time_ms: i64,
+    /// The datasources the task's parameters name, with their passwords, for
+    /// `shoal:task/sql`; empty when it names none.
+    pub datasources: Vec<shoal_model::GrantedDatasource>,
+    /// Where SQLite datasources live on this host (`<data dir>/datasources`); none
+    /// refuses SQLite.
+    pub datasource_root: Option<PathBuf>,
+    /// The task's declared OUT parameters as (name, type), for `context`.
+    pub declared_out: Vec<(String, String)>,
 }
 
 impl TaskEnv {
@@ -150,6 +158,8 @@ impl LoadedPlugin {
             Call::Describe | Call::Validate(_) => Grant {
                 process: false,
                 work_dir: false,
+                sql: false,
+                settings: Default::default(),
                 http_hosts: Vec::new(),
                 memory_bytes: self.grant.memory_bytes,
                 env_passthrough: Vec::new(),

@@ -191,6 +191,9 @@ impl LoadedPlugin {
             upstream_states: Vec::new(),
             workflow_host: None,
             schedule_time_ms: 0,
+            datasources: Vec::new(),
+            datasource_root: None,
+            declared_out: Vec::new(),
         };
         let limits = CallLimits::timeout(std::time::Duration::from_secs(10));
         plugin.info =

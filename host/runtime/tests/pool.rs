@@ -59,6 +59,9 @@ fn spawn_shell(
             upstream_states: Vec::new(),
             workflow_host: None,
             schedule_time_ms: 0,
+            datasources: Vec::new(),
+            datasource_root: None,
+            declared_out: Vec::new(),
         };
         let limits = CallLimits::timeout(Duration::from_secs(60));
         match shell.start(&env, &limits).await {

@@ -55,6 +55,9 @@ fn env(work_dir: &Path, params: serde_json::Value, upstream: &[(&str, &str)]) ->
             .collect(),
         workflow_host: None,
         schedule_time_ms: 0,
+        datasources: Vec::new(),
+        datasource_root: None,
+        declared_out: Vec::new(),
     }
 }
 

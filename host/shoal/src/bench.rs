@@ -234,6 +234,9 @@ fn bench_plugins(iterations: usize) -> anyhow::Result<PluginFigures> {
         upstream_states: Vec::new(),
         workflow_host: None,
         schedule_time_ms: 0,
+        datasources: Vec::new(),
+        datasource_root: None,
+        declared_out: Vec::new(),
     };
     let limits = CallLimits::default();
     let mut samples = Vec::with_capacity(iterations);

@@ -17,6 +17,8 @@ use crate::containers::{Containers, SlotGuard, SlotRequest};
 #[derive(Debug, Clone)]
 pub struct TaskEngineConfig {
     pub work_root: PathBuf,
+    /// Where SQLite datasources live (`<data dir>/datasources/<project>/`).
+    pub datasource_root: PathBuf,
     pub log_root: PathBuf,
     pub poll_interval: Duration,
     pub work_dirs: WorkDirRetention,
@@ -232,6 +234,9 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             upstream_states: self.request.upstream_states.clone(),
             workflow_host: self.request.workflow_host.clone(),
             schedule_time_ms: self.request.schedule_time_ms,
+            datasources: self.request.datasources.clone(),
+            datasource_root: Some(self.engine.config.datasource_root.clone()),
+            declared_out: self.request.declared_out.clone(),
         }
     }
 

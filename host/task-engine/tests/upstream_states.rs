@@ -25,6 +25,7 @@ fn engine(root: &std::path::Path) -> TaskEngine {
         Arc::new(registry),
         TaskEngineConfig {
             work_root: root.join("work"),
+            datasource_root: root.join("datasources"),
             log_root: root.join("logs"),
             poll_interval: Duration::from_millis(20),
             work_dirs: Default::default(),

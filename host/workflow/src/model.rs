@@ -29,6 +29,11 @@ pub struct WorkflowDefinition {
     /// What happens to the rest of the DAG when a task fails.
     #[serde(default)]
     pub failure_strategy: FailureStrategy,
+    /// DolphinScheduler's `execution_type` as Shoal's run mode (`parallel`,
+    /// `serial-wait`, `serial-discard`, `serial-priority`); applied to the definition
+    /// when it is uploaded. None leaves the definition's run mode as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_mode: Option<String>,
     pub tasks: Vec<TaskDefinition>,
     /// Line of each task's entry in the source (parallel to `tasks`), for diagnostics.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

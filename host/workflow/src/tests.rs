@@ -460,3 +460,51 @@ fn a_bad_typed_param_names_its_field() {
         );
     }
 }
+
+#[test]
+fn fields_shoal_does_not_act_on_are_warnings_naming_line_and_field() {
+    let text = r#"workflow:
+  name: wf
+  tenant: etl
+  execution_type: SERIAL_WAIT
+  queue: default
+tasks:
+  - name: a
+    task_type: Shell
+    command: echo a
+    environment_name: prod-env
+    is_cache: true
+    cpu_quota: 50
+    timeout_flag: CLOSE
+"#;
+    let loaded = load_str(text, Path::new("wf.yaml")).expect("warnings do not stop the load");
+    let seen: Vec<(usize, String)> = loaded
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.field.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (3, "workflow.tenant".to_owned()),
+            (5, "workflow.queue".to_owned()),
+            (10, "tasks[0] `a`.environment_name".to_owned()),
+            (11, "tasks[0] `a`.is_cache".to_owned()),
+            (12, "tasks[0] `a`.cpu_quota".to_owned()),
+        ],
+        "timeout_flag and execution_type are acted on, so they are no warnings"
+    );
+    assert_eq!(loaded.workflow.run_mode.as_deref(), Some("serial-wait"));
+    let first = loaded.warnings[0].to_string();
+    assert!(
+        first.starts_with("wf.yaml:3: field `workflow.tenant`: accepted, not supported: "),
+        "{first}"
+    );
+    // A file without such fields loads without a warning.
+    let clean = load_str(
+        "workflow: {name: w}\ntasks: [{name: a, task_type: Shell, command: echo}]\n",
+        Path::new("w.yaml"),
+    )
+    .unwrap();
+    assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+}

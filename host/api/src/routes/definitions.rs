@@ -59,13 +59,17 @@ pub struct DefinitionDetail {
     pub spec: serde_json::Value,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Saved {
     pub definition_id: i64,
     pub name: String,
     pub version: i64,
     /// False when the body equalled the current version (no new version).
     pub created: bool,
+    /// Fields read but not acted on, each naming line and field ("accepted, not
+    /// supported: ..."); the definition was saved regardless.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -261,6 +265,14 @@ pub async fn put_definition(
         .store()
         .save_definition(&project, &loaded.workflow.name, &spec, &body)
         .await?;
+    // The file's `execution_type` is the definition's run mode (DolphinScheduler keeps
+    // the two together).
+    if let Some(mode) = &loaded.workflow.run_mode {
+        state
+            .store()
+            .set_run_mode(saved.definition_id, mode)
+            .await?;
+    }
     let status = if saved.created {
         StatusCode::CREATED
     } else {
@@ -273,6 +285,7 @@ pub async fn put_definition(
             name: loaded.workflow.name.clone(),
             version: saved.version,
             created: saved.created,
+            warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
         }),
     ))
 }

@@ -2,7 +2,9 @@
 //! annotation; [`all`] registers them with `routes!`, which takes path and method from
 //! that annotation, so the served OpenAPI document and the router are one list.
 
+mod datasources;
 mod definitions;
+pub mod import;
 mod instances;
 mod plugins;
 mod projects;
@@ -10,6 +12,7 @@ mod schedules;
 mod system;
 mod users;
 
+pub use definitions::{DefinitionDetail, Saved, VersionView};
 pub use system::{NodeList, NodeView};
 
 use axum::extract::DefaultBodyLimit;
@@ -26,6 +29,10 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
     let uploads = OpenApiRouter::new()
         .routes(routes!(plugins::list_plugins, plugins::upload_plugin))
         .layer(DefaultBodyLimit::max(limits.max_plugin));
+    // An export holds many workflows: it gets the converter's own limit.
+    let imports = OpenApiRouter::new()
+        .routes(routes!(import::import_export))
+        .layer(DefaultBodyLimit::max(shoal_dolphin::MAX_INPUT_BYTES));
     let rest = OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(system::metrics))
@@ -40,6 +47,11 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(projects::set_tenancy))
         .routes(routes!(projects::list_secrets))
         .routes(routes!(projects::put_secret, projects::delete_secret))
+        .routes(routes!(datasources::list_datasources))
+        .routes(routes!(
+            datasources::put_datasource,
+            datasources::delete_datasource
+        ))
         .routes(routes!(projects::list_alert_channels))
         .routes(routes!(
             projects::put_alert_channel,
@@ -74,7 +86,7 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(plugins::activate_plugin))
         .routes(routes!(plugins::rollback_plugin))
         .layer(DefaultBodyLimit::max(limits.max_body));
-    router.merge(uploads).merge(rest)
+    router.merge(uploads).merge(imports).merge(rest)
 }
 
 /// The definition `name` of `project`, after checking the caller holds `level` on it.

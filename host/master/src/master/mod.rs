@@ -274,7 +274,23 @@ pub type SecretsFuture<'a> = std::pin::Pin<
 pub trait SecretSource: Send + Sync {
     /// Every secret of `project`, by name.
     fn secrets<'a>(&'a self, project: &'a str) -> SecretsFuture<'a>;
+
+    /// Every datasource of `project`, password opened. A run holds them in memory and
+    /// hands each task only those its parameters name.
+    fn datasources<'a>(&'a self, project: &'a str) -> DatasourcesFuture<'a> {
+        let _ = project;
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
+
+/// What [`SecretSource::datasources`] returns.
+pub type DatasourcesFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Vec<shoal_model::GrantedDatasource>, String>>
+            + Send
+            + 'a,
+    >,
+>;
 
 impl Master {
     /// A master over `store` that reaches task execution through `client` (and
@@ -319,6 +335,18 @@ impl Master {
                 BTreeMap::new()
             }
         }
+    }
+
+    /// The project's datasources for a run (none without a secret source).
+    pub(crate) async fn datasources(&self, project: &str) -> Vec<shoal_model::GrantedDatasource> {
+        let Some(source) = self.inner.secrets.get() else {
+            return Vec::new();
+        };
+        source.datasources(project).await.unwrap_or_else(|e| {
+            // A SQL task then fails naming the datasource it could not get.
+            tracing::warn!(project, "cannot open the project's datasources: {e}");
+            Vec::new()
+        })
     }
 
     pub fn store(&self) -> &Store {

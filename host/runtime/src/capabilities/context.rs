@@ -1,4 +1,7 @@
-//! `shoal:task/context`: the current task's identity and parameters.
+//! `shoal:task/context`: the current task's identity and parameters, and the operator's
+//! settings for the plugin.
+
+use std::collections::BTreeMap;
 
 use crate::bindings::context::Host;
 use crate::bindings::types::TaskContext;
@@ -6,16 +9,35 @@ use crate::capabilities::HostState;
 
 pub struct ContextCapability {
     current: TaskContext,
+    /// From the grant, so the values are the operator's (policy), never the task's.
+    settings: BTreeMap<String, String>,
+    declared_out: Vec<(String, String)>,
 }
 
 impl ContextCapability {
-    pub fn new(current: TaskContext) -> Self {
-        Self { current }
+    pub fn new(
+        current: TaskContext,
+        settings: BTreeMap<String, String>,
+        declared_out: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            current,
+            settings,
+            declared_out,
+        }
     }
 }
 
 impl Host for HostState {
     async fn current(&mut self) -> wasmtime::Result<TaskContext> {
         Ok(self.context.current.clone())
+    }
+
+    async fn setting(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.context.settings.get(&name).cloned())
+    }
+
+    async fn declared_out_params(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.context.declared_out.clone())
     }
 }

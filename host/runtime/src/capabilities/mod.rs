@@ -15,6 +15,7 @@
 //! - [`http`]: `wasi:http` limited to the grant's host allow-list.
 //! - [`wasi`]: the rest of WASI with no ambient authority: only the work dir, no env,
 //!   no sockets; stdout/stderr into the task log.
+//! - [`sql`]: `shoal:task/sql`, statements on the datasources a task names.
 //! - [`limits`]: the per-task memory cap.
 
 pub mod context;
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod log;
 pub mod process;
 pub mod sandbox;
+pub mod sql;
 pub mod wasi;
 pub mod workflow;
 
@@ -48,6 +50,7 @@ pub struct HostState {
     pub(crate) context: context::ContextCapability,
     pub(crate) process: process::ProcessCapability,
     pub(crate) workflow: workflow::WorkflowCapability,
+    pub(crate) sql: sql::SqlCapability,
 }
 
 impl HostState {
@@ -67,9 +70,14 @@ impl HostState {
             http_allow: http::AllowList::new(plugin_id, grant, log.clone()),
             limits: limits::TaskLimiter::new(grant.memory_bytes, &grant.limits),
             log: log::LogCapability::new(log.clone(), grant.limits.guest_log_entries),
-            context: context::ContextCapability::new(context),
+            context: context::ContextCapability::new(
+                context,
+                grant.settings.clone(),
+                env.declared_out.clone(),
+            ),
             process: process::ProcessCapability::new(plugin_id, grant, env),
             workflow: workflow::WorkflowCapability::new(env),
+            sql: sql::SqlCapability::new(plugin_id, grant, env),
         })
     }
 }

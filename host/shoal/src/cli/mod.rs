@@ -1,5 +1,7 @@
 //! Command-line definitions and dispatch.
 
+mod datasource;
+mod import;
 mod plugins;
 mod task;
 mod validate;
@@ -207,6 +209,14 @@ pub enum Command {
     /// Manage projects on the server.
     #[command(subcommand)]
     Projects(ProjectsCommand),
+    /// Import a DolphinScheduler export (JSON) into the project: its workflows, run
+    /// modes and schedules (embedded, or with --server).
+    Import(import::ImportArgs),
+    /// Print a workflow definition as the file it was applied or imported from.
+    Export(import::ExportArgs),
+    /// Manage the project's datasources for SQL tasks (embedded, or with --server).
+    #[command(subcommand)]
+    Datasource(datasource::DatasourceCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -338,7 +348,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let policy = cli.policy;
     let db = cli.db.as_deref();
+    let project = cli.remote.project.as_deref().unwrap_or("default");
     match cli.command {
+        Command::Import(args) => {
+            let target = import::Target::Embedded {
+                data: &data,
+                db,
+                policy: policy.as_deref(),
+                project,
+            };
+            import::import(&args, target).await
+        }
+        Command::Export(args) => {
+            let target = import::Target::Embedded {
+                data: &data,
+                db,
+                policy: policy.as_deref(),
+                project,
+            };
+            import::export(&args, target).await
+        }
+        Command::Datasource(cmd) => {
+            let target = datasource::Target::Embedded {
+                data: &data,
+                db,
+                project,
+            };
+            datasource::run(&cmd, target).await
+        }
         Command::Plugins(cmd) => plugins::run(cmd, &data, policy.as_deref()).await,
         Command::Task(cmd) => task::run(cmd, &data, policy.as_deref()).await,
         Command::Validate { files } => validate::run(files, &data, policy.as_deref()).await,
@@ -424,6 +461,9 @@ async fn remote(
     let cl = &cl;
     let p = crate::client::seg(&cl.project);
     let code = match command {
+        Command::Datasource(cmd) => datasource::run(cmd, datasource::Target::Server(cl)).await?,
+        Command::Import(args) => import::import(args, import::Target::Server(cl)).await?,
+        Command::Export(args) => import::export(args, import::Target::Server(cl)).await?,
         Command::Apply {
             files,
             online,

@@ -19,6 +19,9 @@ pub async fn run(
     for file in files {
         let problems: Vec<Diagnostic> = match shoal_workflow::load_file(&file) {
             Ok(loaded) => {
+                for w in &loaded.warnings {
+                    println!("warning: {w}");
+                }
                 let problems = shoal_workflow::validate(&loaded, &catalog).await;
                 if problems.is_empty() {
                     println!(

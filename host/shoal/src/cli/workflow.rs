@@ -151,6 +151,17 @@ pub(crate) async fn become_engine(
         Registry::Policy(policy) => open_registry(data, load_policy(data, policy)?),
     })
     .await?;
+    if let Some(engine) = &engine
+        && !args.server_mode
+    {
+        // The embedded engine opens the data dir's secrets and datasources as a server
+        // does (a server installs its own, with its configured key file).
+        let sealer =
+            shoal_api::secrets::SecretBox::load_or_create(&data.root().join("secret.key"))?;
+        engine.master.set_secret_source(std::sync::Arc::new(
+            shoal_api::secrets::StoreSecrets::new(engine.master.store().clone(), sealer),
+        ));
+    }
     if let Some(engine) = &engine {
         // Another engine took over after this one stalled past its lease: acting on any
         // instance now could run tasks twice.
@@ -250,6 +261,9 @@ pub async fn run(
             return Ok(ExitCode::from(1));
         }
     };
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
     let registry = open_registry(data, load_policy(data, policy)?)?;
     let catalog = RegistryCatalog::new(registry.clone());
     let problems = shoal_workflow::validate(&loaded, &catalog).await;

@@ -10,6 +10,8 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use shoal_api::routes::Saved;
+
 use super::{Client, seg};
 
 /// How a table column reads its cell from a JSON item.
@@ -63,7 +65,7 @@ fn when(v: &Value) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn print_json(v: &Value) {
+fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -139,9 +141,8 @@ async fn upload(
         )
         .await
         .with_context(|| format!("applying {}", file.display()))?;
-    let saved: Value = resp.json().await?;
-    let name = s(&saved["name"]);
-    let version = saved["version"].as_i64().unwrap_or_default();
+    let saved: Saved = resp.json().await?;
+    let Saved { name, version, .. } = saved.clone();
     if online {
         c.post(
             &format!(
@@ -153,14 +154,15 @@ async fn upload(
         )
         .await?;
     }
+    // Warnings go to stderr even with --json, so a script reading stdout still shows a
+    // person what was not supported.
+    for w in &saved.warnings {
+        eprintln!("warning: {w}");
+    }
     if json_out {
         print_json(&saved);
     } else {
-        let what = if saved["created"].as_bool() == Some(true) {
-            "saved"
-        } else {
-            "unchanged"
-        };
+        let what = if saved.created { "saved" } else { "unchanged" };
         eprintln!(
             "{}: workflow `{name}` version {version} {what}{}",
             file.display(),

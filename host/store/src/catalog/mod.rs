@@ -5,10 +5,12 @@
 //!
 //! These are operator-facing writes (a few per request), so they go straight to the pool;
 //! only the engine's hot path uses the group-commit writer. Schedules and the run queue
-//! are in [`scheduling`].
+//! are in [`scheduling`]; datasources (SQL tasks' connections) in [`datasources`].
 
+mod datasources;
 mod scheduling;
 
+pub use datasources::DatasourceRow;
 pub use scheduling::{GroupHold, NewSchedule, QueuedRunRow, ScheduleRow};
 
 use serde::Serialize;
@@ -215,7 +217,12 @@ impl Store {
         if defs > 0 {
             return Ok(false);
         }
-        for table in ["project_permissions", "secrets", "alert_channels"] {
+        for table in [
+            "project_permissions",
+            "secrets",
+            "datasources",
+            "alert_channels",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)

@@ -35,6 +35,10 @@ pub struct LoadedWorkflow {
     /// Referenced workflows, by name (transitively), with the file each came from.
     pub referenced: BTreeMap<String, (PathBuf, WorkflowDefinition)>,
     pub file: PathBuf,
+    /// Fields DolphinScheduler's SDK accepts that Shoal reads but does not act on, each
+    /// naming file, line and field ("accepted, not supported: ..."), so that nothing a
+    /// user wrote is dropped silently. They do not stop the load.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Load a definition file (`.yaml`, `.yml` or `.json`).
@@ -45,6 +49,7 @@ pub fn load_file(path: &Path) -> Result<LoadedWorkflow, Diagnostics> {
         workflow,
         referenced: loader.referenced,
         file: path.to_path_buf(),
+        warnings: loader.warnings,
     })
 }
 
@@ -57,6 +62,7 @@ pub fn load_str(text: &str, origin: &Path) -> Result<LoadedWorkflow, Diagnostics
         workflow,
         referenced: loader.referenced,
         file: origin.to_path_buf(),
+        warnings: loader.warnings,
     })
 }
 
@@ -83,6 +89,7 @@ pub fn load_uploaded(text: &str, origin: &Path) -> Result<LoadedWorkflow, Upload
             workflow,
             referenced: loader.referenced,
             file: origin.to_path_buf(),
+            warnings: loader.warnings,
         }),
         Err(problems) if loader.refused => Err(UploadError::References(problems)),
         Err(problems) => Err(UploadError::Invalid(problems)),
@@ -174,6 +181,8 @@ struct Loader {
     refuse_refs: bool,
     /// A reference was refused.
     refused: bool,
+    /// Accepted-but-unsupported fields of every file loaded, in reading order.
+    warnings: Vec<Diagnostic>,
 }
 
 impl Loader {
@@ -252,31 +261,95 @@ fn scalar_line(node: &MarkedScalarNode) -> usize {
     node.span().start().map(|m| m.line()).unwrap_or(0)
 }
 
-/// Workflow keys DolphinScheduler's SDK writes that Shoal accepts without using (yet).
-const IGNORED_WORKFLOW_KEYS: &[&str] = &[
-    "user",
-    "tenant",
-    "worker_group",
-    "warning_type",
-    "warning_group_id",
-    "execution_type",
-    "timeout",
-    "release_state",
-    "resource_list",
-    "online_schedule",
-    "run",
-    "queue",
+/// Workflow fields pydolphinscheduler accepts that Shoal reads without acting on, with
+/// what a user should know instead. Each one read becomes a warning, never a silent drop.
+const UNSUPPORTED_WORKFLOW_KEYS: &[(&str, &str)] = &[
+    (
+        "user",
+        "DolphinScheduler's user; Shoal runs the workflow for the caller who applies or runs it",
+    ),
+    (
+        "tenant",
+        "tenants (OS users per workflow); Shoal runs every task's processes as its sandbox's unprivileged user",
+    ),
+    (
+        "warning_type",
+        "per-workflow alert types; configure alerts with Shoal's alert channels",
+    ),
+    (
+        "warning_group_id",
+        "alert groups; configure alerts with Shoal's alert channels",
+    ),
+    (
+        "timeout",
+        "a whole-workflow timeout; set `timeout` on tasks instead",
+    ),
+    (
+        "worker_group",
+        "the run's worker group; each task runs on its own `worker_group` (default `default`)",
+    ),
+    (
+        "release_state",
+        "the release state in the file; use `shoal apply --online` or `shoal release NAME online`",
+    ),
+    (
+        "resource_list",
+        "DolphinScheduler's resource center; use `$FILE{...}` to bring a file's text in",
+    ),
+    (
+        "online_schedule",
+        "the schedule's online flag in the file; create the schedule with `shoal schedule set`",
+    ),
+    (
+        "run",
+        "pydolphinscheduler's run-after-submit; use `shoal run FILE`",
+    ),
+    ("queue", "YARN queues"),
 ];
 
-/// Task keys DolphinScheduler's SDK writes that do not change how Shoal runs the task.
-const IGNORED_TASK_KEYS: &[&str] = &[
-    "environment_name",
-    "resource_list",
-    "task_group_priority",
-    "cpu_quota",
-    "memory_max",
-    "is_cache",
-    "timeout_flag",
+/// DolphinScheduler's execution types, as Shoal's run modes spell them.
+const RUN_MODES: [&str; 4] = [
+    "parallel",
+    "serial-wait",
+    "serial-discard",
+    "serial-priority",
+];
+
+/// Task fields pydolphinscheduler accepts that Shoal reads without acting on.
+const UNSUPPORTED_TASK_KEYS: &[(&str, &str)] = &[
+    (
+        "environment_name",
+        "DolphinScheduler environments; export variables in the task's command instead",
+    ),
+    (
+        "environment_code",
+        "DolphinScheduler environments; export variables in the task's command instead",
+    ),
+    (
+        "resource_list",
+        "DolphinScheduler's resource center; use `$FILE{...}` to bring a file's text in",
+    ),
+    (
+        "resource_plugin",
+        "DolphinScheduler's resource plugins; use `$FILE{...}` to bring a file's text in",
+    ),
+    (
+        "task_group_priority",
+        "priority inside a task group; tasks of a group are served by task priority",
+    ),
+    (
+        "cpu_quota",
+        "CPU quotas; the operator policy's process limits apply to every task",
+    ),
+    (
+        "memory_max",
+        "memory limits per task; the operator policy's process limits apply to every task",
+    ),
+    ("is_cache", "task result caching; the task runs every time"),
+    (
+        "wait_start_timeout",
+        "a Dependent task's start timeout; it waits until its own `timeout`",
+    ),
 ];
 
 struct Walk<'l> {
@@ -296,6 +369,16 @@ impl Walk<'_> {
         });
     }
 
+    /// A field that is read but not acted on: a warning, not a problem.
+    fn unsupported(&mut self, line: usize, field: String, instead: &str) {
+        self.loader.warnings.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            field: Some(field),
+            message: format!("accepted, not supported: {instead}"),
+        });
+    }
+
     fn document(&mut self, root: &Node) -> WorkflowDefinition {
         let mut wf = WorkflowDefinition {
             name: String::new(),
@@ -307,6 +390,7 @@ impl Walk<'_> {
             end_time: None,
             timezone: None,
             failure_strategy: FailureStrategy::End,
+            run_mode: None,
             tasks: Vec::new(),
             task_lines: Vec::new(),
         };
@@ -390,6 +474,22 @@ impl Walk<'_> {
                         self.problem(line_of(value), field, "must be a mapping of name: value");
                     }
                 }
+                "execution_type" | "run_mode" => {
+                    if let Some(text) = self.string(value, &field) {
+                        let norm = text.trim().to_ascii_lowercase().replace('_', "-");
+                        if RUN_MODES.contains(&norm.as_str()) {
+                            wf.run_mode = Some(norm);
+                        } else {
+                            self.problem(
+                                line_of(value),
+                                field,
+                                format!(
+                                    "`{text}` is not PARALLEL, SERIAL_WAIT, SERIAL_DISCARD or SERIAL_PRIORITY"
+                                ),
+                            );
+                        }
+                    }
+                }
                 "failure_strategy" => {
                     match self
                         .string(value, &field)
@@ -406,7 +506,12 @@ impl Walk<'_> {
                         None => {}
                     }
                 }
-                k if IGNORED_WORKFLOW_KEYS.contains(&k) => {}
+                k if let Some((_, instead)) = UNSUPPORTED_WORKFLOW_KEYS
+                    .iter()
+                    .find(|(name, _)| *name == k) =>
+                {
+                    self.unsupported(line_of(value), field, instead)
+                }
                 _ => self.problem(scalar_line(key), field, "unknown workflow field"),
             }
         }
@@ -564,7 +669,11 @@ impl Walk<'_> {
                 "output_params" => {
                     typed.extend(self.typed_params(value, &field, ParamDirection::Out))
                 }
-                k if IGNORED_TASK_KEYS.contains(&k) => {}
+                k if let Some((_, instead)) =
+                    UNSUPPORTED_TASK_KEYS.iter().find(|(name, _)| *name == k) =>
+                {
+                    self.unsupported(line_of(value), field, instead)
+                }
                 _ => {
                     let json = self.json(value, &field);
                     task.params.insert(k.to_owned(), json);

@@ -184,6 +184,26 @@ impl InstanceWorker {
         };
         request.plugin_version = task.plugin_version.clone();
         request.redact = self.secrets.values().cloned().collect();
+        request.declared_out = task
+            .local_params
+            .iter()
+            .filter(|p| p.direct == shoal_workflow::ParamDirection::Out)
+            .map(|p| (p.prop.clone(), p.kind.clone()))
+            .collect();
+        let named = shoal_model::datasource::named_datasources(&request.params);
+        request.datasources = self
+            .datasources
+            .iter()
+            .filter(|d| named.contains(&d.name))
+            .cloned()
+            .collect();
+        request.redact.extend(
+            request
+                .datasources
+                .iter()
+                .map(|d| d.password.clone())
+                .filter(|p| !p.is_empty()),
+        );
         request.tenant.clone_from(&self.tenancy.tenant);
         request.process_allowed = self.tenancy.process_allowed;
         let timeout = task.timeout_ms.map(Duration::from_millis);

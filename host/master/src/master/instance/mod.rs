@@ -257,6 +257,9 @@ pub(super) struct InstanceWorker {
     master: Master,
     /// The project's secrets as `secret.NAME` params; in memory only.
     secrets: BTreeMap<String, String>,
+    /// The project's datasources, passwords open; in memory only. A task gets those its
+    /// parameters name.
+    datasources: Vec<shoal_model::GrantedDatasource>,
     tenancy: super::tenancy::ProjectTenancy,
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
@@ -475,6 +478,7 @@ impl InstanceWorker {
             .clone()
             .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
         let secrets = master.secret_params(&project).await;
+        let datasources = master.datasources(&project).await;
         let tenancy = master.project_tenancy(&project).await;
         let (tx, rx) = mpsc::unbounded_channel();
         let control = super::control::Controller::spawn(master.client().clone(), tx.clone());
@@ -526,6 +530,7 @@ impl InstanceWorker {
             d,
             master,
             secrets,
+            datasources,
             tenancy,
             tx,
             rx,
