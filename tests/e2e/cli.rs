@@ -255,3 +255,33 @@ fn validate_reports_every_problem_with_file_line_and_field() {
         assert!(all.contains(&expected), "missing `{expected}` in:\n{all}");
     }
 }
+
+/// Fields pydolphinscheduler accepts that Shoal does not act on are warnings naming
+/// file, line and field; they do not fail the file.
+#[test]
+fn validate_warns_about_fields_it_accepts_but_does_not_support() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("ds.yaml");
+    std::fs::write(
+        &file,
+        "workflow:\n  name: ds\n  tenant: etl\ntasks:\n  - name: a\n    task_type: Shell\n    command: echo a\n    environment_name: prod\n",
+    )
+    .unwrap();
+    let out = shoal(data.path(), &["validate", file.to_str().unwrap()]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let at = file.display();
+    assert!(
+        all.contains(&format!(
+            "warning: {at}:3: field `workflow.tenant`: accepted, not supported: "
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "warning: {at}:8: field `tasks[0] `a`.environment_name`: accepted, not supported: "
+        )),
+        "{all}"
+    );
+    assert!(all.contains("ok (workflow `ds`, 1 tasks)"), "{all}");
+}

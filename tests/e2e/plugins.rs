@@ -671,3 +671,26 @@ async fn remembered_validations_never_let_bad_parameters_through() {
     let bad_again = h.run("shell", serde_json::json!({"comand": "true"})).await;
     assert_state(&bad_again, TaskState::Failed);
 }
+
+/// A component built against `shoal:task@0.1.0`, before 0.1.1 added interfaces, still
+/// loads and runs: the 0.1 line only grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_wit_0_1_0_still_runs() {
+    let h = Harness::new();
+    let old = std::fs::read(repo_root().join("tests/e2e/fixtures/wit-0.1.0/noop.wasm")).unwrap();
+    let exports = |wasm: &[u8], name: &str| wasm.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(exports(&old, "shoal:task/plugin@0.1.0"));
+    assert!(!exports(&old, "shoal:task/plugin@0.1.1"));
+    let (_, current) = shoal_builtins::find("noop").unwrap();
+    assert!(
+        exports(current, "shoal:task/plugin@0.1.1"),
+        "the built-ins are built against 0.1.1"
+    );
+    let dir = plugin_dir(h.dir.path(), "noop", "0.3.0", &old, "");
+    h.registry().install(&dir).await.unwrap();
+    let active = h.registry().resolve("noop", None).await.unwrap();
+    assert_eq!(active.manifest.version.to_string(), "0.3.0");
+    let report = h.run("noop", serde_json::json!({})).await;
+    assert_eq!(report.state, TaskState::Succeeded, "{}", report.message);
+    assert_eq!(report.plugin_version.as_deref(), Some("0.3.0"));
+}
