@@ -414,6 +414,39 @@ async fn the_example_workflow_runs() {
     .await;
 }
 
+/// The Python and SQL example: its datasource set as its header says, it runs to
+/// success on an embedded SQLite datasource, loading, totalling and branching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_and_sql_example_runs() {
+    on_both_databases(|site| async move {
+        let out = site.shoal(&[
+            "datasource",
+            "set",
+            "shop",
+            "--type",
+            "sqlite",
+            "--database",
+            "shop.db",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let example = shoal_tests::repo_root().join("examples/orders-python-sql.yaml");
+        let out = site.shoal(&["run", example.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let shown = show_json(&site, 1);
+        let tasks = shown["tasks"].as_array().unwrap();
+        let of = |name: &str| tasks.iter().find(|t| t["task_name"] == name).unwrap();
+        assert_eq!(of("load")["out_params"]["loaded"], "5");
+        assert_eq!(of("totals")["out_params"]["total"], "150");
+        assert_eq!(of("small-day")["state"], "skipped");
+        let log = text(&site.shoal(&["logs", &of("big-day")["id"].to_string()]));
+        assert!(
+            log.contains("big day: 5 orders loaded, total 150, largest first: o-5, o-4"),
+            "{log}"
+        );
+    })
+    .await;
+}
+
 #[test]
 fn logic_tasks_outside_a_workflow_say_so() {
     let data = tempfile::tempdir().unwrap();
