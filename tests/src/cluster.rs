@@ -76,10 +76,14 @@ impl Cluster {
     }
 
     fn prepare(&self, data: &Path, extra_toml: &str) {
+        // Every master seals and opens secrets and datasource passwords with one key,
+        // as the README tells operators: whichever master owns a run must open them.
+        let key = self.root.path().join("sealing.key");
         std::fs::write(
             data.join("server.toml"),
             format!(
-                "[cluster]\nheartbeat_ms = {HEARTBEAT_MS}\nlease_ms = {LEASE_MS}\nrpc_timeout_ms = 2000\n{extra_toml}"
+                "secret_key_file = {key:?}\n[cluster]\nheartbeat_ms = {HEARTBEAT_MS}\nlease_ms = {LEASE_MS}\nrpc_timeout_ms = 2000\n{extra_toml}",
+                key = key.display().to_string()
             ),
         )
         .unwrap();

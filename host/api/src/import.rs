@@ -59,15 +59,9 @@ pub async fn import(
         project: Some(project.to_owned()),
         ..options.clone()
     };
-    let converted = shoal_dolphin::convert(json, &options).map_err(|e| {
-        let problems = e.problems();
-        if problems.is_empty() {
-            ImportFailure::Convert(e.to_string())
-        } else {
-            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            ImportFailure::Convert(lines.join("\n"))
-        }
-    })?;
+    // The converter's message lists every problem and says when `partial` would help.
+    let converted = shoal_dolphin::convert(json, &options)
+        .map_err(|e| ImportFailure::Convert(e.to_string()))?;
     let mut warnings = converted.warnings.clone();
 
     // Everything is checked before anything is written.
