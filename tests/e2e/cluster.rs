@@ -907,3 +907,73 @@ async fn a_node_shut_down_cleanly_leaves_the_registry_at_once() {
         assert_eq!(row.generation, before + 1);
     }
 }
+
+/// Python and SQL tasks on workers: the datasource set through one master reaches the
+/// worker that runs the task (password included, over the cluster RPC), the rows land
+/// in the real PostgreSQL database, and the OUT parameters come back to the master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_sql_tasks_run_on_workers_with_the_projects_datasource() {
+    let Some((c, _turn)) = cluster().await else {
+        return;
+    };
+    let Some(scratch) = shoal_datasource::testing::fresh_postgres().await else {
+        return;
+    };
+    let api = c.api("m1");
+    let spec = &scratch.spec;
+    api.put(
+        &format!("/api/v1/projects/{PROJECT}/datasources/warehouse"),
+        json!({"type": "postgresql", "host": spec.host, "port": spec.port,
+               "database": spec.database, "user": spec.user,
+               "password": "sealed-on-m1"}),
+    )
+    .await
+    .expect(201);
+    let name = define(
+        &api,
+        r#"
+workflow:
+  name: cluster-sql
+tasks:
+  - name: count
+    task_type: Python
+    definition: print("${setValue(n=%d)}" % (6 * 7))
+    output_params: {n: INTEGER()}
+  - name: fill
+    task_type: Sql
+    deps: [count]
+    datasource_name: warehouse
+    sql_type: "1"
+    sql: CREATE TABLE answers (n INTEGER); INSERT INTO answers VALUES (${n}), (1)
+  - name: read
+    task_type: Sql
+    deps: [fill]
+    datasource_name: warehouse
+    sql: SELECT n FROM answers ORDER BY n DESC
+    local_params:
+      - {prop: n, direct: OUT, type: LIST, value: ""}
+"#,
+    )
+    .await;
+    let id = start(&api, &name).await;
+    let detail = settled(&c, &["m1", "m2"], id, Duration::from_secs(60)).await;
+    assert_eq!(detail["state"], "succeeded", "{detail:#}\n{}", c.logs());
+    let tasks = c.store().await.task_instances(id).await.unwrap();
+    for t in &tasks {
+        let host = t.host.as_deref().unwrap_or_default();
+        assert!(
+            host.starts_with('w'),
+            "{} ran on {host}, not a worker",
+            t.task_name
+        );
+    }
+    let read = tasks.iter().find(|t| t.task_name == "read").unwrap();
+    assert_eq!(read.out_params["n"], r#"["42","1"]"#, "{read:?}");
+    let log = task_log(&c, "m1", read.id).await;
+    assert!(log.contains("| 42 |"), "{log}");
+    assert!(
+        !c.logs().contains("sealed-on-m1"),
+        "the password is in a node's log"
+    );
+    scratch.drop_database().await;
+}
