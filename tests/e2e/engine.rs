@@ -21,6 +21,7 @@ macro_rules! on_both_databases {
 on_both_databases!(
     params_flow_downstream_by_priority,
     pydolphinscheduler_input_and_output_params_flow,
+    file_params_pass_a_file_downstream,
     retries_until_success,
     retries_exhausted_fail_the_workflow,
     timeout_fails_or_warns,
@@ -119,6 +120,83 @@ tasks:
     let attempts = flow.attempts(id).await;
     assert_eq!(attempts["produce"][0].out_params["made"], "hello-3");
     assert_eq!(attempts["consume"][0].out_params["seen"], "hello-3");
+}
+
+/// DolphinScheduler's FILE parameters: an OUT FILE names a file the task leaves in its
+/// work dir, which becomes `<task>.<param>`; an IN FILE naming that key gets the file in
+/// its own work dir under its own name. A file that is missing or a symlink fails the
+/// task that should have passed it.
+async fn file_params_pass_a_file_downstream(store: Store) {
+    let flow = Flow::new(store);
+    let yaml = r##"
+workflow:
+  name: files
+tasks:
+  - name: produce
+    task_type: Shell
+    command: printf 'id,n\n1,42\n' > report.csv
+    output_params:
+      report: FILE(report.csv)
+  - name: consume
+    task_type: Python
+    deps: [produce]
+    input_params:
+      data.csv: FILE(produce.report)
+    definition: |
+      rows = open("data.csv").read().splitlines()
+      print("${setValue(last=" + rows[-1] + ")}")
+"##;
+    let (id, state) = flow.run(yaml).await;
+    let attempts = flow.attempts(id).await;
+    assert_eq!(state, W::Succeeded, "{attempts:#?}");
+    assert_eq!(attempts["consume"][0].out_params["last"], "1,42");
+    assert!(
+        attempts["produce"][0].out_params["produce.report"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("data:application/octet-stream;name=report.csv;base64,")
+    );
+
+    let yaml = r##"
+workflow:
+  name: bad-files
+  failure_strategy: continue
+tasks:
+  - name: sneaky
+    task_type: Shell
+    command: ln -s /etc/hostname link.txt
+    local_params:
+      - {prop: f, direct: OUT, type: FILE, value: link.txt}
+  - name: lost
+    task_type: Shell
+    command: "true"
+    local_params:
+      - {prop: f, direct: OUT, type: FILE, value: nothing.txt}
+  - name: orphan
+    task_type: Shell
+    command: "true"
+    local_params:
+      - {prop: f, direct: IN, type: FILE, value: nobody.f}
+"##;
+    let (id, state) = flow.run(yaml).await;
+    assert_eq!(state, W::Failed);
+    let attempts = flow.attempts(id).await;
+    let message = |t: &str| attempts[t][0].message.clone();
+    assert!(
+        message("sneaky").contains("`link.txt` is a symlink"),
+        "{}",
+        message("sneaky")
+    );
+    assert!(
+        message("lost").contains("`nothing.txt` does not exist"),
+        "{}",
+        message("lost")
+    );
+    assert!(
+        message("orphan").contains("no upstream task passed a file as `nobody.f`"),
+        "{}",
+        message("orphan")
+    );
 }
 
 fn chrono_today() -> String {

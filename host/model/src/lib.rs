@@ -8,8 +8,10 @@
 //! - [`limits`]: host-side caps on what one task may make the host hold.
 //! - [`log`]: a task's log, written by the host on the plugin's behalf.
 //! - [`datasource`]: a project's named database connections, for SQL tasks.
+//! - [`file_param`]: FILE parameters' files, carried as parameter values.
 
 pub mod datasource;
+pub mod file_param;
 pub mod grant;
 pub mod limits;
 pub mod log;

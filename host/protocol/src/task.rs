@@ -137,6 +137,14 @@ pub struct TaskRequest {
     /// The task's declared OUT parameters as (name, type: `VARCHAR`, `LIST`, ...).
     #[serde(default)]
     pub declared_out: Vec<(String, String)>,
+    /// OUT parameters of type FILE as (name, path in the work dir): read when the task
+    /// succeeds and passed on as `<task>.<name>` ([`shoal_model::file_param`]).
+    #[serde(default)]
+    pub out_files: Vec<(String, String)>,
+    /// Files for IN parameters of type FILE as (name, value of the upstream FILE
+    /// parameter): written into the work dir as `name` before the task starts.
+    #[serde(default)]
+    pub in_files: Vec<(String, String)>,
     /// The OS user its processes run as when the host is root (the project's tenant);
     /// none means the policy's default tenant.
     pub tenant: Option<String>,
@@ -163,6 +171,8 @@ impl TaskRequest {
             redact: Vec::new(),
             datasources: Vec::new(),
             declared_out: Vec::new(),
+            out_files: Vec::new(),
+            in_files: Vec::new(),
             tenant: None,
             process_allowed: true,
             plugin_version: None,

@@ -247,19 +247,23 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id);
-        let outcome = self.lifecycle().await.and_then(|o| {
-            // OUT parameters travel to the store and to every downstream task: capped.
-            match self
-                .engine
-                .registry
-                .policy()
-                .task_limits
-                .check_out_params(&o.out_params)
-            {
-                Ok(()) => Ok(o),
-                Err(message) => Err((TaskState::Failed, message)),
-            }
-        });
+        let outcome = self
+            .lifecycle()
+            .await
+            .and_then(|o| self.collect_out_files(o))
+            .and_then(|o| {
+                // OUT parameters travel to the store and to every downstream task: capped.
+                match self
+                    .engine
+                    .registry
+                    .policy()
+                    .task_limits
+                    .check_out_params(&o.out_params)
+                {
+                    Ok(()) => Ok(o),
+                    Err(message) => Err((TaskState::Failed, message)),
+                }
+            });
         self.engine
             .live
             .lock()
@@ -320,6 +324,34 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             handle: self.handle.clone(),
             elapsed: self.started.elapsed(),
         }
+    }
+
+    /// A succeeded task's OUT FILE parameters, read from its work dir into
+    /// `<task>.<param>` OUT parameters; a missing or unreadable file fails the task, as in
+    /// DolphinScheduler.
+    fn collect_out_files(&self, mut o: TaskOutcome) -> Result<TaskOutcome, (TaskState, String)> {
+        if o.status != TaskStatus::Succeeded || self.request.out_files.is_empty() {
+            return Ok(o);
+        }
+        let limit = self.engine.registry.policy().task_limits.out_param_bytes;
+        for (param, path) in &self.request.out_files {
+            let bytes =
+                crate::file_params::read_out_file(&self.work_dir, path, limit).map_err(|e| {
+                    (
+                        TaskState::Failed,
+                        format!("OUT FILE parameter `{param}`: {e}"),
+                    )
+                })?;
+            let key = shoal_model::file_param::out_key(&self.request.identity.task_name, param);
+            let name = std::path::Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            o.out_params.retain(|(k, _)| *k != key);
+            o.out_params
+                .push((key, shoal_model::file_param::encode(&name, &bytes)));
+        }
+        Ok(o)
     }
 
     /// `Err` carries a final state other than the plugin's own verdict.
@@ -387,6 +419,16 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                         self.work_dir.display()
                     ))
                 })?;
+        }
+        if !self.request.in_files.is_empty() {
+            if !(plugin.grant.work_dir || plugin.grant.process) {
+                return Err(failed(format!(
+                    "task type `{}` has no work dir to receive IN FILE parameters",
+                    plugin.manifest.id
+                )));
+            }
+            crate::file_params::write_in_files(&self.work_dir, &self.request.in_files)
+                .map_err(failed)?;
         }
         self.emit(TaskEvent::Dispatched {
             plugin: plugin.manifest.id.clone(),

@@ -23,6 +23,7 @@
 
 mod containers;
 mod executor;
+mod file_params;
 mod local;
 pub mod log_shipping;
 

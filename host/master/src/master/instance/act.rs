@@ -190,6 +190,37 @@ impl InstanceWorker {
             .filter(|p| p.direct == shoal_workflow::ParamDirection::Out)
             .map(|p| (p.prop.clone(), p.kind.clone()))
             .collect();
+        // DolphinScheduler's FILE parameters: an OUT one names a file the task leaves in
+        // its work dir; an IN one names the `<task>.<param>` an upstream FILE parameter
+        // became, and gets that file under its own name.
+        let is_file = |p: &&shoal_workflow::LocalParam| p.kind.eq_ignore_ascii_case("FILE");
+        request.out_files = task
+            .local_params
+            .iter()
+            .filter(is_file)
+            .filter(|p| p.direct == shoal_workflow::ParamDirection::Out)
+            .map(|p| (p.prop.clone(), p.value.clone()))
+            .collect();
+        for p in task.local_params.iter().filter(is_file) {
+            if p.direct != shoal_workflow::ParamDirection::In {
+                continue;
+            }
+            match upstream.get(p.value.trim()) {
+                Some(value) => request.in_files.push((p.prop.clone(), value.clone())),
+                None => {
+                    let _ = self.tx.send(Event::LaunchFailed {
+                        name: name.to_owned(),
+                        id,
+                        message: format!(
+                            "IN FILE parameter `{}`: no upstream task passed a file as `{}` (an upstream OUT FILE parameter `P` of task `T` is `T.P`)",
+                            p.prop, p.value
+                        ),
+                        unreachable: false,
+                    });
+                    return;
+                }
+            }
+        }
         let named = shoal_model::datasource::named_datasources(&request.params);
         request.datasources = self
             .datasources
