@@ -468,6 +468,7 @@ fn fields_shoal_does_not_act_on_are_warnings_naming_line_and_field() {
   tenant: etl
   execution_type: SERIAL_WAIT
   queue: default
+  resource_plugin: {type: local, prefix: /tmp}
 tasks:
   - name: a
     task_type: Shell
@@ -488,9 +489,10 @@ tasks:
         [
             (3, "workflow.tenant".to_owned()),
             (5, "workflow.queue".to_owned()),
-            (10, "tasks[0] `a`.environment_name".to_owned()),
-            (11, "tasks[0] `a`.is_cache".to_owned()),
-            (12, "tasks[0] `a`.cpu_quota".to_owned()),
+            (6, "workflow.resource_plugin".to_owned()),
+            (11, "tasks[0] `a`.environment_name".to_owned()),
+            (12, "tasks[0] `a`.is_cache".to_owned()),
+            (13, "tasks[0] `a`.cpu_quota".to_owned()),
         ],
         "timeout_flag and execution_type are acted on, so they are no warnings"
     );

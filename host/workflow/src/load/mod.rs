@@ -305,6 +305,10 @@ const UNSUPPORTED_WORKFLOW_KEYS: &[(&str, &str)] = &[
         "pydolphinscheduler's run-after-submit; use `shoal run FILE`",
     ),
     ("queue", "YARN queues"),
+    (
+        "resource_plugin",
+        "DolphinScheduler's resource plugins; use `$FILE{...}` to bring a file's text in",
+    ),
 ];
 
 /// DolphinScheduler's execution types, as Shoal's run modes spell them.
