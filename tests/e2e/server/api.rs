@@ -1,0 +1,332 @@
+//! The main REST API run: projects, users and tokens, system endpoints, and a restart
+//! that keeps everything.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rest_api_end_to_end_on_both_databases() {
+    on_both(|site| async move {
+        site.config("max_body_bytes = 16384\nmax_plugin_bytes = 65536\nshutdown_grace_s = 10\n");
+        let server = site.start().await;
+        projects(&server).await;
+        let (users, ..) = tokio::join!(
+            auth(&server),
+            definitions_and_runs(&server),
+            operations(&server),
+            errors_and_limits(&server),
+            openapi(&server),
+        );
+        permissions(&server, &users).await;
+        secrets(&server, &site).await;
+        system(&server).await;
+        shutdown_and_restart(server, &site, &users).await;
+    })
+    .await;
+}
+
+pub(crate) async fn projects(s: &Server) {
+    let p = s
+        .post(
+            "/api/v1/projects",
+            json!({"name": "core", "description": "the core project"}),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(p["name"], "core");
+    assert_eq!(
+        p["allow_process"], false,
+        "process task types are an admin's grant"
+    );
+    allow_process(s, "core").await;
+    s.post("/api/v1/projects", json!({"name": "core"}))
+        .await
+        .error(409, "conflict");
+    let m = s
+        .post("/api/v1/projects", json!({"name": "no spaces allowed"}))
+        .await
+        .error(400, "bad-request");
+    assert!(m.contains("name"), "{m}");
+    for name in ["ops", "scratch"] {
+        create_project(s, name).await;
+    }
+    let all = s.get("/api/v1/projects").await.expect(200).json();
+    let names: BTreeSet<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        ["core", "ops", "scratch"].iter().all(|n| names.contains(n)),
+        "{all}"
+    );
+    let core = s.get("/api/v1/projects/core").await.expect(200).json();
+    assert_eq!(core["description"], "the core project");
+    s.get("/api/v1/projects/nowhere")
+        .await
+        .error(404, "not-found");
+    s.delete("/api/v1/projects/scratch").await.expect(204);
+    s.get("/api/v1/projects/scratch")
+        .await
+        .error(404, "not-found");
+    s.delete("/api/v1/projects/scratch")
+        .await
+        .error(404, "not-found");
+}
+
+/// Tokens of the users the permission checks use.
+pub(crate) struct Users {
+    pub(crate) reader: String,
+    pub(crate) operator: String,
+    pub(crate) editor: String,
+    pub(crate) outsider: String,
+}
+
+pub(crate) async fn new_token(s: &Server, user: &str, body: Value) -> (i64, String) {
+    let t = s
+        .post(&format!("/api/v1/users/{user}/tokens"), body)
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(t["user"], user);
+    let token = t["token"].as_str().unwrap().to_owned();
+    assert!(token.len() >= 32, "{t}");
+    (t["id"].as_i64().unwrap(), token)
+}
+
+pub(crate) async fn auth(s: &Server) -> Users {
+    // No token, a garbage token, a token in the wrong scheme.
+    let m = s
+        .anonymous()
+        .get("/api/v1/projects")
+        .await
+        .error(401, "unauthenticated");
+    assert!(m.contains("token"), "{m}");
+    s.client(Some("shoal_0123456789abcdef"))
+        .get("/api/v1/projects")
+        .await
+        .error(401, "unauthenticated");
+    let wrong_scheme = s
+        .anonymous()
+        .send(
+            s.anonymous()
+                .request(Method::GET, "/api/v1/projects")
+                .header("authorization", format!("Token {ADMIN}")),
+        )
+        .await;
+    wrong_scheme.error(401, "unauthenticated");
+
+    // Users.
+    for name in ["reader", "operator", "editor", "outsider"] {
+        let u = s
+            .post("/api/v1/users", json!({"name": name, "role": "user"}))
+            .await
+            .expect(201)
+            .json();
+        assert_eq!(u["role"], "user");
+    }
+    s.post("/api/v1/users", json!({"name": "reader", "role": "user"}))
+        .await
+        .error(409, "conflict");
+    s.post("/api/v1/users", json!({"name": "x", "role": "emperor"}))
+        .await
+        .error(400, "bad-request");
+    let users = s.get("/api/v1/users").await.expect(200).json();
+    assert_eq!(users.as_array().unwrap().len(), 5, "{users}");
+
+    let (_, reader) = new_token(s, "reader", json!({"name": "reader-main"})).await;
+    let (_, operator) = new_token(s, "operator", json!({})).await;
+    let (_, editor) = new_token(s, "editor", json!({})).await;
+    let (_, outsider) = new_token(s, "outsider", json!({})).await;
+    let as_reader = s.client(Some(&reader));
+    let as_outsider = s.client(Some(&outsider));
+
+    // Listing tokens shows names, never values.
+    let mine = as_reader.get("/api/v1/tokens").await.expect(200);
+    assert!(mine.body.contains("reader-main"), "{}", mine.body);
+    assert!(!mine.body.contains(&reader), "{}", mine.body);
+
+    // A user may make tokens for themselves only; only admins manage users.
+    let (own_id, own) = {
+        let t = as_outsider
+            .post("/api/v1/users/outsider/tokens", json!({"name": "own"}))
+            .await
+            .expect(201)
+            .json();
+        (
+            t["id"].as_i64().unwrap(),
+            t["token"].as_str().unwrap().to_owned(),
+        )
+    };
+    as_outsider
+        .post("/api/v1/users/reader/tokens", json!({}))
+        .await
+        .error(403, "forbidden");
+    as_outsider
+        .post("/api/v1/users", json!({"name": "sneaky", "role": "admin"}))
+        .await
+        .error(403, "forbidden");
+    as_outsider
+        .get("/api/v1/users")
+        .await
+        .error(403, "forbidden");
+    let upload = reqwest::multipart::Form::new()
+        .text(
+            "manifest",
+            "id = \"testkit\"\nversion = \"9.9.9\"\nwit = \"0.1.0\"\ncomponent = \"c.wasm\"\n",
+        )
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(b"\0asm".to_vec()).file_name("c.wasm"),
+        );
+    as_outsider
+        .send(
+            as_outsider
+                .request(Method::POST, "/api/v1/plugins")
+                .multipart(upload),
+        )
+        .await
+        .error(403, "forbidden");
+    as_outsider
+        .post(
+            "/api/v1/plugins/shell/activate",
+            json!({"version": "0.1.0"}),
+        )
+        .await
+        .error(403, "forbidden");
+    as_outsider
+        .post_empty("/api/v1/plugins/shell/rollback")
+        .await
+        .error(403, "forbidden");
+
+    // Revoked: works, then the owner revokes it, then 401. Another user cannot revoke it.
+    let own_client = s.client(Some(&own));
+    own_client.get("/api/v1/tokens").await.expect(200);
+    as_reader
+        .delete(&format!("/api/v1/tokens/{own_id}"))
+        .await
+        .error(404, "not-found");
+    own_client.get("/api/v1/tokens").await.expect(200);
+    as_outsider
+        .delete(&format!("/api/v1/tokens/{own_id}"))
+        .await
+        .expect(204);
+    own_client
+        .get("/api/v1/tokens")
+        .await
+        .error(401, "unauthenticated");
+    let revoked = as_outsider.get("/api/v1/tokens").await.expect(200).json();
+    let row = revoked
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == own_id)
+        .expect("the revoked token is still listed");
+    assert!(row["revoked_at"].is_i64(), "{row}");
+    // An admin revokes anyone's token.
+    let (spare_id, spare) = new_token(s, "reader", json!({"name": "spare"})).await;
+    s.delete(&format!("/api/v1/tokens/{spare_id}"))
+        .await
+        .expect(204);
+    s.client(Some(&spare))
+        .get("/api/v1/tokens")
+        .await
+        .error(401, "unauthenticated");
+
+    // Expired: works for a second, then 401.
+    s.post("/api/v1/users/reader/tokens", json!({"expires_in_s": 0}))
+        .await
+        .error(400, "bad-request");
+    let (_, short) = new_token(s, "reader", json!({"name": "short", "expires_in_s": 1})).await;
+    let short_client = s.client(Some(&short));
+    short_client.get("/api/v1/tokens").await.expect(200);
+    eventually(
+        "the 1 s token to expire",
+        Duration::from_secs(5),
+        async || {
+            let r = short_client.get("/api/v1/tokens").await;
+            (r.status == 401).then(|| r.error(401, "unauthenticated"))
+        },
+    )
+    .await;
+
+    Users {
+        reader,
+        operator,
+        editor,
+        outsider,
+    }
+}
+
+pub(crate) async fn system(s: &Server) {
+    let h = s.anonymous().get("/api/v1/health").await.expect(200).json();
+    assert_eq!(h["status"], "ok");
+    assert!(h["version"].is_string() && h["uptime_s"].is_u64(), "{h}");
+    s.anonymous()
+        .get("/api/v1/metrics")
+        .await
+        .error(401, "unauthenticated");
+    let m = s.get("/api/v1/metrics").await.expect(200);
+    assert!(
+        m.content_type.starts_with("text/plain"),
+        "{}",
+        m.content_type
+    );
+    assert!(
+        m.body.contains("# TYPE shoal_workflow_instances gauge"),
+        "{}",
+        m.body
+    );
+    let succeeded = m
+        .body
+        .lines()
+        .find(|l| l.starts_with("shoal_workflow_instances{state=\"succeeded\"}"))
+        .unwrap_or_else(|| panic!("{}", m.body));
+    let n: f64 = succeeded.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 5.0, "{succeeded}");
+    assert!(m.body.contains("shoal_queued_runs"), "{}", m.body);
+
+    let plugins = s.get("/api/v1/plugins").await.expect(200).json();
+    let shell = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "shell")
+        .unwrap_or_else(|| panic!("{plugins}"));
+    assert_eq!(shell["origin"], "builtin");
+    assert_eq!(shell["active"], true);
+    assert!(shell["sha256"].is_null());
+}
+
+pub(crate) async fn shutdown_and_restart(mut server: Server, site: &Site, users: &Users) {
+    let info = site.data.path().join("server.json");
+    assert!(info.is_file());
+    let started = Instant::now();
+    let status = server.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{status}\n{}", server.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(!info.exists(), "server.json is removed on shutdown");
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+    drop(server);
+
+    let again = site.start().await;
+    again.get("/api/v1/projects/core").await.expect(200);
+    again
+        .client(Some(&users.reader))
+        .get("/api/v1/instances?project=core")
+        .await
+        .expect(200);
+    assert!(info.is_file());
+    let mut again = again;
+    let status = again.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+}
+
+// ======================================================================================
+// 5-7, 9: cron schedules, run modes, backfills, alerts.
+// ======================================================================================
