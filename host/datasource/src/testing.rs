@@ -16,6 +16,7 @@ pub struct ScratchDatabase {
     /// The password of `spec.user` (empty on this machine's trust setups).
     pub password: String,
     admin_url: String,
+    dropped: bool,
 }
 
 fn unique(prefix: &str) -> String {
@@ -65,6 +66,7 @@ pub async fn fresh_postgres() -> Option<ScratchDatabase> {
         },
         password: String::new(),
         admin_url: admin,
+        dropped: false,
     })
 }
 
@@ -96,33 +98,62 @@ pub async fn fresh_mariadb() -> Option<ScratchDatabase> {
         },
         password: url.password().unwrap_or_default().to_owned(),
         admin_url: admin,
+        dropped: false,
     })
 }
 
 impl ScratchDatabase {
     /// Drop the database (call at the end of the test).
-    pub async fn drop_database(self) {
-        let name = &self.spec.database;
-        match self.spec.kind {
-            DatasourceKind::Postgresql => {
-                let mut conn = sqlx::PgConnection::connect(&self.admin_url)
-                    .await
-                    .expect("connecting to drop a scratch database");
-                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("dropping a scratch database");
-            }
-            DatasourceKind::Mysql => {
-                let mut conn = sqlx::MySqlConnection::connect(&self.admin_url)
-                    .await
-                    .expect("connecting to drop a scratch database");
-                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("dropping a scratch database");
-            }
-            DatasourceKind::Sqlite => {}
+    pub async fn drop_database(mut self) {
+        drop_named(self.spec.kind, &self.admin_url, &self.spec.database).await;
+        self.dropped = true;
+    }
+}
+
+/// A test that panicked before `drop_database` still leaves no database behind: CI runs
+/// on the machine the next session works on.
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
         }
+        let (kind, url, name) = (
+            self.spec.kind,
+            self.admin_url.clone(),
+            self.spec.database.clone(),
+        );
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_named(kind, &url, &name));
+            }
+        })
+        .join();
+    }
+}
+
+async fn drop_named(kind: DatasourceKind, admin_url: &str, name: &str) {
+    match kind {
+        DatasourceKind::Postgresql => {
+            let mut conn = sqlx::PgConnection::connect(admin_url)
+                .await
+                .expect("connecting to drop a scratch database");
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .expect("dropping a scratch database");
+        }
+        DatasourceKind::Mysql => {
+            let mut conn = sqlx::MySqlConnection::connect(admin_url)
+                .await
+                .expect("connecting to drop a scratch database");
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("dropping a scratch database");
+        }
+        DatasourceKind::Sqlite => {}
     }
 }
