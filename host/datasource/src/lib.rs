@@ -167,7 +167,7 @@ async fn execute_owned(
                 .await
                 .map_err(|_| timeout("no connection"))?
                 .map_err(|e| connect_err(e.to_string()))?;
-            let out = run_pg(&mut conn, ds, statements, limits).await;
+            let out = run::<sqlx::Postgres>(&mut conn, ds, statements, limits).await;
             let _ = conn.close().await;
             out
         }
@@ -179,7 +179,7 @@ async fn execute_owned(
                 .await
                 .map_err(|_| timeout("no connection"))?
                 .map_err(|e| connect_err(e.to_string()))?;
-            let out = run_mysql(&mut conn, ds, statements, limits).await;
+            let out = run::<sqlx::MySql>(&mut conn, ds, statements, limits).await;
             let _ = conn.close().await;
             out
         }
@@ -207,7 +207,7 @@ async fn execute_owned(
                 .connect()
                 .await
                 .map_err(|e| connect_err(e.to_string()))?;
-            let out = run_sqlite(&mut conn, ds, statements, limits).await;
+            let out = run::<sqlx::Sqlite>(&mut conn, ds, statements, limits).await;
             let _ = conn.close().await;
             out
         }
@@ -238,93 +238,96 @@ fn server_url(ds: &GrantedDatasource, scheme: &str) -> Result<url::Url, String> 
     Ok(u)
 }
 
-/// Run the statements on one connection of a concrete driver. A macro rather than a
-/// generic function: a future generic over `Executor` for every lifetime is not `Send`
-/// as the wasmtime host call needs (sqlx's higher-ranked executor bounds), while each
-/// concrete connection type is.
-macro_rules! run_statements {
-    ($conn:expr, $ds:expr, $statements:expr, $limits:expr) => {{
-        let conn = $conn;
-        let mut rows_left = $limits.max_rows;
-        let mut bytes_left = $limits.max_bytes;
-        let mut results = Vec::with_capacity($statements.len());
-        let mut failure = None;
-        for (i, statement) in $statements.iter().enumerate() {
-            let failed = |e: sqlx::Error| SqlError::Statement {
-                datasource: $ds.name.clone(),
-                index: i + 1,
-                message: database_message(e),
-            };
-            let mut result = StatementResult::default();
-            if statement.query {
-                let mut stream = sqlx::raw_sql(&statement.text).fetch(&mut *conn);
-                loop {
-                    let row = match stream.try_next().await {
-                        Ok(Some(row)) => row,
-                        Ok(None) => break,
-                        Err(e) => {
-                            failure = Some(failed(e));
-                            break;
-                        }
-                    };
-                    if result.columns.is_empty() {
-                        result.columns =
-                            row.columns().iter().map(|c| c.name().to_owned()).collect();
-                    }
-                    let values: Vec<Option<String>> =
-                        (0..row.len()).map(|c| text_of(&row, c)).collect();
-                    let size: usize =
-                        values.iter().flatten().map(String::len).sum::<usize>() + values.len();
-                    if rows_left == 0 || size > bytes_left {
-                        // The rest is not read into the host; dropping the stream lets
-                        // the driver discard it on the wire.
-                        result.truncated = true;
+/// Run the statements in order on one connection. The future needs no `Send`: it runs
+/// on the SQL thread's own runtime (see [`execute`]).
+async fn run<DB>(
+    conn: &mut DB::Connection,
+    ds: &GrantedDatasource,
+    statements: &[Statement],
+    limits: &Limits,
+) -> Result<Vec<StatementResult>, SqlError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> String: sqlx::Decode<'r, DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    DB::QueryResult: Affected,
+{
+    let mut rows_left = limits.max_rows;
+    let mut bytes_left = limits.max_bytes;
+    let mut results = Vec::with_capacity(statements.len());
+    let mut failure = None;
+    for (i, statement) in statements.iter().enumerate() {
+        let failed = |e: sqlx::Error| SqlError::Statement {
+            datasource: ds.name.clone(),
+            index: i + 1,
+            message: database_message(e),
+        };
+        let mut result = StatementResult::default();
+        if statement.query {
+            let mut stream = sqlx::raw_sql(&statement.text).fetch(&mut *conn);
+            loop {
+                let row = match stream.try_next().await {
+                    Ok(Some(row)) => row,
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(failed(e));
                         break;
                     }
-                    rows_left -= 1;
-                    bytes_left -= size;
-                    result.rows.push(values);
+                };
+                if result.columns.is_empty() {
+                    result.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
                 }
-            } else {
-                match sqlx::raw_sql(&statement.text).execute(&mut *conn).await {
-                    Ok(done) => result.rows_affected = done.rows_affected(),
-                    Err(e) => failure = Some(failed(e)),
+                let values: Vec<Option<String>> =
+                    (0..row.len()).map(|c| text_of(&row, c)).collect();
+                let size: usize =
+                    values.iter().flatten().map(String::len).sum::<usize>() + values.len();
+                if rows_left == 0 || size > bytes_left {
+                    // The rest is not read into the host; dropping the stream lets
+                    // the driver discard it on the wire.
+                    result.truncated = true;
+                    break;
                 }
+                rows_left -= 1;
+                bytes_left -= size;
+                result.rows.push(values);
             }
-            if let Some(e) = failure.take() {
-                return Err(e);
+        } else {
+            match sqlx::raw_sql(&statement.text).execute(&mut *conn).await {
+                Ok(done) => result.rows_affected = Affected::rows_affected(&done),
+                Err(e) => failure = Some(failed(e)),
             }
-            results.push(result);
         }
-        Ok(results)
-    }};
+        if let Some(e) = failure.take() {
+            return Err(e);
+        }
+        results.push(result);
+    }
+    Ok(results)
 }
 
-async fn run_pg(
-    conn: &mut sqlx::PgConnection,
-    ds: &GrantedDatasource,
-    statements: &[Statement],
-    limits: &Limits,
-) -> Result<Vec<StatementResult>, SqlError> {
-    run_statements!(conn, ds, statements, limits)
+/// The rows a statement changed: each driver's result has it, under no shared trait.
+trait Affected {
+    fn rows_affected(&self) -> u64;
 }
 
-async fn run_mysql(
-    conn: &mut sqlx::MySqlConnection,
-    ds: &GrantedDatasource,
-    statements: &[Statement],
-    limits: &Limits,
-) -> Result<Vec<StatementResult>, SqlError> {
-    run_statements!(conn, ds, statements, limits)
+impl Affected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
 }
 
-async fn run_sqlite(
-    conn: &mut sqlx::SqliteConnection,
-    ds: &GrantedDatasource,
-    statements: &[Statement],
-    limits: &Limits,
-) -> Result<Vec<StatementResult>, SqlError> {
-    run_statements!(conn, ds, statements, limits)
+impl Affected for sqlx::mysql::MySqlQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl Affected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
 }
 
 /// A value as the database printed it; binary data that is not UTF-8 as `\x` hex.
