@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 
+use crate::bindings::exports::shoal::task::controls;
 use crate::bindings::exports::shoal::task::plugin::Guest;
 use crate::bindings::shoal::task::types as wit;
 use crate::{Done, ExecutionClass, Poll, Start, TaskContext, TaskType, parse_params};
@@ -90,5 +91,38 @@ impl<T: TaskType> Guest for Adapter<T> {
         let p = params::<T>(&ctx)?;
         let mut task = context(&ctx);
         T::cancel(&mut task, p, &handle).map_err(|e| e.0)
+    }
+}
+
+impl<T: TaskType> controls::Guest for Adapter<T> {
+    fn actions() -> Vec<controls::ActionInfo> {
+        T::ACTIONS
+            .iter()
+            .map(|a| controls::ActionInfo {
+                name: a.name.to_owned(),
+                description: a.description.to_owned(),
+            })
+            .collect()
+    }
+
+    fn act(
+        ctx: wit::TaskContext,
+        handle: String,
+        action: String,
+        args: String,
+    ) -> Result<controls::ActionOutcome, String> {
+        let p = params::<T>(&ctx)?;
+        let mut task = context(&ctx);
+        let args: serde_json::Value = if args.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(&args).map_err(|e| format!("action arguments: {e}"))?
+        };
+        let done = T::act(&mut task, p, &handle, &action, args).map_err(|e| e.0)?;
+        Ok(controls::ActionOutcome {
+            message: done.message,
+            new_handle: done.new_handle,
+            job_ended: done.job_ended,
+        })
     }
 }

@@ -5,7 +5,7 @@
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::streams::StreamError;
 
@@ -39,7 +39,18 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// How long connecting may take; none is the host's default (10 minutes).
+    pub connect_timeout_ms: Option<u64>,
+    /// How long the response may take to start, and how long it may go quiet between
+    /// two pieces of its body; none is the host's default (10 minutes).
+    pub read_timeout_ms: Option<u64>,
+    /// The most body bytes kept; a longer body fails the request rather than filling
+    /// the plugin's memory.
+    pub max_body_bytes: usize,
 }
+
+/// What [`Request::max_body_bytes`] is unless set: enough for any API answer.
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
 impl Request {
     pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
@@ -48,7 +59,20 @@ impl Request {
             url: url.into(),
             headers: Vec::new(),
             body: Vec::new(),
+            connect_timeout_ms: None,
+            read_timeout_ms: None,
+            max_body_bytes: DEFAULT_MAX_BODY,
         }
+    }
+    /// Timeouts for connecting and for reading, in milliseconds.
+    pub fn timeouts(mut self, connect_ms: Option<u64>, read_ms: Option<u64>) -> Self {
+        self.connect_timeout_ms = connect_ms;
+        self.read_timeout_ms = read_ms;
+        self
+    }
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
     }
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -101,29 +125,44 @@ fn error_code(code: ErrorCode, url: &str) -> HttpError {
         ErrorCode::HttpRequestDenied => HttpError::Denied(format!(
             "{url}: host is not on this plugin's HTTP allow-list"
         )),
+        ErrorCode::ConnectionTimeout => HttpError::Transport(format!("{url}: connect timed out")),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            HttpError::Transport(format!("{url}: timed out waiting for the response"))
+        }
+        ErrorCode::ConnectionRefused => HttpError::Transport(format!("{url}: connection refused")),
         other => HttpError::Transport(format!("{url}: {other:?}")),
     }
 }
 
+/// A URL's scheme, authority (`host` or `host:port`) and path with its query (`/`
+/// when empty). The host checks the authority against the allow-list again, so this
+/// only has to split, not to judge.
+fn split_url(url: &str) -> Result<(Scheme, &str, String), HttpError> {
+    let invalid = |why: &str| HttpError::Invalid(format!("url `{url}`: {why}"));
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("no scheme"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => return Err(invalid(&format!("unsupported scheme `{other}`"))),
+    };
+    // A fragment never goes on the wire.
+    let rest = rest.split('#').next().unwrap_or_default();
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err(invalid("no host, or a host with user info or blanks"));
+    }
+    let path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    Ok((scheme, authority, path))
+}
+
 /// Send a request and read the whole response.
 pub fn send(req: &Request) -> Result<Response, HttpError> {
-    let uri: http::Uri = req
-        .url
-        .parse()
-        .map_err(|e| HttpError::Invalid(format!("url `{}`: {e}", req.url)))?;
-    let authority = uri
-        .authority()
-        .ok_or_else(|| HttpError::Invalid(format!("url `{}` has no host", req.url)))?;
-    let scheme = match uri.scheme_str() {
-        Some("http") => Scheme::Http,
-        Some("https") => Scheme::Https,
-        other => {
-            return Err(HttpError::Invalid(format!(
-                "url `{}`: unsupported scheme {other:?}",
-                req.url
-            )));
-        }
-    };
+    let (scheme, authority, path) = split_url(&req.url)?;
     let entries: Vec<(String, Vec<u8>)> = req
         .headers
         .iter()
@@ -140,11 +179,10 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
         .set_scheme(Some(&scheme))
         .map_err(|_| bad("scheme"))?;
     outgoing
-        .set_authority(Some(authority.as_str()))
+        .set_authority(Some(authority))
         .map_err(|_| bad("authority"))?;
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     outgoing
-        .set_path_with_query(Some(path))
+        .set_path_with_query(Some(&path))
         .map_err(|_| bad("path"))?;
 
     // A body must be taken before `handle` and finished after it; a GET sends none.
@@ -153,7 +191,29 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
     } else {
         Some(outgoing.body().map_err(|_| bad("body"))?)
     };
-    let future = outgoing_handler::handle(outgoing, None).map_err(|e| error_code(e, &req.url))?;
+    let options = if req.connect_timeout_ms.is_some() || req.read_timeout_ms.is_some() {
+        let options = RequestOptions::new();
+        // Durations are in nanoseconds.
+        let ns = |ms: u64| ms.saturating_mul(1_000_000);
+        if let Some(ms) = req.connect_timeout_ms {
+            options
+                .set_connect_timeout(Some(ns(ms)))
+                .map_err(|_| bad("connect timeout"))?;
+        }
+        if let Some(ms) = req.read_timeout_ms {
+            options
+                .set_first_byte_timeout(Some(ns(ms)))
+                .map_err(|_| bad("read timeout"))?;
+            options
+                .set_between_bytes_timeout(Some(ns(ms)))
+                .map_err(|_| bad("read timeout"))?;
+        }
+        Some(options)
+    } else {
+        None
+    };
+    let future =
+        outgoing_handler::handle(outgoing, options).map_err(|e| error_code(e, &req.url))?;
     if let Some(body) = body {
         let stream = body.write().map_err(|_| bad("body stream"))?;
         for chunk in req.body.chunks(4096) {
@@ -185,7 +245,7 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
     let incoming = response
         .consume()
         .map_err(|_| HttpError::Transport("response body already consumed".into()))?;
-    let body = read_body(&incoming)?;
+    let body = read_body(&incoming, req.max_body_bytes)?;
     drop(incoming);
     Ok(Response {
         status,
@@ -194,14 +254,21 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
     })
 }
 
-fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, HttpError> {
+fn read_body(incoming: &IncomingBody, max: usize) -> Result<Vec<u8>, HttpError> {
     let stream = incoming
         .stream()
         .map_err(|_| HttpError::Transport("response body stream already taken".into()))?;
     let mut body = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => body.extend_from_slice(&chunk),
+            Ok(chunk) => {
+                if body.len() + chunk.len() > max {
+                    return Err(HttpError::Transport(format!(
+                        "the response body is longer than {max} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk)
+            }
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {
                 return Err(HttpError::Transport(format!(
@@ -212,4 +279,22 @@ fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, HttpError> {
         }
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_scheme_authority_and_path() {
+        let (_, a, p) = split_url("http://127.0.0.1:8081/jars/x?y=1#frag").unwrap();
+        assert_eq!((a, p.as_str()), ("127.0.0.1:8081", "/jars/x?y=1"));
+        let (_, a, p) = split_url("https://example.com").unwrap();
+        assert_eq!((a, p.as_str()), ("example.com", "/"));
+        let (_, _, p) = split_url("http://h?q=1").unwrap();
+        assert_eq!(p, "/?q=1");
+        for bad in ["ftp://h/", "h/x", "http:///x", "http://u@h/", "http://a b/"] {
+            assert!(split_url(bad).is_err(), "{bad}");
+        }
+    }
 }

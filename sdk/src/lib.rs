@@ -66,9 +66,9 @@ pub use serde_json;
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Deserialize, Done, Error, ExecutionClass, FieldError, JsonSchema, Poll, Serialize, Start,
-        TaskContext, TaskType, declared_out_params, export_task, http, log, process, script,
-        setting, sql, workflow,
+        Action, ActionDone, Deserialize, Done, Error, ExecutionClass, FieldError, JsonSchema, Poll,
+        Serialize, Start, TaskContext, TaskType, declared_out_params, declared_out_values,
+        export_task, http, log, previous_handle, process, script, setting, sql, workflow,
     };
 }
 
@@ -83,6 +83,19 @@ pub fn setting(name: &str) -> Option<String> {
 /// ...), for a plugin that fills them from a result (a SQL task from its rows).
 pub fn declared_out_params() -> Vec<(String, String)> {
     bindings::shoal::task::context::declared_out_params()
+}
+
+/// The value the task gives each OUT parameter, as (name, value as written): a default,
+/// or where to read it from for a task type that fills OUT parameters from a result.
+/// Needs a host of WIT 0.1.2 or later.
+pub fn declared_out_values() -> Vec<(String, String)> {
+    bindings::shoal::task::context::declared_out_values()
+}
+
+/// The handle an earlier attempt of this task in this run left (for example a Flink
+/// job's, with its last savepoint), so a restart can resume from it.
+pub fn previous_handle() -> Option<String> {
+    bindings::shoal::task::context::previous_handle()
 }
 
 /// Which container of the TaskEngine runs tasks of this type.
@@ -207,6 +220,43 @@ pub enum Poll {
     Done(Done),
 }
 
+/// A named action a task type offers on its running jobs (`shoal:task/controls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    /// Lower-case, `-` between words, e.g. `savepoint`.
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// What [`TaskType::act`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionDone {
+    /// For the task's log and the caller.
+    pub message: String,
+    /// A handle that replaces the current one, stored by the host.
+    pub new_handle: Option<String>,
+    /// The action ended the job: a running task ends as killed, without a cancel.
+    pub job_ended: bool,
+}
+
+impl ActionDone {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            new_handle: None,
+            job_ended: false,
+        }
+    }
+    pub fn ended_job(mut self) -> Self {
+        self.job_ended = true;
+        self
+    }
+    pub fn with_handle(mut self, handle: impl Into<String>) -> Self {
+        self.new_handle = Some(handle.into());
+        self
+    }
+}
+
 /// The task being run: ids, attempt, work dir, and the OUT parameters it emits.
 #[derive(Debug, Clone)]
 pub struct TaskContext {
@@ -284,6 +334,25 @@ pub trait TaskType {
     fn cancel(_ctx: &mut TaskContext, _params: Self::Params, _handle: &str) -> Result<(), Error> {
         Err(Error::new(format!(
             "task type `{}` does not run external jobs, so it has nothing to cancel",
+            Self::NAME
+        )))
+    }
+
+    /// Named actions on a running job beyond poll and cancel (a savepoint). The host
+    /// refuses any other name before calling [`act`](Self::act).
+    const ACTIONS: &'static [Action] = &[];
+
+    /// Carry out one of [`ACTIONS`](Self::ACTIONS) on the job behind `handle`; `args` is
+    /// the action's options as a JSON object.
+    fn act(
+        _ctx: &mut TaskContext,
+        _params: Self::Params,
+        _handle: &str,
+        action: &str,
+        _args: serde_json::Value,
+    ) -> Result<ActionDone, Error> {
+        Err(Error::new(format!(
+            "task type `{}` has no action `{action}`",
             Self::NAME
         )))
     }

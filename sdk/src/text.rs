@@ -54,6 +54,30 @@ pub fn scalar<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::E
     deserializer.deserialize_any(Text)
 }
 
+/// A whole number written as a number or as text (`60000`, `"60000"`): DolphinScheduler's
+/// exports and ${...} substitution both hand numbers over as text.
+pub fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let text = scalar(deserializer)?;
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| de::Error::custom(format!("`{text}` is not a whole number")))
+}
+
+/// Like [`number`], where the field may be absent or null.
+pub fn optional_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    match optional_scalar(deserializer)? {
+        None => Ok(None),
+        Some(t) if t.trim().is_empty() => Ok(None),
+        Some(t) => t
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| de::Error::custom(format!("`{t}` is not a whole number"))),
+    }
+}
+
 /// Like [`scalar`], where the field may be absent or null.
 pub fn optional_scalar<'de, D: Deserializer<'de>>(
     deserializer: D,

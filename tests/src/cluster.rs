@@ -50,6 +50,8 @@ pub struct Cluster {
     pub nodes: BTreeMap<String, Node>,
     pub recorder: Recorder,
     testkit: PathBuf,
+    /// The operator policy (TOML) every node started from now on gets as policy.toml.
+    pub policy: Option<String>,
 }
 
 impl Cluster {
@@ -66,6 +68,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             recorder,
             testkit,
+            policy: None,
         })
     }
 
@@ -76,6 +79,9 @@ impl Cluster {
     }
 
     fn prepare(&self, data: &Path, extra_toml: &str) {
+        if let Some(policy) = &self.policy {
+            std::fs::write(data.join("policy.toml"), policy).unwrap();
+        }
         // Every master seals and opens secrets and datasource passwords with one key,
         // as the README tells operators: whichever master owns a run must open them.
         let key = self.root.path().join("sealing.key");

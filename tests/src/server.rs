@@ -178,6 +178,14 @@ impl Server {
         read_log(&self.data)
     }
 
+    /// SIGKILL the server, as a crash would end it, and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM, then wait up to `within` for the process to exit.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("the server is running");

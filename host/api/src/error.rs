@@ -95,7 +95,9 @@ impl From<shoal_master::MasterError> for ApiError {
         use shoal_master::MasterError as M;
         match e {
             M::NoSuchInstance(_) | M::NoSuchDefinition { .. } => Self::NotFound(e.to_string()),
-            M::Illegal(_) | M::NoSuchTask { .. } | M::Graph(_) => Self::Conflict(e.to_string()),
+            M::Illegal(_) | M::NoSuchTask { .. } | M::Graph(_) | M::Refused(_) => {
+                Self::Conflict(e.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -266,6 +266,11 @@ impl HostPattern {
         self.host_matches(&host) && self.port.is_none_or(|p| p == port)
     }
 
+    /// Whether this is `*`, any host (public addresses only: see [`covers`](Self::covers)).
+    pub fn is_any(&self) -> bool {
+        self.host == "*" && self.port.is_none()
+    }
+
     /// Whether this is an IP literal or CIDR block rather than a name or wildcard.
     pub fn is_address(&self) -> bool {
         self.net.is_some()
@@ -348,6 +353,8 @@ pub struct Grant {
     pub sandbox: crate::sandbox::SandboxPolicy,
     /// Caps on its output, OUT parameters and WebAssembly resources.
     pub limits: crate::limits::TaskLimits,
+    /// The operator's Flink clusters and resources, for a plugin that asked for `flink`.
+    pub flink: Option<crate::flink::FlinkSettings>,
 }
 
 impl Grant {
@@ -373,7 +380,7 @@ impl Grant {
     pub fn names(&self) -> Vec<&'static str> {
         capability_names(
             self.process,
-            !self.http_hosts.is_empty(),
+            !self.http_hosts.is_empty() || self.flink.is_some(),
             self.work_dir,
             self.sql,
         )
@@ -467,6 +474,7 @@ mod tests {
             env_passthrough: Vec::new(),
             sandbox: Default::default(),
             limits: Default::default(),
+            flink: None,
         };
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
         let any = grant(&["*"]);

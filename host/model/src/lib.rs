@@ -9,9 +9,11 @@
 //! - [`log`]: a task's log, written by the host on the plugin's behalf.
 //! - [`datasource`]: a project's named database connections, for SQL tasks.
 //! - [`file_param`]: FILE parameters' files, carried as parameter values.
+//! - [`flink`]: the operator's Flink clusters and resources (`[flink]`).
 
 pub mod datasource;
 pub mod file_param;
+pub mod flink;
 pub mod grant;
 pub mod limits;
 pub mod log;

@@ -46,6 +46,10 @@ pub struct RequestedCapabilities {
     /// Statements on the project's datasources through `shoal:task/sql` (WIT 0.1.1).
     #[serde(default)]
     pub sql: bool,
+    /// The operator's Flink clusters (HTTP to their REST endpoints, their URLs as
+    /// settings) and Flink resources, read-only (see [`crate::flink`]).
+    #[serde(default)]
+    pub flink: bool,
 }
 
 impl RequestedCapabilities {
@@ -53,7 +57,7 @@ impl RequestedCapabilities {
     pub fn names(&self) -> Vec<&'static str> {
         crate::grant::capability_names(
             self.process,
-            !self.http_hosts.is_empty(),
+            !self.http_hosts.is_empty() || self.flink,
             self.work_dir,
             self.sql,
         )

@@ -70,6 +70,10 @@ pub struct OperatorPolicy {
     pub defaults: PolicyRules,
     #[serde(default)]
     pub plugins: BTreeMap<String, PolicyRules>,
+    /// Flink clusters and resources for plugins that ask for `flink` (see
+    /// [`crate::flink`]).
+    #[serde(default)]
+    pub flink: Option<crate::flink::FlinkSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,12 @@ impl OperatorPolicy {
                 message: format!("field `tenant`: `{tenant}` is not a valid OS user name"),
             });
         }
+        if let Some(flink) = &policy.flink {
+            flink.check().map_err(|message| PolicyError::Parse {
+                path: origin.to_path_buf(),
+                message,
+            })?;
+        }
         check(&policy.defaults, "defaults")?;
         for (id, rules) in &policy.plugins {
             check(rules, &format!("plugins.{id}"))?;
@@ -155,17 +165,13 @@ impl OperatorPolicy {
                     .filter_map(|h| HostPattern::parse(h).ok())
                     .collect()
             });
-        let http_hosts = manifest
+        let wanted: Vec<HostPattern> = manifest
             .capabilities
             .http_hosts
             .iter()
             .filter_map(|h| HostPattern::parse(h).ok())
-            .filter(|wanted| {
-                allowed_hosts
-                    .as_ref()
-                    .is_none_or(|allowed| allowed.iter().any(|a| a.covers(wanted)))
-            })
             .collect();
+        let http_hosts = intersect_hosts(&wanted, allowed_hosts.as_deref());
         let memory_mb = specific
             .and_then(|r| r.memory_mb)
             .or(self.defaults.memory_mb)
@@ -190,8 +196,37 @@ impl OperatorPolicy {
             env_passthrough,
             sandbox: self.sandbox(),
             limits: self.task_limits.clone(),
+            flink: self.flink.clone().filter(|_| manifest.capabilities.flink),
         }
     }
+}
+
+/// The hosts both lists allow: each wanted pattern the policy covers, and each policy
+/// pattern inside a wanted one (a manifest's `*` or `*.example.com` narrowed to what the
+/// operator lists). With no policy list the manifest's patterns stand; a `*` then reaches
+/// public addresses only, since non-public ones need an IP or CIDR pattern.
+fn intersect_hosts(wanted: &[HostPattern], allowed: Option<&[HostPattern]>) -> Vec<HostPattern> {
+    let Some(allowed) = allowed else {
+        return wanted.to_vec();
+    };
+    let mut out: Vec<HostPattern> = Vec::new();
+    let mut add = |p: &HostPattern| {
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    };
+    for w in wanted {
+        if allowed.iter().any(|a| a.covers(w)) {
+            add(w);
+            continue;
+        }
+        for a in allowed {
+            if w.is_any() || w.covers(a) {
+                add(a);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -247,6 +282,39 @@ process = false
         no_proc.capabilities.process = false;
         let widening = OperatorPolicy::parse("[defaults]\nprocess = true\n", Path::new("p"));
         assert!(!widening.unwrap().grant_for(&no_proc).process);
+    }
+
+    #[test]
+    fn a_manifest_asking_for_any_host_gets_what_the_policy_lists() {
+        let mut m = manifest();
+        m.capabilities.http_hosts = vec!["*".into()];
+        // No policy list: any public host, never loopback (no IP pattern).
+        let g = OperatorPolicy::default().grant_for(&m);
+        assert_eq!(g.http_hosts, vec![HostPattern::parse("*").unwrap()]);
+        assert!(
+            g.allows_http_address("127.0.0.1:80".parse().unwrap())
+                .is_err()
+        );
+        // A policy list narrows `*` to exactly its entries, loopback included.
+        let policy = OperatorPolicy::parse(
+            "[plugins.web]\nhttp-hosts = [\"127.0.0.1:8081\", \"api.example.com\"]\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let g = policy.grant_for(&m);
+        assert!(g.allows_http("127.0.0.1:8081", 80));
+        assert!(
+            g.allows_http_address("127.0.0.1:8081".parse().unwrap())
+                .is_ok()
+        );
+        assert!(!g.allows_http("127.0.0.1:8082", 80));
+        assert!(g.allows_http("api.example.com", 443));
+        assert!(!g.allows_http("other.example.com", 443));
+        // A wildcard domain is narrowed to the listed names inside it.
+        m.capabilities.http_hosts = vec!["*.example.com".into()];
+        let g = policy.grant_for(&m);
+        assert!(g.allows_http("api.example.com", 443));
+        assert!(!g.allows_http("127.0.0.1:8081", 80));
     }
 
     #[test]

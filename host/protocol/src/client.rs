@@ -51,6 +51,31 @@ pub struct RunningTask {
     pub handle: Option<String>,
 }
 
+/// A named action on an attempt's external job (`shoal:task/controls`): a Flink job's
+/// savepoint, say. The attempt travels as it would be dispatched again (type, version,
+/// parameters), its job's handle in `task.attach_to`; `cancel` is the host's own action,
+/// which calls the plugin's `cancel` on a job whose task already ended (a stream job).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlRequest {
+    pub task: TaskRequest,
+    pub action: String,
+    /// The action's options as a JSON object.
+    pub args: serde_json::Value,
+}
+
+/// What an action did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlDone {
+    pub message: String,
+    /// Replaces the attempt's handle.
+    pub new_handle: Option<String>,
+    /// The action ended the job: a running attempt ends as killed.
+    pub job_ended: bool,
+}
+
+/// The action the host offers on every external job: cancel it through the plugin.
+pub const CANCEL_ACTION: &str = "cancel";
+
 /// Where a node sends task updates: the master that owns the instance. Delivering
 /// resolves once the update is durably stored (or found stale, which changes nothing):
 /// that is its acknowledgement. An error means "not acknowledged; send it again".
@@ -132,6 +157,15 @@ pub trait TaskExecutorClient: Send + Sync {
     /// What `host` is executing.
     fn running<'a>(&'a self, host: &'a str)
     -> BoxFuture<'a, Result<Vec<RunningTask>, ClientError>>;
+
+    /// Carry out a named action on an attempt's external job, on `host` (the node that
+    /// runs the attempt, or any node that can run its type once it ended). `Ok(Err)` is
+    /// the plugin's (or the node's) refusal, for the caller.
+    fn control<'a>(
+        &'a self,
+        host: &'a str,
+        request: ControlRequest,
+    ) -> BoxFuture<'a, Result<Result<ControlDone, String>, ClientError>>;
 
     /// What the master needs to know about a task type (none when no plugin has it:
     /// the task then fails at dispatch with a clear message).

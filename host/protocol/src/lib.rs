@@ -23,13 +23,14 @@ pub mod task;
 pub mod workflow;
 
 pub use client::{
-    BoxFuture, ClientError, RunningTask, TakeOver, TaskEventSink, TaskExecutorClient, TaskTypeInfo,
+    BoxFuture, CANCEL_ACTION, ClientError, ControlDone, ControlRequest, RunningTask, TakeOver,
+    TaskEventSink, TaskExecutorClient, TaskTypeInfo,
 };
 pub use plugins::{
     Installed, PluginCatalog, PluginError, PluginSource, PluginSummary, ResolvedPlugin,
 };
 pub use task::{
-    HandleSink, KeyedEvent, TaskEvent, TaskIdentity, TaskKey, TaskReport, TaskRequest, TaskUpdate,
-    priority,
+    HandleSink, KeyedEvent, LiveHandle, TaskEvent, TaskIdentity, TaskKey, TaskReport, TaskRequest,
+    TaskUpdate, priority,
 };
 pub use workflow::{ChildStatus, HostFuture, OUTSIDE_WORKFLOW, WorkflowHost};

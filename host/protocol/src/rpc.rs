@@ -5,7 +5,7 @@
 //! 400 and says which it speaks. Bodies are the types below, as JSON.
 //!
 //! Master → worker ([`paths`]): dispatch (in batches), kill, pause, take over, list running, read a
-//! log range. Worker → master: batches of [`KeyedEvent`]s, each acknowledged by key.
+//! log range, carry out an action on a job. Worker → master: batches of [`KeyedEvent`]s, each acknowledged by key.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,7 @@ pub mod paths {
     pub const PAUSE: &str = "/rpc/v1/tasks/pause";
     pub const TAKE_OVER: &str = "/rpc/v1/tasks/take-over";
     pub const RUNNING: &str = "/rpc/v1/tasks/running";
+    pub const CONTROL: &str = "/rpc/v1/tasks/control";
     pub const LOG: &str = "/rpc/v1/tasks/log";
     pub const UPDATES: &str = "/rpc/v1/updates";
 }
@@ -121,6 +122,12 @@ pub struct UpdatesReply {
     /// Updates the master will never take (a dead generation, an instance it does not
     /// own and cannot adopt), with why; the worker drops them.
     pub refused: Vec<(TaskKey, u32, String)>,
+}
+
+/// The answer to a [`crate::client::ControlRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlReply {
+    pub outcome: Result<crate::client::ControlDone, String>,
 }
 
 /// An RPC error body.

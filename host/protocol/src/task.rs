@@ -88,6 +88,10 @@ impl std::fmt::Debug for HandleSink {
     }
 }
 
+/// The handle an executor follows its job by, shared with the node that runs it, so
+/// an action that replaces the handle (a stop with a savepoint) is seen by the next poll.
+pub type LiveHandle = Arc<std::sync::Mutex<Option<String>>>;
+
 /// A task attempt to run. Everything but the in-process hooks travels over RPC.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskRequest {
@@ -128,6 +132,10 @@ pub struct TaskRequest {
     /// so a job is never followed without its handle being durable. In-process only.
     #[serde(skip)]
     pub persist_handle: Option<HandleSink>,
+    /// Where the executor keeps its job's handle, when the node running it wants to
+    /// replace it later (see [`LiveHandle`]). In-process only.
+    #[serde(skip)]
+    pub live_handle: Option<LiveHandle>,
     /// Secret values the task may see; masked wherever they would appear in its log.
     pub redact: Vec<String>,
     /// The datasources the task's parameters name, passwords included, for the host's
@@ -137,6 +145,14 @@ pub struct TaskRequest {
     /// The task's declared OUT parameters as (name, type: `VARCHAR`, `LIST`, ...).
     #[serde(default)]
     pub declared_out: Vec<(String, String)>,
+    /// The value each declared OUT parameter is given, as (name, value as written): a
+    /// default, or where a task type reads it from (an HTTP task's `$.data.id`).
+    #[serde(default)]
+    pub declared_out_values: Vec<(String, String)>,
+    /// The handle an earlier attempt of this task in its run left, for a plugin that
+    /// resumes from it (a Flink job's last savepoint).
+    #[serde(default)]
+    pub previous_handle: Option<String>,
     /// OUT parameters of type FILE as (name, path in the work dir): read when the task
     /// succeeds and passed on as `<task>.<name>` ([`shoal_model::file_param`]).
     #[serde(default)]
@@ -145,6 +161,10 @@ pub struct TaskRequest {
     /// parameter): written into the work dir as `name` before the task starts.
     #[serde(default)]
     pub in_files: Vec<(String, String)>,
+    /// The task's project (which of the operator's Flink clusters it may use); none for
+    /// a task run on its own.
+    #[serde(default)]
+    pub project: Option<String>,
     /// The OS user its processes run as when the host is root (the project's tenant);
     /// none means the policy's default tenant.
     pub tenant: Option<String>,
@@ -171,8 +191,11 @@ impl TaskRequest {
             redact: Vec::new(),
             datasources: Vec::new(),
             declared_out: Vec::new(),
+            declared_out_values: Vec::new(),
+            previous_handle: None,
             out_files: Vec::new(),
             in_files: Vec::new(),
+            project: None,
             tenant: None,
             process_allowed: true,
             plugin_version: None,
@@ -187,6 +210,7 @@ impl TaskRequest {
             workflow_host: None,
             schedule_time_ms: 0,
             persist_handle: None,
+            live_handle: None,
             host: String::new(),
             owner_generation: 0,
         }

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use shoal_protocol::rpc::{
-    DispatchMsg, DispatchReply, KeyMsg, MasterRef, RunningReply, TakeOverMsg, TakeOverReply, paths,
+    ControlReply, DispatchMsg, DispatchReply, KeyMsg, MasterRef, RunningReply, TakeOverMsg,
+    TakeOverReply, paths,
 };
 use shoal_protocol::{
-    BoxFuture, ClientError, RunningTask, TakeOver, TaskEventSink, TaskExecutorClient, TaskKey,
-    TaskRequest, TaskTypeInfo,
+    BoxFuture, ClientError, ControlDone, ControlRequest, RunningTask, TakeOver, TaskEventSink,
+    TaskExecutorClient, TaskKey, TaskRequest, TaskTypeInfo,
 };
 
 use crate::transport::{RpcCallError, RpcClient};
@@ -245,9 +246,19 @@ impl RemoteExecutor {
         path: &str,
         body: &B,
     ) -> Result<R, ClientError> {
+        self.call_within(host, path, body, None).await
+    }
+
+    async fn call_within<B: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        host: &str,
+        path: &str,
+        body: &B,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<R, ClientError> {
         let address = self.address(host)?;
         self.rpc
-            .call(&address, path, body)
+            .call_within(&address, path, body, timeout)
             .await
             .map_err(|e| match e {
                 RpcCallError::Unreachable(why) => ClientError::Unreachable {
@@ -464,6 +475,23 @@ impl TaskExecutorClient for RemoteExecutor {
             self.call::<_, RunningReply>(host, paths::RUNNING, &serde_json::json!({}))
                 .await
                 .map(|r| r.tasks)
+        })
+    }
+
+    fn control<'a>(
+        &'a self,
+        host: &'a str,
+        request: ControlRequest,
+    ) -> BoxFuture<'a, Result<Result<ControlDone, String>, ClientError>> {
+        Box::pin(async move {
+            if host == self.me.node {
+                return self.local.control(host, request).await;
+            }
+            // The worker waits for the plugin (a savepoint), up to ten minutes.
+            let within = Some(std::time::Duration::from_secs(660));
+            self.call_within::<_, ControlReply>(host, paths::CONTROL, &request, within)
+                .await
+                .map(|r| r.outcome)
         })
     }
 

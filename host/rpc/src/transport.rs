@@ -81,10 +81,24 @@ impl RpcClient {
         path: &str,
         body: &B,
     ) -> Result<R, RpcCallError> {
+        self.call_within(base, path, body, None).await
+    }
+
+    /// [`call`](Self::call) with its own time limit instead of the client's, for a
+    /// request whose work is known to be slow (an action on a Flink job).
+    pub async fn call_within<B: Serialize, R: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &B,
+        timeout: Option<Duration>,
+    ) -> Result<R, RpcCallError> {
         let url = format!("{}{path}", base.trim_end_matches('/'));
-        let mut request = self
-            .http
-            .post(&url)
+        let mut request = self.http.post(&url);
+        if let Some(t) = timeout {
+            request = request.timeout(t);
+        }
+        let mut request = request
             .bearer_auth(&self.secret)
             .header(VERSION_HEADER, RPC_VERSION.to_string());
         if let Some(lease) = &self.lease {

@@ -89,6 +89,9 @@ impl PluginCatalog for PluginRegistry {
                 datasources: Vec::new(),
                 datasource_root: None,
                 declared_out: Vec::new(),
+                declared_out_values: Vec::new(),
+                previous_handle: None,
+                project: None,
             };
             let errors = plugin
                 .validate(&env, &CallLimits::timeout(timeout))

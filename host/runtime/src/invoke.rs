@@ -19,7 +19,7 @@ use crate::bindings::types;
 use crate::capabilities::HostState;
 use crate::capabilities::wasi::GUEST_WORK_DIR;
 use crate::capabilities::workflow::WorkflowHost;
-use crate::plugin::{FieldError, LoadedPlugin, PluginInfo};
+use crate::plugin::{ActionInfo, FieldError, LoadedPlugin, PluginInfo};
 
 pub use shoal_protocol::TaskIdentity;
 
@@ -55,6 +55,12 @@ pub struct TaskEnv {
     pub datasource_root: Option<PathBuf>,
     /// The task's declared OUT parameters as (name, type), for `context`.
     pub declared_out: Vec<(String, String)>,
+    /// The value each declared OUT parameter is given, as (name, value as written).
+    pub declared_out_values: Vec<(String, String)>,
+    /// The handle an earlier attempt of the task left (`context.previous-handle`).
+    pub previous_handle: Option<String>,
+    /// The task's project: which of the operator's Flink clusters it may use.
+    pub project: Option<String>,
 }
 
 impl TaskEnv {
@@ -124,6 +130,9 @@ pub(crate) enum Call {
     Start,
     Poll(String),
     Cancel(String),
+    Actions,
+    /// (handle, action, args JSON)
+    Act(String, String, String),
 }
 
 pub(crate) enum Reply {
@@ -132,6 +141,31 @@ pub(crate) enum Reply {
     Start(Result<types::StartOutcome, String>),
     Poll(Result<types::PollOutcome, String>),
     Cancel(Result<(), String>),
+    Actions(Vec<ActionInfo>),
+    Act(Result<ActionReply, String>),
+}
+
+/// What a control action did (`shoal:task/controls.act`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionReply {
+    pub message: String,
+    /// Replaces the task's handle; stored before anything acts on it.
+    pub new_handle: Option<String>,
+    /// The action ended the job (a running task ends as killed, without a cancel).
+    pub job_ended: bool,
+}
+
+fn controls_context(
+    c: &types::TaskContext,
+) -> crate::bindings::controls::shoal::task::types::TaskContext {
+    crate::bindings::controls::shoal::task::types::TaskContext {
+        workflow_instance_id: c.workflow_instance_id,
+        task_instance_id: c.task_instance_id,
+        task_name: c.task_name.clone(),
+        attempt: c.attempt,
+        work_dir: c.work_dir.clone(),
+        params: c.params.clone(),
+    }
 }
 
 fn outcome(result: types::TaskResult) -> TaskOutcome {
@@ -155,7 +189,7 @@ impl LoadedPlugin {
         let context = env.wit_context();
         // Describing and validating need no capability, so they get none.
         let grant = match call {
-            Call::Describe | Call::Validate(_) => Grant {
+            Call::Describe | Call::Validate(_) | Call::Actions => Grant {
                 process: false,
                 work_dir: false,
                 sql: false,
@@ -165,17 +199,18 @@ impl LoadedPlugin {
                 env_passthrough: Vec::new(),
                 sandbox: self.grant.sandbox.clone(),
                 limits: self.grant.limits.clone(),
+                flink: None,
             },
             _ => self.grant.clone(),
         };
         // Declared before the store, so it is dropped after it: the pool slot is free
         // only once the store is gone.
         let mut _pool_slot = None;
-        let reserved = matches!(call, Call::Describe | Call::Cancel(_));
+        let reserved = matches!(call, Call::Describe | Call::Cancel(_) | Call::Actions);
         let mut state = HostState::new(&self.manifest.id, &grant, env, context.clone())
             .map_err(CallError::Host)?;
         // Nor may they act on the scheduler: they run apart from the task itself.
-        if matches!(call, Call::Describe | Call::Validate(_)) {
+        if matches!(call, Call::Describe | Call::Validate(_) | Call::Actions) {
             state.workflow.detach();
         }
         let mut store = Store::new(self.engine.engine(), state);
@@ -193,6 +228,43 @@ impl LoadedPlugin {
             let call = async {
                 // Waiting for a pool slot races the deadline and the kill like the call.
                 _pool_slot = self.engine.instance_permit(reserved).await;
+                if let Call::Actions | Call::Act(..) = &call {
+                    let Some(pre) = &self.controls else {
+                        return Err(wasmtime::Error::msg("the plugin exports no controls"));
+                    };
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let guest = instance.shoal_task_controls();
+                    return Ok(match call {
+                        Call::Actions => Reply::Actions(
+                            guest
+                                .call_actions(&mut store)
+                                .await?
+                                .into_iter()
+                                .map(|a| ActionInfo {
+                                    name: a.name,
+                                    description: a.description,
+                                })
+                                .collect(),
+                        ),
+                        Call::Act(h, action, args) => Reply::Act(
+                            guest
+                                .call_act(
+                                    &mut store,
+                                    &controls_context(&context),
+                                    &h,
+                                    &action,
+                                    &args,
+                                )
+                                .await?
+                                .map(|o| ActionReply {
+                                    message: o.message,
+                                    new_handle: o.new_handle,
+                                    job_ended: o.job_ended,
+                                }),
+                        ),
+                        _ => unreachable!("only control calls reach here"),
+                    });
+                }
                 let instance = self.pre.instantiate_async(&mut store).await?;
                 let guest = instance.shoal_task_plugin();
                 Ok::<_, wasmtime::Error>(match call {
@@ -205,6 +277,7 @@ impl LoadedPlugin {
                     Call::Cancel(h) => {
                         Reply::Cancel(guest.call_cancel(&mut store, &context, &h).await?)
                     }
+                    Call::Actions | Call::Act(..) => unreachable!("handled above"),
                 })
             };
             tokio::select! {
@@ -312,6 +385,43 @@ impl LoadedPlugin {
         {
             Reply::Cancel(r) => Ok(r),
             _ => unreachable!("cancel returns Cancel"),
+        }
+    }
+}
+
+impl LoadedPlugin {
+    /// The actions the plugin offers (empty without a `controls` export).
+    pub(crate) async fn actions(
+        &self,
+        env: &TaskEnv,
+        limits: &CallLimits,
+    ) -> Result<Vec<ActionInfo>, CallError> {
+        if self.controls.is_none() {
+            return Ok(Vec::new());
+        }
+        match self.invoke(env, limits, Call::Actions).await? {
+            Reply::Actions(a) => Ok(a),
+            _ => unreachable!("actions returns Actions"),
+        }
+    }
+
+    /// Carry out a named action on the external job behind `handle`. An action the
+    /// plugin does not offer is refused here, without calling it.
+    pub async fn act(
+        &self,
+        env: &TaskEnv,
+        limits: &CallLimits,
+        handle: &str,
+        action: &str,
+        args: &serde_json::Value,
+    ) -> Result<Result<ActionReply, String>, CallError> {
+        if let Err(message) = self.action(action) {
+            return Ok(Err(message));
+        }
+        let call = Call::Act(handle.to_owned(), action.to_owned(), args.to_string());
+        match self.invoke(env, limits, call).await? {
+            Reply::Act(r) => Ok(r),
+            _ => unreachable!("act returns Act"),
         }
     }
 }

@@ -34,8 +34,10 @@ pub use cache::{CompileCache, LoadReport};
 pub use capabilities::HostState;
 pub use capabilities::workflow::{ChildStatus, HostFuture, OUTSIDE_WORKFLOW, WorkflowHost};
 pub use engine::{EngineConfig, PluginEngine};
-pub use invoke::{CallError, CallLimits, PollReply, StartReply, TaskEnv, TaskIdentity};
-pub use plugin::{FieldError, LoadedPlugin, PluginInfo};
+pub use invoke::{
+    ActionReply, CallError, CallLimits, PollReply, StartReply, TaskEnv, TaskIdentity,
+};
+pub use plugin::{ActionInfo, FieldError, LoadedPlugin, PluginInfo};
 pub use registry::{InstalledPlugin, PluginListing, PluginOrigin, PluginRegistry};
 
 use std::path::PathBuf;

@@ -8,7 +8,8 @@ use shoal_model::{ExecutionClass, Grant, PluginManifest, TaskLog};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
-use crate::bindings::{TaskPluginPre, types};
+use crate::bindings::controls::HostControlsPre;
+use crate::bindings::{HostPluginPre, types};
 use crate::cache::{CompileCache, LoadReport, content_hash};
 use crate::capabilities::HostState;
 use crate::invoke::{CallLimits, TaskEnv};
@@ -64,7 +65,17 @@ pub struct LoadedPlugin {
     /// How the compiled code was obtained.
     pub load_report: LoadReport,
     pub(crate) engine: PluginEngine,
-    pub(crate) pre: TaskPluginPre<HostState>,
+    pub(crate) pre: HostPluginPre<HostState>,
+    /// The optional `controls` export (0.1.2) and the actions it offers.
+    pub(crate) controls: Option<HostControlsPre<HostState>>,
+    pub actions: Vec<ActionInfo>,
+}
+
+/// A named action a task type offers on a running external job (`shoal:task/controls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionInfo {
+    pub name: String,
+    pub description: String,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -82,7 +93,7 @@ pub fn host_linker(engine: &PluginEngine) -> Result<Linker<HostState>, RuntimeEr
     let err = |e: wasmtime::Error| RuntimeError::Engine(e.to_string());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
-    crate::bindings::TaskPlugin::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
+    crate::bindings::HostPlugin::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
         &mut linker,
         |s| s,
     )
@@ -158,7 +169,9 @@ impl LoadedPlugin {
                 "cannot be linked (it imports something this host does not provide): {e:#}"
             ))
         })?;
-        let pre = TaskPluginPre::new(instance_pre)
+        // Optional: a component built before 0.1.2 exports no `controls`.
+        let controls = HostControlsPre::new(instance_pre.clone()).ok();
+        let pre = HostPluginPre::new(instance_pre)
             .map_err(|e| invalid(format!("does not match the shoal:task world: {e:#}")))?;
 
         let mut plugin = Self {
@@ -177,6 +190,8 @@ impl LoadedPlugin {
             load_report,
             engine: engine.clone(),
             pre,
+            controls,
+            actions: Vec::new(),
         };
 
         // The test call: a plugin that cannot even describe itself is refused now, not
@@ -194,6 +209,9 @@ impl LoadedPlugin {
             datasources: Vec::new(),
             datasource_root: None,
             declared_out: Vec::new(),
+            declared_out_values: Vec::new(),
+            previous_handle: None,
+            project: None,
         };
         let limits = CallLimits::timeout(std::time::Duration::from_secs(10));
         plugin.info =
@@ -204,6 +222,16 @@ impl LoadedPlugin {
                     plugin: id.clone(),
                     source,
                 })?;
+        if plugin.controls.is_some() {
+            plugin.actions =
+                plugin
+                    .actions(&env, &limits)
+                    .await
+                    .map_err(|source| RuntimeError::TestCall {
+                        plugin: id.clone(),
+                        source,
+                    })?;
+        }
         if !plugin.info.name.eq_ignore_ascii_case(&plugin.manifest.id) {
             return Err(invalid(format!(
                 "the component calls itself `{}` but its manifest id is `{}`",
@@ -215,5 +243,27 @@ impl LoadedPlugin {
 
     pub fn execution_class(&self) -> ExecutionClass {
         self.info.execution_class
+    }
+
+    /// The action named `name` if the plugin offers it, else a message saying what it
+    /// offers.
+    pub fn action(&self, name: &str) -> Result<&ActionInfo, String> {
+        if let Some(a) = self.actions.iter().find(|a| a.name == name) {
+            return Ok(a);
+        }
+        let offered: Vec<&str> = self.actions.iter().map(|a| a.name.as_str()).collect();
+        Err(if offered.is_empty() {
+            format!(
+                "task type `{}` {} offers no actions on its jobs, so it has no `{name}`",
+                self.manifest.id, self.manifest.version
+            )
+        } else {
+            format!(
+                "task type `{}` {} has no action `{name}`; it offers: {}",
+                self.manifest.id,
+                self.manifest.version,
+                offered.join(", ")
+            )
+        })
     }
 }

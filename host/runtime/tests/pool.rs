@@ -62,6 +62,9 @@ fn spawn_shell(
             datasources: Vec::new(),
             datasource_root: None,
             declared_out: Vec::new(),
+            declared_out_values: Vec::new(),
+            previous_handle: None,
+            project: None,
         };
         let limits = CallLimits::timeout(Duration::from_secs(60));
         match shell.start(&env, &limits).await {

@@ -58,6 +58,9 @@ fn env(work_dir: &Path, params: serde_json::Value, upstream: &[(&str, &str)]) ->
         datasources: Vec::new(),
         datasource_root: None,
         declared_out: Vec::new(),
+        declared_out_values: Vec::new(),
+        previous_handle: None,
+        project: None,
     }
 }
 

@@ -237,6 +237,9 @@ fn bench_plugins(iterations: usize) -> anyhow::Result<PluginFigures> {
         datasources: Vec::new(),
         datasource_root: None,
         declared_out: Vec::new(),
+        declared_out_values: Vec::new(),
+        previous_handle: None,
+        project: None,
     };
     let limits = CallLimits::default();
     let mut samples = Vec::with_capacity(iterations);

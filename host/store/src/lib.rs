@@ -388,6 +388,42 @@ impl Store {
         rows.iter().map(TaskInstanceRow::from_row).collect()
     }
 
+    /// (task name, handle) of every attempt of an instance that had an external job,
+    /// archived ones (before a rerun) included, oldest first: what a restarted task may
+    /// resume from (`context.previous-handle`).
+    pub async fn task_handles(
+        &self,
+        workflow_instance_id: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT task_name, handle FROM task_instances WHERE workflow_instance_id = $1 AND handle IS NOT NULL ORDER BY id",
+        )
+        .bind(workflow_instance_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Attempts of `project`'s workflow instances that hold an external job's handle,
+    /// newest first: the jobs Shoal follows or left running (a Flink stream job whose task
+    /// succeeded once it ran). Reruns' archived attempts are left out.
+    pub async fn external_jobs(
+        &self,
+        project: &str,
+        limit: i64,
+    ) -> Result<Vec<TaskInstanceRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM task_instances WHERE handle IS NOT NULL AND archived = 0 AND workflow_instance_id IN (SELECT w.id FROM workflow_instances w JOIN workflow_definitions d ON d.id = w.definition_id WHERE d.project = $1) ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(project)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(TaskInstanceRow::from_row).collect()
+    }
+
     pub async fn task_instance(&self, id: i64) -> Result<Option<TaskInstanceRow>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM task_instances WHERE id = $1"

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_model::{LogLevel, LogStream, TaskLog, TaskOutcome, TaskState, TaskStatus};
+use shoal_protocol::{CANCEL_ACTION, ControlDone, ControlRequest};
 pub use shoal_protocol::{HandleSink, TaskEvent, TaskReport, TaskRequest};
 use shoal_runtime::{
     CallError, CallLimits, LoadedPlugin, PluginRegistry, PollReply, StartReply, TaskEnv,
@@ -138,6 +139,79 @@ impl TaskEngine {
     }
 }
 
+impl TaskEngine {
+    /// Carry out a named action on the external job of an attempt (`request.task`, its
+    /// handle in `attach_to`), in a fresh plugin instance as a poll would be. The host's
+    /// own `cancel` calls the plugin's `cancel` unless the plugin offers an action of
+    /// that name. `Err` says why the action was not done.
+    pub async fn control(
+        &self,
+        request: &ControlRequest,
+        log: TaskLog,
+    ) -> Result<ControlDone, String> {
+        let task = &request.task;
+        let handle = task.attach_to.clone().ok_or_else(|| {
+            format!(
+                "task `{}` has no external job to act on",
+                task.identity.task_name
+            )
+        })?;
+        let plugin = self
+            .registry
+            .resolve(&task.task_type, task.plugin_version.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let env = TaskEnv {
+            identity: task.identity.clone(),
+            params: task.params.clone(),
+            // Actions get no work dir of their own: everything is in the handle.
+            work_dir: self
+                .config
+                .work_root
+                .join(task.identity.task_instance_id.to_string()),
+            tenant: task.tenant.clone(),
+            log: log.with_redactions(task.redact.iter().cloned()),
+            upstream_states: Vec::new(),
+            workflow_host: None,
+            schedule_time_ms: task.schedule_time_ms,
+            datasources: task.datasources.clone(),
+            datasource_root: Some(self.config.datasource_root.clone()),
+            declared_out: task.declared_out.clone(),
+            declared_out_values: task.declared_out_values.clone(),
+            previous_handle: task.previous_handle.clone(),
+            project: task.project.clone(),
+        };
+        // A savepoint of a large job takes a while; the plugin waits for it.
+        let limits = CallLimits::timeout(CONTROL_TIMEOUT);
+        if request.action == CANCEL_ACTION && plugin.action(CANCEL_ACTION).is_err() {
+            return match plugin.cancel(&env, &limits, &handle).await {
+                Ok(Ok(())) => Ok(ControlDone {
+                    message: format!("external job `{handle}` cancelled"),
+                    new_handle: None,
+                    job_ended: true,
+                }),
+                Ok(Err(m)) => Err(m),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        match plugin
+            .act(&env, &limits, &handle, &request.action, &request.args)
+            .await
+        {
+            Ok(Ok(reply)) => Ok(ControlDone {
+                message: env.log.redact(&reply.message),
+                new_handle: reply.new_handle,
+                job_ended: reply.job_ended,
+            }),
+            Ok(Err(m)) => Err(env.log.redact(&m)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// How long one action on a job may take (a savepoint of a large job is slow).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Remove work dirs last changed longer than `keep` ago, except those of tasks running
 /// in this engine (a long external job may leave its dir untouched for days).
 fn sweep_kept(root: &std::path::Path, keep: Duration, live: &std::collections::HashSet<u64>) {
@@ -237,6 +311,9 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             datasources: self.request.datasources.clone(),
             datasource_root: Some(self.engine.config.datasource_root.clone()),
             declared_out: self.request.declared_out.clone(),
+            declared_out_values: self.request.declared_out_values.clone(),
+            previous_handle: self.request.previous_handle.clone(),
+            project: self.request.project.clone(),
         }
     }
 
@@ -572,7 +649,8 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 () = self.cancel.cancelled() => Some(CallError::Cancelled),
             };
             if let Some(reason) = stop {
-                return Err(self.cancel_job(plugin, handle, reason).await);
+                let current = self.current_handle(handle);
+                return Err(self.cancel_job(plugin, &current, reason).await);
             }
             if let Some(slot) = slot.as_deref_mut() {
                 let stop = tokio::select! {
@@ -584,7 +662,9 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                     return Err(self.cancel_job(plugin, handle, reason).await);
                 }
             }
-            let reply = plugin.poll(&self.env(), &self.limits(), handle).await;
+            // An action may have replaced the handle (a stop with a savepoint).
+            let current = self.current_handle(handle);
+            let reply = plugin.poll(&self.env(), &self.limits(), &current).await;
             if let Some(slot) = slot.as_deref_mut() {
                 slot.release_container();
             }
@@ -602,6 +682,18 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 Err(e) => return Err(self.call_failed(e)),
             }
         }
+    }
+
+    /// The handle to follow: the node's live copy when it keeps one, else `handle`.
+    fn current_handle(&mut self, handle: &str) -> String {
+        let current = self
+            .request
+            .live_handle
+            .as_ref()
+            .and_then(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_else(|| handle.to_owned());
+        self.handle = Some(current.clone());
+        current
     }
 
     async fn cancel_job(

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use shoal_model::TaskLog;
 use shoal_protocol::{
-    BoxFuture, ClientError, HandleSink, KeyedEvent, RunningTask, TakeOver, TaskEvent,
-    TaskEventSink, TaskExecutorClient, TaskKey, TaskRequest, TaskTypeInfo, TaskUpdate,
+    BoxFuture, ClientError, ControlDone, ControlRequest, HandleSink, KeyedEvent, RunningTask,
+    TakeOver, TaskEvent, TaskEventSink, TaskExecutorClient, TaskKey, TaskRequest, TaskTypeInfo,
+    TaskUpdate,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -131,6 +133,7 @@ impl TaskExecutorClient for LocalExecutor {
                     update,
                 }
             };
+            request.live_handle = Some(handle_seen.clone());
             if request.persist_handle.is_none() {
                 let (sink, event, seen) = (sink.clone(), event.clone(), handle_seen.clone());
                 request.persist_handle = Some(HandleSink::new(move |handle: String| {
@@ -255,6 +258,32 @@ impl TaskExecutorClient for LocalExecutor {
                 .collect();
             list.sort_by_key(|t| t.key);
             Ok(list)
+        })
+    }
+
+    fn control<'a>(
+        &'a self,
+        host: &'a str,
+        request: ControlRequest,
+    ) -> BoxFuture<'a, Result<Result<ControlDone, String>, ClientError>> {
+        Box::pin(async move {
+            self.refuse_other_host(host)?;
+            let key = request.task.key();
+            let done = self.engine.control(&request, TaskLog::discard()).await;
+            // An attempt running here follows its job by the new handle from now on.
+            if let Ok(ControlDone {
+                new_handle: Some(handle),
+                ..
+            }) = &done
+                && let Some(a) = self
+                    .running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+            {
+                *a.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+            }
+            Ok(done)
         })
     }
 

@@ -7,9 +7,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use shoal_protocol::rpc::{
-    DispatchMsg, DispatchReply, KeyMsg, MAX_BODY, RunningReply, TakeOverMsg, TakeOverReply, paths,
+    ControlReply, DispatchMsg, DispatchReply, KeyMsg, MAX_BODY, RunningReply, TakeOverMsg,
+    TakeOverReply, paths,
 };
-use shoal_protocol::{TakeOver, TaskExecutorClient};
+use shoal_protocol::{ControlRequest, TakeOver, TaskExecutorClient};
 use shoal_rpc::transport::{check_lease, check_request, error_reply};
 
 fn wall_ms() -> i64 {
@@ -29,6 +30,7 @@ pub fn router(worker: Worker, generation: std::sync::Arc<std::sync::atomic::Atom
         .route(paths::PAUSE, post(pause))
         .route(paths::TAKE_OVER, post(take_over))
         .route(paths::RUNNING, post(running))
+        .route(paths::CONTROL, post(control))
         // axum's default (2 MiB) is below what a batch of dispatches may hold.
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Node { worker, generation })
@@ -168,6 +170,25 @@ async fn running(
             tasks,
         })
         .into_response(),
+        Err(e) => refused(e),
+    }
+}
+
+/// An action on an attempt's job; the attempt may run here or have ended anywhere.
+async fn control(
+    State(node): State<Node>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let msg: ControlRequest = match open(&node, &headers, &body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    node.worker
+        .prepare(&msg.task.task_type, msg.task.plugin_version.as_ref())
+        .await;
+    match node.worker.executor().control("", msg).await {
+        Ok(outcome) => Json(ControlReply { outcome }).into_response(),
         Err(e) => refused(e),
     }
 }

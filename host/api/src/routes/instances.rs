@@ -152,7 +152,7 @@ pub const NEXT_OFFSET_HEADER: &str = "x-log-next-offset";
 
 /// An instance and its project, after checking the caller holds `level` there. An
 /// instance in a project the caller cannot see answers 404, like a missing one.
-async fn instance_for(
+pub(super) async fn instance_for(
     state: &ApiState,
     caller: &Caller,
     id: i64,

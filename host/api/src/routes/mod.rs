@@ -6,6 +6,7 @@ mod datasources;
 mod definitions;
 pub mod import;
 mod instances;
+mod jobs;
 mod plugins;
 mod projects;
 mod schedules;
@@ -13,6 +14,7 @@ mod system;
 mod users;
 
 pub use definitions::{DefinitionDetail, Saved, VersionView};
+pub use jobs::{ActionBody, ActionDone, Job};
 pub use system::{NodeList, NodeView};
 
 use axum::extract::DefaultBodyLimit;
@@ -83,6 +85,8 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(instances::get_instance))
         .routes(routes!(instances::operate))
         .routes(routes!(instances::task_log))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::task_action))
         .routes(routes!(plugins::activate_plugin))
         .routes(routes!(plugins::rollback_plugin))
         .layer(DefaultBodyLimit::max(limits.max_body));

@@ -74,6 +74,19 @@ pub async fn queue_operation(
     op: &Operation,
     within: Duration,
 ) -> Result<(), MasterError> {
+    queue_operation_for_message(store, instance, op, within)
+        .await
+        .map(|_| ())
+}
+
+/// [`queue_operation`], returning the message the owner recorded with its verdict (an
+/// action's outcome, such as where a savepoint went).
+pub async fn queue_operation_for_message(
+    store: &Store,
+    instance: i64,
+    op: &Operation,
+    within: Duration,
+) -> Result<String, MasterError> {
     let ids = store
         .write(vec![Write::PushCommand {
             kind: "operation".into(),
@@ -87,7 +100,10 @@ pub async fn queue_operation(
         for event in store.events(instance).await? {
             if event.kind == "command" && event.payload["command_id"] == command_id {
                 return if event.payload["accepted"] == true {
-                    Ok(())
+                    Ok(event.payload["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned())
                 } else {
                     Err(MasterError::Refused(
                         event.payload["message"]

@@ -32,7 +32,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::graph::{GraphError, RunScope};
 use crate::state::{IllegalTransition, TaskInstanceState, WorkflowState};
 
-pub use commands::queue_operation;
+pub use commands::{queue_operation, queue_operation_for_message};
 pub use instance::DEFAULT_PROJECT;
 pub use lineage::DEFAULT_MAX_SUB_WORKFLOW_DEPTH;
 
@@ -195,6 +195,14 @@ pub enum Operation {
     Kill {
         task: String,
     },
+    /// A named action on the job of a task's current attempt (`savepoint`,
+    /// `stop-with-savepoint`, `cancel`, ...), carried out by its task type's plugin.
+    Control {
+        task: String,
+        action: String,
+        #[serde(default)]
+        args: serde_json::Value,
+    },
 }
 
 impl std::fmt::Display for Operation {
@@ -207,6 +215,7 @@ impl std::fmt::Display for Operation {
             Self::Recover => f.write_str("recover"),
             Self::ForceSuccess { task } => write!(f, "force-success `{task}`"),
             Self::Kill { task } => write!(f, "kill `{task}`"),
+            Self::Control { task, action, .. } => write!(f, "{action} on `{task}`"),
         }
     }
 }
@@ -450,6 +459,45 @@ impl Master {
             Ok(()) => answer.await.map_err(|_| MasterError::Gone)?,
             Err(MasterError::NotOwner { .. }) => {
                 queue_operation(&self.inner.store, instance, &op, Duration::from_secs(60)).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Carry out a named action on the job of `task`'s current attempt in `instance`
+    /// (a Flink savepoint, say), loading the instance if no worker holds it. Returns
+    /// the plugin's message once the outcome is stored; the request and the outcome
+    /// are both on the instance's event stream (`task-action`).
+    pub async fn control(
+        &self,
+        instance: i64,
+        task: &str,
+        action: &str,
+        args: serde_json::Value,
+    ) -> Result<String, MasterError> {
+        let (reply, answer) = oneshot::channel();
+        let event = instance::Event::Control {
+            task: task.to_owned(),
+            action: action.to_owned(),
+            args: args.clone(),
+            answer: instance::ControlAnswer::Direct(reply),
+        };
+        match self.send(instance, event).await {
+            Ok(()) => answer.await.map_err(|_| MasterError::Gone)?,
+            Err(MasterError::NotOwner { .. }) => {
+                let op = Operation::Control {
+                    task: task.to_owned(),
+                    action: action.to_owned(),
+                    args,
+                };
+                // The owner waits for the plugin, which may take minutes (a savepoint).
+                commands::queue_operation_for_message(
+                    &self.inner.store,
+                    instance,
+                    &op,
+                    Duration::from_secs(660),
+                )
+                .await
             }
             Err(e) => Err(e),
         }

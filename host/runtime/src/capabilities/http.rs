@@ -33,20 +33,40 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct AllowList {
     plugin_id: String,
     hosts: Vec<HostPattern>,
+    /// The operator's Flink clusters the task's project may use: reachable at whatever
+    /// address their names resolve to, the operator having named them.
+    trusted: Vec<HostPattern>,
     log: TaskLog,
 }
 
 impl AllowList {
-    pub fn new(plugin_id: &str, grant: &Grant, log: TaskLog) -> Self {
+    pub fn new(plugin_id: &str, grant: &Grant, project: Option<&str>, log: TaskLog) -> Self {
+        let trusted = grant
+            .flink
+            .iter()
+            .flat_map(|f| f.clusters.values())
+            .filter(|c| c.allows(project))
+            .filter_map(|c| c.authority().ok())
+            .collect();
         Self {
             plugin_id: plugin_id.to_owned(),
             hosts: grant.http_hosts.clone(),
+            trusted,
             log,
         }
     }
 
     fn allows(&self, authority: &str, default_port: u16) -> bool {
-        self.hosts.iter().any(|p| p.allows(authority, default_port))
+        self.hosts
+            .iter()
+            .chain(&self.trusted)
+            .any(|p| p.allows(authority, default_port))
+    }
+
+    fn trusts(&self, authority: &str, default_port: u16) -> bool {
+        self.trusted
+            .iter()
+            .any(|p| p.allows(authority, default_port))
     }
 
     fn deny(&self, why: &str) -> ResponseFuture {
@@ -97,6 +117,7 @@ impl WasiHttpHooks for AllowList {
         }
         let host = authority.host().to_owned();
         let port = authority.port_u16().unwrap_or(default_port);
+        let trusted = self.trusts(authority.as_str(), default_port);
         let hosts = self.hosts.clone();
         let plugin = self.plugin_id.clone();
         let log = self.log.clone();
@@ -107,7 +128,7 @@ impl WasiHttpHooks for AllowList {
             let addrs = resolve(&host, port, connect_timeout).await?;
             let (allowed, refused): (Vec<_>, Vec<_>) = addrs
                 .into_iter()
-                .partition(|a| refuse_address(&hosts, *a).is_none());
+                .partition(|a| trusted || refuse_address(&hosts, *a).is_none());
             if allowed.is_empty() {
                 let listed = refused
                     .iter()

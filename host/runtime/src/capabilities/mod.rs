@@ -67,19 +67,25 @@ impl HostState {
             wasi,
             output,
             http: WasiHttpCtx::new(),
-            http_allow: http::AllowList::new(plugin_id, grant, log.clone()),
+            http_allow: http::AllowList::new(plugin_id, grant, env.project.as_deref(), log.clone()),
             limits: limits::TaskLimiter::new(grant.memory_bytes, &grant.limits),
             log: log::LogCapability::new(log.clone(), grant.limits.guest_log_entries),
-            context: context::ContextCapability::new(
-                context,
-                grant.settings.clone(),
-                env.declared_out.clone(),
-            ),
+            context: context::ContextCapability::new(context, settings(grant, env), env),
             process: process::ProcessCapability::new(plugin_id, grant, env),
             workflow: workflow::WorkflowCapability::new(env),
             sql: sql::SqlCapability::new(plugin_id, grant, env),
         })
     }
+}
+
+/// The operator's settings for the plugin, with its Flink clusters for the task's
+/// project when it holds `flink`.
+fn settings(grant: &Grant, env: &TaskEnv) -> std::collections::BTreeMap<String, String> {
+    let mut settings = grant.settings.clone();
+    if let Some(flink) = &grant.flink {
+        settings.extend(flink.settings_for(env.project.as_deref()));
+    }
+    settings
 }
 
 impl WasiView for HostState {

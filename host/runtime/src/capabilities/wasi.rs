@@ -1,8 +1,9 @@
 //! WASI 0.2 without ambient authority.
 //!
-//! The guest gets no environment variables, no arguments, no sockets, and exactly one
-//! directory: the task's work dir, preopened read-write at [`GUEST_WORK_DIR`] when the
-//! grant includes `work-dir`. Its stdout and stderr are split into lines and written to
+//! The guest gets no environment variables, no arguments, no sockets, and only the
+//! directories its grant names: the task's work dir, preopened read-write at
+//! [`GUEST_WORK_DIR`] when the grant includes `work-dir`, and for `flink` the operator's
+//! Flink resource dir and CDC jar folder, read-only. Its stdout and stderr are split into lines and written to
 //! the task log.
 
 use std::pin::Pin;
@@ -49,6 +50,25 @@ pub fn build(grant: &Grant, env: &TaskEnv) -> Result<(WasiCtx, GuestOutput), Str
         builder
             .preopened_dir(&env.work_dir, GUEST_WORK_DIR, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot open work dir {}: {e}", env.work_dir.display()))?;
+    }
+    // The operator's Flink resources, read-only: jars a task may submit.
+    if let Some(flink) = &grant.flink {
+        use shoal_model::flink::{GUEST_CDC_DIR, GUEST_RESOURCES};
+        if let Some(dir) = &flink.resource_dir {
+            builder
+                .preopened_dir(dir, GUEST_RESOURCES, FsPerms::ReadOnly)
+                .map_err(|e| format!("cannot open Flink resource dir {}: {e}", dir.display()))?;
+        }
+        if let Some(dir) = flink.cdc_dist_jar.as_ref().and_then(|j| j.parent()) {
+            builder
+                .preopened_dir(dir, GUEST_CDC_DIR, FsPerms::ReadOnly)
+                .map_err(|e| {
+                    format!(
+                        "cannot open the Flink CDC jar's folder {}: {e}",
+                        dir.display()
+                    )
+                })?;
+        }
     }
     Ok((builder.build(), output))
 }

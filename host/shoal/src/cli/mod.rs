@@ -3,7 +3,7 @@
 mod datasource;
 mod import;
 mod plugins;
-mod task;
+pub(crate) mod task;
 mod validate;
 pub(crate) mod workflow;
 
@@ -377,7 +377,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             datasource::run(&cmd, target).await
         }
         Command::Plugins(cmd) => plugins::run(cmd, &data, policy.as_deref()).await,
-        Command::Task(cmd) => task::run(cmd, &data, policy.as_deref()).await,
+        Command::Task(task::TaskCommand::Jobs { limit, json }) => {
+            task::jobs(&data, db, project, limit, json).await
+        }
+        Command::Task(cmd) => match cmd.action() {
+            Some((id, action, args)) => {
+                task::act(id, &action, args, &data, policy.as_deref(), db).await
+            }
+            None => task::run(cmd, &data, policy.as_deref()).await,
+        },
         Command::Validate { files } => validate::run(files, &data, policy.as_deref()).await,
         Command::Bench(cmd) => crate::bench::run(cmd, &data, db).await,
         Command::Server(args) => crate::server::run(args, &data, policy.as_deref(), db).await,
@@ -446,7 +454,7 @@ async fn remote(
             | Command::Master(_)
             | Command::Worker(_)
             | Command::Bench(_)
-            | Command::Task(_)
+            | Command::Task(task::TaskCommand::Run { .. })
             | Command::Validate { .. }
             | Command::Status
     ) {
@@ -730,6 +738,13 @@ async fn remote(
                 id.ok_or_else(|| anyhow::anyhow!("with --server, give the instance id to resume"))?;
             c::operate(cl, id, "resume", None).await?
         }
+        Command::Task(task::TaskCommand::Jobs { limit, json }) => {
+            c::jobs(cl, *limit, *json).await?
+        }
+        Command::Task(cmd) => match cmd.action() {
+            Some((id, action, args)) => c::task_action(cl, id, &action, args).await?,
+            None => unreachable!("`task run` runs locally"),
+        },
         Command::Operation(op) => {
             use workflow::OperationCommand as O;
             match op {

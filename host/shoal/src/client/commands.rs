@@ -423,6 +423,49 @@ pub async fn operate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// An action on a task's job (`shoal task savepoint|stop|action`).
+pub async fn task_action(
+    c: &Client,
+    task_instance: i64,
+    action: &str,
+    args: Value,
+) -> anyhow::Result<ExitCode> {
+    let body = json!({"action": action, "args": args});
+    let done: shoal_api::routes::ActionDone = c
+        .json(
+            Method::POST,
+            &format!("/tasks/{task_instance}/actions"),
+            Some(&body),
+        )
+        .await?;
+    println!("{}: {}", done.action, done.message);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The project's external jobs (`shoal task jobs`).
+pub async fn jobs(c: &Client, limit: i64, json_out: bool) -> anyhow::Result<ExitCode> {
+    let path = format!(
+        "/jobs?project={}&limit={limit}",
+        crate::client::seg(&c.project)
+    );
+    let jobs: Vec<shoal_api::routes::Job> = c.json(Method::GET, &path, None).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::cli::task::print_jobs(jobs.into_iter().map(|j| {
+        (
+            j.task_instance_id,
+            j.workflow_instance_id,
+            j.task_name,
+            j.task_type,
+            j.state,
+            j.handle,
+        )
+    }));
+    Ok(ExitCode::SUCCESS)
+}
+
 pub struct BackfillOptions {
     pub from: Option<String>,
     pub to: Option<String>,

@@ -42,11 +42,18 @@ impl InstanceWorker {
                 Ok(Ok(ids)) => break ids,
                 Ok(Err(StoreError::Fenced { .. })) => {
                     for effect in std::mem::take(&mut self.effects) {
-                        if let Effect::Reply(reply, _) = effect {
-                            let _ = reply.send(Err(MasterError::NotOwner {
-                                instance: self.id,
-                                owner: "another master".into(),
-                            }));
+                        let e = MasterError::NotOwner {
+                            instance: self.id,
+                            owner: "another master".into(),
+                        };
+                        match effect {
+                            Effect::Reply(reply, _) => {
+                                let _ = reply.send(Err(e));
+                            }
+                            Effect::Control { answer, .. } | Effect::ControlAnswer(answer, _) => {
+                                answer.send(Err(e))
+                            }
+                            _ => {}
                         }
                     }
                     return Committed::Fenced;
@@ -63,8 +70,15 @@ impl InstanceWorker {
                     self.id
                 );
                 for effect in std::mem::take(&mut self.effects) {
-                    if let Effect::Reply(reply, _) = effect {
-                        let _ = reply.send(Err(MasterError::NotStored(error.clone())));
+                    let e = MasterError::NotStored(error.clone());
+                    match effect {
+                        Effect::Reply(reply, _) => {
+                            let _ = reply.send(Err(e));
+                        }
+                        Effect::Control { answer, .. } | Effect::ControlAnswer(answer, _) => {
+                            answer.send(Err(e))
+                        }
+                        _ => {}
                     }
                 }
                 return Committed::Refused;
@@ -131,6 +145,15 @@ impl InstanceWorker {
                 Effect::Stored(stored) => {
                     let _ = stored.send(());
                 }
+                Effect::Control {
+                    name,
+                    host,
+                    handle,
+                    action,
+                    args,
+                    answer,
+                } => self.send_control(name, host, handle, action, args, answer),
+                Effect::ControlAnswer(answer, result) => answer.send(result),
             }
         }
         Committed::Stored
@@ -154,27 +177,124 @@ impl InstanceWorker {
             });
             return;
         }
-        let ctx = self.run_context(name, id);
-        let upstream = self.upstream_pool(name);
-        let params = match task_params(
-            &self.definition,
-            &task,
-            &self.startup,
-            &upstream,
-            &self.secrets,
-            &ctx,
-        ) {
-            Ok(p) => p,
-            Err(e) => {
+        let mut request = match self.request_for(&task, id, attempt, &task_type) {
+            Ok(r) => r,
+            Err(message) => {
                 let _ = self.tx.send(Event::LaunchFailed {
                     name: name.to_owned(),
                     id,
-                    message: format!("cannot resolve its parameters: {e}"),
+                    message,
                     unreachable: false,
                 });
                 return;
             }
         };
+        let timeout = task.timeout_ms.map(Duration::from_millis);
+        request.timeout = match task.timeout_strategy {
+            TimeoutStrategy::Warn => None,
+            TimeoutStrategy::Fail | TimeoutStrategy::Both => timeout,
+        };
+        request.attach_to = attach_to;
+        request.echo_log = self.master.inner.config.echo_task_logs;
+        if let (Some(after), TimeoutStrategy::Warn | TimeoutStrategy::Both) =
+            (timeout, task.timeout_strategy)
+        {
+            let tx = self.tx.clone();
+            let name = name.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Event::TimeoutWarning { name, id });
+            });
+        }
+        request.host = slot_host;
+        let _ = self
+            .control
+            .send(super::super::control::Control::Dispatch(Box::new(request)));
+    }
+
+    /// Ask a node to carry out an action on the job of `name`'s current attempt, on the
+    /// side (a savepoint may take minutes; the instance goes on meanwhile). The answer
+    /// comes back as [`Event::ControlDone`].
+    fn send_control(
+        &mut self,
+        name: String,
+        host: Option<String>,
+        handle: String,
+        action: String,
+        args: serde_json::Value,
+        answer: super::ControlAnswer,
+    ) {
+        let tx = self.tx.clone();
+        let (Some(task), Some(slot)) = (self.task_def(&name).cloned(), self.slots.get(&name))
+        else {
+            let outcome = Err(format!("task `{name}` is not in this run any more"));
+            let _ = tx.send(Event::ControlDone {
+                name,
+                id: 0,
+                action,
+                outcome,
+                answer,
+            });
+            return;
+        };
+        let (id, attempt, task_type) = (slot.id, slot.attempt, slot.task_type.clone());
+        let request = self.request_for(&task, id, attempt, &task_type);
+        // A running attempt's own node (it follows the job); an ended one's job may be
+        // acted on by any node that can run its type.
+        let host = match host {
+            Some(h) => Ok(h),
+            None => (self.placer)(&task_type, Some(&task.worker_group)),
+        };
+        let client = self.master.client().clone();
+        tokio::spawn(async move {
+            let outcome = match (request, host) {
+                (Err(why), _) | (_, Err(why)) => Err(why),
+                (Ok(mut request), Ok(host)) => {
+                    request.attach_to = Some(handle);
+                    request.host = host.clone();
+                    let control = shoal_protocol::ControlRequest {
+                        task: request,
+                        action: action.clone(),
+                        args,
+                    };
+                    match client.control(&host, control).await {
+                        Ok(outcome) => outcome,
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            let _ = tx.send(Event::ControlDone {
+                name,
+                id,
+                action,
+                outcome,
+                answer,
+            });
+        });
+    }
+
+    /// The request for attempt `attempt` (row `id`) of `task`: parameters resolved as
+    /// at dispatch, with what the task may reach (datasources, files, tenancy). `Err`
+    /// says why it cannot run.
+    pub(super) fn request_for(
+        &self,
+        task: &shoal_workflow::TaskDefinition,
+        id: i64,
+        attempt: u32,
+        task_type: &str,
+    ) -> Result<TaskRequest, String> {
+        let name = task.name.as_str();
+        let ctx = self.run_context(name, id);
+        let upstream = self.upstream_pool(name);
+        let params = task_params(
+            &self.definition,
+            task,
+            &self.startup,
+            &upstream,
+            &self.secrets,
+            &ctx,
+        )
+        .map_err(|e| format!("cannot resolve its parameters: {e}"))?;
         let mut request = TaskRequest::new(task_type, params);
         request.identity = TaskIdentity {
             workflow_instance_id: self.id as u64,
@@ -184,12 +304,20 @@ impl InstanceWorker {
         };
         request.plugin_version = task.plugin_version.clone();
         request.redact = self.secrets.values().cloned().collect();
+        let out = |p: &&shoal_workflow::LocalParam| p.direct == shoal_workflow::ParamDirection::Out;
         request.declared_out = task
             .local_params
             .iter()
-            .filter(|p| p.direct == shoal_workflow::ParamDirection::Out)
+            .filter(out)
             .map(|p| (p.prop.clone(), p.kind.clone()))
             .collect();
+        request.declared_out_values = task
+            .local_params
+            .iter()
+            .filter(out)
+            .map(|p| (p.prop.clone(), p.value.clone()))
+            .collect();
+        request.previous_handle = self.last_handles.get(name).cloned();
         // DolphinScheduler's FILE parameters: an OUT one names a file the task leaves in
         // its work dir; an IN one names the `<task>.<param>` an upstream FILE parameter
         // became, and gets that file under its own name.
@@ -198,7 +326,7 @@ impl InstanceWorker {
             .local_params
             .iter()
             .filter(is_file)
-            .filter(|p| p.direct == shoal_workflow::ParamDirection::Out)
+            .filter(out)
             .map(|p| (p.prop.clone(), p.value.clone()))
             .collect();
         for p in task.local_params.iter().filter(is_file) {
@@ -208,16 +336,10 @@ impl InstanceWorker {
             match upstream.get(p.value.trim()) {
                 Some(value) => request.in_files.push((p.prop.clone(), value.clone())),
                 None => {
-                    let _ = self.tx.send(Event::LaunchFailed {
-                        name: name.to_owned(),
-                        id,
-                        message: format!(
-                            "IN FILE parameter `{}`: no upstream task passed a file as `{}` (an upstream OUT FILE parameter `P` of task `T` is `T.P`)",
-                            p.prop, p.value
-                        ),
-                        unreachable: false,
-                    });
-                    return;
+                    return Err(format!(
+                        "IN FILE parameter `{}`: no upstream task passed a file as `{}` (an upstream OUT FILE parameter `P` of task `T` is `T.P`)",
+                        p.prop, p.value
+                    ));
                 }
             }
         }
@@ -235,15 +357,9 @@ impl InstanceWorker {
                 .map(|d| d.password.clone())
                 .filter(|p| !p.is_empty()),
         );
+        request.project = Some(self.project.clone());
         request.tenant.clone_from(&self.tenancy.tenant);
         request.process_allowed = self.tenancy.process_allowed;
-        let timeout = task.timeout_ms.map(Duration::from_millis);
-        request.timeout = match task.timeout_strategy {
-            TimeoutStrategy::Warn => None,
-            TimeoutStrategy::Fail | TimeoutStrategy::Both => timeout,
-        };
-        request.attach_to = attach_to;
-        request.echo_log = self.master.inner.config.echo_task_logs;
         request.priority = task.priority as u8;
         request.task_group = task.task_group.clone();
         request.upstream_states = self.upstream_states(name);
@@ -254,21 +370,8 @@ impl InstanceWorker {
             schedule_time: self.schedule_time,
             redact: request.redact.clone(),
         }));
-        if let (Some(after), TimeoutStrategy::Warn | TimeoutStrategy::Both) =
-            (timeout, task.timeout_strategy)
-        {
-            let tx = self.tx.clone();
-            let name = name.to_owned();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let _ = tx.send(Event::TimeoutWarning { name, id });
-            });
-        }
         request.worker_group = Some(task.worker_group.clone());
-        request.host = slot_host;
         request.owner_generation = self.epoch.unwrap_or(0) as u64;
-        let _ = self
-            .control
-            .send(super::super::control::Control::Dispatch(Box::new(request)));
+        Ok(request)
     }
 }

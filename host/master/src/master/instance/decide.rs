@@ -12,7 +12,7 @@ use shoal_workflow::{FailureStrategy, TaskDefinition};
 use super::super::params::out_params;
 use super::super::{MasterError, Operation};
 use super::writes::RowUpdate;
-use super::{BRANCH_PARAM, Decider, Effect, Event, Slot, is_executing};
+use super::{BRANCH_PARAM, ControlAnswer, Decider, Effect, Event, Slot, is_executing};
 use crate::state::{TaskAction, TaskInstanceState as T, WorkflowAction, WorkflowState as W};
 
 impl Decider {
@@ -190,6 +190,32 @@ impl Decider {
                     self.effects.push(Effect::TimeoutWarning { name });
                 }
             }
+            Event::Control {
+                task,
+                action,
+                args,
+                answer,
+            } => self.control(task, action, args, answer),
+            Event::ControlDone {
+                name,
+                id,
+                action,
+                outcome,
+                answer,
+            } => self.control_done(name, id, action, outcome, answer),
+            Event::Queued {
+                op: Operation::Control { task, action, args },
+                command_id,
+                reply,
+            } => {
+                let op = format!("{action} on `{task}`");
+                let answer = ControlAnswer::Queued {
+                    command_id,
+                    op,
+                    reply,
+                };
+                self.control(task, action, args, answer);
+            }
             Event::Operation { op, reply } => {
                 let result = self.operate(op);
                 self.effects.push(Effect::Reply(reply, result));
@@ -299,6 +325,7 @@ impl Decider {
                     }
                     slot.handle = Some(handle.clone());
                 }
+                self.last_handles.insert(name.clone(), handle.clone());
                 self.save(
                     &name,
                     RowUpdate {
@@ -545,8 +572,125 @@ impl Decider {
                     self.end(&task, TaskAction::Kill, "killed by an operator");
                 }
             }
+            // Answered once its node answers: `Master::control` sends it as
+            // `Event::Control`, the command queue as a queued operation.
+            Operation::Control { action, .. } => {
+                return Err(MasterError::Refused(format!(
+                    "`{action}` is an action on a task's job: ask for it through Master::control"
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// An action on the job of `task`'s current attempt. Recorded on the event stream
+    /// when asked for and when answered; the node is asked once the request is stored.
+    /// `cancel` on a running attempt is a kill (which cancels its job); on an ended one
+    /// (a stream job left running) it cancels the job through the plugin.
+    pub(super) fn control(
+        &mut self,
+        task: String,
+        action: String,
+        args: serde_json::Value,
+        answer: ControlAnswer,
+    ) {
+        if let Err(e) = self.known(&task) {
+            return self.answer_control(answer, Err(e));
+        }
+        let slot = &self.slots[&task];
+        let executing = is_executing(slot.state);
+        let Some(handle) = slot.handle.clone() else {
+            let e = MasterError::Refused(format!(
+                "task `{task}` ({}) has no external job to act on",
+                slot.state
+            ));
+            return self.answer_control(answer, Err(e));
+        };
+        if action == shoal_protocol::CANCEL_ACTION && executing {
+            let result = self
+                .operate(Operation::Kill { task })
+                .map(|()| "killed; its job is cancelled".to_owned());
+            return self.answer_control(answer, result);
+        }
+        let (id, attempt) = (slot.id, slot.attempt);
+        let host = executing.then(|| slot.host.clone());
+        self.append(
+            "task-action",
+            json!({"task": task, "task_instance_id": id, "attempt": attempt, "action": action, "args": args, "phase": "requested"}),
+        );
+        self.pending_controls += 1;
+        self.effects.push(Effect::Control {
+            name: task,
+            host,
+            handle,
+            action,
+            args,
+            answer,
+        });
+    }
+
+    /// The node's answer to an action: recorded, the new handle stored, and a running
+    /// attempt whose job the action ended (a stop with a savepoint) ends as killed.
+    pub(super) fn control_done(
+        &mut self,
+        name: String,
+        id: i64,
+        action: String,
+        outcome: Result<shoal_protocol::ControlDone, String>,
+        answer: ControlAnswer,
+    ) {
+        self.pending_controls = self.pending_controls.saturating_sub(1);
+        let attempt = self.slots.get(&name).map(|s| s.attempt).unwrap_or(0);
+        let (ok, message) = match &outcome {
+            Ok(done) => (true, done.message.clone()),
+            Err(why) => (false, why.clone()),
+        };
+        self.append(
+            "task-action",
+            json!({"task": name, "task_instance_id": id, "attempt": attempt, "action": action, "phase": "done", "ok": ok, "message": message}),
+        );
+        let done = match outcome {
+            Ok(done) => done,
+            Err(why) => {
+                let e = MasterError::Refused(format!("{action} on task `{name}`: {why}"));
+                return self.answer_control(answer, Err(e));
+            }
+        };
+        if let Some(handle) = done.new_handle.clone() {
+            self.last_handles.insert(name.clone(), handle.clone());
+            // Stored in the attempt's row while it is still the task's current one (a
+            // retry since has a row of its own; the run's newest handle is kept above).
+            if let Some(slot) = self.slots.get_mut(&name).filter(|s| s.id == id) {
+                slot.handle = Some(handle.clone());
+                self.save(
+                    &name,
+                    RowUpdate {
+                        handle: Some(handle),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        if done.job_ended && self.is_current(&name, id) && is_executing(self.slots[&name].state) {
+            let why = format!("stopped by an operator ({action}): {}", done.message);
+            self.effects.push(Effect::Kill { name: name.clone() });
+            self.end(&name, TaskAction::Kill, &why);
+        }
+        self.answer_control(answer, Ok(done.message));
+    }
+
+    fn answer_control(&mut self, answer: ControlAnswer, result: Result<String, MasterError>) {
+        if let ControlAnswer::Queued { command_id, op, .. } = &answer {
+            let message = match &result {
+                Ok(m) => m.clone(),
+                Err(e) => e.to_string(),
+            };
+            self.append(
+                "command",
+                json!({"command_id": command_id, "op": op, "accepted": result.is_ok(), "message": message}),
+            );
+        }
+        self.effects.push(Effect::ControlAnswer(answer, result));
     }
 
     pub(super) fn known(&self, task: &str) -> Result<(), MasterError> {

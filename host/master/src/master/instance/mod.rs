@@ -48,6 +48,30 @@ pub const BRANCH_PARAM: &str = "shoal.branch";
 
 type Reply = oneshot::Sender<Result<(), MasterError>>;
 
+/// Who asked for an action on a job, to be answered once the node has answered.
+pub(super) enum ControlAnswer {
+    Direct(oneshot::Sender<Result<String, MasterError>>),
+    /// Taken from the store's command queue: answered on the event stream.
+    Queued {
+        command_id: i64,
+        op: String,
+        reply: Reply,
+    },
+}
+
+impl ControlAnswer {
+    pub(super) fn send(self, result: Result<String, MasterError>) {
+        match self {
+            Self::Direct(reply) => {
+                let _ = reply.send(result);
+            }
+            Self::Queued { reply, .. } => {
+                let _ = reply.send(result.map(|_| ()));
+            }
+        }
+    }
+}
+
 /// What happens to an instance, in the order it happened.
 pub(super) enum Event {
     /// What the node executing a task attempt reports; `ack` is told once the batch
@@ -108,6 +132,21 @@ pub(super) enum Event {
         name: String,
         id: i64,
     },
+    /// An action on a task's job (`Operation::Control` from the API, say).
+    Control {
+        task: String,
+        action: String,
+        args: serde_json::Value,
+        answer: ControlAnswer,
+    },
+    /// The node answered an action on the job of attempt row `id`.
+    ControlDone {
+        name: String,
+        id: i64,
+        action: String,
+        outcome: Result<shoal_protocol::ControlDone, String>,
+        answer: ControlAnswer,
+    },
 }
 
 /// What to do once the current batch is stored.
@@ -138,6 +177,18 @@ pub(super) enum Effect {
     TimeoutWarning {
         name: String,
     },
+    /// Carry out an action on the job of the task's current attempt, on `host` (none:
+    /// a node placed now, as the attempt ended).
+    Control {
+        name: String,
+        host: Option<String>,
+        handle: String,
+        action: String,
+        args: serde_json::Value,
+        answer: ControlAnswer,
+    },
+    /// Answer an action once its outcome is stored.
+    ControlAnswer(ControlAnswer, Result<String, MasterError>),
 }
 
 /// One task's current attempt.
@@ -218,6 +269,12 @@ pub(super) struct Decider {
     pub(super) waiting: WaitQueue,
     /// The placement timer is set.
     pub(super) place_timer: bool,
+    /// The newest external-job handle of each task in this run, across its attempts
+    /// (and reruns): what a restarted attempt may resume from.
+    pub(super) last_handles: HashMap<String, String>,
+    /// Actions on jobs sent to a node and not answered yet: the worker stays until
+    /// each is answered and recorded.
+    pub(super) pending_controls: usize,
 }
 
 pub(super) fn parse_workflow_state(text: &str) -> Result<W, MasterError> {
@@ -315,6 +372,8 @@ impl Decider {
             epoch: None,
             waiting: Default::default(),
             place_timer: false,
+            last_handles: HashMap::new(),
+            pending_controls: 0,
         }
         .counted())
     }
@@ -523,6 +582,8 @@ impl InstanceWorker {
             epoch,
             waiting: Default::default(),
             place_timer: false,
+            last_handles: store.task_handles(id).await?.into_iter().collect(),
+            pending_controls: 0,
         }
         .counted();
         let term = master.term();
@@ -640,7 +701,9 @@ impl InstanceWorker {
 
     /// Finished or paused, and no task attempt still reporting.
     fn settled(&self) -> bool {
-        (self.state.is_finished() || self.state == W::Paused) && self.executing == 0
+        (self.state.is_finished() || self.state == W::Paused)
+            && self.executing == 0
+            && self.pending_controls == 0
     }
 
     /// The store refused this instance's state: stop the attempts this worker launched
@@ -679,7 +742,7 @@ impl InstanceWorker {
         // worker, which handles queued events before it settles.
         self.rx.close();
         while let Ok(event) = self.rx.try_recv() {
-            if let Event::Operation { .. } | Event::Queued { .. } = event {
+            if let Event::Operation { .. } | Event::Queued { .. } | Event::Control { .. } = event {
                 let master = self.master.clone();
                 let id = self.id;
                 tokio::spawn(async move {
