@@ -88,9 +88,35 @@ impl std::fmt::Debug for HandleSink {
     }
 }
 
-/// The handle an executor follows its job by, shared with the node that runs it, so
-/// an action that replaces the handle (a stop with a savepoint) is seen by the next poll.
-pub type LiveHandle = Arc<std::sync::Mutex<Option<String>>>;
+/// The handle an executor follows its job by, shared with the node that runs it: an
+/// action on the job and a poll of it take turns (`turn`), and an action that replaces
+/// the handle (a stop with a savepoint) is seen by the next poll. Without the turns a
+/// poll could see the job a stop just finished and report it as done by itself.
+#[derive(Debug, Clone, Default)]
+pub struct LiveHandle {
+    pub handle: Arc<std::sync::Mutex<Option<String>>>,
+    pub turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl LiveHandle {
+    pub fn new(handle: Option<String>) -> Self {
+        Self {
+            handle: Arc::new(std::sync::Mutex::new(handle)),
+            turn: Arc::default(),
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.handle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set(&self, handle: String) {
+        *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+}
 
 /// A task attempt to run. Everything but the in-process hooks travels over RPC.
 #[derive(Debug, Clone, Serialize, Deserialize)]

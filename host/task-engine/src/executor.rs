@@ -662,7 +662,25 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                     return Err(self.cancel_job(plugin, handle, reason).await);
                 }
             }
-            // An action may have replaced the handle (a stop with a savepoint).
+            // An action on the job and a poll of it take turns; an action may have
+            // replaced the handle (a stop with a savepoint) or ended the job.
+            let live = self.request.live_handle.clone();
+            let _turn = match &live {
+                Some(l) => tokio::select! {
+                    t = l.turn.lock() => Some(t),
+                    () = self.cancel.cancelled() => {
+                        let current = self.current_handle(handle);
+                        return Err(self.cancel_job(plugin, &current, CallError::Cancelled).await);
+                    }
+                },
+                None => None,
+            };
+            if self.cancel.is_cancelled() {
+                let current = self.current_handle(handle);
+                return Err(self
+                    .cancel_job(plugin, &current, CallError::Cancelled)
+                    .await);
+            }
             let current = self.current_handle(handle);
             let reply = plugin.poll(&self.env(), &self.limits(), &current).await;
             if let Some(slot) = slot.as_deref_mut() {
@@ -690,7 +708,7 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             .request
             .live_handle
             .as_ref()
-            .and_then(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .and_then(|h| h.get())
             .unwrap_or_else(|| handle.to_owned());
         self.handle = Some(current.clone());
         current

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use shoal_model::TaskLog;
 use shoal_protocol::{
-    BoxFuture, ClientError, ControlDone, ControlRequest, HandleSink, KeyedEvent, RunningTask,
-    TakeOver, TaskEvent, TaskEventSink, TaskExecutorClient, TaskKey, TaskRequest, TaskTypeInfo,
-    TaskUpdate,
+    BoxFuture, ClientError, ControlDone, ControlRequest, HandleSink, KeyedEvent, LiveHandle,
+    RunningTask, TakeOver, TaskEvent, TaskEventSink, TaskExecutorClient, TaskKey, TaskRequest,
+    TaskTypeInfo, TaskUpdate,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,7 @@ pub struct LocalExecutor {
 struct Attempt {
     task_type: String,
     cancel: CancellationToken,
-    handle: Arc<Mutex<Option<String>>>,
+    handle: LiveHandle,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -122,7 +122,7 @@ impl TaskExecutorClient for LocalExecutor {
                 return Ok(());
             }
             let cancel = CancellationToken::new();
-            let handle_seen = Arc::new(Mutex::new(request.attach_to.clone()));
+            let handle_seen = LiveHandle::new(request.attach_to.clone());
             let seq = Arc::new(std::sync::atomic::AtomicU32::new(0));
             let event = {
                 let (seq, host) = (seq.clone(), host.clone());
@@ -137,7 +137,7 @@ impl TaskExecutorClient for LocalExecutor {
             if request.persist_handle.is_none() {
                 let (sink, event, seen) = (sink.clone(), event.clone(), handle_seen.clone());
                 request.persist_handle = Some(HandleSink::new(move |handle: String| {
-                    *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+                    seen.set(handle.clone());
                     let ack = sink.deliver(event(TaskUpdate::Handle { handle }));
                     async move {
                         // Not acknowledged: the master lost the instance, and whoever
@@ -253,7 +253,7 @@ impl TaskExecutorClient for LocalExecutor {
                 .map(|(key, a)| RunningTask {
                     key: *key,
                     task_type: a.task_type.clone(),
-                    handle: a.handle.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                    handle: a.handle.get(),
                 })
                 .collect();
             list.sort_by_key(|t| t.key);
@@ -269,19 +269,28 @@ impl TaskExecutorClient for LocalExecutor {
         Box::pin(async move {
             self.refuse_other_host(host)?;
             let key = request.task.key();
+            let live = self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .map(|a| (a.handle.clone(), a.cancel.clone()));
+            let Some((live, cancel)) = live else {
+                return Ok(self.engine.control(&request, TaskLog::discard()).await);
+            };
+            // The attempt runs here: its polls wait while the action runs, then see
+            // the job as the action left it.
+            let _turn = live.turn.lock().await;
             let done = self.engine.control(&request, TaskLog::discard()).await;
-            // An attempt running here follows its job by the new handle from now on.
-            if let Ok(ControlDone {
-                new_handle: Some(handle),
-                ..
-            }) = &done
-                && let Some(a) = self
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-            {
-                *a.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+            if let Ok(d) = &done {
+                if let Some(handle) = &d.new_handle {
+                    live.set(handle.clone());
+                }
+                // The action ended the job: the attempt ends as killed, as a stop by an
+                // operator ends it, before a poll could report the job as finished.
+                if d.job_ended {
+                    cancel.cancel();
+                }
             }
             Ok(done)
         })

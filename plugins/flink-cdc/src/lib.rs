@@ -11,10 +11,11 @@
 //! Submission is Flink CDC's own contract, through the REST API rather than
 //! `flink-cdc.sh`: the operator's dist jar is uploaded once (by digest) and run with
 //! entry class `org.apache.flink.cdc.cli.CliExecutor` and the pipeline text as its first
-//! argument, under a job id chosen here and persisted as the task's handle. The task runs
-//! as long as the pipeline does; stopping or killing it cancels the job.
+//! argument, under a job id chosen here and stored as the task's handle before the job
+//! is submitted (by the first poll). The task runs as long as the pipeline does;
+//! stopping or killing it cancels the job.
 
-use flink_rest::{Cluster, JobChoice, JobHandle, RunSpec};
+use flink_rest::{Cluster, JobHandle, RunSpec};
 use shoal_sdk::prelude::*;
 use shoal_sdk::serde_json::Value;
 
@@ -63,7 +64,7 @@ impl TaskType for FlinkCdc {
         errors
     }
 
-    fn start(ctx: &mut TaskContext, p: Params) -> Result<Start, Error> {
+    fn start(_ctx: &mut TaskContext, p: Params) -> Result<Start, Error> {
         let cluster = Cluster::pick(p.flink_cluster.as_deref())?;
         let jar = setting("flink.cdc-dist-jar").ok_or_else(|| {
             Error::new(
@@ -71,8 +72,6 @@ impl TaskType for FlinkCdc {
             )
         })?;
         let jar_id = flink_rest::upload_jar(&cluster, &jar)?;
-        let choice = flink_rest::choose_job(&cluster, ctx)?;
-        let name = shape::pipeline_name(&p.pipeline_yaml);
         let last = p
             .restore_last_savepoint
             .then(|| JobHandle::last_savepoint(previous_handle().as_deref()))
@@ -80,39 +79,34 @@ impl TaskType for FlinkCdc {
         if p.restore_last_savepoint && last.is_none() {
             log::info("no earlier attempt of this task left a savepoint; starting without one");
         }
-        let savepoint = last.or_else(|| p.savepoint_path.clone().filter(|s| !s.trim().is_empty()));
-        let run = RunSpec {
-            entry_class: ENTRY_CLASS.into(),
-            args: vec![p.pipeline_yaml.clone()],
-            job_id: match &choice {
-                JobChoice::Adopt(id) | JobChoice::Submit(id) => id.clone(),
-            },
-            parallelism: p
-                .parallelism
-                .or_else(|| shape::pipeline_parallelism(&p.pipeline_yaml)),
-            savepoint_path: savepoint.clone(),
-            allow_non_restored_state: p.allow_non_restored_state,
-            job_name: None,
-        };
-        let handle = JobHandle {
-            cluster: cluster.name.clone(),
-            job: run.job_id.clone(),
-            mode: "PIPELINE".into(),
-            savepoint: None,
-            stopped: false,
-        };
+        let from = last.or_else(|| p.savepoint_path.clone().filter(|s| !s.trim().is_empty()));
+        let handle = JobHandle::to_submit(&cluster.name, &jar_id, "PIPELINE", from);
         log::info(format!(
-            "pipeline `{}`: submitting the Flink CDC dist jar with entry class {ENTRY_CLASS}",
-            name.as_deref().unwrap_or("(unnamed)")
+            "pipeline `{}`: job {} goes to cluster `{}` once its handle is stored",
+            shape::pipeline_name(&p.pipeline_yaml)
+                .as_deref()
+                .unwrap_or("(unnamed)"),
+            handle.job,
+            cluster.name
         ));
-        flink_rest::submit(&cluster, &jar_id, &run, &choice)?;
         Ok(Start::running(handle.text()))
     }
 
-    fn poll(ctx: &mut TaskContext, _p: Params, handle: &str) -> Result<Poll, Error> {
+    fn poll(ctx: &mut TaskContext, p: Params, handle: &str) -> Result<Poll, Error> {
         let h = JobHandle::parse(handle)?;
         let cluster = Cluster::of(&h)?;
-        let poll = flink_rest::poll_job(&cluster, &h)?;
+        let spec = || {
+            Ok(RunSpec {
+                entry_class: ENTRY_CLASS.into(),
+                args: vec![p.pipeline_yaml.clone()],
+                parallelism: p
+                    .parallelism
+                    .or_else(|| shape::pipeline_parallelism(&p.pipeline_yaml)),
+                allow_non_restored_state: p.allow_non_restored_state,
+                ..RunSpec::default()
+            })
+        };
+        let poll = flink_rest::follow(&cluster, &h, spec)?;
         if let Poll::Done(_) = &poll {
             ctx.set_out_param("job_id", h.job.clone());
             if let Some(s) = &h.savepoint {

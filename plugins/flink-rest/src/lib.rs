@@ -4,8 +4,11 @@
 //!
 //! Never the `flink` CLI: DolphinScheduler scrapes job ids from its output and has left
 //! jobs running after a stop and taken savepoints of the wrong job. Here a job is known
-//! by an id this plugin chooses and submits (`jobId` of `/jars/{id}/run`), kept in the
-//! handle the host persists; every later call (poll, cancel, savepoint) names it.
+//! by an id this plugin chooses (`jobId` of `/jars/{id}/run`) and puts in its handle
+//! *before* submitting: `start` returns the handle, the host stores it, and only the
+//! first poll submits (see [`follow`]). Flink refuses a second job of an id it knows,
+//! so two processes following one handle cannot both submit; every later call (poll,
+//! cancel, savepoint) names the id.
 
 use shoal_sdk::http::{HttpError, Request, Response};
 use shoal_sdk::prelude::*;
@@ -29,6 +32,15 @@ pub struct JobHandle {
     /// `BATCH`: the task ends with the job; `STREAM`: it succeeds once the job runs.
     #[serde(default = "batch")]
     pub mode: String,
+    /// The uploaded jar the job is submitted from (until it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jar: Option<String>,
+    /// The savepoint the job starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_savepoint: Option<String>,
+    /// Until when (ms since the epoch) the job may still be submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_by: Option<u64>,
     /// Where the last savepoint of this job went, if one was taken through Shoal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savepoint: Option<String>,
@@ -268,37 +280,6 @@ impl Cluster {
     }
 }
 
-/// Submit the job chosen by [`choose_job`], or follow the one it found running.
-pub fn submit(
-    cluster: &Cluster,
-    jar_id: &str,
-    run: &RunSpec,
-    choice: &JobChoice,
-) -> Result<(), Error> {
-    match choice {
-        JobChoice::Adopt(id) => {
-            log::warn(format!(
-                "job {id} of this task was submitted by an earlier attempt that was lost before its handle was stored; following it instead of submitting again"
-            ));
-            Ok(())
-        }
-        JobChoice::Submit(_) => {
-            cluster.run_jar(jar_id, run)?;
-            log::info(format!(
-                "submitted job {} ({}) to cluster `{}`{}",
-                run.job_id,
-                run.entry_class,
-                cluster.name,
-                run.savepoint_path
-                    .as_deref()
-                    .map(|s| format!(", starting from savepoint {s}"))
-                    .unwrap_or_default()
-            ));
-            Ok(())
-        }
-    }
-}
-
 /// What `/jars/{id}/run` is asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct RunSpec {
@@ -317,57 +298,88 @@ pub fn is_final(state: &str) -> bool {
     matches!(state, "FINISHED" | "FAILED" | "CANCELED" | "SUSPENDED")
 }
 
-/// Most job ids tried for one task in one run (its retries and restarts).
-const MAX_JOBS_PER_TASK: u32 = 1000;
+/// How long after a task's start its job may still be submitted. The submission waits
+/// for the handle to be stored; past this window a job Flink does not know is reported
+/// as lost rather than submitted, since Flink forgets ended jobs after a while (an hour
+/// by default) and submitting then could run a job a second time.
+const SUBMIT_WINDOW_MS: u64 = 10 * 60 * 1000;
 
-/// How a task's start finds its job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobChoice {
-    /// A job of this task in this run still runs (its earlier attempt submitted it and
-    /// was lost before its handle was stored): follow it, submit nothing.
-    Adopt(String),
-    /// Submit under this id.
-    Submit(String),
-}
-
-/// The job of a task's attempt. A task's jobs in a run get the ids `id(run, task, 0)`,
-/// `id(run, task, 1)`, ...: the first one Flink does not know is submitted; one that
-/// still runs is adopted. So an attempt that submitted its job and died before its
-/// handle was stored does not lead to a second job: the next attempt finds the first.
-/// Flink refuses a second job of an id it knows, ended jobs included, so two attempts
-/// racing for one id cannot both submit. A task run on its own gets a random id.
-pub fn choose_job(cluster: &Cluster, ctx: &TaskContext) -> Result<JobChoice, Error> {
-    if ctx.workflow_instance_id == 0 {
-        let bytes = wasip2::random::random::get_random_bytes(16);
-        return Ok(JobChoice::Submit(hex(&bytes)));
-    }
-    let overview = cluster.get("/jobs/overview")?;
-    let known = overview["jobs"].as_array().cloned().unwrap_or_default();
-    for n in 0..MAX_JOBS_PER_TASK {
-        let id = task_job_id(ctx.workflow_instance_id, &ctx.task_name, n);
-        match known.iter().find(|j| j["jid"] == id.as_str()) {
-            None => return Ok(JobChoice::Submit(id)),
-            Some(j) if !is_final(j["state"].as_str().unwrap_or_default()) => {
-                return Ok(JobChoice::Adopt(id));
-            }
-            Some(_) => continue,
-        }
-    }
-    Err(Error::new(format!(
-        "task `{}` has had {MAX_JOBS_PER_TASK} jobs in this run already",
-        ctx.task_name
-    )))
-}
-
-/// The `n`th job id of task `task` in workflow instance `instance`.
-pub fn task_job_id(instance: u64, task: &str, n: u32) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("shoal/{instance}/{task}/{n}").as_bytes());
-    hex(&digest[..16])
+/// A fresh job id (32 hex digits, random): unique across every Shoal that shares the
+/// cluster, so no task can mistake another's job for its own.
+pub fn new_job_id() -> String {
+    hex(&wasip2::random::random::get_random_bytes(16))
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    let t = wasip2::clocks::wall_clock::now();
+    t.seconds * 1000 + u64::from(t.nanoseconds / 1_000_000)
+}
+
+impl JobHandle {
+    /// The handle of a job to submit: the host stores it before the first poll, which
+    /// submits the job (see [`follow`]). So a job is never running without its handle
+    /// being stored first.
+    pub fn to_submit(cluster: &str, jar: &str, mode: &str, from: Option<String>) -> Self {
+        Self {
+            cluster: cluster.to_owned(),
+            job: new_job_id(),
+            mode: mode.to_owned(),
+            jar: Some(jar.to_owned()),
+            from_savepoint: from,
+            submit_by: Some(now_ms() + SUBMIT_WINDOW_MS),
+            savepoint: None,
+            stopped: false,
+        }
+    }
+}
+
+/// Follow the job one step, submitting it first when the cluster does not know it yet
+/// and the handle is still within its submission window. `spec` builds the submission
+/// from the task's parameters (never stored: a pipeline's passwords are in them).
+pub fn follow(
+    cluster: &Cluster,
+    handle: &JobHandle,
+    spec: impl FnOnce() -> Result<RunSpec, Error>,
+) -> Result<Poll, Error> {
+    if cluster.job(&handle.job)?.is_some() {
+        return poll_job(cluster, handle);
+    }
+    let (Some(jar), Some(by)) = (&handle.jar, handle.submit_by) else {
+        return poll_job(cluster, handle);
+    };
+    if now_ms() > by {
+        return Ok(Poll::Done(Done {
+            succeeded: false,
+            message: format!(
+                "job {} was never submitted to cluster `{}`: its submission window passed while no Shoal process followed it",
+                handle.job, cluster.name
+            ),
+        }));
+    }
+    let mut run = spec()?;
+    run.job_id = handle.job.clone();
+    run.savepoint_path = handle.from_savepoint.clone();
+    match cluster.run_jar(jar, &run) {
+        Ok(()) => {}
+        // Another process following the same handle submitted it a moment ago.
+        Err(e) if e.message().contains("DuplicateJobSubmission") => {}
+        Err(e) => return Err(e),
+    }
+    log::info(format!(
+        "submitted job {} ({}) to cluster `{}`{}",
+        run.job_id,
+        run.entry_class,
+        cluster.name,
+        run.savepoint_path
+            .as_deref()
+            .map(|s| format!(", starting from savepoint {s}"))
+            .unwrap_or_default()
+    ));
+    Ok(Poll::Running(format!("job {} submitted", handle.job)))
 }
 
 /// The job as `/jobs/overview` shows it.
@@ -587,16 +599,6 @@ mod tests {
     }
 
     #[test]
-    fn a_tasks_job_ids_are_stable_and_distinct() {
-        let a = task_job_id(7, "sync", 0);
-        assert_eq!(a.len(), 32);
-        assert_eq!(a, task_job_id(7, "sync", 0));
-        assert_ne!(a, task_job_id(7, "sync", 1));
-        assert_ne!(a, task_job_id(8, "sync", 0));
-        assert_ne!(a, task_job_id(7, "other", 0));
-    }
-
-    #[test]
     fn stack_traces_shrink_to_their_causes() {
         let trace = "<Exception on server side:\norg.x.RestHandlerException: Could not execute application.\n\tat a.b(C.java:1)\nCaused by: x.Y: outer\n\tat d\nCaused by: java.lang.RuntimeException: shoal test job failed on purpose\n\tat e\nEnd of exception on server side>";
         assert_eq!(
@@ -612,6 +614,9 @@ mod tests {
             cluster: "main".into(),
             job: "ab".repeat(16),
             mode: "STREAM".into(),
+            jar: Some("x_job.jar".into()),
+            from_savepoint: None,
+            submit_by: Some(1),
             savepoint: Some("file:///sp/savepoint-1".into()),
             stopped: true,
         };

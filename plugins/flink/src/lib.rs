@@ -17,7 +17,7 @@
 //! `flink_version`, memories, `slot`, `task_manager`, `yarn_queue`, `others`) are read
 //! and logged as not applying to a session cluster.
 
-use flink_rest::{Cluster, JarRef, JobChoice, JobHandle, RunSpec};
+use flink_rest::{Cluster, JarRef, JobHandle, RunSpec};
 use shoal_sdk::prelude::*;
 use shoal_sdk::serde_json::Value;
 
@@ -142,7 +142,7 @@ impl TaskType for Flink {
         errors
     }
 
-    fn start(ctx: &mut TaskContext, p: Params) -> Result<Start, Error> {
+    fn start(_ctx: &mut TaskContext, p: Params) -> Result<Start, Error> {
         let ignored = p.unused_deployment_fields();
         if !ignored.is_empty() {
             log::warn(format!(
@@ -159,34 +159,23 @@ impl TaskType for Flink {
             p.main_package.path().trim_start_matches('/')
         );
         let jar_id = flink_rest::upload_jar(&cluster, &jar_path)?;
-        let choice = flink_rest::choose_job(&cluster, ctx)?;
-        let savepoint = start_savepoint(&p);
-        let run = RunSpec {
-            entry_class: p.main_class.clone(),
-            args: flink_rest::split_args(&p.main_args).map_err(Error::new)?,
-            job_id: match &choice {
-                JobChoice::Adopt(id) | JobChoice::Submit(id) => id.clone(),
-            },
-            parallelism: p.parallelism,
-            savepoint_path: savepoint.clone(),
-            allow_non_restored_state: p.allow_non_restored_state,
-            job_name: (!p.app_name.is_empty()).then(|| p.app_name.clone()),
-        };
-        let handle = JobHandle {
-            cluster: cluster.name.clone(),
-            job: run.job_id.clone(),
-            mode: p.run_mode.to_ascii_uppercase(),
-            savepoint: None,
-            stopped: false,
-        };
-        flink_rest::submit(&cluster, &jar_id, &run, &choice)?;
+        let handle = JobHandle::to_submit(
+            &cluster.name,
+            &jar_id,
+            &p.run_mode.to_ascii_uppercase(),
+            start_savepoint(&p),
+        );
+        log::info(format!(
+            "job {} of {} goes to cluster `{}` once its handle is stored",
+            handle.job, p.main_class, cluster.name
+        ));
         Ok(Start::running(handle.text()))
     }
 
-    fn poll(ctx: &mut TaskContext, _p: Params, handle: &str) -> Result<Poll, Error> {
+    fn poll(ctx: &mut TaskContext, p: Params, handle: &str) -> Result<Poll, Error> {
         let h = JobHandle::parse(handle)?;
         let cluster = Cluster::of(&h)?;
-        let poll = flink_rest::poll_job(&cluster, &h)?;
+        let poll = flink_rest::follow(&cluster, &h, || run_spec(&p))?;
         if let Poll::Done(_) = &poll {
             ctx.set_out_param("job_id", h.job.clone());
         }
@@ -210,6 +199,18 @@ impl TaskType for Flink {
     ) -> Result<ActionDone, Error> {
         flink_rest::act(handle, action, &args)
     }
+}
+
+/// The submission the parameters describe (job id and savepoint come from the handle).
+fn run_spec(p: &Params) -> Result<RunSpec, Error> {
+    Ok(RunSpec {
+        entry_class: p.main_class.clone(),
+        args: flink_rest::split_args(&p.main_args).map_err(Error::new)?,
+        parallelism: p.parallelism,
+        allow_non_restored_state: p.allow_non_restored_state,
+        job_name: (!p.app_name.is_empty()).then(|| p.app_name.clone()),
+        ..RunSpec::default()
+    })
 }
 
 /// Where the job starts from: `savepoint_path`, or with `restore_last_savepoint` the

@@ -268,6 +268,19 @@ pub async fn task_in(c: &Client, instance: i64, name: &str, state: &str) -> Valu
     .await
 }
 
+/// Wait until task `name` of `instance` runs with its job's handle stored.
+pub async fn task_following(c: &Client, instance: i64, name: &str) -> Value {
+    eventually(
+        &format!("task `{name}` of instance {instance} to follow its job"),
+        Duration::from_secs(90),
+        async || {
+            let t = task(c, instance, name).await;
+            (t["state"] == "running" && t["handle"].is_string()).then_some(t)
+        },
+    )
+    .await
+}
+
 /// The Flink job id in a task's handle.
 pub fn job_of(task: &Value) -> String {
     let handle: Value = serde_json::from_str(task["handle"].as_str().expect("a handle")).unwrap();

@@ -82,7 +82,7 @@ tasks:
     let stream_job = job_of(&stream_task);
     flink.wait_state(&stream_job, "RUNNING").await;
     assert_eq!(flink.named(&stream).await.len(), 1);
-    let cdc_task = task_in(c, id, "cdc", "running").await;
+    let cdc_task = task_following(c, id, "cdc").await;
     let cdc_job = flink.one_named(&cdc, "RUNNING").await;
     assert_eq!(
         job_of(&cdc_task),

@@ -34,7 +34,7 @@ async fn a_killed_server_reattaches_to_the_same_job() {
     .expect(204);
     let job_name = unique("reattach");
     let id = start(&c, &cdc_workflow("reattach", &job_name)).await;
-    let before = task_in(&c, id, "sync", "running").await;
+    let before = task_following(&c, id, "sync").await;
     let flink = env.rest();
     let job = flink.one_named(&job_name, "RUNNING").await;
     assert_eq!(job_of(&before), job.id);
@@ -102,7 +102,7 @@ async fn another_worker_reattaches_when_the_one_following_the_job_dies() {
     .expect(204);
     let job_name = unique("worker-failover");
     let id = start(&c, &cdc_workflow("failover", &job_name)).await;
-    let first = task_in(&c, id, "sync", "running").await;
+    let first = task_following(&c, id, "sync").await;
     let flink = env.rest();
     let job = flink.one_named(&job_name, "RUNNING").await;
     let host = first["host"].as_str().unwrap().to_owned();

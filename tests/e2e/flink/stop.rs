@@ -32,14 +32,16 @@ async fn a_failing_job_fails_its_task_with_flinks_root_exception() {
         "the root exception is reported: {message}"
     );
     assert_eq!(env.rest().named(&job).await[0].state, "FAILED");
-    // A parameter the cluster cannot run is refused before anything is submitted.
+    // What a session cluster cannot run is refused when the definition is saved,
+    // naming its line and field.
     let yaml = "workflow:\n  name: refused\ntasks:\n  - name: py\n    task_type: Flink\n    program_type: PYTHON\n    main_class: x\n    main_package: shoal-test-job.jar\n";
-    let id = start(c, yaml).await;
-    let t = task_in(c, id, "py", "failed").await;
-    let message = t["message"].as_str().unwrap();
+    let refused = c
+        .post_yaml(PROJECT, yaml)
+        .await
+        .error(422, "invalid-definition");
     assert!(
-        message.contains("program_type") && message.contains("PYTHON"),
-        "{message}"
+        refused.contains(":4:") && refused.contains("program_type") && refused.contains("PYTHON"),
+        "{refused}"
     );
 }
 
@@ -59,7 +61,7 @@ async fn stopping_the_workflow_or_killing_the_task_cancels_the_job_in_flink() {
         job_task("forever", "endless", &stopped, "")
     );
     let id = start(c, &yaml).await;
-    let t = task_in(c, id, "forever", "running").await;
+    let t = task_following(c, id, "forever").await;
     // Running in Shoal means the handle is stored; wait for Flink to run it too.
     let job = flink.one_named(&stopped, "RUNNING").await;
     assert_eq!(job_of(&t), job.id);
@@ -78,7 +80,7 @@ async fn stopping_the_workflow_or_killing_the_task_cancels_the_job_in_flink() {
         job_task("forever", "endless", &killed, "")
     );
     let id = start(c, &yaml).await;
-    task_in(c, id, "forever", "running").await;
+    task_following(c, id, "forever").await;
     let job = flink.one_named(&killed, "RUNNING").await;
     c.post(
         &format!("/api/v1/instances/{id}/operations"),
