@@ -185,6 +185,61 @@ pub fn is_final(state: &str) -> bool {
     matches!(state, "FINISHED" | "FAILED" | "CANCELED" | "SUSPENDED")
 }
 
+/// Cancels, when dropped (also when the test panics), every job of the names it was
+/// given that still runs: a failed test must not keep the cluster's few slots from the
+/// tests after it.
+pub struct CancelOnDrop {
+    url: String,
+    names: Vec<String>,
+}
+
+impl CancelOnDrop {
+    pub fn new(env: &FlinkEnv, names: &[&str]) -> Self {
+        Self {
+            url: env.url.clone(),
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(overview) = blocking_http(&self.url, "GET", "/jobs/overview") else {
+            return;
+        };
+        let jobs: Value = serde_json::from_str(&overview).unwrap_or(Value::Null);
+        for j in jobs["jobs"].as_array().into_iter().flatten() {
+            let name = j["name"].as_str().unwrap_or_default();
+            let state = j["state"].as_str().unwrap_or_default();
+            if self.names.iter().any(|n| n == name) && !is_final(state) {
+                let path = format!(
+                    "/jobs/{}?mode=cancel",
+                    j["jid"].as_str().unwrap_or_default()
+                );
+                blocking_http(&self.url, "PATCH", &path);
+            }
+        }
+    }
+}
+
+/// One HTTP/1.0 request without a runtime (for `Drop`); the body of the answer.
+fn blocking_http(base: &str, method: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let authority = base.strip_prefix("http://")?.trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+}
+
 /// A unique job name for this test run.
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()

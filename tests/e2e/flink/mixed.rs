@@ -35,6 +35,7 @@ async fn shell_http_flink_and_flink_cdc_run_side_by_side_and_are_controlled() {
     let batch = unique("mixed-batch");
     let stream = unique("mixed-stream");
     let cdc = unique("mixed-cdc");
+    let _cleanup = CancelOnDrop::new(&env, &[&batch, &stream, &cdc]);
     let yaml = format!(
         r#"
 workflow:
@@ -233,11 +234,18 @@ tasks:
         Some(last.as_str()),
         "the new job started from the last savepoint"
     );
-    let resumed_log = log(c, &resumed).await;
-    assert!(
-        resumed_log.contains("starting from savepoint"),
-        "{resumed_log}"
-    );
+    // The poll that submitted it says so once the submission returned.
+    shoal_tests::server::eventually(
+        "the log to say where the job started from",
+        Duration::from_secs(10),
+        async || {
+            log(c, &resumed)
+                .await
+                .contains("starting from savepoint")
+                .then_some(())
+        },
+    )
+    .await;
 
     // Stopping the workflow cancels the job.
     c.post(

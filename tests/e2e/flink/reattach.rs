@@ -33,6 +33,7 @@ async fn a_killed_server_reattaches_to_the_same_job() {
     .await
     .expect(204);
     let job_name = unique("reattach");
+    let _cleanup = CancelOnDrop::new(&env, &[&job_name]);
     let id = start(&c, &cdc_workflow("reattach", &job_name)).await;
     let before = task_following(&c, id, "sync").await;
     let flink = env.rest();
@@ -101,6 +102,7 @@ async fn another_worker_reattaches_when_the_one_following_the_job_dies() {
     .await
     .expect(204);
     let job_name = unique("worker-failover");
+    let _cleanup = CancelOnDrop::new(&env, &[&job_name]);
     let id = start(&c, &cdc_workflow("failover", &job_name)).await;
     let first = task_following(&c, id, "sync").await;
     let flink = env.rest();

@@ -20,6 +20,7 @@ async fn a_failing_job_fails_its_task_with_flinks_root_exception() {
     let (_data, server) = server(&env.policy(None)).await;
     let c = &server.admin;
     let job = unique("fails");
+    let _cleanup = CancelOnDrop::new(&env, &[&job]);
     let yaml = format!(
         "workflow:\n  name: failing\ntasks:\n{}",
         job_task("boom", "fail", &job, "")
@@ -56,6 +57,8 @@ async fn stopping_the_workflow_or_killing_the_task_cancels_the_job_in_flink() {
     let flink = env.rest();
 
     let stopped = unique("stopped-by-workflow");
+    let killed = unique("killed-task");
+    let _cleanup = CancelOnDrop::new(&env, &[&stopped, &killed]);
     let yaml = format!(
         "workflow:\n  name: endless\ntasks:\n{}",
         job_task("forever", "endless", &stopped, "")
@@ -74,7 +77,6 @@ async fn stopping_the_workflow_or_killing_the_task_cancels_the_job_in_flink() {
     flink.wait_state(&job.id, "CANCELED").await;
     task_in(c, id, "forever", "killed").await;
 
-    let killed = unique("killed-task");
     let yaml = format!(
         "workflow:\n  name: endless-kill\ntasks:\n{}",
         job_task("forever", "endless", &killed, "")
