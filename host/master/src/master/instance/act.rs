@@ -227,7 +227,7 @@ impl InstanceWorker {
         let tx = self.tx.clone();
         let (Some(task), Some(slot)) = (self.task_def(&name).cloned(), self.slots.get(&name))
         else {
-            let outcome = Err(format!("task `{name}` is not in this run any more"));
+            let outcome = Box::new(Err(format!("task `{name}` is not in this run any more")));
             let _ = tx.send(Event::ControlDone {
                 name,
                 id: 0,
@@ -267,7 +267,7 @@ impl InstanceWorker {
                 name,
                 id,
                 action,
-                outcome,
+                outcome: Box::new(outcome),
                 answer,
             });
         });

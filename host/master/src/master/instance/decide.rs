@@ -202,7 +202,7 @@ impl Decider {
                 action,
                 outcome,
                 answer,
-            } => self.control_done(name, id, action, outcome, answer),
+            } => self.control_done(name, id, action, *outcome, answer),
             Event::Queued {
                 op: Operation::Control { task, action, args },
                 command_id,

@@ -144,7 +144,7 @@ pub(super) enum Event {
         name: String,
         id: i64,
         action: String,
-        outcome: Result<shoal_protocol::ControlDone, String>,
+        outcome: Box<Result<shoal_protocol::ControlDone, String>>,
         answer: ControlAnswer,
     },
 }
