@@ -143,9 +143,15 @@ source tests/flink/cluster.sh
 trap 'flink_stop; rm -f "$results"' EXIT
 flink_skipped=""
 ensure_flink() {
-  if ! command -v javac >/dev/null 2>&1 && [ "${CI:-}" = true ] && command -v apt-get >/dev/null 2>&1; then
-    step "installing a JDK (for the Flink tests)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless python3-venv >/dev/null) || true
+  if [ "${CI:-}" = true ] && command -v apt-get >/dev/null 2>&1; then
+    if ! command -v javac >/dev/null 2>&1; then
+      step "installing a JDK (for the Flink tests)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >/dev/null) || true
+    fi
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+      step "installing Python's venv (for Flink from PyPI)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null) || true
+    fi
   fi
   step "starting a Flink cluster on loopback"
   flink_install && flink_jobs && flink_start

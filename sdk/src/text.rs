@@ -70,6 +70,9 @@ pub fn optional_number<'de, D: Deserializer<'de>>(
     match optional_scalar(deserializer)? {
         None => Ok(None),
         Some(t) if t.trim().is_empty() => Ok(None),
+        // A reference, read while a definition is checked before substitution; the
+        // task itself gets the value.
+        Some(t) if t.contains("${") || t.contains("$[") => Ok(None),
         Some(t) => t
             .trim()
             .parse::<u64>()

@@ -247,7 +247,7 @@ fn validate_reports_every_problem_with_file_line_and_field() {
         format!("{f}:15: field `tasks[3].name`: duplicate task name `b` (first defined at line 8)"),
         format!("{f}:4: field `deps`: dependency cycle between tasks `a`, `c`"),
         format!(
-            "{f}:8: field `tasks[1] `b`.task_type`: unknown task type `Spark` (available: condition, dependent, noop, python, shell, sql, sub-workflow, switch)"
+            "{f}:8: field `tasks[1] `b`.task_type`: unknown task type `Spark` (available: condition, dependent, flink, flink-cdc, http, noop, python, shell, sql, sub-workflow, switch)"
         ),
         format!("{f}:4: field `tasks[0] `a`.comand`: unknown field `comand`, expected one of"),
         format!("{f}:10: field `tasks[2] `c`.env.N`: invalid type: sequence, expected a string"),

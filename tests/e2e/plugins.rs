@@ -672,8 +672,9 @@ async fn remembered_validations_never_let_bad_parameters_through() {
     assert_state(&bad_again, TaskState::Failed);
 }
 
-/// A component built against `shoal:task@0.1.0`, before 0.1.1 added interfaces, still
-/// loads and runs: the 0.1 line only grows.
+/// A component built against `shoal:task@0.1.0`, before 0.1.1 and 0.1.2 added
+/// interfaces and the optional `controls` export, still loads and runs: the 0.1 line
+/// only grows. Actions on its tasks are refused, naming why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_built_against_wit_0_1_0_still_runs() {
     let h = Harness::new();
@@ -681,10 +682,12 @@ async fn a_component_built_against_wit_0_1_0_still_runs() {
     let exports = |wasm: &[u8], name: &str| wasm.windows(name.len()).any(|w| w == name.as_bytes());
     assert!(exports(&old, "shoal:task/plugin@0.1.0"));
     assert!(!exports(&old, "shoal:task/plugin@0.1.1"));
+    assert!(!exports(&old, "shoal:task/controls"));
     let (_, current) = shoal_builtins::find("noop").unwrap();
     assert!(
-        exports(current, "shoal:task/plugin@0.1.1"),
-        "the built-ins are built against 0.1.1"
+        exports(current, "shoal:task/plugin@0.1.2")
+            && exports(current, "shoal:task/controls@0.1.2"),
+        "the built-ins are built against 0.1.2"
     );
     let dir = plugin_dir(h.dir.path(), "noop", "0.3.0", &old, "");
     h.registry().install(&dir).await.unwrap();
@@ -693,4 +696,48 @@ async fn a_component_built_against_wit_0_1_0_still_runs() {
     let report = h.run("noop", serde_json::json!({})).await;
     assert_eq!(report.state, TaskState::Succeeded, "{}", report.message);
     assert_eq!(report.plugin_version.as_deref(), Some("0.3.0"));
+    assert!(active.actions.is_empty());
+    let refused = active.action("savepoint").unwrap_err();
+    assert!(
+        refused.contains("offers no actions") && refused.contains("noop"),
+        "{refused}"
+    );
+}
+
+/// The Flink task types declare their actions through `controls`; anything else is
+/// refused by the host before the plugin is called, with the list of what it offers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_a_plugin_does_not_declare_are_refused_by_the_host() {
+    let h = Harness::new();
+    let flink = h.registry().resolve("flink", None).await.unwrap();
+    let names: Vec<&str> = flink.actions.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["savepoint", "stop-with-savepoint"]);
+    let refused = flink.action("rescale").unwrap_err();
+    assert!(
+        refused.contains("no action `rescale`")
+            && refused.contains("it offers: savepoint, stop-with-savepoint"),
+        "{refused}"
+    );
+    let env = shoal_runtime::TaskEnv {
+        identity: Default::default(),
+        params: serde_json::json!({}),
+        work_dir: h.dir.path().to_path_buf(),
+        tenant: None,
+        log: shoal_model::TaskLog::discard(),
+        upstream_states: Vec::new(),
+        workflow_host: None,
+        schedule_time_ms: 0,
+        datasources: Vec::new(),
+        datasource_root: None,
+        declared_out: Vec::new(),
+        declared_out_values: Vec::new(),
+        previous_handle: None,
+        project: None,
+    };
+    let limits = shoal_runtime::CallLimits::timeout(std::time::Duration::from_secs(10));
+    let answer = flink
+        .act(&env, &limits, "{}", "rescale", &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert!(answer.unwrap_err().contains("no action `rescale`"));
 }

@@ -8,6 +8,8 @@
 //! | CONDITIONS `dependence` {relation, dependTaskList[{relation, dependItemList[{depTaskCode, status}]}]}, `conditionResult` {successNode, failedNode} | Condition `op`, `groups[{op, groups[{task, flag}]}]`, `success_task`, `failed_task` |
 //! | SWITCH `switchResult` {dependTaskList[{condition, nextNode}], nextNode} | Switch `condition[{task, condition}]`, the default branch last without `condition` |
 //! | SUB_PROCESS `processDefinitionCode` / SUB_WORKFLOW `workflowDefinitionCode` | SubWorkflow `workflow_name` |
+//! | HTTP `url`, `httpMethod`, `httpParams` [{prop, httpParametersType, value}], `httpBody`, `httpCheckCondition`, `condition`, `connectTimeout`, `socketTimeout` | Http `url`, `http_method`, `http_params`, `http_body`, `http_check_condition`, `condition`, `connect_timeout`, `socket_timeout` |
+//! | FLINK / FLINK_STREAM `mainClass`, `mainJar` {resourceName}, `mainArgs`, `parallelism`, `appName`, `programType` | Flink `main_class`, `main_package`, `main_args`, `parallelism`, `app_name`, `program_type`; FLINK_STREAM is `run_mode: STREAM`; the YARN fields (`deployMode`, memories, `slot`, `taskManager`, `flinkVersion`, `yarnQueue`, `others`) are warnings |
 //! | DEPENDENT `dependence` {relation, dependTaskList[{relation, dependItemList[{definitionCode, depTaskCode, dateValue}]}]} | Dependent `dependence` {op, groups[{op, groups[{workflow_name, dependent_task_name, dependent_date}]}]} |
 //!
 //! Codes become the names of the tasks and workflows they stand for; one that is not in
@@ -69,6 +71,9 @@ pub(crate) fn convert(
         "SWITCH" => switch(p, pos, index, r),
         "SUB_PROCESS" | "SUB_WORKFLOW" => sub_workflow(p, index, r),
         "DEPENDENT" => dependent(p, index, r),
+        "HTTP" => http(p, r),
+        "FLINK" => flink(p, r, "BATCH"),
+        "FLINK_STREAM" => flink(p, r, "STREAM"),
         other => TypeOut {
             unsupported: vec![format!(
                 "DolphinScheduler task type {other} is not supported"
@@ -87,6 +92,143 @@ fn script(p: &mut Obj<'_>, r: &mut Report, task_type: &'static str, field: &str)
     match p.text(r, "rawScript").filter(|s| !s.trim().is_empty()) {
         Some(s) => out.fields.put(field, Y::Str(s)),
         None => r.problems.push(p.ctx.missing(&p.field("rawScript"))),
+    }
+    out
+}
+
+/// HTTP: the request and its check, field by field.
+fn http(p: &mut Obj<'_>, r: &mut Report) -> TypeOut {
+    let mut out = TypeOut {
+        task_type: "Http",
+        ..TypeOut::default()
+    };
+    match p.word(r, "url") {
+        Some(url) => out.fields.put("url", Y::Str(url)),
+        None => r.problems.push(p.ctx.missing(&p.field("url"))),
+    }
+    if let Some(m) = p.choice(r, "httpMethod", &["GET", "POST", "HEAD", "PUT", "DELETE"]) {
+        out.fields.put("http_method", Y::str(m));
+    }
+    let mut params = Vec::new();
+    for (i, item) in p.list(r, "httpParams").into_iter().enumerate() {
+        let Value::Object(map) = item else {
+            r.problems.push(p.ctx.invalid(
+                &format!("{}.{i}", p.field("httpParams")),
+                format!("must be an object, not {}", show(item)),
+            ));
+            continue;
+        };
+        let mut q = Obj::new(
+            map,
+            p.ctx.clone(),
+            format!("{}.{i}.", p.field("httpParams")),
+        );
+        let prop = q.text(r, "prop").unwrap_or_default();
+        let value = q.text(r, "value").unwrap_or_default();
+        let kind = q.choice(r, "httpParametersType", &["PARAMETER", "BODY", "HEADERS"]);
+        q.finish(r);
+        params.push(Y::Map(vec![
+            ("prop".into(), Y::Str(prop)),
+            ("value".into(), Y::Str(value)),
+            (
+                "httpParametersType".into(),
+                Y::str(kind.unwrap_or("PARAMETER")),
+            ),
+        ]));
+    }
+    if !params.is_empty() {
+        out.fields.put("http_params", Y::Seq(params));
+    }
+    if let Some(body) = p.text(r, "httpBody").filter(|b| !b.is_empty()) {
+        out.fields.put("http_body", Y::Str(body));
+    }
+    if let Some(c) = p.choice(
+        r,
+        "httpCheckCondition",
+        &[
+            "STATUS_CODE_DEFAULT",
+            "STATUS_CODE_CUSTOM",
+            "BODY_CONTAINS",
+            "BODY_NOT_CONTAINS",
+        ],
+    ) {
+        out.fields.put("http_check_condition", Y::str(c));
+    }
+    if let Some(c) = p.text(r, "condition").filter(|c| !c.is_empty()) {
+        out.fields.put("condition", Y::Str(c));
+    }
+    for (ds, shoal) in [
+        ("connectTimeout", "connect_timeout"),
+        ("socketTimeout", "socket_timeout"),
+    ] {
+        if let Some(ms) = p.count(r, ds) {
+            out.fields.put(shoal, Y::Int(ms.into()));
+        }
+    }
+    out
+}
+
+/// FLINK and FLINK_STREAM: a jar on a session cluster (the operator's default cluster).
+fn flink(p: &mut Obj<'_>, r: &mut Report, run_mode: &'static str) -> TypeOut {
+    let mut out = TypeOut {
+        task_type: "Flink",
+        ..TypeOut::default()
+    };
+    match p.word(r, "mainClass") {
+        Some(c) => out.fields.put("main_class", Y::Str(c)),
+        None => r.problems.push(p.ctx.missing(&p.field("mainClass"))),
+    }
+    let jar = p.object(r, "mainJar").and_then(|mut jar| {
+        let name = jar.word(r, "resourceName");
+        jar.raw("id");
+        jar.finish(r);
+        name
+    });
+    match jar {
+        Some(j) => out.fields.put("main_package", Y::Str(j)),
+        None => r.problems.push(p.ctx.missing(&format!(
+            "{} (a jar under the operator's Flink resource-dir)",
+            p.field("mainJar.resourceName")
+        ))),
+    }
+    if let Some(a) = p.text(r, "mainArgs").filter(|a| !a.trim().is_empty()) {
+        out.fields.put("main_args", Y::Str(a));
+    }
+    if let Some(n) = p.count(r, "parallelism").filter(|n| *n > 0) {
+        out.fields.put("parallelism", Y::Int(n.into()));
+    }
+    if let Some(a) = p.word(r, "appName") {
+        out.fields.put("app_name", Y::Str(a));
+    }
+    match p.choice(r, "programType", &["JAVA", "SCALA", "PYTHON", "SQL"]) {
+        Some(t @ ("JAVA" | "SCALA")) => out.fields.put("program_type", Y::str(t)),
+        Some(t) => out.unsupported.push(format!(
+            "FLINK programType {t} (a session cluster runs JAVA and SCALA jars through its REST API)"
+        )),
+        None => {}
+    }
+    if run_mode == "STREAM" {
+        out.fields.put("run_mode", Y::str(run_mode));
+    }
+    for key in [
+        "deployMode",
+        "flinkVersion",
+        "jobManagerMemory",
+        "taskManagerMemory",
+        "slot",
+        "taskManager",
+        "yarnQueue",
+        "queue",
+        "others",
+        "initScript",
+        "rawScript",
+    ] {
+        p.unsupported(
+            r,
+            key,
+            |_| false,
+            "sizes a YARN or application deployment; Shoal submits to a session cluster",
+        );
     }
     out
 }

@@ -112,12 +112,24 @@ pub(crate) fn convert(
         |v| v.as_i64().is_some_and(|c| c <= 0),
         "memory limits per task; the operator policy's process limits apply to every task",
     );
-    t.unsupported(
-        r,
-        "taskExecuteType",
-        |v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("BATCH")) || v == 0,
-        "stream tasks; Shoal runs every task to its end",
-    );
+    // A FLINK task of type STREAM is a Flink task with `run_mode: STREAM`; other
+    // types have no stream form.
+    let stream = t
+        .raw("taskExecuteType")
+        .is_some_and(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("STREAM")) || v == 1);
+    let ds_type = if stream && ds_type == "FLINK" {
+        "FLINK_STREAM".to_owned()
+    } else {
+        if stream {
+            r.not_supported(
+                &ctx,
+                format!(
+                    "`taskExecuteType` = STREAM (stream tasks of type {ds_type}; Shoal runs it to its end)"
+                ),
+            );
+        }
+        ds_type
+    };
     t.unsupported(
         r,
         "resourceIds",

@@ -445,3 +445,66 @@ fn task_params_written_as_text_and_single_objects_are_read() {
         "{err}"
     );
 }
+
+#[test]
+fn http_and_flink_tasks_become_http_and_flink() {
+    let http = task(
+        2,
+        "call",
+        "HTTP",
+        json!({"localParams": [], "url": "http://127.0.0.1:9/x", "httpMethod": "POST",
+               "httpParams": [{"prop": "a", "httpParametersType": "BODY", "value": "1"},
+                              {"prop": "t", "httpParametersType": "HEADERS", "value": "x"}],
+               "httpCheckCondition": "STATUS_CODE_CUSTOM", "condition": "201",
+               "connectTimeout": 1000, "socketTimeout": "2000", "resourceList": []}),
+        json!({}),
+    );
+    let flink = task(
+        3,
+        "job",
+        "FLINK",
+        json!({"localParams": [], "mainClass": "a.Main", "mainJar": {"id": 7, "resourceName": "jobs/a.jar"},
+               "mainArgs": "--x 1", "parallelism": 2, "appName": "a", "programType": "JAVA",
+               "deployMode": "cluster", "flinkVersion": ">=1.10", "slot": 1,
+               "resourceList": []}),
+        json!({"taskExecuteType": "STREAM"}),
+    );
+    let import = run(workflow(1, "w", vec![http, flink]), false).unwrap();
+    let wf = load(&import, "w");
+    let call = wf.task("call").unwrap();
+    assert_eq!(call.task_type, "Http");
+    assert_eq!(call.params["http_method"], "POST");
+    assert_eq!(
+        call.params["http_params"][1]["httpParametersType"],
+        "HEADERS"
+    );
+    assert_eq!(call.params["condition"], "201");
+    assert_eq!(call.params["socket_timeout"], 2000);
+    let job = wf.task("job").unwrap();
+    assert_eq!(job.task_type, "Flink");
+    assert_eq!(job.params["main_package"], "jobs/a.jar");
+    assert_eq!(job.params["run_mode"], "STREAM");
+    assert_eq!(job.params["parallelism"], 2);
+    let warned = import.warnings.join("\n");
+    assert!(
+        warned.contains("deployMode") && warned.contains("session cluster"),
+        "{warned}"
+    );
+    assert!(!warned.contains("stream tasks"), "{warned}");
+    // A PYTHON Flink program is a task Shoal cannot run.
+    let py = task(
+        4,
+        "py",
+        "FLINK",
+        json!({"mainClass": "", "mainJar": {"resourceName": "a.py"}, "programType": "PYTHON"}),
+        json!({}),
+    );
+    let err = run(workflow(5, "p", vec![py]), false).unwrap_err();
+    assert!(
+        messages(&err)
+            .iter()
+            .any(|m| m.contains("programType PYTHON")),
+        "{:?}",
+        messages(&err)
+    );
+}

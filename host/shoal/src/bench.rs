@@ -63,6 +63,9 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A real Flink cluster: a Flink task's start to its job RUNNING, and the cost of one
+    /// poll of a running job.
+    Flink(crate::bench_flink::FlinkBench),
     /// A real `shoal server` over HTTP: idle memory, start-run and list-instances
     /// requests/s, cron fire → first task latency.
     Server {
@@ -144,6 +147,7 @@ pub async fn run(cmd: BenchCommand, data: &DataDir, db: Option<&str>) -> anyhow:
             };
             return crate::bench_server::run(b, data, db).await;
         }
+        BenchCommand::Flink(b) => return crate::bench_flink::run(b, data).await,
         BenchCommand::Instances { count, json } => {
             anyhow::ensure!(count >= 1, "--count must be at least 1");
             return engine(Shape::Instances { count }, data, db, json).await;

@@ -5,6 +5,7 @@ mod app;
 mod bench;
 mod bench_cluster;
 mod bench_engine;
+mod bench_flink;
 mod bench_server;
 mod cli;
 mod client;

@@ -109,10 +109,11 @@ pub fn check(text: &str) -> Vec<String> {
             None => problems.push(format!("line {}: `pipeline` must be a mapping", line(node))),
             Some(m) => {
                 if let Some(p) = m.get_node("parallelism") {
-                    let ok = p
-                        .as_scalar()
-                        .and_then(|s| s.as_str().trim().parse::<u64>().ok())
-                        .is_some_and(|n| n > 0);
+                    // A reference (`${p}`) is substituted before the task runs.
+                    let ok = p.as_scalar().is_some_and(|s| {
+                        s.as_str().contains("${")
+                            || s.as_str().trim().parse::<u64>().is_ok_and(|n| n > 0)
+                    });
                     if !ok {
                         problems.push(format!(
                             "line {}: `pipeline.parallelism` must be a whole number above 0",

@@ -112,8 +112,11 @@ impl TaskType for Flink {
 
     fn validate(p: &Params) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        // A definition is checked before substitution: references are checked at run.
+        let later = |v: &str| v.contains("${") || v.contains("$[");
         match p.program_type.to_ascii_uppercase().as_str() {
             "JAVA" | "SCALA" => {}
+            t if later(t) => {}
             other => errors.push(FieldError::new(
                 "program_type",
                 format!(
@@ -124,13 +127,21 @@ impl TaskType for Flink {
         if p.main_class.trim().is_empty() {
             errors.push(FieldError::new("main_class", "must name the entry class"));
         }
-        if let Err(e) = p.main_package.check() {
+        if let Err(e) = p.main_package.check().or_else(|e| {
+            if later(p.main_package.path()) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }) {
             errors.push(FieldError::new("main_package", e));
         }
         if let Err(e) = flink_rest::split_args(&p.main_args) {
             errors.push(FieldError::new("main_args", e));
         }
-        if !matches!(p.run_mode.to_ascii_uppercase().as_str(), "BATCH" | "STREAM") {
+        if !later(&p.run_mode)
+            && !matches!(p.run_mode.to_ascii_uppercase().as_str(), "BATCH" | "STREAM")
+        {
             errors.push(FieldError::new(
                 "run_mode",
                 format!("`{}` is not BATCH or STREAM", p.run_mode),

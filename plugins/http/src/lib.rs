@@ -103,13 +103,17 @@ impl TaskType for Http {
 
     fn validate(p: &Params) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+        // A definition is checked before its parameters are substituted: a field that
+        // holds a reference is checked when the task runs, with its value.
+        let later = |v: &str| v.contains("${") || v.contains("$[");
+        if !later(&p.url) && !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
             errors.push(FieldError::new(
                 "url",
                 format!("`{}` is not an http:// or https:// URL", p.url),
             ));
         }
-        if !METHODS.contains(&p.http_method.to_ascii_uppercase().as_str()) {
+        if !later(&p.http_method) && !METHODS.contains(&p.http_method.to_ascii_uppercase().as_str())
+        {
             errors.push(FieldError::new(
                 "http_method",
                 format!("`{}` is not one of {}", p.http_method, METHODS.join(", ")),
@@ -130,14 +134,19 @@ impl TaskType for Http {
                 "condition",
                 format!("{check} needs a condition to check"),
             ));
-        } else if check == "STATUS_CODE_CUSTOM" && p.condition.trim().parse::<u16>().is_err() {
+        } else if check == "STATUS_CODE_CUSTOM"
+            && !later(&p.condition)
+            && p.condition.trim().parse::<u16>().is_err()
+        {
             errors.push(FieldError::new(
                 "condition",
                 format!("`{}` is not a status code", p.condition),
             ));
         }
         for (i, param) in p.http_params.iter().enumerate() {
-            if !PARAM_KINDS.contains(&param.kind.to_ascii_uppercase().as_str()) {
+            if !later(&param.kind)
+                && !PARAM_KINDS.contains(&param.kind.to_ascii_uppercase().as_str())
+            {
                 errors.push(FieldError::new(
                     format!("http_params.{i}.httpParametersType"),
                     format!("`{}` is not one of {}", param.kind, PARAM_KINDS.join(", ")),
@@ -383,6 +392,15 @@ mod tests {
         assert!(check(&p("BODY_NOT_CONTAINS", "error"), 200, "fine").is_ok());
         assert!(check(&p("BODY_NOT_CONTAINS", "error"), 200, "").is_err());
         assert!(check(&p("BODY_NOT_CONTAINS", "error"), 200, "an error").is_err());
+    }
+
+    #[test]
+    fn references_are_checked_when_the_task_runs() {
+        let p = params(serde_json::json!({
+            "url": "${base}/x", "http_method": "${method}",
+            "http_check_condition": "STATUS_CODE_CUSTOM", "condition": "${code}",
+        }));
+        assert!(Http::validate(&p).is_empty());
     }
 
     #[test]

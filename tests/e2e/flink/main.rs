@@ -8,6 +8,7 @@
 //! Without a cluster (`SHOAL_FLINK_URL` unset) the tests say SKIPPED loudly; under
 //! CI=true that is a failure.
 
+mod example;
 mod harness;
 mod mixed;
 mod reattach;

@@ -55,7 +55,7 @@ pub struct JobQuery {
 
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "instances", params(JobQuery),
     responses((status = 200, body = [Job]), (status = 400, body = crate::ErrorBody),
-              (status = 404, body = crate::ErrorBody)))]
+              (status = 403, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub async fn list_jobs(
     State(state): State<ApiState>,
     caller: Caller,
