@@ -642,9 +642,12 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 None => std::future::pending().await,
             }
         };
+        // The first poll comes at once: it is the one that submits a job whose handle was
+        // just stored (Flink), or sees a child run that ended quickly.
+        let mut wait = Duration::ZERO;
         loop {
             let stop = tokio::select! {
-                () = tokio::time::sleep(self.engine.config.poll_interval) => None,
+                () = tokio::time::sleep(wait) => None,
                 () = until(self.deadline) => Some(CallError::TimedOut),
                 () = self.cancel.cancelled() => Some(CallError::Cancelled),
             };
@@ -681,6 +684,7 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                     .cancel_job(plugin, &current, CallError::Cancelled)
                     .await);
             }
+            wait = self.engine.config.poll_interval;
             let current = self.current_handle(handle);
             let reply = plugin.poll(&self.env(), &self.limits(), &current).await;
             if let Some(slot) = slot.as_deref_mut() {

@@ -379,8 +379,24 @@ pub fn follow(
             .map(|s| format!(", starting from savepoint {s}"))
             .unwrap_or_default()
     ));
+    // A stream job counts as started once every task runs, which takes Flink a few
+    // hundred milliseconds: wait for that here rather than a whole poll interval.
+    if handle.mode == "STREAM" {
+        for _ in 0..STREAM_START_CHECKS {
+            if cluster
+                .job(&handle.job)?
+                .is_some_and(|j| j.fully_running() || is_final(&j.state))
+            {
+                return poll_job(cluster, handle);
+            }
+            sleep_ms(50);
+        }
+    }
     Ok(Poll::Running(format!("job {} submitted", handle.job)))
 }
+
+/// How many times (50 ms apart) a submitting poll looks for a stream job to run.
+const STREAM_START_CHECKS: u32 = 60;
 
 /// The job as `/jobs/overview` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
