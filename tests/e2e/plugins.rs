@@ -718,22 +718,11 @@ async fn actions_a_plugin_does_not_declare_are_refused_by_the_host() {
             && refused.contains("it offers: savepoint, stop-with-savepoint"),
         "{refused}"
     );
-    let env = shoal_runtime::TaskEnv {
-        identity: Default::default(),
-        params: serde_json::json!({}),
-        work_dir: h.dir.path().to_path_buf(),
-        tenant: None,
-        log: shoal_model::TaskLog::discard(),
-        upstream_states: Vec::new(),
-        workflow_host: None,
-        schedule_time_ms: 0,
-        datasources: Vec::new(),
-        datasource_root: None,
-        declared_out: Vec::new(),
-        declared_out_values: Vec::new(),
-        previous_handle: None,
-        project: None,
-    };
+    let env = shoal_runtime::TaskEnv::new(
+        Default::default(),
+        serde_json::json!({}),
+        h.dir.path().to_path_buf(),
+    );
     let limits = shoal_runtime::CallLimits::timeout(std::time::Duration::from_secs(10));
     let answer = flink
         .act(&env, &limits, "{}", "rescale", &serde_json::json!({}))

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use shoal_model::TaskLog;
 use shoal_protocol::{
     BoxFuture, Installed, PluginCatalog, PluginError, PluginSource, PluginSummary, ResolvedPlugin,
 };
@@ -77,22 +76,7 @@ impl PluginCatalog for PluginRegistry {
         Box::pin(async move {
             let plugin = PluginRegistry::resolve(self, plugin, None).await?;
             // `validate` looks at the parameters only: no task, no run, nothing to log.
-            let env = TaskEnv {
-                identity: Default::default(),
-                params: params.clone(),
-                work_dir: std::env::temp_dir(),
-                tenant: None,
-                log: TaskLog::discard(),
-                upstream_states: Vec::new(),
-                workflow_host: None,
-                schedule_time_ms: 0,
-                datasources: Vec::new(),
-                datasource_root: None,
-                declared_out: Vec::new(),
-                declared_out_values: Vec::new(),
-                previous_handle: None,
-                project: None,
-            };
+            let env = TaskEnv::new(Default::default(), params.clone(), std::env::temp_dir());
             let errors = plugin
                 .validate(&env, &CallLimits::timeout(timeout))
                 .await

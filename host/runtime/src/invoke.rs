@@ -64,6 +64,28 @@ pub struct TaskEnv {
 }
 
 impl TaskEnv {
+    /// A task outside any workflow run (a describe or validate call, `shoal task run`,
+    /// a benchmark): `params` in `work_dir`, with nothing logged and nothing else set.
+    /// Callers that run inside a workflow fill in the rest.
+    pub fn new(identity: TaskIdentity, params: serde_json::Value, work_dir: PathBuf) -> Self {
+        Self {
+            identity,
+            params,
+            work_dir,
+            tenant: None,
+            log: TaskLog::discard(),
+            upstream_states: Vec::new(),
+            workflow_host: None,
+            schedule_time_ms: 0,
+            datasources: Vec::new(),
+            datasource_root: None,
+            declared_out: Vec::new(),
+            declared_out_values: Vec::new(),
+            previous_handle: None,
+            project: None,
+        }
+    }
+
     fn wit_context(&self) -> types::TaskContext {
         types::TaskContext {
             workflow_instance_id: self.identity.workflow_instance_id,

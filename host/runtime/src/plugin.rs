@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use shoal_model::{ExecutionClass, Grant, PluginManifest, TaskLog};
+use shoal_model::{ExecutionClass, Grant, PluginManifest};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
@@ -197,22 +197,7 @@ impl LoadedPlugin {
         // The test call: a plugin that cannot even describe itself is refused now, not
         // when its first task runs.
         let scratch = std::env::temp_dir();
-        let env = TaskEnv {
-            identity: Default::default(),
-            params: serde_json::json!({}),
-            work_dir: scratch,
-            tenant: None,
-            log: TaskLog::discard(),
-            upstream_states: Vec::new(),
-            workflow_host: None,
-            schedule_time_ms: 0,
-            datasources: Vec::new(),
-            datasource_root: None,
-            declared_out: Vec::new(),
-            declared_out_values: Vec::new(),
-            previous_handle: None,
-            project: None,
-        };
+        let env = TaskEnv::new(Default::default(), serde_json::json!({}), scratch);
         let limits = CallLimits::timeout(std::time::Duration::from_secs(10));
         plugin.info =
             plugin

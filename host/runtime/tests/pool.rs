@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_model::{OperatorPolicy, TaskLog, TaskOutcome, TaskStatus};
+use shoal_model::{OperatorPolicy, TaskOutcome, TaskStatus};
 use shoal_runtime::{
     CallLimits, CompileCache, EngineConfig, LoadedPlugin, PluginEngine, PluginRegistry, StartReply,
     TaskEnv, TaskIdentity,
@@ -43,29 +43,18 @@ fn spawn_shell(
     let work_dir = root.join(format!("work-{n}"));
     std::fs::create_dir_all(&work_dir).unwrap();
     tokio::spawn(async move {
-        let env = TaskEnv {
-            identity: TaskIdentity {
+        let env = TaskEnv::new(
+            TaskIdentity {
                 workflow_instance_id: 1,
                 task_instance_id: n as u64 + 1,
                 task_name: format!("t{n}"),
                 attempt: 1,
             },
-            params: serde_json::json!({
+            serde_json::json!({
                 "command": format!("sleep {}; echo done-{n}", sleep.as_secs_f64())
             }),
             work_dir,
-            tenant: None,
-            log: TaskLog::discard(),
-            upstream_states: Vec::new(),
-            workflow_host: None,
-            schedule_time_ms: 0,
-            datasources: Vec::new(),
-            datasource_root: None,
-            declared_out: Vec::new(),
-            declared_out_values: Vec::new(),
-            previous_handle: None,
-            project: None,
-        };
+        );
         let limits = CallLimits::timeout(Duration::from_secs(60));
         match shell.start(&env, &limits).await {
             Ok(StartReply::Finished(outcome)) => outcome,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use shoal_model::{OperatorPolicy, TaskLog, TaskOutcome, TaskStatus, Trigger};
+use shoal_model::{OperatorPolicy, TaskOutcome, TaskStatus, Trigger};
 use shoal_runtime::{
     CallLimits, CompileCache, EngineConfig, LoadedPlugin, PluginEngine, PluginRegistry, StartReply,
     TaskEnv, TaskIdentity,
@@ -38,29 +38,18 @@ fn fixture() -> Fixture {
 }
 
 fn env(work_dir: &Path, params: serde_json::Value, upstream: &[(&str, &str)]) -> TaskEnv {
+    let identity = TaskIdentity {
+        workflow_instance_id: 7,
+        task_instance_id: 42,
+        task_name: "condition".into(),
+        attempt: 1,
+    };
     TaskEnv {
-        identity: TaskIdentity {
-            workflow_instance_id: 7,
-            task_instance_id: 42,
-            task_name: "condition".into(),
-            attempt: 1,
-        },
-        params,
-        work_dir: work_dir.to_path_buf(),
-        tenant: None,
-        log: TaskLog::discard(),
         upstream_states: upstream
             .iter()
             .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
             .collect(),
-        workflow_host: None,
-        schedule_time_ms: 0,
-        datasources: Vec::new(),
-        datasource_root: None,
-        declared_out: Vec::new(),
-        declared_out_values: Vec::new(),
-        previous_handle: None,
-        project: None,
+        ..TaskEnv::new(identity, params, work_dir.to_path_buf())
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
-use shoal_model::{OperatorPolicy, PluginManifest, TaskLog};
+use shoal_model::{OperatorPolicy, PluginManifest};
 use shoal_runtime::{
     CallLimits, CompileCache, EngineConfig, LoadedPlugin, PluginEngine, PluginRegistry, StartReply,
     TaskEnv, TaskIdentity,
@@ -225,26 +225,15 @@ fn bench_plugins(iterations: usize) -> anyhow::Result<PluginFigures> {
     )?;
     registry.add_builtin(manifest_text, wasm)?;
     let plugin: Arc<LoadedPlugin> = rt.block_on(registry.resolve("noop", None))?;
-    let env = TaskEnv {
-        identity: TaskIdentity {
+    let env = TaskEnv::new(
+        TaskIdentity {
             task_name: "bench".into(),
             attempt: 1,
             ..Default::default()
         },
-        params: serde_json::json!({}),
-        work_dir: scratch.path().to_path_buf(),
-        tenant: None,
-        log: TaskLog::discard(),
-        upstream_states: Vec::new(),
-        workflow_host: None,
-        schedule_time_ms: 0,
-        datasources: Vec::new(),
-        datasource_root: None,
-        declared_out: Vec::new(),
-        declared_out_values: Vec::new(),
-        previous_handle: None,
-        project: None,
-    };
+        serde_json::json!({}),
+        scratch.path().to_path_buf(),
+    );
     let limits = CallLimits::default();
     let mut samples = Vec::with_capacity(iterations);
     let total = rt.block_on(async {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use shoal_model::{OperatorPolicy, TaskLog, TaskState};
+use shoal_model::{OperatorPolicy, TaskState};
 use shoal_runtime::{CallLimits, PollReply, TaskEnv, TaskIdentity};
 use shoal_task_engine::TaskRequest;
 use tokio_util::sync::CancellationToken;
@@ -142,30 +142,19 @@ pub async fn run(b: FlinkBench, _data: &DataDir) -> anyhow::Result<ExitCode> {
 
     // One poll of a running job, in a fresh instance each, as the executor does.
     let plugin = engine.registry().resolve("flink", None).await?;
-    let env = TaskEnv {
-        identity: TaskIdentity {
+    let env = TaskEnv::new(
+        TaskIdentity {
             task_name: "bench-poll".into(),
             attempt: 1,
             ..Default::default()
         },
-        params: serde_json::json!({
+        serde_json::json!({
             "main_class": "shoal.testjob.TestJob",
             "main_package": "shoal-test-job.jar",
             "run_mode": "BATCH",
         }),
-        work_dir: scratch.path().to_path_buf(),
-        tenant: None,
-        log: TaskLog::discard(),
-        upstream_states: Vec::new(),
-        workflow_host: None,
-        schedule_time_ms: 0,
-        datasources: Vec::new(),
-        datasource_root: None,
-        declared_out: Vec::new(),
-        declared_out_values: Vec::new(),
-        previous_handle: None,
-        project: None,
-    };
+        scratch.path().to_path_buf(),
+    );
     // The same job, followed as a batch job: every poll answers "still running".
     let follow: serde_json::Value = serde_json::from_str(&handles[0])?;
     let mut follow = follow;

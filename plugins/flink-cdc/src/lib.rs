@@ -117,10 +117,7 @@ impl TaskType for FlinkCdc {
     }
 
     fn cancel(_ctx: &mut TaskContext, _p: Params, handle: &str) -> Result<(), Error> {
-        let h = JobHandle::parse(handle)?;
-        let cluster = Cluster::of(&h)?;
-        log::info(cluster.cancel(&h.job)?);
-        Ok(())
+        flink_rest::cancel(handle)
     }
 
     fn act(

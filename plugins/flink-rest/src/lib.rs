@@ -469,6 +469,14 @@ pub const ACTIONS: &[Action] = &[
     },
 ];
 
+/// Cancel the job behind `handle` (both task types' `cancel`).
+pub fn cancel(handle: &str) -> Result<(), Error> {
+    let h = JobHandle::parse(handle)?;
+    let cluster = Cluster::of(&h)?;
+    log::info(cluster.cancel(&h.job)?);
+    Ok(())
+}
+
 /// Carry out a savepoint action on the job behind `handle`.
 pub fn act(handle: &str, action: &str, args: &Value) -> Result<ActionDone, Error> {
     let mut h = JobHandle::parse(handle)?;

@@ -194,11 +194,7 @@ impl TaskType for Flink {
     }
 
     fn cancel(_ctx: &mut TaskContext, _p: Params, handle: &str) -> Result<(), Error> {
-        let h = JobHandle::parse(handle)?;
-        let cluster = Cluster::of(&h)?;
-        let note = cluster.cancel(&h.job)?;
-        log::info(note);
-        Ok(())
+        flink_rest::cancel(handle)
     }
 
     fn act(

@@ -36,7 +36,7 @@ fn next_step(rest: &str) -> Result<(Step, &str), String> {
     if let Some(after) = rest.strip_prefix('.') {
         let end = after.find(['.', '[']).unwrap_or(after.len());
         let name = &after[..end];
-        if name.is_empty() || name == "*" {
+        if name.is_empty() || name == "*" || name.contains(']') {
             return Err("expected a name after `.`".into());
         }
         return Ok((Step::Name(name.to_owned()), &after[end..]));

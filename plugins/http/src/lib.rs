@@ -106,7 +106,8 @@ impl TaskType for Http {
         // A definition is checked before its parameters are substituted: a field that
         // holds a reference is checked when the task runs, with its value.
         let later = |v: &str| v.contains("${") || v.contains("$[");
-        if !later(&p.url) && !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+        let url_ok = p.url.starts_with("http://") || p.url.starts_with("https://");
+        if !(later(&p.url) || url_ok) {
             errors.push(FieldError::new(
                 "url",
                 format!("`{}` is not an http:// or https:// URL", p.url),

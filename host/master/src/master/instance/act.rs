@@ -41,21 +41,11 @@ impl InstanceWorker {
             let (error, again) = match attempt.await {
                 Ok(Ok(ids)) => break ids,
                 Ok(Err(StoreError::Fenced { .. })) => {
-                    for effect in std::mem::take(&mut self.effects) {
-                        let e = MasterError::NotOwner {
-                            instance: self.id,
-                            owner: "another master".into(),
-                        };
-                        match effect {
-                            Effect::Reply(reply, _) => {
-                                let _ = reply.send(Err(e));
-                            }
-                            Effect::Control { answer, .. } | Effect::ControlAnswer(answer, _) => {
-                                answer.send(Err(e))
-                            }
-                            _ => {}
-                        }
-                    }
+                    let id = self.id;
+                    self.refuse_waiting(|| MasterError::NotOwner {
+                        instance: id,
+                        owner: "another master".into(),
+                    });
                     return Committed::Fenced;
                 }
                 Ok(Err(e)) => (e.to_string(), true),
@@ -69,18 +59,7 @@ impl InstanceWorker {
                     "instance {}: storing its state failed {tries} time(s), last: {error}; its tasks are stopped and it stays as last stored until the engine recovers it",
                     self.id
                 );
-                for effect in std::mem::take(&mut self.effects) {
-                    let e = MasterError::NotStored(error.clone());
-                    match effect {
-                        Effect::Reply(reply, _) => {
-                            let _ = reply.send(Err(e));
-                        }
-                        Effect::Control { answer, .. } | Effect::ControlAnswer(answer, _) => {
-                            answer.send(Err(e))
-                        }
-                        _ => {}
-                    }
-                }
+                self.refuse_waiting(|| MasterError::NotStored(error.clone()));
                 return Committed::Refused;
             }
             tokio::time::sleep(Duration::from_millis(50 << tries)).await;
@@ -157,6 +136,22 @@ impl InstanceWorker {
             }
         }
         Committed::Stored
+    }
+
+    /// The batch was not stored: drop its effects, answering everyone who waits on one
+    /// (an operation, an action on a job) with `error`.
+    fn refuse_waiting(&mut self, error: impl Fn() -> MasterError) {
+        for effect in std::mem::take(&mut self.effects) {
+            match effect {
+                Effect::Reply(reply, _) => {
+                    let _ = reply.send(Err(error()));
+                }
+                Effect::Control { answer, .. } | Effect::ControlAnswer(answer, _) => {
+                    answer.send(Err(error()))
+                }
+                _ => {}
+            }
+        }
     }
 
     // ---- launching -----------------------------------------------------------------

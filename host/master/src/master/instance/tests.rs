@@ -258,3 +258,104 @@ tasks:
     stored(&mut d, 300);
     assert_eq!(d.slots["a"].state, T::Retrying, "one retry left");
 }
+
+fn update(id: i64, update: TaskUpdate) -> Event {
+    Event::Update {
+        key: TaskKey {
+            workflow_instance_id: 7,
+            task_instance_id: id as u64,
+            attempt: 1,
+        },
+        update,
+        ack: None,
+    }
+}
+
+/// An action on a task's job: refused without a job, recorded when asked and when
+/// answered, its new handle stored, and a running attempt whose job the action ended
+/// ends as killed (its executor is stopped too).
+#[test]
+fn actions_on_a_job_are_recorded_and_a_stop_ends_the_attempt() {
+    let mut d = started(CHAIN);
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    d.handle(Event::Control {
+        task: "a".into(),
+        action: "savepoint".into(),
+        args: serde_json::json!({}),
+        answer: super::ControlAnswer::Direct(tx),
+    });
+    let (_, effects) = stored(&mut d, 200);
+    let refused = effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::ControlAnswer(a, r) => Some((a, r)),
+            _ => None,
+        })
+        .expect("answered at once");
+    refused.0.send(refused.1);
+    let why = rx.try_recv().unwrap().unwrap_err().to_string();
+    assert!(why.contains("has no external job"), "{why}");
+
+    d.handle(update(
+        100,
+        TaskUpdate::Handle {
+            handle: "job-1".into(),
+        },
+    ));
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    d.handle(Event::Control {
+        task: "a".into(),
+        action: "stop-with-savepoint".into(),
+        args: serde_json::json!({"drain": true}),
+        answer: super::ControlAnswer::Direct(tx),
+    });
+    let (writes, effects) = stored(&mut d, 300);
+    assert!(writes.iter().any(|w| matches!(w,
+        Write::AppendEvent { kind, payload, .. }
+            if kind == "task-action" && payload["phase"] == "requested" && payload["action"] == "stop-with-savepoint")));
+    let (host, handle, answer) = effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Control {
+                host,
+                handle,
+                answer,
+                ..
+            } => Some((host, handle, answer)),
+            _ => None,
+        })
+        .expect("the node is asked after the commit");
+    assert_eq!(
+        host.as_deref(),
+        Some("worker-1"),
+        "the node following the job"
+    );
+    assert_eq!(handle, "job-1");
+    assert_eq!(d.pending_controls, 1, "the worker waits for the answer");
+
+    d.handle(Event::ControlDone {
+        name: "a".into(),
+        id: 100,
+        action: "stop-with-savepoint".into(),
+        outcome: Box::new(Ok(shoal_protocol::ControlDone {
+            message: "stopped with a savepoint at file:/sp/1".into(),
+            new_handle: Some("job-1+sp".into()),
+            job_ended: true,
+        })),
+        answer,
+    });
+    let (writes, effects) = stored(&mut d, 400);
+    assert_eq!(d.pending_controls, 0);
+    assert_eq!(d.slots["a"].state, T::Killed);
+    assert_eq!(d.last_handles["a"], "job-1+sp");
+    assert!(writes.iter().any(|w| matches!(w,
+        Write::UpdateTaskInstance { id: 100, handle: Some(h), .. } if h == "job-1+sp")));
+    assert!(writes.iter().any(|w| matches!(w,
+        Write::AppendEvent { kind, payload, .. }
+            if kind == "task-action" && payload["phase"] == "done" && payload["ok"] == true)));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Kill { name } if name == "a"))
+    );
+}
