@@ -96,6 +96,9 @@ impl std::fmt::Debug for HandleSink {
 pub struct LiveHandle {
     pub handle: Arc<std::sync::Mutex<Option<String>>>,
     pub turn: Arc<tokio::sync::Mutex<()>>,
+    /// The attempt's log once it is open, so an action's outcome (and what the plugin
+    /// logs while acting) lands in the task's log.
+    pub log: Arc<std::sync::Mutex<Option<shoal_model::TaskLog>>>,
 }
 
 impl LiveHandle {
@@ -103,7 +106,17 @@ impl LiveHandle {
         Self {
             handle: Arc::new(std::sync::Mutex::new(handle)),
             turn: Arc::default(),
+            log: Arc::default(),
         }
+    }
+
+    /// The attempt's log, or one that keeps nothing before it is open.
+    pub fn log(&self) -> shoal_model::TaskLog {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(shoal_model::TaskLog::discard)
     }
 
     pub fn get(&self) -> Option<String> {

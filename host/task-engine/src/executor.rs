@@ -473,6 +473,9 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
         } else {
             log
         };
+        if let Some(live) = &self.request.live_handle {
+            *live.log.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.log.clone());
+        }
         let plugin = resolved.map_err(|e| failed(e.to_string()))?;
         self.plugin_version = Some(plugin.manifest.version.to_string());
         if plugin.grant.process && !self.request.process_allowed {

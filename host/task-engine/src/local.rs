@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use shoal_model::TaskLog;
+use shoal_model::{LogLevel, LogStream, TaskLog};
 use shoal_protocol::{
     BoxFuture, ClientError, ControlDone, ControlRequest, HandleSink, KeyedEvent, LiveHandle,
     RunningTask, TakeOver, TaskEvent, TaskEventSink, TaskExecutorClient, TaskKey, TaskRequest,
@@ -279,9 +279,26 @@ impl TaskExecutorClient for LocalExecutor {
                 return Ok(self.engine.control(&request, TaskLog::discard()).await);
             };
             // The attempt runs here: its polls wait while the action runs, then see
-            // the job as the action left it.
+            // the job as the action left it; the outcome goes into its log.
             let _turn = live.turn.lock().await;
-            let done = self.engine.control(&request, TaskLog::discard()).await;
+            let log = live.log();
+            let action = &request.action;
+            log.info(
+                LogStream::Host,
+                &format!("action `{action}` on the job, asked by an operator"),
+            );
+            let done = self.engine.control(&request, log.clone()).await;
+            match &done {
+                Ok(d) => log.info(
+                    LogStream::Host,
+                    &format!("action `{action}`: {}", d.message),
+                ),
+                Err(why) => log.write(
+                    LogStream::Host,
+                    LogLevel::Warn,
+                    &format!("action `{action}` failed: {why}"),
+                ),
+            }
             if let Ok(d) = &done {
                 if let Some(handle) = &d.new_handle {
                     live.set(handle.clone());

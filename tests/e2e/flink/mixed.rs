@@ -121,6 +121,11 @@ tasks:
         "the savepoint is on disk at {location}"
     );
     assert_eq!(task(c, id, "cdc").await["state"], "running");
+    let with_action = log(c, &cdc_task).await;
+    assert!(
+        with_action.contains("action `savepoint`: savepoint of job"),
+        "the outcome is in the task's log: {with_action}"
+    );
     let stream_id = stream_task["id"].as_i64().unwrap();
     let done = c
         .post(
