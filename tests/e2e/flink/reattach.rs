@@ -11,6 +11,31 @@ use shoal_tests::server::{Server, eventually};
 
 use crate::harness::*;
 
+/// Start a pipeline named `job` through `c` and wait until Flink runs it: the instance,
+/// the task (following its job) and the job.
+async fn start_pipeline(
+    env: &FlinkEnv,
+    c: &shoal_tests::server::Client,
+    workflow: &str,
+    job: &str,
+) -> (i64, serde_json::Value, Job) {
+    c.put(
+        &format!("/api/v1/projects/{PROJECT}/secrets/MYSQL_PW"),
+        json!({"value": "pw"}),
+    )
+    .await
+    .expect(204);
+    let id = start(c, &cdc_workflow(workflow, job)).await;
+    let following = task_following(c, id, "sync").await;
+    let running = env.rest().one_named(job, "RUNNING").await;
+    assert_eq!(
+        job_of(&following),
+        running.id,
+        "the handle names the job Flink runs"
+    );
+    (id, following, running)
+}
+
 fn cdc_workflow(name: &str, job: &str) -> String {
     format!(
         "workflow:\n  name: {name}\ntasks:\n  - name: sync\n    task_type: FlinkCdc\n    pipeline_yaml: |\n{}",
@@ -26,19 +51,10 @@ async fn a_killed_server_reattaches_to_the_same_job() {
     let _one = SERIAL.lock().await;
     let (data, mut server) = server(&env.policy(None)).await;
     let c = server.admin.clone();
-    c.put(
-        &format!("/api/v1/projects/{PROJECT}/secrets/MYSQL_PW"),
-        json!({"value": "pw"}),
-    )
-    .await
-    .expect(204);
     let job_name = unique("reattach");
     let _cleanup = CancelOnDrop::new(&env, &[&job_name]);
-    let id = start(&c, &cdc_workflow("reattach", &job_name)).await;
-    let before = task_following(&c, id, "sync").await;
+    let (id, _, job) = start_pipeline(&env, &c, "reattach", &job_name).await;
     let flink = env.rest();
-    let job = flink.one_named(&job_name, "RUNNING").await;
-    assert_eq!(job_of(&before), job.id);
 
     server.kill();
     // The job runs on while nobody follows it.
@@ -95,18 +111,10 @@ async fn another_worker_reattaches_when_the_one_following_the_job_dies() {
     cluster.add_worker("w2", &["default"], 4, "").await;
     let c = cluster.api("m1");
     setup_project(&c).await;
-    c.put(
-        &format!("/api/v1/projects/{PROJECT}/secrets/MYSQL_PW"),
-        json!({"value": "pw"}),
-    )
-    .await
-    .expect(204);
     let job_name = unique("worker-failover");
     let _cleanup = CancelOnDrop::new(&env, &[&job_name]);
-    let id = start(&c, &cdc_workflow("failover", &job_name)).await;
-    let first = task_following(&c, id, "sync").await;
+    let (id, first, job) = start_pipeline(&env, &c, "failover", &job_name).await;
     let flink = env.rest();
-    let job = flink.one_named(&job_name, "RUNNING").await;
     let host = first["host"].as_str().unwrap().to_owned();
     cluster.kill(&host);
 
