@@ -5,18 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// The body of every error response.
-#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code: `unauthenticated`, `forbidden`, `not-found`,
-    /// `bad-request`, `invalid-definition`, `conflict`, `too-large`, `method-not-allowed`,
-    /// `internal`, `unavailable`.
-    pub code: String,
-    pub message: String,
-}
+pub use shoal_api_types::error::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

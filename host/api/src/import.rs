@@ -7,33 +7,11 @@
 //! parents: definitions (a new version where one exists), their run mode and release
 //! state, and their schedules. A bad export leaves the project as it was.
 
-use serde::{Deserialize, Serialize};
+pub use shoal_api_types::imports::{ImportReport, ImportedDefinition};
 use shoal_dolphin::{ImportedWorkflow, Options};
 use shoal_schedule::CronSchedule;
 use shoal_store::{NewSchedule, Store};
 use shoal_workflow::TaskTypeCatalog;
-use utoipa::ToSchema;
-
-/// What was imported.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ImportReport {
-    pub workflows: Vec<ImportedDefinition>,
-    /// What was read but not carried over (or not exactly), naming workflow, task and
-    /// field; nothing is dropped without one.
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ImportedDefinition {
-    pub name: String,
-    pub version: i64,
-    /// False when the definition equalled its current version.
-    pub created: bool,
-    pub online: bool,
-    pub run_mode: String,
-    /// The schedule created for it: cron and zone, and whether it is online.
-    pub schedule: Option<String>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportFailure {

@@ -26,6 +26,7 @@ pub mod import;
 pub mod plugins;
 pub mod routes;
 pub mod secrets;
+pub mod view;
 
 use std::path::PathBuf;
 use std::sync::Arc;

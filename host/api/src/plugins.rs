@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use shoal_api_types::plugins::ActivePlugin;
 use shoal_model::manifest::MANIFEST_FILE;
 use shoal_protocol::{PluginCatalog, PluginError};
 use shoal_store::{PluginVersionRow, Store, StoreError};
@@ -24,17 +25,6 @@ pub enum InstallError {
     Store(#[from] StoreError),
     #[error("staging the upload failed: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// The outcome of an install or activation.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct ActivePlugin {
-    pub id: String,
-    pub version: String,
-    /// The version it replaced as active, if any.
-    pub previous: Option<String>,
-    /// SHA-256 of the component (installs only).
-    pub sha256: Option<String>,
 }
 
 pub struct PluginInstaller {

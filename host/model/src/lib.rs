@@ -19,6 +19,7 @@ pub mod limits;
 pub mod log;
 pub mod manifest;
 pub mod policy;
+pub mod run;
 pub mod sandbox;
 pub mod task;
 

@@ -1,40 +1,30 @@
 //! Workflow definitions (YAML or JSON bodies, versioned), their release state and run
 //! mode, runs, backfills and plugin pins.
 
-use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::{Deserialize, Serialize};
-use shoal_master::{RunRequest, StartTasks};
+use shoal_master::RunRequest;
 use shoal_scheduler::{Launch, RunMode};
 use shoal_store::DefinitionRow;
-use utoipa::{IntoParams, ToSchema};
 
 use super::{business_date_ms, definition_for};
 use crate::ApiState;
 use crate::auth::{Caller, Level};
 use crate::catalog::RegistryCatalog;
 use crate::error::{ApiError, ApiResult};
+use crate::view::View;
+pub use shoal_api_types::definitions::{
+    BackfillBody, BackfillQueued, Definition, DefinitionDetail, DiffQuery, LaunchView, PinBody,
+    RunBody, RunModeBody, Saved, VersionView,
+};
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Definition {
-    pub id: i64,
-    pub project: String,
-    pub name: String,
-    pub current_version: i64,
-    /// Online definitions can run and be scheduled.
-    pub online: bool,
-    pub run_mode: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl From<DefinitionRow> for Definition {
-    fn from(d: DefinitionRow) -> Self {
-        Self {
+impl crate::view::View<Definition> for DefinitionRow {
+    fn view(self) -> Definition {
+        let d = self;
+        Definition {
             id: d.id,
             project: d.project,
             name: d.name,
@@ -43,139 +33,38 @@ impl From<DefinitionRow> for Definition {
             run_mode: d.run_mode,
             created_at: d.created_at,
             updated_at: d.updated_at,
+            cluster: None,
         }
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DefinitionDetail {
-    #[serde(flatten)]
-    pub definition: Definition,
-    pub versions: Vec<i64>,
-    /// Plugin versions this workflow's tasks are pinned to.
-    pub pins: BTreeMap<String, String>,
-    /// The current version's definition, as stored.
-    #[schema(value_type = Object)]
-    pub spec: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Saved {
-    pub definition_id: i64,
-    pub name: String,
-    pub version: i64,
-    /// False when the body equalled the current version (no new version).
-    pub created: bool,
-    /// Fields read but not acted on, each naming line and field ("accepted, not
-    /// supported: ..."); the definition was saved regardless.
-    #[serde(default)]
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct VersionView {
-    pub version: i64,
-    #[schema(value_type = Object)]
-    pub spec: serde_json::Value,
-    /// The text it was created from (YAML or JSON).
-    pub source: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct DiffQuery {
-    pub from: i64,
-    pub to: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RunModeBody {
-    /// parallel, serial-wait, serial-discard or serial-priority.
-    pub run_mode: String,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct RunBody {
-    /// Startup parameters; they override every other layer.
-    #[serde(default)]
-    pub params: BTreeMap<String, String>,
-    /// Business date `YYYY-MM-DD` (midnight in `timezone`); default now.
-    #[serde(default)]
-    pub business_date: Option<String>,
-    /// IANA zone for `business_date`; default the server's.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Run this version instead of the current one.
-    #[serde(default)]
-    pub version: Option<i64>,
-    /// A sub-graph: `{"mode": "only" | "with-downstream" | "with-upstream", "tasks": [..]}`.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub start_tasks: Option<StartTasks>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LaunchView {
-    /// `started`, `queued` or `discarded`.
-    pub outcome: String,
-    pub instance: Option<i64>,
-    pub queued: Option<i64>,
-}
-
-impl From<Launch> for LaunchView {
-    fn from(l: Launch) -> Self {
+impl crate::view::View<LaunchView> for Launch {
+    fn view(self) -> LaunchView {
+        let l = self;
         match l {
-            Launch::Started { instance } => Self {
+            Launch::Started { instance } => LaunchView {
                 outcome: "started".into(),
                 instance: Some(instance),
                 queued: None,
+                cluster: None,
+                run: None,
             },
-            Launch::Queued { queued } => Self {
+            Launch::Queued { queued } => LaunchView {
                 outcome: "queued".into(),
                 instance: None,
                 queued: Some(queued),
+                cluster: None,
+                run: None,
             },
-            Launch::Discarded => Self {
+            Launch::Discarded => LaunchView {
                 outcome: "discarded".into(),
                 instance: None,
                 queued: None,
+                cluster: None,
+                run: None,
             },
         }
     }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct BackfillBody {
-    /// First business date `YYYY-MM-DD` of a range (with `to`).
-    #[serde(default)]
-    pub from: Option<String>,
-    /// Last business date of the range, included.
-    #[serde(default)]
-    pub to: Option<String>,
-    /// Or an explicit list of business dates.
-    #[serde(default)]
-    pub dates: Vec<String>,
-    /// How many dates run at once; 1 (the default) runs them one after another.
-    #[serde(default)]
-    pub parallelism: Option<i64>,
-    #[serde(default)]
-    pub params: BTreeMap<String, String>,
-    #[serde(default)]
-    pub timezone: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct BackfillQueued {
-    /// The backfill's queue.
-    pub group: String,
-    pub dates: Vec<String>,
-    pub queued: Vec<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PinBody {
-    /// The version to pin to; null removes the pin.
-    pub version: Option<String>,
 }
 
 const MAX_BACKFILL_DAYS: usize = 3660;
@@ -195,7 +84,7 @@ pub async fn list_definitions(
             .definitions(&project)
             .await?
             .into_iter()
-            .map(Definition::from)
+            .map(View::view)
             .collect(),
     ))
 }
@@ -308,7 +197,7 @@ pub async fn get_definition(
         .map(|s| s.spec)
         .unwrap_or_default();
     Ok(Json(DefinitionDetail {
-        definition: d.into(),
+        definition: d.view(),
         versions,
         pins,
         spec,
@@ -475,7 +364,7 @@ pub async fn release(
         .definition_row_by_id(d.id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("workflow `{name}` vanished")))?;
-    Ok(Json(d.into()))
+    Ok(Json(d.view()))
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{project}/definitions/{name}/run-mode", tag = "definitions",
@@ -540,7 +429,7 @@ pub async fn start_run(
     };
     check_process_allowed(&state, &project, &stored.spec).await?;
     let launch = state.launcher().launch(&d, run).await?;
-    Ok((StatusCode::CREATED, Json(launch.into())))
+    Ok((StatusCode::CREATED, Json(launch.view())))
 }
 
 /// Refuse a run whose workflow uses a task type holding the `process` capability in a

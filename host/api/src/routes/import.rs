@@ -5,33 +5,13 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::ApiState;
 use crate::auth::{Caller, Level};
 use crate::catalog::RegistryCatalog;
 use crate::error::{ApiError, ApiResult};
 use crate::import::{ImportFailure, ImportReport};
-
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ImportQuery {
-    /// Import the rest when some tasks have types Shoal lacks; those become skipped
-    /// `Noop` tasks, each with a warning.
-    #[serde(default)]
-    pub partial: bool,
-    /// Shoal datasource names for the export's datasource ids: `1=warehouse,2=crm`.
-    #[serde(default)]
-    pub datasources: Option<String>,
-    /// Shoal task group names for the export's task group ids: `3=etl`.
-    #[serde(default)]
-    pub task_groups: Option<String>,
-    /// The IANA zone of the DolphinScheduler server that wrote the export (its
-    /// schedule windows carry no offset); default: each schedule's own zone.
-    #[serde(default)]
-    pub export_timezone: Option<String>,
-}
+pub use shoal_api_types::imports::ImportQuery;
 
 /// `ID=NAME,ID=NAME` as a map, or which pair is wrong.
 pub fn id_names(text: Option<&str>, field: &str) -> Result<BTreeMap<i64, String>, String> {

@@ -8,52 +8,22 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use shoal_master::Operation;
 use shoal_model::log::LogChunk;
 use shoal_store::{InstanceFilter, Store, TaskInstanceRow, WorkflowInstanceRow};
-use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
 use crate::auth::{Caller, Level};
 use crate::error::{ApiError, ApiResult};
+use crate::view::View;
+pub use shoal_api_types::instances::{
+    Instance, InstanceDetail, InstancePage, InstanceQuery, LogQuery, OperationBody, TaskInstance,
+};
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct InstanceQuery {
-    /// Only this project's instances (required unless you are an admin).
-    pub project: Option<String>,
-    /// Only this workflow's (needs `project`).
-    pub workflow: Option<String>,
-    /// Comma-separated states: running, succeeded, failed, ...
-    pub state: Option<String>,
-    /// Business time from (ms since the epoch, included).
-    pub from: Option<i64>,
-    /// Business time to (ms since the epoch, excluded).
-    pub to: Option<i64>,
-    /// Page size, 1-1000 (default 50).
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Instance {
-    pub id: i64,
-    pub definition_id: i64,
-    pub version: i64,
-    pub name: String,
-    pub state: String,
-    pub schedule_time: i64,
-    #[schema(value_type = Object)]
-    pub startup_params: serde_json::Value,
-    pub parent_task_instance_id: Option<i64>,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
-}
-
-impl From<WorkflowInstanceRow> for Instance {
-    fn from(r: WorkflowInstanceRow) -> Self {
-        Self {
+impl crate::view::View<Instance> for WorkflowInstanceRow {
+    fn view(self) -> Instance {
+        let r = self;
+        Instance {
             id: r.id,
             definition_id: r.definition_id,
             version: r.version,
@@ -65,41 +35,15 @@ impl From<WorkflowInstanceRow> for Instance {
             created_at: r.created_at,
             started_at: r.started_at,
             ended_at: r.ended_at,
+            cluster: None,
         }
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InstancePage {
-    /// Matching instances, exact up to 10,000; see `total_capped`.
-    pub total: i64,
-    /// True when more than `total` instances match.
-    pub total_capped: bool,
-    pub limit: i64,
-    pub offset: i64,
-    pub items: Vec<Instance>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TaskInstance {
-    pub id: i64,
-    pub task_name: String,
-    pub task_type: String,
-    pub attempt: i64,
-    pub state: String,
-    pub host: Option<String>,
-    pub plugin_version: Option<String>,
-    pub handle: Option<String>,
-    pub message: String,
-    #[schema(value_type = Object)]
-    pub out_params: serde_json::Value,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
-}
-
-impl From<TaskInstanceRow> for TaskInstance {
-    fn from(t: TaskInstanceRow) -> Self {
-        Self {
+impl crate::view::View<TaskInstance> for TaskInstanceRow {
+    fn view(self) -> TaskInstance {
+        let t = self;
+        TaskInstance {
             id: t.id,
             task_name: t.task_name,
             task_type: t.task_type,
@@ -114,34 +58,6 @@ impl From<TaskInstanceRow> for TaskInstance {
             ended_at: t.ended_at,
         }
     }
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InstanceDetail {
-    pub project: String,
-    #[serde(flatten)]
-    pub instance: Instance,
-    pub tasks: Vec<TaskInstance>,
-}
-
-/// `{"op": "stop" | "pause" | "resume" | "rerun" | "recover"}`, or
-/// `{"op": "force-success" | "kill", "task": NAME}`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct OperationBody {
-    pub op: String,
-    #[serde(default)]
-    pub task: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct LogQuery {
-    /// Start at this byte of the log file (the `X-Log-Next-Offset` of an earlier read).
-    pub offset: Option<u64>,
-    /// At most this many bytes (default and cap: 1 MiB); whole lines where they fit.
-    pub limit: Option<usize>,
-    /// Keep the response open and stream new lines (from `offset`) until the task
-    /// finishes or the client goes away.
-    pub follow: Option<bool>,
 }
 
 /// The most one log read returns.
@@ -242,7 +158,8 @@ pub async fn list_instances(
         total_capped,
         limit,
         offset,
-        items: rows.into_iter().map(Instance::from).collect(),
+        items: rows.into_iter().map(View::view).collect(),
+        missing: Vec::new(),
     }))
 }
 
@@ -258,8 +175,8 @@ pub async fn get_instance(
     let tasks = state.store().task_instances(id).await?;
     Ok(Json(InstanceDetail {
         project,
-        instance: row.into(),
-        tasks: tasks.into_iter().map(TaskInstance::from).collect(),
+        instance: row.view(),
+        tasks: tasks.into_iter().map(View::view).collect(),
     }))
 }
 
@@ -301,7 +218,7 @@ pub async fn operate(
         .workflow_instance(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no workflow instance {id}")))?;
-    Ok(Json(row.into()))
+    Ok(Json(row.view()))
 }
 
 const FINISHED_TASK: [&str; 6] = [

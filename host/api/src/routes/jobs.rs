@@ -4,53 +4,27 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde::{Deserialize, Serialize};
 use shoal_store::TaskInstanceRow;
-use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
 use crate::auth::{Caller, Level};
 use crate::error::{ApiError, ApiResult};
+pub use shoal_api_types::jobs::{ActionBody, ActionDone, Job, JobQuery};
 
-/// An attempt that holds an external job's handle.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Job {
-    pub task_instance_id: i64,
-    pub workflow_instance_id: i64,
-    pub task_name: String,
-    pub task_type: String,
-    pub attempt: i64,
-    /// The task's state: a stream job whose task `succeeded` may still run.
-    pub state: String,
-    /// The plugin's handle (for Flink: cluster, job id, last savepoint).
-    pub handle: String,
-    pub host: Option<String>,
-    pub started_at: Option<i64>,
-    pub ended_at: Option<i64>,
-}
-
-impl Job {
-    fn from_row(t: TaskInstanceRow) -> Option<Self> {
-        Some(Self {
-            handle: t.handle?,
-            task_instance_id: t.id,
-            workflow_instance_id: t.workflow_instance_id,
-            task_name: t.task_name,
-            task_type: t.task_type,
-            attempt: t.attempt,
-            state: t.state,
-            host: t.host,
-            started_at: t.started_at,
-            ended_at: t.ended_at,
-        })
-    }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct JobQuery {
-    pub project: String,
-    /// At most this many, newest first (1-1000, default 100).
-    pub limit: Option<i64>,
+/// A task attempt with a handle, as a job; `None` without one.
+fn job_from_row(t: TaskInstanceRow) -> Option<Job> {
+    Some(Job {
+        handle: t.handle?,
+        task_instance_id: t.id,
+        workflow_instance_id: t.workflow_instance_id,
+        task_name: t.task_name,
+        task_type: t.task_type,
+        attempt: t.attempt,
+        state: t.state,
+        host: t.host,
+        started_at: t.started_at,
+        ended_at: t.ended_at,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "instances", params(JobQuery),
@@ -67,27 +41,7 @@ pub async fn list_jobs(
     }
     caller.require(&state, &q.project, Level::Read).await?;
     let rows = state.store().external_jobs(&q.project, limit).await?;
-    Ok(Json(rows.into_iter().filter_map(Job::from_row).collect()))
-}
-
-/// An action on a task's external job.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ActionBody {
-    /// `savepoint`, `stop-with-savepoint`, `cancel`, or another action the task type
-    /// offers.
-    pub action: String,
-    /// The action's options, e.g. `{"target-directory": "file:///savepoints"}`.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub args: serde_json::Value,
-}
-
-/// What the plugin said it did.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ActionDone {
-    pub task_instance_id: i64,
-    pub action: String,
-    pub message: String,
+    Ok(Json(rows.into_iter().filter_map(job_from_row).collect()))
 }
 
 /// Carry out an action on the job of a task instance's task; answers once the outcome

@@ -4,29 +4,13 @@
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{ActivePlugin, InstallError};
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PluginView {
-    pub id: String,
-    pub version: String,
-    pub wit: String,
-    pub description: String,
-    pub capabilities: Vec<String>,
-    pub http_hosts: Vec<String>,
-    /// `builtin` or `installed`.
-    pub origin: String,
-    /// SHA-256 of the component, for installed versions.
-    pub sha256: Option<String>,
-    /// Whether new tasks get this version.
-    pub active: bool,
-}
+pub use shoal_api_types::plugins::{ActivateBody, PluginView};
 
 /// The multipart form of an upload.
 #[derive(Debug, ToSchema)]
@@ -37,11 +21,6 @@ pub struct PluginUpload {
     /// The `.wasm` component.
     #[schema(value_type = String, format = Binary)]
     component: Vec<u8>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ActivateBody {
-    pub version: String,
 }
 
 impl From<InstallError> for ApiError {

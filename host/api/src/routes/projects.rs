@@ -4,96 +4,31 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use shoal_store::ProjectRow;
-use utoipa::ToSchema;
 
 use super::users::check_name;
 use crate::ApiState;
 use crate::auth::{Caller, Level};
 use crate::error::{ApiError, ApiResult};
+use crate::view::View;
+pub use shoal_api_types::projects::{
+    AlertChannelBody, AlertChannelView, PermissionBody, Project, ProjectBody, SecretBody,
+    SecretName, TenancyBody,
+};
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ProjectBody {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Project {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub created_at: i64,
-    /// The OS user its task processes run as; none: the server's default tenant.
-    pub tenant: Option<String>,
-    /// Whether it may run task types that start processes (an admin's decision).
-    pub allow_process: bool,
-}
-
-impl From<ProjectRow> for Project {
-    fn from(p: ProjectRow) -> Self {
-        Self {
+impl crate::view::View<Project> for ProjectRow {
+    fn view(self) -> Project {
+        let p = self;
+        Project {
             id: p.id,
             name: p.name,
             description: p.description,
             created_at: p.created_at,
             tenant: p.tenant,
             allow_process: p.allow_process != 0,
+            cluster: None,
         }
     }
-}
-
-/// An admin's change to how a project's task processes run; absent fields stay.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TenancyBody {
-    /// Whether the project may run task types holding the `process` capability.
-    #[serde(default)]
-    pub allow_process: Option<bool>,
-    /// The OS user its processes run as when the server runs as root; an empty string
-    /// goes back to the server's default tenant.
-    #[serde(default)]
-    pub tenant: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PermissionBody {
-    pub level: Level,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SecretBody {
-    pub value: String,
-}
-
-/// A secret as listed: its name only, never its value.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SecretName {
-    pub name: String,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AlertChannelBody {
-    /// `{"kind": "webhook", "url": ...}`, `{"kind": "slack", "url": ...}` or
-    /// `{"kind": "email", "host", "port", "from", "to": [...], ...}`.
-    #[schema(value_type = Object)]
-    pub config: serde_json::Value,
-    /// Which events it receives: `workflow-failed`, `workflow-succeeded` (opt-in),
-    /// `task-timeout`, `task-failed`. Empty: every failure kind.
-    #[serde(default)]
-    pub events: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AlertChannelView {
-    pub name: String,
-    /// The channel's kind (`webhook`, `slack`, `email`); addresses and credentials are
-    /// not echoed back.
-    pub kind: String,
-    pub events: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
@@ -111,7 +46,7 @@ pub async fn list_projects(
                 .await?
                 .is_some()
         {
-            visible.push(p.into());
+            visible.push(p.view());
         }
     }
     Ok(Json(visible))
@@ -135,7 +70,7 @@ pub async fn create_project(
         .store()
         .grant_permission(row.id, caller.user_id, Level::Edit.as_str())
         .await?;
-    Ok((StatusCode::CREATED, Json(row.into())))
+    Ok((StatusCode::CREATED, Json(row.view())))
 }
 
 pub(crate) async fn project_row(
@@ -163,7 +98,7 @@ pub async fn get_project(
     Ok(Json(
         project_row(&state, &caller, &project, Level::Read)
             .await?
-            .into(),
+            .view(),
     ))
 }
 
@@ -225,7 +160,7 @@ pub async fn set_tenancy(
         .project(&project)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
-    Ok(Json(row.into()))
+    Ok(Json(row.view()))
 }
 
 /// Give a user a permission level on the project (admins, or users with `edit`).

@@ -2,61 +2,18 @@
 //! optional start/end window, a policy for fires missed while the server was down, and
 //! startup params for each fire.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use shoal_schedule::CronSchedule;
 use shoal_store::{NewSchedule, ScheduleRow};
-use utoipa::ToSchema;
 
 use super::definition_for;
 use crate::ApiState;
 use crate::auth::{Caller, Level};
 use crate::error::{ApiError, ApiResult};
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ScheduleBody {
-    /// Quartz cron with seconds: `0 0 2 * * ?`, `0 0 1 L * ?`, `0 0 9 ? * 2#1`, ...
-    pub cron: String,
-    /// IANA zone the cron reads in; default UTC.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// RFC 3339 start of the window.
-    #[serde(default)]
-    pub start: Option<String>,
-    /// RFC 3339 end of the window.
-    #[serde(default)]
-    pub end: Option<String>,
-    /// `skip` (default) or `run-once`: what to do with fires missed while down.
-    #[serde(default)]
-    pub missed: Option<String>,
-    /// Default true; the definition must be online for an online schedule.
-    #[serde(default)]
-    pub online: Option<bool>,
-    #[serde(default)]
-    pub params: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ScheduleView {
-    pub definition_id: i64,
-    pub workflow: String,
-    pub cron: String,
-    pub timezone: String,
-    pub start_at: Option<i64>,
-    pub end_at: Option<i64>,
-    pub missed: String,
-    pub online: bool,
-    pub params: BTreeMap<String, String>,
-    pub last_fire_at: Option<i64>,
-    pub next_fire_at: Option<i64>,
-    /// The next few fire times, RFC 3339 in the schedule's zone.
-    pub upcoming: Vec<String>,
-}
+pub use shoal_api_types::schedules::{ScheduleBody, ScheduleView};
 
 fn view(row: ScheduleRow, workflow: String) -> ScheduleView {
     let upcoming = shoal_scheduler::cron_of(&row)
@@ -89,6 +46,7 @@ fn view(row: ScheduleRow, workflow: String) -> ScheduleView {
         last_fire_at: row.last_fire_at,
         next_fire_at: row.next_fire_at,
         upcoming,
+        cluster: None,
     }
 }
 

@@ -4,21 +4,12 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// `ok` when the store answers.
-    pub status: String,
-    pub version: String,
-    /// Seconds since the API started.
-    pub uptime_s: u64,
-}
+use crate::view::View;
+pub use shoal_api_types::system::{Health, NodeList, NodeView};
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "system", security(()),
     responses((status = 200, body = Health), (status = 503, description = "The store does not answer", body = crate::ErrorBody)))]
@@ -36,39 +27,10 @@ pub async fn health(State(state): State<ApiState>) -> ApiResult<axum::Json<Healt
     }))
 }
 
-/// One node of a cluster, as the registry last saw it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NodeView {
-    pub id: String,
-    /// `master` or `worker`.
-    pub role: String,
-    /// Its RPC base URL.
-    pub address: String,
-    /// Worker groups it serves (none for a master).
-    pub groups: Vec<String>,
-    pub slots: i64,
-    pub slots_used: i64,
-    pub slots_free: i64,
-    /// The worker's containers: short tasks share `shared_slots`, blocking ones get one
-    /// of `exclusive_slots`.
-    pub shared_slots: i64,
-    pub exclusive_slots: i64,
-    /// The one-minute load average per core (0..1).
-    pub cpu_load: f64,
-    /// Fraction of memory in use (0..1).
-    pub memory_used: f64,
-    /// Milliseconds since its last heartbeat, on the database's clock.
-    pub heartbeat_age_ms: i64,
-    pub generation: i64,
-    /// `alive` or `dead`.
-    pub state: String,
-    /// Its death's failover is not finished yet.
-    pub failover_pending: bool,
-}
-
-impl From<shoal_store::NodeRow> for NodeView {
-    fn from(n: shoal_store::NodeRow) -> Self {
-        Self {
+impl crate::view::View<NodeView> for shoal_store::NodeRow {
+    fn view(self) -> NodeView {
+        let n = self;
+        NodeView {
             heartbeat_age_ms: n.heartbeat_age_ms(),
             slots_free: (n.slots - n.slots_used).max(0),
             role: n.role.as_str().to_owned(),
@@ -87,13 +49,9 @@ impl From<shoal_store::NodeRow> for NodeView {
             memory_used: n.memory_used,
             generation: n.generation,
             failover_pending: n.failover_pending,
+            cluster: None,
         }
     }
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NodeList {
-    pub nodes: Vec<NodeView>,
 }
 
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "system",
@@ -107,7 +65,7 @@ pub async fn nodes(
         .nodes()
         .await?
         .into_iter()
-        .map(NodeView::from)
+        .map(View::view)
         .collect();
     Ok(axum::Json(NodeList { nodes }))
 }

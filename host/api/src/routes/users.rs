@@ -6,31 +6,18 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
 use shoal_store::{TokenRow, UserRow};
-use utoipa::ToSchema;
 
 use crate::ApiState;
-use crate::auth::{Caller, Role, hash_token, new_token};
+use crate::auth::{Caller, hash_token, new_token};
 use crate::error::{ApiError, ApiResult};
+use crate::view::View;
+pub use shoal_api_types::users::{NewToken, Token, TokenBody, User, UserBody};
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserBody {
-    pub name: String,
-    pub role: Role,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct User {
-    pub id: i64,
-    pub name: String,
-    pub role: String,
-    pub created_at: i64,
-}
-
-impl From<UserRow> for User {
-    fn from(u: UserRow) -> Self {
-        Self {
+impl crate::view::View<User> for UserRow {
+    fn view(self) -> User {
+        let u = self;
+        User {
             id: u.id,
             name: u.name,
             role: u.role,
@@ -39,37 +26,10 @@ impl From<UserRow> for User {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct TokenBody {
-    /// A label to tell tokens apart.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Lifetime in seconds; none means the token does not expire.
-    #[serde(default)]
-    pub expires_in_s: Option<i64>,
-}
-
-/// A freshly created token: the only time its value is shown.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NewToken {
-    pub id: i64,
-    pub user: String,
-    pub token: String,
-    pub expires_at: Option<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Token {
-    pub id: i64,
-    pub name: String,
-    pub expires_at: Option<i64>,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
-}
-
-impl From<TokenRow> for Token {
-    fn from(t: TokenRow) -> Self {
-        Self {
+impl crate::view::View<Token> for TokenRow {
+    fn view(self) -> Token {
+        let t = self;
+        Token {
             id: t.id,
             name: t.name,
             expires_at: t.expires_at,
@@ -92,7 +52,7 @@ pub async fn list_users(
             .users()
             .await?
             .into_iter()
-            .map(User::from)
+            .map(View::view)
             .collect(),
     ))
 }
@@ -111,7 +71,7 @@ pub async fn create_user(
         .create_user(&body.name, body.role.as_str())
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("user `{}` exists", body.name)))?;
-    Ok((StatusCode::CREATED, Json(user.into())))
+    Ok((StatusCode::CREATED, Json(user.view())))
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{user}/tokens", tag = "users", request_body = TokenBody,
@@ -215,7 +175,7 @@ pub async fn my_tokens(
             .tokens_of(caller.user_id)
             .await?
             .into_iter()
-            .map(Token::from)
+            .map(View::view)
             .collect(),
     ))
 }

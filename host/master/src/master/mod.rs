@@ -128,25 +128,15 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Which tasks a run covers, as stored with the instance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode", content = "tasks", rename_all = "kebab-case")]
-pub enum StartTasks {
-    #[default]
-    All,
-    Only(Vec<String>),
-    WithDownstream(Vec<String>),
-    WithUpstream(Vec<String>),
-}
+pub use shoal_model::run::StartTasks;
 
-impl StartTasks {
-    pub fn scope(&self) -> RunScope {
-        match self.clone() {
-            Self::All => RunScope::All,
-            Self::Only(t) => RunScope::Only(t),
-            Self::WithDownstream(t) => RunScope::WithDownstream(t),
-            Self::WithUpstream(t) => RunScope::WithUpstream(t),
-        }
+/// The execution graph's scope for a run's start tasks.
+pub(crate) fn scope(start: &StartTasks) -> RunScope {
+    match start.clone() {
+        StartTasks::All => RunScope::All,
+        StartTasks::Only(t) => RunScope::Only(t),
+        StartTasks::WithDownstream(t) => RunScope::WithDownstream(t),
+        StartTasks::WithUpstream(t) => RunScope::WithUpstream(t),
     }
 }
 

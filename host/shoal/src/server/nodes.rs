@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use shoal_api::routes::{NodeList, NodeView};
+use shoal_api::routes::NodeList;
+use shoal_api::view::View;
 
 use crate::app::{DataDir, open_store};
 use crate::client::Client;
@@ -11,12 +12,7 @@ use crate::client::Client;
 /// Read the registry from the store.
 pub async fn local(data: &DataDir, db: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let store = open_store(data, db).await?;
-    let nodes = store
-        .nodes()
-        .await?
-        .into_iter()
-        .map(NodeView::from)
-        .collect();
+    let nodes = store.nodes().await?.into_iter().map(View::view).collect();
     print(NodeList { nodes }, json)
 }
 

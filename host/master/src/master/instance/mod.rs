@@ -340,7 +340,7 @@ impl Decider {
             .iter()
             .map(|t| (t.name.clone(), t.deps.clone()))
             .collect();
-        let graph = ExecutionGraph::new(&edges, &StartTasks::All.scope())?;
+        let graph = ExecutionGraph::new(&edges, &super::scope(&StartTasks::All))?;
         Ok(Self {
             placer,
             id,
@@ -449,7 +449,7 @@ impl InstanceWorker {
             .iter()
             .map(|t| (t.name.clone(), t.deps.clone()))
             .collect();
-        let mut graph = ExecutionGraph::new(&edges, &start.scope())?;
+        let mut graph = ExecutionGraph::new(&edges, &super::scope(&start))?;
         for task in &definition.tasks {
             if master
                 .trigger(&task.task_type, task.plugin_version.as_ref())

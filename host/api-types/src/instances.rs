@@ -1,0 +1,99 @@
+//! Workflow instances, task instances, operations and log reads.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InstanceQuery {
+    /// Only this project's instances (required unless you are an admin).
+    pub project: Option<String>,
+    /// Only this workflow's (needs `project`).
+    pub workflow: Option<String>,
+    /// Comma-separated states: running, succeeded, failed, ...
+    pub state: Option<String>,
+    /// Business time from (ms since the epoch, included).
+    pub from: Option<i64>,
+    /// Business time to (ms since the epoch, excluded).
+    pub to: Option<i64>,
+    /// Page size, 1-1000 (default 50).
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Instance {
+    pub id: i64,
+    pub definition_id: i64,
+    pub version: i64,
+    pub name: String,
+    pub state: String,
+    pub schedule_time: i64,
+    #[schema(value_type = Object)]
+    pub startup_params: serde_json::Value,
+    pub parent_task_instance_id: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// The cluster it lives on; set by the cluster proxy only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstancePage {
+    /// Matching instances, exact up to 10,000; see `total_capped`.
+    pub total: i64,
+    /// True when more than `total` instances match.
+    pub total_capped: bool,
+    pub limit: i64,
+    pub offset: i64,
+    pub items: Vec<Instance>,
+    /// Set by the cluster proxy: clusters whose instances are missing from this page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<crate::clusters::MissingCluster>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskInstance {
+    pub id: i64,
+    pub task_name: String,
+    pub task_type: String,
+    pub attempt: i64,
+    pub state: String,
+    pub host: Option<String>,
+    pub plugin_version: Option<String>,
+    pub handle: Option<String>,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub out_params: serde_json::Value,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstanceDetail {
+    pub project: String,
+    #[serde(flatten)]
+    pub instance: Instance,
+    pub tasks: Vec<TaskInstance>,
+}
+
+/// `{"op": "stop" | "pause" | "resume" | "rerun" | "recover"}`, or
+/// `{"op": "force-success" | "kill", "task": NAME}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationBody {
+    pub op: String,
+    #[serde(default)]
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LogQuery {
+    /// Start at this byte of the log file (the `X-Log-Next-Offset` of an earlier read).
+    pub offset: Option<u64>,
+    /// At most this many bytes (default and cap: 1 MiB); whole lines where they fit.
+    pub limit: Option<usize>,
+    /// Keep the response open and stream new lines (from `offset`) until the task
+    /// finishes or the client goes away.
+    pub follow: Option<bool>,
+}
