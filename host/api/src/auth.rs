@@ -40,28 +40,35 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthenticated)?;
-        let (user, row) = state
-            .store()
-            .token_user(&hash_token(token))
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let now = shoal_store::now_ms();
-        if row.revoked_at.is_some() || row.expires_at.is_some_and(|t| t <= now) {
-            return Err(ApiError::Unauthenticated);
-        }
-        Ok(Caller {
-            user_id: user.id,
-            admin: user.role == Role::Admin.as_str(),
-            name: user.name,
-        })
+        authenticate(state.store(), &parts.headers).await
     }
+}
+
+/// The caller a request's `Authorization: Bearer TOKEN` names, checked against `store`
+/// (a server's, or the cluster proxy's own).
+pub async fn authenticate(
+    store: &shoal_store::Store,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthenticated)?;
+    let (user, row) = store
+        .token_user(&hash_token(token))
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    let now = shoal_store::now_ms();
+    if row.revoked_at.is_some() || row.expires_at.is_some_and(|t| t <= now) {
+        return Err(ApiError::Unauthenticated);
+    }
+    Ok(Caller {
+        user_id: user.id,
+        admin: user.role == Role::Admin.as_str(),
+        name: user.name,
+    })
 }
 
 impl Caller {
@@ -82,11 +89,20 @@ impl Caller {
         project: &str,
         level: Level,
     ) -> Result<(), ApiError> {
+        self.require_in(state.store(), project, level).await
+    }
+
+    /// [`Caller::require`] against any store holding users and permissions.
+    pub async fn require_in(
+        &self,
+        store: &shoal_store::Store,
+        project: &str,
+        level: Level,
+    ) -> Result<(), ApiError> {
         if self.admin {
             return Ok(());
         }
-        let held = state
-            .store()
+        let held = store
             .permission(project, self.user_id)
             .await?
             .as_deref()

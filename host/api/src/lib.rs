@@ -44,6 +44,10 @@ pub use error::{ApiError, ErrorBody};
 /// Counters the server adds to `/metrics` (alert deliveries, say).
 pub type ExtraMetrics = Arc<dyn Fn() -> Vec<(String, String, f64)> + Send + Sync>;
 
+/// An all-in-one server's task slots and how many are in use (a cluster reads its
+/// workers' from the registry instead).
+pub type Capacity = Arc<dyn Fn() -> (i64, i64) + Send + Sync>;
+
 /// Limits on request bodies.
 #[derive(Debug, Clone)]
 pub struct ApiLimits {
@@ -76,6 +80,9 @@ struct Inner {
     plugins: plugins::PluginInstaller,
     limits: ApiLimits,
     extra_metrics: Option<ExtraMetrics>,
+    capacity: Option<Capacity>,
+    /// Runs asked for with an Idempotency-Key take turns (see `start_run`).
+    keyed_runs: tokio::sync::Mutex<()>,
     started_at: std::time::Instant,
 }
 
@@ -90,6 +97,7 @@ pub struct ApiParts {
     pub staging_dir: PathBuf,
     pub limits: ApiLimits,
     pub extra_metrics: Option<ExtraMetrics>,
+    pub capacity: Option<Capacity>,
 }
 
 impl ApiState {
@@ -108,6 +116,8 @@ impl ApiState {
                 plugins,
                 limits: parts.limits,
                 extra_metrics: parts.extra_metrics,
+                capacity: parts.capacity,
+                keyed_runs: tokio::sync::Mutex::new(()),
                 started_at: std::time::Instant::now(),
             }),
         }

@@ -41,6 +41,8 @@ impl QueuedRequest {
             schedule_time: self.schedule_time,
             start_tasks: self.start_tasks,
             parent_task_instance_id: None,
+            // A queued run keeps its key on its queue row, which learns its instance.
+            idempotency_key: None,
         }
     }
 }
@@ -122,7 +124,13 @@ impl Launcher {
                     let request = serde_json::to_string(&QueuedRequest::from_run(&run))
                         .expect("a queued request serialises");
                     let queued = store
-                        .enqueue_run(definition.id, &group, 1, &request)
+                        .enqueue_run(
+                            definition.id,
+                            &group,
+                            1,
+                            &request,
+                            run.idempotency_key.as_deref(),
+                        )
                         .await?;
                     return Ok(Launch::Queued { queued });
                 }
@@ -173,7 +181,7 @@ impl Launcher {
             let request = serde_json::to_string(&request).expect("a queued request serialises");
             ids.push(
                 store
-                    .enqueue_run(definition.id, &group, max_running.max(1), &request)
+                    .enqueue_run(definition.id, &group, max_running.max(1), &request, None)
                     .await?,
             );
         }

@@ -252,6 +252,7 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
                 parent_task_instance_id: None,
                 owner: None,
                 owner_gen: 0,
+                idempotency_key: None,
             })
             .collect();
         store.write(writes).await?;

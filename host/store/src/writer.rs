@@ -31,6 +31,8 @@ pub enum Write {
         /// The master that creates it (None in single-node mode) and its generation.
         owner: Option<String>,
         owner_gen: i64,
+        /// The `Idempotency-Key` the run was asked with, if any.
+        idempotency_key: Option<String>,
     },
     UpdateWorkflowInstance {
         id: i64,
@@ -199,10 +201,11 @@ async fn apply(
                 parent_task_instance_id,
                 owner,
                 owner_gen,
+                idempotency_key,
             } => Some(
                 sqlx::query(
-                    "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at, owner, owner_gen) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                    "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at, owner, owner_gen, idempotency_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
                 )
                 .bind(definition_id)
                 .bind(version)
@@ -216,6 +219,7 @@ async fn apply(
                 .bind(now)
                 .bind(owner)
                 .bind(owner_gen)
+                .bind(idempotency_key)
                 .fetch_one(&mut **tx)
                 .await?
                 .try_get::<i64, _>(0)?,

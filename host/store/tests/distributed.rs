@@ -23,6 +23,7 @@ async fn instance(store: &Store, state: &str, owner: Option<&str>, owner_gen: i6
             parent_task_instance_id: None,
             owner: owner.map(str::to_owned),
             owner_gen,
+            idempotency_key: None,
         }])
         .await
         .unwrap()[0]

@@ -44,6 +44,7 @@ async fn instance(store: &Store) -> i64 {
             parent_task_instance_id: None,
             owner: None,
             owner_gen: 0,
+            idempotency_key: None,
         }])
         .await
         .unwrap()[0]

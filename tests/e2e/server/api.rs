@@ -15,6 +15,7 @@ async fn rest_api_end_to_end_on_both_databases() {
             operations(&server),
             errors_and_limits(&server),
             openapi(&server),
+            idempotent_runs(&server),
         );
         permissions(&server, &users).await;
         secrets(&server, &site).await;
@@ -287,6 +288,30 @@ pub(crate) async fn system(s: &Server) {
     assert!(n >= 5.0, "{succeeded}");
     assert!(m.body.contains("shoal_queued_runs"), "{}", m.body);
 
+    // What the cluster proxy's health check reads.
+    s.anonymous()
+        .get("/api/v1/status")
+        .await
+        .error(401, "unauthenticated");
+    let st = s.get("/api/v1/status").await.expect(200).json();
+    assert_eq!(st["api_version"], "v1", "{st}");
+    assert_eq!(st["nodes"], 1, "an all-in-one server is one node: {st}");
+    assert!(st["slots"].as_i64().unwrap() > 0, "{st}");
+    assert!(
+        st["slots_free"].as_i64().unwrap() <= st["slots"].as_i64().unwrap(),
+        "{st}"
+    );
+    assert!(
+        st["task_types"]["shell"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty()),
+        "{st}"
+    );
+    assert!(
+        st["running_instances"].is_i64() && st["queued_runs"].is_i64(),
+        "{st}"
+    );
+
     let plugins = s.get("/api/v1/plugins").await.expect(200).json();
     let shell = plugins
         .as_array()
@@ -330,3 +355,55 @@ pub(crate) async fn shutdown_and_restart(mut server: Server, site: &Site, users:
 // ======================================================================================
 // 5-7, 9: cron schedules, run modes, backfills, alerts.
 // ======================================================================================
+
+/// `Idempotency-Key`: a retried start returns the first run (200) and starts nothing
+/// more, also for a run that was queued; a bad key is refused.
+pub(crate) async fn idempotent_runs(s: &Server) {
+    create_project(s, "idem").await;
+    let name = define_online(
+        s,
+        "idem",
+        "workflow:\n  name: keyed\ntasks:\n  - name: t\n    task_type: Shell\n    command: sleep 0.3\n",
+    )
+    .await;
+    let runs = format!("/api/v1/projects/idem/definitions/{name}/runs");
+    let keyed = |key: &str| {
+        s.request(Method::POST, &runs)
+            .header("Idempotency-Key", key)
+            .json(&json!({}))
+    };
+    let first = s.send(keyed("run-1")).await.expect(201).json();
+    assert_eq!(first["outcome"], "started", "{first}");
+    let again = s.send(keyed("run-1")).await.expect(200).json();
+    assert_eq!(again["instance"], first["instance"], "{again}");
+    let other = s.send(keyed("run-2")).await.expect(201).json();
+    assert_ne!(other["instance"], first["instance"], "{other}");
+    // Concurrent retries of one key still start one run.
+    let (a, b) = tokio::join!(s.send(keyed("run-3")), s.send(keyed("run-3")));
+    let (a, b) = (a.json(), b.json());
+    assert_eq!(a["instance"], b["instance"], "{a} {b}");
+    // A queued run (serial-wait behind a running one) is found by its key too.
+    s.put(
+        &format!("/api/v1/projects/idem/definitions/{name}/run-mode"),
+        json!({"run_mode": "serial-wait"}),
+    )
+    .await
+    .expect(204);
+    let queued = s.send(keyed("run-4")).await.expect(201).json();
+    if queued["outcome"] == "queued" {
+        let again = s.send(keyed("run-4")).await.expect(200).json();
+        assert_eq!(again["queued"], queued["queued"], "{again}");
+    }
+    for bad in ["", "with space", &"k".repeat(201)] {
+        s.send(keyed(bad)).await.error(400, "bad-request");
+    }
+    let page = s
+        .get(&format!(
+            "/api/v1/instances?project=idem&workflow={name}&limit=100"
+        ))
+        .await
+        .expect(200)
+        .json();
+    let started = page["items"].as_array().unwrap().len();
+    assert!(started <= 4, "keys 1-4 start at most four runs: {page}");
+}

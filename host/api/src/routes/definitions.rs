@@ -396,20 +396,52 @@ fn require_online(d: &DefinitionRow) -> ApiResult<()> {
     }
 }
 
-/// Start a run, subject to the definition's run mode.
+/// Start a run, subject to the definition's run mode. With an `Idempotency-Key` header
+/// the same key returns the run it started (or queued) the first time, with 200, and
+/// never starts a second one: the cluster proxy retries forwards with it.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/runs", tag = "runs",
-    params(("project" = String, Path), ("name" = String, Path)), request_body = RunBody,
-    responses((status = 201, body = LaunchView), (status = 400, body = crate::ErrorBody),
+    params(("project" = String, Path), ("name" = String, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "1-200 visible ASCII characters; a retry with the same key never starts a second run")),
+    request_body = RunBody,
+    responses((status = 201, body = LaunchView), (status = 200, description = "the run this key started before", body = LaunchView),
+              (status = 400, body = crate::ErrorBody),
               (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody),
               (status = 422, description = "the project may not run a task type this workflow uses", body = crate::ErrorBody)))]
 pub async fn start_run(
     State(state): State<ApiState>,
     caller: Caller,
     Path((project, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Option<Json<RunBody>>,
 ) -> ApiResult<(StatusCode, Json<LaunchView>)> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let d = definition_for(&state, &caller, &project, &name, Level::Operate).await?;
+    let key = idempotency_key(&headers)?;
+    // Keyed runs take turns, so "is this key new?" and the start it decides cannot
+    // interleave with a retry of the same key.
+    let _turn = match &key {
+        Some(_) => Some(state.inner.keyed_runs.lock().await),
+        None => None,
+    };
+    if let Some(key) = &key
+        && let Some((instance, queued)) = state.store().run_by_idempotency_key(d.id, key).await?
+    {
+        let outcome = if instance.is_some() {
+            "started"
+        } else {
+            "queued"
+        };
+        return Ok((
+            StatusCode::OK,
+            Json(LaunchView {
+                outcome: outcome.into(),
+                instance,
+                queued,
+                cluster: None,
+                run: None,
+            }),
+        ));
+    }
     require_online(&d)?;
     let version = body.version.unwrap_or(d.current_version);
     let mut run = RunRequest::new(d.id, version);
@@ -422,6 +454,7 @@ pub async fn start_run(
     if let Some(start) = body.start_tasks {
         run.start_tasks = start;
     }
+    run.idempotency_key = key;
     let Some(stored) = state.store().definition_by_id(d.id, version).await? else {
         return Err(ApiError::NotFound(format!(
             "workflow `{name}` has no version {version}"
@@ -430,6 +463,20 @@ pub async fn start_run(
     check_process_allowed(&state, &project, &stored.spec).await?;
     let launch = state.launcher().launch(&d, run).await?;
     Ok((StatusCode::CREATED, Json(launch.view())))
+}
+
+/// The `Idempotency-Key` header, checked: 1-200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get(shoal_api_types::IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key: expected 1-200 visible ASCII characters".into(),
+        ));
+    }
+    Ok(Some(key.to_owned()))
 }
 
 /// Refuse a run whose workflow uses a task type holding the `process` capability in a

@@ -39,6 +39,7 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(system::health))
         .routes(routes!(system::metrics))
         .routes(routes!(system::nodes))
+        .routes(routes!(system::status))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::create_token))
         .routes(routes!(users::my_tokens))

@@ -9,6 +9,7 @@ use crate::ApiState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::view::View;
+pub use shoal_api_types::clusters::ClusterStatus;
 pub use shoal_api_types::system::{Health, NodeList, NodeView};
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "system", security(()),
@@ -68,6 +69,61 @@ pub async fn nodes(
         .map(View::view)
         .collect();
     Ok(axum::Json(NodeList { nodes }))
+}
+
+/// This cluster in one answer: version, task types with their versions, capacity and
+/// backlog. The cluster proxy's health check reads it; any signed-in caller may.
+#[utoipa::path(get, path = "/api/v1/status", tag = "system",
+    responses((status = 200, body = ClusterStatus), (status = 401, body = crate::ErrorBody)))]
+pub async fn status(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> ApiResult<axum::Json<ClusterStatus>> {
+    let mut task_types = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for p in state.registry().list() {
+        let versions = task_types.entry(p.id.clone()).or_default();
+        if p.active {
+            versions.insert(0, p.version.to_string());
+        } else {
+            versions.push(p.version.to_string());
+        }
+    }
+    let nodes = state.store().nodes().await?;
+    let alive: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.state == shoal_store::NodeState::Alive)
+        .collect();
+    // An all-in-one server has no registry rows: its own containers are its capacity.
+    let (node_count, slots, used) = if alive.is_empty() {
+        let (slots, used) = state.inner.capacity.as_ref().map(|c| c()).unwrap_or((0, 0));
+        (1, slots, used)
+    } else {
+        let workers = alive
+            .iter()
+            .filter(|n| n.role == shoal_store::NodeRole::Worker);
+        let (s, u) = workers.fold((0, 0), |(s, u), n| (s + n.slots, u + n.slots_used));
+        (alive.len() as i64, s, u)
+    };
+    use shoal_master::WorkflowState as W;
+    let finished = [W::Succeeded, W::Failed, W::Stopped].map(|s| s.to_string());
+    let running = state
+        .store()
+        .instance_counts_by_state()
+        .await?
+        .into_iter()
+        .filter(|(s, _)| !finished.contains(s))
+        .map(|(_, n)| n)
+        .sum();
+    Ok(axum::Json(ClusterStatus {
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: "v1".into(),
+        task_types,
+        nodes: node_count,
+        slots,
+        slots_free: (slots - used).max(0),
+        running_instances: running,
+        queued_runs: state.store().waiting_runs().await?.len() as i64,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "system",

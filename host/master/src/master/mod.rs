@@ -152,6 +152,9 @@ pub struct RunRequest {
     pub start_tasks: StartTasks,
     /// The SubWorkflow task instance this run is a child of.
     pub parent_task_instance_id: Option<i64>,
+    /// The `Idempotency-Key` it was asked with: stored with the instance, so the same
+    /// key finds this run again instead of starting another.
+    pub idempotency_key: Option<String>,
 }
 
 impl RunRequest {
@@ -163,6 +166,7 @@ impl RunRequest {
             schedule_time: None,
             start_tasks: StartTasks::All,
             parent_task_instance_id: None,
+            idempotency_key: None,
         }
     }
 }
@@ -421,6 +425,7 @@ impl Master {
                 parent_task_instance_id: run.parent_task_instance_id,
                 owner: self.inner.config.owner.clone(),
                 owner_gen: 0,
+                idempotency_key: run.idempotency_key.clone(),
             }])
             .await?;
         let id = ids[0].ok_or(MasterError::Gone)?;

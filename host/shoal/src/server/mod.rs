@@ -130,7 +130,19 @@ pub async fn run_node(
         store.clone(),
         sealer.clone(),
     )));
+    let capacity: Option<shoal_api::Capacity> = match &engine {
+        Engine::Embedded(e) => {
+            let containers = e.containers.clone();
+            Some(std::sync::Arc::new(move || {
+                let o = containers.snapshot();
+                let slots = (o.shared.size + o.exclusive.size) as i64;
+                (slots, (o.shared.used + o.exclusive.used) as i64)
+            }))
+        }
+        Engine::Cluster(_) => None,
+    };
     let state = ApiState::new(ApiParts {
+        capacity,
         launcher: launcher.clone(),
         cron: cron.clone(),
         registry,

@@ -182,20 +182,52 @@ impl Store {
         run_group: &str,
         max_running: i64,
         request: &str,
+        idempotency_key: Option<&str>,
     ) -> Result<i64, StoreError> {
         let now = now_ms();
         Ok(sqlx::query(
-            "INSERT INTO queued_runs (definition_id, run_group, max_running, request, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'waiting', $5, $5) RETURNING id",
+            "INSERT INTO queued_runs (definition_id, run_group, max_running, request, state, created_at, updated_at, idempotency_key) \
+             VALUES ($1, $2, $3, $4, 'waiting', $5, $5, $6) RETURNING id",
         )
         .bind(definition_id)
         .bind(run_group)
         .bind(max_running)
         .bind(request)
         .bind(now)
+        .bind(idempotency_key)
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?)
+    }
+
+    /// The run asked for with `key` on `definition_id`: `(instance, queued)`, where a
+    /// queued run has an instance once it started. None when the key is new.
+    pub async fn run_by_idempotency_key(
+        &self,
+        definition_id: i64,
+        key: &str,
+    ) -> Result<Option<(Option<i64>, Option<i64>)>, StoreError> {
+        if let Some(row) = sqlx::query(
+            "SELECT id FROM workflow_instances WHERE idempotency_key = $1 AND definition_id = $2 ORDER BY id LIMIT 1",
+        )
+        .bind(key)
+        .bind(definition_id)
+        .fetch_optional(&self.pool)
+        .await?
+        {
+            return Ok(Some((Some(row.try_get(0)?), None)));
+        }
+        let queued = sqlx::query(
+            "SELECT id, instance_id FROM queued_runs WHERE idempotency_key = $1 AND definition_id = $2 ORDER BY id LIMIT 1",
+        )
+        .bind(key)
+        .bind(definition_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match queued {
+            Some(row) => Some((row.try_get(1)?, Some(row.try_get(0)?))),
+            None => None,
+        })
     }
 
     /// Waiting runs, oldest first.
