@@ -57,6 +57,15 @@ pub struct VersionView {
     pub created_at: i64,
 }
 
+/// `?dry_run=true`: check the definition (every problem with line and field) and save
+/// nothing; the answer has version 0.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApplyQuery {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct DiffQuery {
     pub from: i64,
@@ -77,6 +86,10 @@ pub struct RunBody {
     /// Business date `YYYY-MM-DD` (midnight in `timezone`); default now.
     #[serde(default)]
     pub business_date: Option<String>,
+    /// Business time in ms since the epoch (a scheduler's fire time); wins over
+    /// `business_date`.
+    #[serde(default)]
+    pub schedule_time: Option<i64>,
     /// IANA zone for `business_date`; default the server's.
     #[serde(default)]
     pub timezone: Option<String>,

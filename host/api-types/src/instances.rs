@@ -78,6 +78,16 @@ pub struct InstanceDetail {
     pub tasks: Vec<TaskInstance>,
 }
 
+/// One task instance with the instance and project it belongs to
+/// (`GET /api/v1/tasks/{id}`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskInstanceDetail {
+    pub project: String,
+    pub workflow_instance_id: i64,
+    #[serde(flatten)]
+    pub task: TaskInstance,
+}
+
 /// `{"op": "stop" | "pause" | "resume" | "rerun" | "recover"}`, or
 /// `{"op": "force-success" | "kill", "task": NAME}`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

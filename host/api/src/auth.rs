@@ -36,11 +36,22 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-impl FromRequestParts<ApiState> for Caller {
+/// A router state that holds users and tokens: a server's, or the cluster proxy's.
+pub trait AuthStore: Send + Sync {
+    fn auth_store(&self) -> &shoal_store::Store;
+}
+
+impl AuthStore for ApiState {
+    fn auth_store(&self) -> &shoal_store::Store {
+        self.store()
+    }
+}
+
+impl<S: AuthStore> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        authenticate(state.store(), &parts.headers).await
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        authenticate(state.auth_store(), &parts.headers).await
     }
 }
 

@@ -30,6 +30,14 @@ pub enum ApiError {
     /// logged, like [`ApiError::Internal`]'s.
     #[error("{0}")]
     Unavailable(String),
+    /// Another service's answer passed through as it came: the cluster proxy relays a
+    /// cluster's error with the cluster's status and code.
+    #[error("{message}")]
+    Upstream {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -44,12 +52,22 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Upstream { .. } => (StatusCode::BAD_GATEWAY, "upstream"),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Self::Upstream {
+            status,
+            code,
+            message,
+        } = self
+        {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return (status, Json(ErrorBody { code, message })).into_response();
+        }
         let (status, code) = self.status_and_code();
         let message = match &self {
             Self::Internal(detail) => {

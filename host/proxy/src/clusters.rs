@@ -22,7 +22,7 @@ pub fn qualify(number: i64, id: i64) -> i64 {
 /// `(cluster number, the cluster's own id)` of a proxy id; none for an id no cluster
 /// could have given.
 pub fn split(global: i64) -> Option<(i64, i64)> {
-    (global > ID_SPACE).then(|| (global / ID_SPACE, global % ID_SPACE))
+    (global > ID_SPACE).then_some((global / ID_SPACE, global % ID_SPACE))
 }
 
 /// One cluster behind the proxy.

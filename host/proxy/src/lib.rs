@@ -4,12 +4,204 @@
 //! - [`clusters`]: the cluster manager (health and load from each cluster's
 //!   `GET /api/v1/status`, proxy ids that name their cluster);
 //! - [`routing`]: which clusters may take a run, in the order to try them;
-//! - [`store`]: the proxy's own rows (outbox, audit log, global schedules).
+//! - [`store`]: the proxy's own rows (outbox, audit log, global schedules);
+//! - [`upstream`]: calling one cluster, or all of them with per-cluster timeouts;
+//! - [`outbox`]: runs written before the answer, forwarded with an `Idempotency-Key`
+//!   until a cluster acknowledges them;
+//! - [`sync`]: definitions copied to every cluster their route can pick, drift repaired;
+//! - [`schedules`]: global schedules, one fire per fire time;
+//! - [`routes`]: the API, on the same paths as a cluster's.
 //!
 //! The proxy reaches clusters only through their public REST API, with each cluster's
-//! service token.
+//! service token; its callers authenticate with the proxy's own tokens, and it checks
+//! their project permissions itself before forwarding anything.
 
 pub mod clusters;
 pub mod config;
+pub mod outbox;
+pub mod routes;
 pub mod routing;
+pub mod schedules;
 pub mod store;
+pub mod sync;
+pub mod upstream;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use shoal_api::secrets::SecretBox;
+use tokio::sync::Notify;
+
+use crate::clusters::Clusters;
+use crate::config::ProxyConfig;
+use crate::store::ProxyStore;
+
+/// The AAD under which cluster tokens are sealed (with the cluster's name).
+const TOKEN_SCOPE: &str = "proxy-cluster-token";
+
+/// The running proxy's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ProxyConfig,
+    clusters: Clusters,
+    store: ProxyStore,
+    /// Wakes the outbox forwarder (a run was accepted, a cluster came back).
+    outbox_wake: Notify,
+    /// Run keys being forwarded right now: the request that accepted a run and the
+    /// background forwarder never send the same run at once.
+    in_flight: Mutex<HashSet<String>>,
+    started_at: Instant,
+}
+
+/// Seal a cluster's service token for `proxy.toml` with the key in `data_dir`.
+pub fn seal_token(data_dir: &Path, cluster: &str, token: &str) -> anyhow::Result<String> {
+    let sealer = SecretBox::load_or_create(&data_dir.join("proxy.key"))?;
+    let (nonce, ct) = sealer.seal(TOKEN_SCOPE, cluster, token);
+    Ok(format!("sealed:{nonce}:{ct}"))
+}
+
+fn open_token(sealer: &SecretBox, cluster: &str, sealed: &str) -> anyhow::Result<String> {
+    let rest = sealed
+        .strip_prefix("sealed:")
+        .context("not a sealed token")?;
+    let (nonce, ct) = rest
+        .split_once(':')
+        .context("a sealed token is `sealed:NONCE:CIPHERTEXT`")?;
+    sealer.open(TOKEN_SCOPE, cluster, nonce, ct).with_context(|| {
+        format!(
+            "cluster `{cluster}`: its token does not open with this proxy's key (sealed for another cluster or another proxy?)"
+        )
+    })
+}
+
+impl Proxy {
+    /// Open the store, number the clusters, open their tokens and make the first admin.
+    pub async fn open(config: ProxyConfig, data_dir: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let store = match &config.database {
+            Some(url) => shoal_store::Store::open(url)
+                .await
+                .with_context(|| format!("opening the proxy's store {url}"))?,
+            None => {
+                let path = data_dir.join("proxy.db");
+                shoal_store::Store::open_sqlite(&path)
+                    .await
+                    .with_context(|| format!("opening the proxy's store {}", path.display()))?
+            }
+        };
+        let store = ProxyStore::new(store);
+        let sealer = SecretBox::load_or_create(&data_dir.join("proxy.key"))?;
+        let mut clusters = Vec::new();
+        for c in &config.clusters {
+            let number = store.cluster_number(&c.name).await?;
+            let token = open_token(&sealer, &c.name, &c.token)?;
+            clusters.push((c.clone(), number, token));
+        }
+        let clusters = Clusters::new(clusters, config.cluster_timeout());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                clusters,
+                store,
+                outbox_wake: Notify::new(),
+                in_flight: Mutex::new(HashSet::new()),
+                started_at: Instant::now(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ProxyConfig {
+        &self.inner.config
+    }
+    pub fn clusters(&self) -> &Clusters {
+        &self.inner.clusters
+    }
+    pub fn store(&self) -> &ProxyStore {
+        &self.inner.store
+    }
+    pub fn uptime(&self) -> std::time::Duration {
+        self.inner.started_at.elapsed()
+    }
+
+    /// Create the first admin when the store has no user: with `admin-token` when the
+    /// config gives one, else a new token printed once.
+    pub async fn bootstrap_admin(&self) -> anyhow::Result<()> {
+        let store = self.store().store();
+        if store.user_count().await? > 0 {
+            return Ok(());
+        }
+        let Some(user) = store.create_user("admin", "admin").await? else {
+            return Ok(());
+        };
+        match &self.config().admin_token {
+            Some(token) => {
+                store
+                    .create_token(
+                        user.id,
+                        "bootstrap",
+                        &shoal_api::auth::hash_token(token),
+                        None,
+                    )
+                    .await?;
+                eprintln!("created user `admin` with the configured admin token");
+            }
+            None => {
+                let (token, hash) = shoal_api::auth::new_token();
+                store
+                    .create_token(user.id, "bootstrap", &hash, None)
+                    .await?;
+                println!("first admin token (shown once, keep it): {token}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Serve the API on `listener` and run the cluster checks, the outbox forwarder,
+    /// the definition sync and the global schedules until `stop` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        extra: axum::Router,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        // A first check before answering anything: routing needs each cluster's types.
+        self.clusters().check_all().await;
+        let checks = {
+            let p = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(p.config().health_interval());
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let before: Vec<_> = p.clusters().all().iter().map(|c| c.health()).collect();
+                    p.clusters().check_all().await;
+                    let after: Vec<_> = p.clusters().all().iter().map(|c| c.health()).collect();
+                    if before != after {
+                        // A cluster came back or went away: pending runs may move now.
+                        p.inner.outbox_wake.notify_one();
+                    }
+                }
+            })
+        };
+        let forwarder = tokio::spawn(outbox::run(self.clone()));
+        let syncer = tokio::spawn(sync::run(self.clone()));
+        let fires = tokio::spawn(schedules::run(self.clone()));
+        let app = routes::router(self.clone()).merge(extra);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await;
+        checks.abort();
+        forwarder.abort();
+        syncer.abort();
+        fires.abort();
+        served.context("serving the proxy API")
+    }
+}

@@ -111,6 +111,7 @@ impl ProxyStore {
 
     /// The cluster's number, given on first sight and never changed.
     pub async fn cluster_number(&self, name: &str) -> Result<i64, StoreError> {
+        let mut last = None;
         for _ in 0..3 {
             if let Some(row) = sqlx::query("SELECT number FROM proxy_clusters WHERE name = $1")
                 .bind(name)
@@ -121,18 +122,22 @@ impl ProxyStore {
             }
             // Two proxies on one PostgreSQL store may race here; the unique number
             // makes one of them lose and read the winner's.
-            let _ = sqlx::query(
+            if let Err(e) = sqlx::query(
                 "INSERT INTO proxy_clusters (name, number, created_at) \
-                 SELECT $1, COALESCE(MAX(number), 0) + 1, $2 FROM proxy_clusters \
+                 SELECT $1, COALESCE(MAX(number), 0) + 1, $2 FROM proxy_clusters WHERE TRUE \
                  ON CONFLICT DO NOTHING",
             )
             .bind(name)
             .bind(now_ms())
             .execute(self.pool())
-            .await;
+            .await
+            {
+                last = Some(e);
+            }
         }
         Err(StoreError::Corrupt(format!(
-            "cannot give cluster `{name}` a number"
+            "cannot give cluster `{name}` a number{}",
+            last.map(|e| format!(": {e}")).unwrap_or_default()
         )))
     }
 
@@ -239,6 +244,42 @@ impl ProxyStore {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Runs this proxy placed on `cluster`, newest first (shown as unreachable while
+    /// that cluster is).
+    pub async fn placed_on(
+        &self,
+        cluster: &str,
+        project: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM proxy_runs WHERE state = 'placed' AND cluster = $1 \
+             AND remote_instance IS NOT NULL AND ($2 IS NULL OR project = $2) ORDER BY created_at DESC LIMIT $3"
+        ))
+        .bind(cluster)
+        .bind(project)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(run_row).collect()
+    }
+
+    /// The run this proxy placed as `cluster`'s instance `instance`.
+    pub async fn run_by_instance(
+        &self,
+        cluster: &str,
+        instance: i64,
+    ) -> Result<Option<RunRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM proxy_runs WHERE cluster = $1 AND remote_instance = $2"
+        ))
+        .bind(cluster)
+        .bind(instance)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(run_row).transpose()
     }
 
     pub async fn audit(

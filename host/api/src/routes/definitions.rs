@@ -17,8 +17,8 @@ use crate::catalog::RegistryCatalog;
 use crate::error::{ApiError, ApiResult};
 use crate::view::View;
 pub use shoal_api_types::definitions::{
-    BackfillBody, BackfillQueued, Definition, DefinitionDetail, DiffQuery, LaunchView, PinBody,
-    RunBody, RunModeBody, Saved, VersionView,
+    ApplyQuery, BackfillBody, BackfillQueued, Definition, DefinitionDetail, DiffQuery, LaunchView,
+    PinBody, RunBody, RunModeBody, Saved, VersionView,
 };
 
 impl crate::view::View<Definition> for DefinitionRow {
@@ -94,7 +94,7 @@ pub async fn list_definitions(
 /// each naming line and field; a body still holding `$FILE{}`, `$ENV{}` or `$WORKFLOW{}`
 /// with 400 (the client resolves those before upload).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/definitions", tag = "definitions",
-    params(("project" = String, Path)),
+    params(("project" = String, Path), ApplyQuery),
     request_body(content = String, content_type = "application/yaml", description = "Workflow definition (YAML or JSON)"),
     responses((status = 201, body = Saved), (status = 200, body = Saved),
               (status = 400, body = crate::ErrorBody), (status = 422, body = crate::ErrorBody),
@@ -103,6 +103,7 @@ pub async fn put_definition(
     State(state): State<ApiState>,
     caller: Caller,
     Path(project): Path<String>,
+    Query(q): Query<ApplyQuery>,
     headers: HeaderMap,
     body: String,
 ) -> ApiResult<(StatusCode, Json<Saved>)> {
@@ -147,6 +148,18 @@ pub async fn put_definition(
     if !problems.is_empty() {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(ApiError::InvalidDefinition(text.join("\n")));
+    }
+    if q.dry_run {
+        return Ok((
+            StatusCode::OK,
+            Json(Saved {
+                definition_id: 0,
+                name: loaded.workflow.name.clone(),
+                version: 0,
+                created: false,
+                warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
+            }),
+        ));
     }
     let spec =
         serde_json::to_value(&loaded.workflow).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -446,11 +459,14 @@ pub async fn start_run(
     let version = body.version.unwrap_or(d.current_version);
     let mut run = RunRequest::new(d.id, version);
     run.startup_params = body.params;
-    run.schedule_time = body
-        .business_date
-        .as_deref()
-        .map(|date| business_date_ms(date, body.timezone.as_deref(), "business_date"))
-        .transpose()?;
+    run.schedule_time = match body.schedule_time {
+        Some(ms) => Some(ms),
+        None => body
+            .business_date
+            .as_deref()
+            .map(|date| business_date_ms(date, body.timezone.as_deref(), "business_date"))
+            .transpose()?,
+    };
     if let Some(start) = body.start_tasks {
         run.start_tasks = start;
     }

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::view::View;
 pub use shoal_api_types::instances::{
     Instance, InstanceDetail, InstancePage, InstanceQuery, LogQuery, OperationBody, TaskInstance,
+    TaskInstanceDetail,
 };
 
 impl crate::view::View<Instance> for WorkflowInstanceRow {
@@ -305,6 +306,30 @@ async fn shipped_log(
         next_offset: offset,
         eof: true,
     })
+}
+
+/// One task instance, with its workflow instance and project.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "instances",
+    params(("id" = i64, Path, description = "Task instance id")),
+    responses((status = 200, body = TaskInstanceDetail), (status = 404, body = crate::ErrorBody)))]
+pub async fn get_task(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<TaskInstanceDetail>> {
+    let missing = || ApiError::NotFound(format!("no task instance {id}"));
+    let row = state.store().task_instance(id).await?.ok_or_else(missing)?;
+    let (_, project) = instance_for(&state, &caller, row.workflow_instance_id, Level::Read)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => missing(),
+            other => other,
+        })?;
+    Ok(Json(TaskInstanceDetail {
+        project,
+        workflow_instance_id: row.workflow_instance_id,
+        task: row.view(),
+    }))
 }
 
 /// A task instance's log as text. With `follow=true` the response streams new lines

@@ -86,6 +86,7 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(instances::get_instance))
         .routes(routes!(instances::operate))
         .routes(routes!(instances::task_log))
+        .routes(routes!(instances::get_task))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::task_action))
         .routes(routes!(plugins::activate_plugin))

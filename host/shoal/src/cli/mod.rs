@@ -144,6 +144,17 @@ pub enum Command {
     /// Run one worker of a cluster on PostgreSQL: takes the tasks of its worker groups
     /// from the masters.
     Worker(crate::server::config::WorkerArgs),
+    /// Run the cluster proxy: one API in front of many clusters (see the README's
+    /// "Many clusters"); `shoal proxy seal-token` seals a cluster's token for its config.
+    Proxy(crate::server::proxy::ProxyArgs),
+    /// Serve MCP (Model Context Protocol) on stdin/stdout for an agent, acting on the
+    /// server or proxy given by --server/--profile with its token.
+    Mcp,
+    /// The clusters behind a proxy: health with its reason, free slots, queue, latency.
+    Clusters {
+        #[arg(long)]
+        json: bool,
+    },
     /// The cluster's masters and workers: role, address, groups, slots, load,
     /// heartbeat age, generation.
     Nodes {
@@ -402,6 +413,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => {
             crate::server::worker::run(args, &data, policy.as_deref(), db).await
         }
+        Command::Proxy(args) => crate::server::proxy::run(args).await,
         Command::Nodes { json } => crate::server::nodes::local(&data, db, json).await,
         Command::Run(args) => workflow::run(args, &data, policy.as_deref(), db).await,
         Command::Instances {
@@ -422,7 +434,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Schedule(_)
         | Command::Tokens(_)
         | Command::Users(_)
-        | Command::Projects(_) => unreachable!("server-only commands are handled by `remote`"),
+        | Command::Projects(_)
+        | Command::Mcp
+        | Command::Clusters { .. } => {
+            unreachable!("server-only commands are handled by `remote`")
+        }
     }
 }
 
@@ -447,12 +463,15 @@ async fn remote(
             | Command::Tokens(_)
             | Command::Users(_)
             | Command::Projects(_)
+            | Command::Mcp
+            | Command::Clusters { .. }
     );
     if matches!(
         command,
         Command::Server(_)
             | Command::Master(_)
             | Command::Worker(_)
+            | Command::Proxy(_)
             | Command::Bench(_)
             | Command::Task(task::TaskCommand::Run { .. })
             | Command::Validate { .. }
@@ -723,6 +742,16 @@ async fn remote(
             workflow,
         } => c::instances(cl, workflow.as_deref(), state, *limit, *json).await?,
         Command::Nodes { json } => crate::server::nodes::remote(cl, *json).await?,
+        Command::Clusters { json } => c::clusters(cl, *json).await?,
+        Command::Mcp => {
+            let token = cl.token().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "shoal mcp acts with a token: give --token, $SHOAL_TOKEN or `shoal login`"
+                )
+            })?;
+            shoal_mcp::serve_stdio(cl.base(), token.to_owned()).await?;
+            ExitCode::SUCCESS
+        }
         Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
             c::show(cl, *id, *json).await?
         }

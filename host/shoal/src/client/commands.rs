@@ -9,6 +9,8 @@ use anyhow::{Context as _, bail};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use reqwest::Method;
 use serde_json::{Value, json};
+use shoal_api_types::clusters::{ClusterList, ProxyRun};
+use shoal_api_types::definitions::LaunchView;
 
 use shoal_api::routes::Saved;
 
@@ -216,31 +218,42 @@ pub async fn run(c: &Client, o: RunOptions) -> anyhow::Result<ExitCode> {
     if let Some(st) = o.start_tasks {
         body["start_tasks"] = st;
     }
-    let launch = c
-        .post(
+    let launch: LaunchView = c
+        .json(
+            Method::POST,
             &format!(
                 "/projects/{}/definitions/{}/runs",
                 seg(&c.project),
                 seg(&name)
             ),
-            &body,
+            Some(&body),
         )
         .await?;
-    let Some(id) = launch["instance"].as_i64() else {
+    // Behind a cluster proxy a run may be accepted before a cluster took it: wait for
+    // its placement (the proxy keeps forwarding it).
+    let launch = match (launch.instance, launch.run.clone()) {
+        (None, Some(key)) if launch.outcome == "accepted" => {
+            eprintln!("run of `{name}` accepted by the proxy as {key}; waiting for a cluster");
+            placed(c, &key, launch).await?
+        }
+        _ => launch,
+    };
+    let Some(id) = launch.instance else {
         if o.json {
             print_json(&launch);
         } else {
             eprintln!(
                 "run of `{name}` {}{}",
-                s(&launch["outcome"]),
-                launch["queued"]
-                    .as_i64()
+                launch.outcome,
+                launch
+                    .queued
                     .map(|q| format!(" (queue entry {q})"))
                     .unwrap_or_default()
             );
         }
         return Ok(ExitCode::SUCCESS);
     };
+    let launch = serde_json::to_value(&launch)?;
     if !o.wait {
         if o.json {
             print_json(&launch);
@@ -252,6 +265,62 @@ pub async fn run(c: &Client, o: RunOptions) -> anyhow::Result<ExitCode> {
     }
     eprintln!("started instance {id} of `{name}`");
     watch(c, id, o.json).await
+}
+
+/// Wait until the proxy's run `key` is placed on a cluster (or refused).
+async fn placed(c: &Client, key: &str, mut launch: LaunchView) -> anyhow::Result<LaunchView> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let run: ProxyRun = c
+            .json(Method::GET, &format!("/proxy-runs/{}", seg(key)), None)
+            .await?;
+        match run.state.as_str() {
+            "placed" => {
+                launch.outcome = "started".into();
+                launch.instance = run.instance;
+                launch.cluster = run.cluster;
+                return Ok(launch);
+            }
+            "failed" => anyhow::bail!("the proxy could not start run {key}: {}", run.last_error),
+            _ if std::time::Instant::now() > deadline => {
+                anyhow::bail!(
+                    "run {key} is still waiting for a cluster: {}",
+                    run.last_error
+                )
+            }
+            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+/// The clusters behind a proxy, as its cluster manager last saw them.
+pub async fn clusters(c: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
+    let list: ClusterList = c.json(Method::GET, "/clusters", None).await?;
+    if json_out {
+        print_json(&list);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<12} {:<12} {:>11} {:>7} {:>8} {:>8}  {:<28} reason",
+        "cluster", "health", "free/slots", "queued", "running", "latency", "url"
+    );
+    for v in &list.clusters {
+        let st = v.status.clone().unwrap_or_default();
+        println!(
+            "{:<12} {:<12} {:>11} {:>7} {:>8} {:>8}  {:<28} {}",
+            v.name,
+            v.health.as_str(),
+            format!("{}/{}", st.slots_free, st.slots),
+            st.queued_runs,
+            st.running_instances,
+            v.latency_ms
+                .map(|l| format!("{l} ms"))
+                .unwrap_or_else(|| "-".into()),
+            v.url,
+            v.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Follow an instance until it finishes, printing each task change.

@@ -39,6 +39,15 @@ impl Client {
         })
     }
 
+    /// The server's base URL (without `/api/v1`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

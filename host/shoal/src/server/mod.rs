@@ -10,6 +10,7 @@
 mod alerts;
 pub mod config;
 pub mod nodes;
+pub mod proxy;
 pub mod worker;
 
 use std::process::ExitCode;
@@ -217,7 +218,7 @@ pub async fn run_node(
             }
         }
     };
-    axum::serve(listener, shoal_api::router(state))
+    axum::serve(listener, shoal_api::router(state).merge(mcp_router(&url)))
         .with_graceful_shutdown(stop)
         .await
         .context("serving the API")?;
@@ -295,6 +296,12 @@ async fn bootstrap_admin(state: &ApiState, configured: Option<&str>) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// MCP at `/mcp`, acting through this process's own API at `url` with each caller's
+/// token.
+pub(crate) fn mcp_router(url: &str) -> axum::Router {
+    shoal_mcp::router(url)
 }
 
 pub(crate) async fn shutdown_signal() {
