@@ -93,6 +93,11 @@ impl Server {
     /// Start `shoal --data-dir DATA [--db DB] server --port 0` with `SHOAL_ADMIN_TOKEN`
     /// and wait until it answers `/health`. A `server.toml` in `data` configures it.
     pub async fn start(data: &Path, db: Option<&str>, admin_token: &str) -> Server {
+        Self::start_on(data, db, admin_token, 0).await
+    }
+
+    /// [`Server::start`] on a given port (0: any free one), so a restart keeps its URL.
+    pub async fn start_on(data: &Path, db: Option<&str>, admin_token: &str, port: u16) -> Server {
         std::fs::create_dir_all(data).unwrap();
         let info = data.join("server.json");
         let _ = std::fs::remove_file(&info);
@@ -106,7 +111,7 @@ impl Server {
         if let Some(db) = db {
             cmd.arg("--db").arg(db);
         }
-        cmd.args(["server", "--port", "0"])
+        cmd.args(["server", "--port", &port.to_string()])
             .env("SHOAL_ADMIN_TOKEN", admin_token)
             .env("SHOAL_POLL_MS", "50")
             .env_remove("SHOAL_CONFIG")
@@ -184,6 +189,11 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Send `sig` to the server (SIGSTOP and SIGCONT freeze and thaw it).
+    pub fn signal(&self, sig: libc::c_int) {
+        signal(self.pid, sig);
     }
 
     /// SIGTERM, then wait up to `within` for the process to exit.

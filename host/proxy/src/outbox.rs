@@ -412,7 +412,14 @@ pub async fn run(proxy: Proxy) {
                 continue;
             }
         };
+        // A run accepted just now is being forwarded by the request that accepted it;
+        // the loop takes it only if that first attempt never happened (a crash).
+        let grace = proxy.config().forward_timeout().as_millis() as i64 + 1000;
+        let now = shoal_store::now_ms();
         for row in pending {
+            if row.attempts == 0 && row.created_at > now - grace {
+                continue;
+            }
             match proxy.forward_once(&row).await {
                 Forward::Placed(v) => {
                     tracing::info!(run = %row.key, cluster = ?v.cluster, instance = ?v.instance, "run forwarded");

@@ -255,12 +255,19 @@ pub(super) async fn start_run(
     // Refuse a malformed body here, not after it sat in the outbox.
     serde_json::from_value::<RunBody>(run.clone())
         .map_err(|e| ApiError::BadRequest(format!("run body: {e}")))?;
-    if let Some(c) = &q.cluster
-        && p.clusters().get(c).is_none()
-    {
-        return Err(ApiError::BadRequest(format!("cluster: no cluster `{c}`")));
+    let needs = p.needs(&project, &name).await.map_err(ApiError::NotFound)?;
+    if let Some(c) = &q.cluster {
+        let cluster = p
+            .clusters()
+            .get(c)
+            .ok_or_else(|| ApiError::BadRequest(format!("cluster: no cluster `{c}`")))?;
+        // Unreachable is a wait; lacking a task type is a refusal.
+        if let Some(why) = needs.missing_on(cluster) {
+            return Err(ApiError::BadRequest(format!(
+                "cluster: `{c}` cannot run `{name}`: {why}"
+            )));
+        }
     }
-    p.needs(&project, &name).await.map_err(ApiError::NotFound)?;
     let client_key = headers
         .get(shoal_api_types::IDEMPOTENCY_KEY)
         .and_then(|v| v.to_str().ok())
