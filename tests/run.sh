@@ -135,6 +135,36 @@ ensure_schemathesis() {
 }
 ensure_schemathesis
 
+# The official Python MCP SDK (PyPI `mcp`) drives Shoal's MCP server in
+# tests/e2e/proxy/mcp.rs, as an agent nobody here wrote. Same rules as schemathesis.
+MCP_SDK_VERSION=2.3.0
+ensure_mcp_sdk() {
+  local venv="$PWD/target/venv-mcp"
+  local installed
+  installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null || true)
+  if [ "$installed" != "$MCP_SDK_VERSION" ] && command -v python3 >/dev/null 2>&1; then
+    step "installing the MCP Python SDK $MCP_SDK_VERSION into target/venv-mcp"
+    rm -rf "$venv"
+    if python3 -m venv "$venv" &&
+      "$venv/bin/pip" install -q --disable-pip-version-check "mcp==$MCP_SDK_VERSION"; then
+      installed=$MCP_SDK_VERSION
+    fi
+  fi
+  if [ "$installed" = "$MCP_SDK_VERSION" ]; then
+    export SHOAL_MCP_PYTHON="$venv/bin/python"
+    return 0
+  fi
+  if [ "${CI:-}" = true ]; then
+    echo "the MCP Python SDK $MCP_SDK_VERSION could not be installed into $venv; under CI this is a failure" >&2
+    exit 1
+  fi
+  printf '\n%s\n%s\n%s\n\n' \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" \
+    "!! SKIPPING the MCP client tests: no Python 3 venv + pip here" \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+}
+ensure_mcp_sdk
+
 # A real Flink cluster (tests/flink/cluster.sh): Flink from PyPI into a cached venv, the
 # test jobs compiled with javac, one JobManager and one TaskManager on loopback for the
 # whole run, stopped at exit. Under CI a missing Java is installed; without Java or
