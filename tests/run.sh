@@ -204,7 +204,7 @@ cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)
 
 step "architecture: the master side does not link wasmtime"
-for crate in shoal-protocol shoal-master shoal-scheduler shoal-api shoal-rpc; do
+for crate in shoal-protocol shoal-master shoal-scheduler shoal-api shoal-api-types shoal-rpc shoal-proxy shoal-mcp; do
   if cargo tree -p "$crate" -e normal --prefix none | grep -q '^wasmtime '; then
     echo "$crate links wasmtime: only the runtime, the TaskEngine and the nodes that run tasks may" >&2
     exit 1
