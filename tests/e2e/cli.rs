@@ -285,3 +285,40 @@ fn validate_warns_about_fields_it_accepts_but_does_not_support() {
     );
     assert!(all.contains("ok (workflow `ds`, 1 tasks)"), "{all}");
 }
+
+/// The embedded engine answers `instances` and `instance show` in the API's own shape
+/// (`InstancePage`, `InstanceDetail`), printed by the same code as against a server.
+#[test]
+fn embedded_reads_answer_in_the_api_shape() {
+    let data = tempfile::tempdir().unwrap();
+    let wf = data.path().join("hi.yaml");
+    std::fs::write(
+        &wf,
+        "workflow:\n  name: hi\ntasks:\n  - name: t\n    task_type: noop\n",
+    )
+    .unwrap();
+    let out = shoal(data.path(), &["run", wf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = shoal(data.path(), &["instances", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["total"], 1, "{page}");
+    let item = &page["items"][0];
+    assert_eq!(
+        (&item["name"], &item["state"]),
+        (&"hi".into(), &"succeeded".into()),
+        "{page}"
+    );
+    let id = item["id"].as_i64().unwrap().to_string();
+    let out = shoal(data.path(), &["instance", "show", &id, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["tasks"][0]["task_name"], "t", "{d}");
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let out = shoal(data.path(), &["instances", "--workflow", "nope"]);
+    assert!(
+        !out.status.success() && text(&out).contains("no workflow `nope`"),
+        "{}",
+        text(&out)
+    );
+}

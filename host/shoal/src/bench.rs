@@ -66,6 +66,9 @@ pub enum BenchCommand {
     /// A real Flink cluster: a Flink task's start to its job RUNNING, and the cost of one
     /// poll of a running job.
     Flink(crate::bench_flink::FlinkBench),
+    /// Three real clusters behind a real `shoal proxy`: the latency the proxy adds,
+    /// aggregated instance listings, the time from a cluster's loss to a rerouted run.
+    Proxy(crate::bench_proxy::ProxyBench),
     /// A real `shoal server` over HTTP: idle memory, start-run and list-instances
     /// requests/s, cron fire → first task latency.
     Server {
@@ -148,6 +151,10 @@ pub async fn run(cmd: BenchCommand, data: &DataDir, db: Option<&str>) -> anyhow:
             return crate::bench_server::run(b, data, db).await;
         }
         BenchCommand::Flink(b) => return crate::bench_flink::run(b, data).await,
+        BenchCommand::Proxy(b) => {
+            anyhow::ensure!(b.concurrency >= 1, "--concurrency must be at least 1");
+            return crate::bench_proxy::run(b, data).await;
+        }
         BenchCommand::Instances { count, json } => {
             anyhow::ensure!(count >= 1, "--count must be at least 1");
             return engine(Shape::Instances { count }, data, db, json).await;

@@ -72,7 +72,7 @@ fn rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -80,7 +80,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn wait_for_server(dir: &Path, child: &mut Child) -> anyhow::Result<String> {
+pub(crate) async fn wait_for_server(dir: &Path, child: &mut Child) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(text) = std::fs::read_to_string(dir.join("server.json"))
@@ -100,7 +100,11 @@ async fn wait_for_server(dir: &Path, child: &mut Child) -> anyhow::Result<String
 }
 
 /// `n` requests from `concurrency` workers; returns (req/s, sorted latencies in ms).
-async fn hammer<F, Fut>(n: usize, concurrency: usize, make: F) -> anyhow::Result<(f64, Vec<f64>)>
+pub(crate) async fn hammer<F, Fut>(
+    n: usize,
+    concurrency: usize,
+    make: F,
+) -> anyhow::Result<(f64, Vec<f64>)>
 where
     F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -133,7 +137,7 @@ where
     Ok((per_s, all))
 }
 
-async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
+pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
     let status = resp.status();
     let text = resp.text().await?;
     if !status.is_success() {

@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch.
 
+pub(crate) mod backend;
 mod datasource;
 mod import;
 mod plugins;
@@ -106,7 +107,7 @@ pub enum Command {
     Instances {
         #[arg(long, default_value_t = 20)]
         limit: i64,
-        /// Only this workflow's instances (with --server).
+        /// Only this workflow's instances.
         #[arg(long)]
         workflow: Option<String>,
         /// Only instances in this state (repeatable): running, succeeded, failed, ...
@@ -417,9 +418,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Nodes { json } => crate::server::nodes::local(&data, db, json).await,
         Command::Run(args) => workflow::run(args, &data, policy.as_deref(), db).await,
         Command::Instances {
-            limit, state, json, ..
-        } => workflow::instances(&data, db, limit, &state, json).await,
-        Command::Instance(cmd) => workflow::show(&data, db, cmd).await,
+            limit,
+            state,
+            json,
+            workflow,
+        } => {
+            let backend = backend::Backend::Embedded {
+                data: &data,
+                db,
+                project,
+            };
+            backend::instances(&backend, workflow.as_deref(), &state, limit, json).await
+        }
+        Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
+            let backend = backend::Backend::Embedded {
+                data: &data,
+                db,
+                project,
+            };
+            backend::show(&backend, id, json).await
+        }
+        Command::Instance(workflow::InstanceCommand::Watch { .. }) => {
+            anyhow::bail!("`shoal instance watch` follows a server's instance: give --server URL")
+        }
         Command::Logs { task_instance, .. } => workflow::logs(&data, db, task_instance).await,
         Command::Resume { id, engine } => {
             workflow::resume(id, &engine, &data, policy.as_deref(), db).await
@@ -740,7 +761,16 @@ async fn remote(
             state,
             json,
             workflow,
-        } => c::instances(cl, workflow.as_deref(), state, *limit, *json).await?,
+        } => {
+            backend::instances(
+                &backend::Backend::Remote(cl),
+                workflow.as_deref(),
+                state,
+                *limit,
+                *json,
+            )
+            .await?
+        }
         Command::Nodes { json } => crate::server::nodes::remote(cl, *json).await?,
         Command::Clusters { json } => c::clusters(cl, *json).await?,
         Command::Mcp => {
@@ -753,7 +783,7 @@ async fn remote(
             ExitCode::SUCCESS
         }
         Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
-            c::show(cl, *id, *json).await?
+            backend::show(&backend::Backend::Remote(cl), *id, *json).await?
         }
         Command::Instance(workflow::InstanceCommand::Watch { id, json }) => {
             c::watch(cl, *id, *json).await?

@@ -242,10 +242,7 @@ fn print_progress(master: &Master, keep: impl Fn(i64) -> bool + Send + 'static) 
 }
 
 fn exit_for(state: WorkflowState) -> ExitCode {
-    match state {
-        WorkflowState::Succeeded | WorkflowState::Paused => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
-    }
+    crate::cli::backend::exit_for(&state.to_string())
 }
 
 pub async fn run(
@@ -474,57 +471,6 @@ async fn queue(
         .await
         .with_context(|| format!("{op} on instance {id}"))?;
     println!("{op}: accepted by the running engine");
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn instances(
-    data: &DataDir,
-    db: Option<&str>,
-    limit: i64,
-    states: &[String],
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let store = open_store(data, db).await?;
-    let states: Vec<&str> = states.iter().map(String::as_str).collect();
-    let rows = store.workflow_instances(&states, limit, 0).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY);
-    table.set_header(["id", "workflow", "version", "state", "started", "duration"]);
-    for r in rows {
-        table.add_row([
-            r.id.to_string(),
-            r.name.clone(),
-            r.version.to_string(),
-            r.state.clone(),
-            r.started_at.map(clock).unwrap_or_default(),
-            duration(r.started_at, r.ended_at),
-        ]);
-    }
-    println!("{table}");
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn show(
-    data: &DataDir,
-    db: Option<&str>,
-    cmd: InstanceCommand,
-) -> anyhow::Result<ExitCode> {
-    let (id, json) = match cmd {
-        InstanceCommand::Show { id, json } => (id, json),
-        InstanceCommand::Watch { .. } => {
-            bail!("`shoal instance watch` follows a server's instance: give --server URL")
-        }
-    };
-    let store = open_store(data, db).await?;
-    if json {
-        print_json(&store, id).await?;
-    } else {
-        print_instance(&store, id).await?;
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -74,13 +74,7 @@ fn print_json(v: &impl serde::Serialize) {
 /// Finished states of a workflow instance.
 const FINISHED: [&str; 4] = ["succeeded", "failed", "stopped", "paused"];
 
-pub fn exit_for(state: &str) -> ExitCode {
-    if state == "succeeded" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
+pub use crate::cli::backend::exit_for;
 
 /// Upload a workflow file (and the files it references with `$WORKFLOW{...}`, first)
 /// to the client's project. `$FILE{}`, `$ENV{}` and `$WORKFLOW{}` are resolved here, on
@@ -378,37 +372,19 @@ fn show_detail(d: &Value) {
     println!("{}", table(&d["tasks"], &columns));
 }
 
-pub async fn show(c: &Client, id: i64, json_out: bool) -> anyhow::Result<ExitCode> {
-    let d = c.get(&format!("/instances/{id}")).await?;
+/// Print an instance detail (the API's `InstanceDetail`, from either backend).
+pub fn print_show(d: &Value, json_out: bool) {
     if json_out {
-        print_json(&d)
+        print_json(d)
     } else {
-        show_detail(&d)
+        show_detail(d)
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-pub async fn instances(
-    c: &Client,
-    workflow: Option<&str>,
-    states: &[String],
-    limit: i64,
-    json_out: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut q = vec![("project", c.project.clone()), ("limit", limit.to_string())];
-    if let Some(w) = workflow {
-        q.push(("workflow", w.to_owned()));
-    }
-    if !states.is_empty() {
-        q.push(("state", states.join(",")));
-    }
-    let page: Value = c
-        .send(c.request(Method::GET, "/instances").query(&q))
-        .await?
-        .json()
-        .await?;
+/// Print a page of instances (the API's `InstancePage`, from either backend).
+pub fn print_instances(page: &Value, json_out: bool) {
     if json_out {
-        print_json(&page);
+        print_json(page);
     } else {
         let columns = [
             ("id", Cell::Text("id")),
@@ -430,7 +406,6 @@ pub async fn instances(
             }
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn logs(c: &Client, task: i64, follow: bool) -> anyhow::Result<ExitCode> {
