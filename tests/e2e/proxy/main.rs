@@ -498,6 +498,38 @@ async fn global_schedule_fires_once_per_fire_time() {
         .expect(200)
         .json();
     assert_eq!(s["upcoming"].as_array().unwrap().len(), 5, "{s}");
+    // A cluster's own schedule stays its own, and the proxy lists both kinds.
+    site.apply("cron", &shell("tock", "0")).await;
+    site.cluster("a")
+        .put(
+            "/api/v1/projects/cron/definitions/tock/schedule",
+            json!({"cron": "0 0 3 1 1 ?"}),
+        )
+        .await
+        .expect(200);
+    let all = a
+        .get("/api/v1/projects/cron/schedules")
+        .await
+        .expect(200)
+        .json();
+    let kinds: BTreeSet<(String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["workflow"].as_str().unwrap().to_owned(),
+                v["cluster"].as_str().unwrap_or("global").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("tick", "global"), ("tock", "a")]
+            .map(|(w, c)| (w.to_owned(), c.to_owned()))
+            .into(),
+        "{all}"
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let page = a
         .get("/api/v1/instances?project=cron&workflow=tick&limit=1")

@@ -487,14 +487,24 @@ pub(super) async fn list_schedules(
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<ScheduleView>>> {
     require(&p, &caller, &project, Level::Read).await?;
-    Ok(Json(
-        p.store()
-            .schedules(Some(&project))
-            .await?
-            .iter()
-            .map(crate::schedules::view)
-            .collect(),
-    ))
+    // The proxy's global schedules (no `cluster`), then each cluster's own.
+    let mut out: Vec<ScheduleView> = p
+        .store()
+        .schedules(Some(&project))
+        .await?
+        .iter()
+        .map(crate::schedules::view)
+        .collect();
+    let (answers, _missing) = p
+        .fan_out::<Vec<ScheduleView>>(&format!("/projects/{}/schedules", seg(&project)))
+        .await;
+    for (c, list) in answers {
+        out.extend(list.into_iter().map(|mut v| {
+            v.cluster = Some(c.name().to_owned());
+            v
+        }));
+    }
+    Ok(Json(out))
 }
 
 /// A project setting (secret, datasource, alert channel, run mode, pin) written to
