@@ -35,6 +35,17 @@ pub fn exit_for(state: &str) -> ExitCode {
 }
 
 impl Backend<'_> {
+    /// The server or proxy client; an error naming what to give for the embedded one
+    /// (the commands that only exist against a server select one anyway).
+    pub fn client(&self) -> anyhow::Result<&Client> {
+        match self {
+            Backend::Remote(c) => Ok(c),
+            Backend::Embedded { .. } => anyhow::bail!(
+                "this command talks to a server: give --server URL (or $SHOAL_SERVER), or save one with `shoal login`"
+            ),
+        }
+    }
+
     /// Instances, newest first.
     pub async fn instances(
         &self,

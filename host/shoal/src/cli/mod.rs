@@ -8,7 +8,7 @@ pub(crate) mod task;
 mod validate;
 pub(crate) mod workflow;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use crate::app::DataDir;
 use crate::client::Client;
 use crate::client::profile::{self, Profile, Profiles};
+use backend::Backend;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -355,472 +356,131 @@ pub enum ProjectsCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data = DataDir::resolve(cli.data_dir);
-    if let Some(code) = remote(&cli.command, &cli.remote, &data).await? {
-        return Ok(code);
-    }
     let policy = cli.policy;
     let db = cli.db.as_deref();
-    let project = cli.remote.project.as_deref().unwrap_or("default");
-    match cli.command {
-        Command::Import(args) => {
-            let target = import::Target::Embedded {
-                data: &data,
-                db,
-                policy: policy.as_deref(),
-                project,
-            };
-            import::import(&args, target).await
+    // What runs on this machine whatever --server says: the node roles, the tools that
+    // work on files, and the engine's own status.
+    let command = match cli.command {
+        Command::Validate { files } => return validate::run(files, &data, policy.as_deref()).await,
+        Command::Bench(cmd) => return crate::bench::run(cmd, &data, db).await,
+        Command::Server(args) => {
+            return crate::server::run(args, &data, policy.as_deref(), db).await;
         }
-        Command::Export(args) => {
-            let target = import::Target::Embedded {
-                data: &data,
-                db,
-                policy: policy.as_deref(),
-                project,
-            };
-            import::export(&args, target).await
-        }
-        Command::Datasource(cmd) => {
-            let target = datasource::Target::Embedded {
-                data: &data,
-                db,
-                project,
-            };
-            datasource::run(&cmd, target).await
-        }
-        Command::Plugins(cmd) => plugins::run(cmd, &data, policy.as_deref()).await,
-        Command::Task(task::TaskCommand::Jobs { limit, json }) => {
-            task::jobs(&data, db, project, limit, json).await
-        }
-        Command::Task(cmd) => match cmd.action() {
-            Some((id, action, args)) => {
-                task::act(id, &action, args, &data, policy.as_deref(), db).await
-            }
-            None => task::run(cmd, &data, policy.as_deref()).await,
-        },
-        Command::Validate { files } => validate::run(files, &data, policy.as_deref()).await,
-        Command::Bench(cmd) => crate::bench::run(cmd, &data, db).await,
-        Command::Server(args) => crate::server::run(args, &data, policy.as_deref(), db).await,
         Command::Master(args) => {
-            crate::server::run_node(
+            return crate::server::run_node(
                 args.server,
                 Some(args.cluster),
                 &data,
                 policy.as_deref(),
                 db,
             )
-            .await
+            .await;
         }
         Command::Worker(args) => {
-            crate::server::worker::run(args, &data, policy.as_deref(), db).await
+            return crate::server::worker::run(args, &data, policy.as_deref(), db).await;
         }
-        Command::Proxy(args) => crate::server::proxy::run(args).await,
-        Command::Nodes { json } => crate::server::nodes::local(&data, db, json).await,
-        Command::Run(args) => workflow::run(args, &data, policy.as_deref(), db).await,
-        Command::Instances {
-            limit,
-            state,
-            json,
-            workflow,
-        } => {
-            let backend = backend::Backend::Embedded {
-                data: &data,
-                db,
-                project,
-            };
-            backend::instances(&backend, workflow.as_deref(), &state, limit, json).await
+        Command::Proxy(args) => return crate::server::proxy::run(args).await,
+        Command::Status => return workflow::status(&data).await,
+        Command::Task(cmd @ task::TaskCommand::Run { .. }) => {
+            return task::run(cmd, &data, policy.as_deref()).await;
         }
-        Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
-            let backend = backend::Backend::Embedded {
-                data: &data,
-                db,
-                project,
-            };
-            backend::show(&backend, id, json).await
+        Command::Plugins(cmd @ plugins::PluginsCommand::New { .. }) => {
+            return plugins::run(cmd, &data, policy.as_deref()).await;
         }
-        Command::Instance(workflow::InstanceCommand::Watch { .. }) => {
-            anyhow::bail!("`shoal instance watch` follows a server's instance: give --server URL")
-        }
-        Command::Logs { task_instance, .. } => workflow::logs(&data, db, task_instance).await,
-        Command::Resume { id, engine } => {
-            workflow::resume(id, &engine, &data, policy.as_deref(), db).await
-        }
-        Command::Status => workflow::status(&data).await,
-        Command::Operation(cmd) => workflow::operate(cmd, &data, policy.as_deref(), db).await,
-        Command::Login { .. }
-        | Command::Apply { .. }
-        | Command::Definitions { .. }
-        | Command::Release { .. }
-        | Command::Backfill { .. }
-        | Command::Schedule(_)
-        | Command::Tokens(_)
-        | Command::Users(_)
-        | Command::Projects(_)
-        | Command::Mcp
-        | Command::Clusters { .. } => {
-            unreachable!("server-only commands are handled by `remote`")
-        }
+        Command::Login { name } => return login(&cli.remote, &data, &name).await,
+        other => other,
+    };
+    // Everything else is dispatched once, below, on the backend chosen here: a server or
+    // proxy when one is selected (or the command exists only there), else the embedded
+    // store and engine.
+    let client = cli.remote.client(&data, command.server_only())?;
+    let project = cli.remote.project.as_deref().unwrap_or("default");
+    let backend = match &client {
+        Some(cl) => Backend::Remote(cl),
+        None => Backend::Embedded {
+            data: &data,
+            db,
+            project,
+        },
+    };
+    dispatch(&command, &backend, policy.as_deref()).await
+}
+
+impl Command {
+    /// Commands that exist only against a server or proxy.
+    fn server_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Login { .. }
+                | Command::Apply { .. }
+                | Command::Definitions { .. }
+                | Command::Release { .. }
+                | Command::Backfill { .. }
+                | Command::Schedule(_)
+                | Command::Tokens(_)
+                | Command::Users(_)
+                | Command::Projects(_)
+                | Command::Mcp
+                | Command::Clusters { .. }
+        )
     }
 }
 
-/// Run `command` against a server when one is selected (or the command needs one).
-/// None: run it on the embedded engine.
-async fn remote(
+/// Every command that reads or changes workflows, on either backend: each command is
+/// matched once, and where the backends differ the arm says how.
+async fn dispatch(
     command: &Command,
-    args: &RemoteArgs,
-    data: &DataDir,
-) -> anyhow::Result<Option<ExitCode>> {
+    backend: &Backend<'_>,
+    policy: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     use crate::client::commands::{self as c, Cell};
+    use Backend::{Embedded, Remote};
     use reqwest::Method;
     use serde_json::json;
-    let server_only = matches!(
-        command,
-        Command::Login { .. }
-            | Command::Apply { .. }
-            | Command::Definitions { .. }
-            | Command::Release { .. }
-            | Command::Backfill { .. }
-            | Command::Schedule(_)
-            | Command::Tokens(_)
-            | Command::Users(_)
-            | Command::Projects(_)
-            | Command::Mcp
-            | Command::Clusters { .. }
-    );
-    if matches!(
-        command,
-        Command::Server(_)
-            | Command::Master(_)
-            | Command::Worker(_)
-            | Command::Proxy(_)
-            | Command::Bench(_)
-            | Command::Task(task::TaskCommand::Run { .. })
-            | Command::Validate { .. }
-            | Command::Status
-    ) {
-        return Ok(None);
-    }
-    if let Command::Login { name } = command {
-        return login(args, data, name).await.map(Some);
-    }
-    let Some(cl) = args.client(data, server_only)? else {
-        return Ok(None);
-    };
-    let cl = &cl;
-    let p = crate::client::seg(&cl.project);
     let code = match command {
-        Command::Datasource(cmd) => datasource::run(cmd, datasource::Target::Server(cl)).await?,
-        Command::Import(args) => import::import(args, import::Target::Server(cl)).await?,
-        Command::Export(args) => import::export(args, import::Target::Server(cl)).await?,
-        Command::Apply {
-            files,
-            online,
-            json,
-        } => {
-            for f in files {
-                c::apply(cl, f, *online, *json).await?;
-            }
-            ExitCode::SUCCESS
-        }
-        Command::Definitions { json } => c::definitions(cl, *json).await?,
-        Command::Release { workflow, state } => {
-            let path = format!(
-                "/projects/{p}/definitions/{}/{state}",
-                crate::client::seg(workflow)
-            );
-            c::send_json(
-                cl,
-                Method::POST,
-                &path,
-                json!({}),
-                &format!("workflow `{workflow}` is {state}"),
-                false,
-            )
-            .await?
-        }
-        Command::Backfill {
-            workflow,
-            from,
-            to,
-            dates,
-            parallel,
-            params,
-            json,
-        } => {
-            let params = workflow::parse_pairs(params, "--param")?;
-            c::backfill(
-                cl,
-                workflow,
-                c::BackfillOptions {
-                    from: from.clone(),
-                    to: to.clone(),
-                    dates: dates.clone(),
-                    parallel: *parallel,
-                    params,
-                },
-                *json,
-            )
-            .await?
-        }
-        Command::Schedule(cmd) => match cmd {
-            ScheduleCommand::Set {
-                workflow,
-                cron,
-                timezone,
-                start,
-                end,
-                missed,
-                offline,
-                params,
-                json,
-            } => {
-                let o = c::ScheduleSet {
-                    cron: cron.clone(),
-                    timezone: timezone.clone(),
-                    start: start.clone(),
-                    end: end.clone(),
-                    missed: missed.clone(),
-                    offline: *offline,
-                    params: workflow::parse_pairs(params, "--param")?,
+        Command::Import(args) => match backend {
+            Remote(cl) => import::import(args, import::Target::Server(cl)).await?,
+            Embedded { data, db, project } => {
+                let target = import::Target::Embedded {
+                    data,
+                    db: *db,
+                    policy,
+                    project,
                 };
-                c::schedule_set(cl, workflow, o, *json).await?
-            }
-            ScheduleCommand::Show { workflow, json } => {
-                c::schedule_show(cl, workflow.as_deref(), *json).await?
-            }
-            ScheduleCommand::Online { workflow } => {
-                c::schedule_switch(cl, workflow, "online").await?
-            }
-            ScheduleCommand::Offline { workflow } => {
-                c::schedule_switch(cl, workflow, "offline").await?
-            }
-            ScheduleCommand::Delete { workflow } => {
-                c::schedule_switch(cl, workflow, "delete").await?
+                import::import(args, target).await?
             }
         },
-        Command::Tokens(cmd) => match cmd {
-            TokensCommand::Create {
-                user,
-                name,
-                expires_in,
-                json,
-            } => c::token_create(cl, user, name.clone(), expires_in.clone(), *json).await?,
-            TokensCommand::List { json } => {
-                c::list(
-                    cl,
-                    "/tokens",
-                    &[
-                        ("id", Cell::Text("id")),
-                        ("name", Cell::Text("name")),
-                        ("expires", Cell::Time("expires_at")),
-                        ("created", Cell::Time("created_at")),
-                        ("revoked", Cell::Time("revoked_at")),
-                    ],
-                    *json,
-                )
-                .await?
-            }
-            TokensCommand::Revoke { id } => {
-                cl.delete(&format!("/tokens/{id}")).await?;
-                eprintln!("token {id} revoked");
-                ExitCode::SUCCESS
-            }
-        },
-        Command::Users(cmd) => match cmd {
-            UsersCommand::Create { name, role } => {
-                c::send_json(
-                    cl,
-                    Method::POST,
-                    "/users",
-                    json!({"name": name, "role": role}),
-                    &format!("user `{name}` created"),
-                    false,
-                )
-                .await?
-            }
-            UsersCommand::List { json } => {
-                c::list(
-                    cl,
-                    "/users",
-                    &[
-                        ("id", Cell::Text("id")),
-                        ("name", Cell::Text("name")),
-                        ("role", Cell::Text("role")),
-                        ("created", Cell::Time("created_at")),
-                    ],
-                    *json,
-                )
-                .await?
-            }
-        },
-        Command::Projects(cmd) => match cmd {
-            ProjectsCommand::Create { name, description } => {
-                c::send_json(
-                    cl,
-                    Method::POST,
-                    "/projects",
-                    json!({"name": name, "description": description}),
-                    &format!("project `{name}` created"),
-                    false,
-                )
-                .await?
-            }
-            ProjectsCommand::List { json } => {
-                c::list(
-                    cl,
-                    "/projects",
-                    &[
-                        ("name", Cell::Text("name")),
-                        ("description", Cell::Text("description")),
-                        ("created", Cell::Time("created_at")),
-                    ],
-                    *json,
-                )
-                .await?
-            }
-            ProjectsCommand::AllowProcess { name, deny } => {
-                let path = format!("/projects/{}/tenancy", crate::client::seg(name));
-                c::send_json(
-                    cl,
-                    Method::PATCH,
-                    &path,
-                    json!({"allow_process": !deny}),
-                    &if *deny {
-                        format!("project `{name}` may no longer run process task types")
-                    } else {
-                        format!("project `{name}` may run process task types")
-                    },
-                    false,
-                )
-                .await?
-            }
-            ProjectsCommand::Tenant {
-                name,
-                user,
-                default,
-            } => {
-                let path = format!("/projects/{}/tenancy", crate::client::seg(name));
-                let tenant = if *default {
-                    String::new()
-                } else {
-                    user.clone().unwrap_or_default()
+        Command::Export(args) => match backend {
+            Remote(cl) => import::export(args, import::Target::Server(cl)).await?,
+            Embedded { data, db, project } => {
+                let target = import::Target::Embedded {
+                    data,
+                    db: *db,
+                    policy,
+                    project,
                 };
-                c::send_json(
-                    cl,
-                    Method::PATCH,
-                    &path,
-                    json!({"tenant": tenant}),
-                    &format!(
-                        "project `{name}` runs its processes as {}",
-                        if tenant.is_empty() {
-                            "the server's default tenant".to_owned()
-                        } else {
-                            format!("`{tenant}`")
-                        }
-                    ),
-                    false,
-                )
-                .await?
-            }
-            ProjectsCommand::Grant { user, level } => {
-                let path = format!("/projects/{p}/permissions/{}", crate::client::seg(user));
-                cl.put(&path, &json!({"level": level})).await?;
-                eprintln!("`{user}` has {level} on project `{}`", cl.project);
-                ExitCode::SUCCESS
-            }
-            ProjectsCommand::Delete { name } => {
-                cl.delete(&format!("/projects/{}", crate::client::seg(name)))
-                    .await?;
-                eprintln!("project `{name}` deleted");
-                ExitCode::SUCCESS
+                import::export(args, target).await?
             }
         },
-        Command::Run(args) => {
-            let start_tasks = if !args.start_from.is_empty() {
-                Some(json!({"mode": "with-downstream", "tasks": args.start_from}))
-            } else if !args.only.is_empty() {
-                Some(json!({"mode": "only", "tasks": args.only}))
-            } else {
-                None
-            };
-            c::run(
-                cl,
-                c::RunOptions {
-                    target: args.file.display().to_string(),
-                    params: workflow::parse_pairs(&args.params, "--param")?,
-                    date: args.date.map(|d| d.format("%Y-%m-%d").to_string()),
-                    start_tasks,
-                    wait: !args.detach,
-                    json: args.json,
-                },
-            )
-            .await?
-        }
-        Command::Instances {
-            limit,
-            state,
-            json,
-            workflow,
-        } => {
-            backend::instances(
-                &backend::Backend::Remote(cl),
-                workflow.as_deref(),
-                state,
-                *limit,
-                *json,
-            )
-            .await?
-        }
-        Command::Nodes { json } => crate::server::nodes::remote(cl, *json).await?,
-        Command::Clusters { json } => c::clusters(cl, *json).await?,
-        Command::Mcp => {
-            let token = cl.token().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "shoal mcp acts with a token: give --token, $SHOAL_TOKEN or `shoal login`"
-                )
-            })?;
-            shoal_mcp::serve_stdio(cl.base(), token.to_owned()).await?;
-            ExitCode::SUCCESS
-        }
-        Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
-            backend::show(&backend::Backend::Remote(cl), *id, *json).await?
-        }
-        Command::Instance(workflow::InstanceCommand::Watch { id, json }) => {
-            c::watch(cl, *id, *json).await?
-        }
-        Command::Logs {
-            task_instance,
-            follow,
-        } => c::logs(cl, *task_instance, *follow).await?,
-        Command::Resume { id, .. } => {
-            let id =
-                id.ok_or_else(|| anyhow::anyhow!("with --server, give the instance id to resume"))?;
-            c::operate(cl, id, "resume", None).await?
-        }
-        Command::Task(task::TaskCommand::Jobs { limit, json }) => {
-            c::jobs(cl, *limit, *json).await?
-        }
-        Command::Task(cmd) => match cmd.action() {
-            Some((id, action, args)) => c::task_action(cl, id, &action, args).await?,
-            None => unreachable!("`task run` runs locally"),
-        },
-        Command::Operation(op) => {
-            use workflow::OperationCommand as O;
-            match op {
-                O::Stop { id } => c::operate(cl, *id, "stop", None).await?,
-                O::Pause { id } => c::operate(cl, *id, "pause", None).await?,
-                O::Rerun { id, .. } => c::operate(cl, *id, "rerun", None).await?,
-                O::Recover { id, .. } => c::operate(cl, *id, "recover", None).await?,
-                O::ForceSuccess { id, task } => {
-                    c::operate(cl, *id, "force-success", Some(task)).await?
-                }
-                O::Kill { id, task } => c::operate(cl, *id, "kill", Some(task)).await?,
+        Command::Datasource(cmd) => match backend {
+            Remote(cl) => datasource::run(cmd, datasource::Target::Server(cl)).await?,
+            Embedded { data, db, project } => {
+                let target = datasource::Target::Embedded {
+                    data,
+                    db: *db,
+                    project,
+                };
+                datasource::run(cmd, target).await?
             }
-        }
-        Command::Plugins(cmd) => match cmd {
-            plugins::PluginsCommand::List { json } => c::plugin_list(cl, *json).await?,
-            plugins::PluginsCommand::Install { path } => c::plugin_install(cl, path, false).await?,
-            plugins::PluginsCommand::Activate { id, version } => {
+        },
+        Command::Plugins(cmd) => match (backend, cmd) {
+            (Remote(cl), plugins::PluginsCommand::List { json }) => {
+                c::plugin_list(cl, *json).await?
+            }
+            (Remote(cl), plugins::PluginsCommand::Install { path }) => {
+                c::plugin_install(cl, path, false).await?
+            }
+            (Remote(cl), plugins::PluginsCommand::Activate { id, version }) => {
                 c::send_json(
                     cl,
                     Method::POST,
@@ -831,7 +491,7 @@ async fn remote(
                 )
                 .await?
             }
-            plugins::PluginsCommand::Rollback { id } => {
+            (Remote(cl), plugins::PluginsCommand::Rollback { id }) => {
                 c::send_json(
                     cl,
                     Method::POST,
@@ -842,11 +502,374 @@ async fn remote(
                 )
                 .await?
             }
-            plugins::PluginsCommand::New { .. } => return Ok(None),
+            (Embedded { data, .. }, cmd) => plugins::run(cmd.clone(), data, policy).await?,
+            (Remote(_), plugins::PluginsCommand::New { .. }) => {
+                unreachable!("`plugins new` runs locally")
+            }
         },
-        _ => return Ok(None),
+        Command::Task(task::TaskCommand::Jobs { limit, json }) => match backend {
+            Remote(cl) => c::jobs(cl, *limit, *json).await?,
+            Embedded { data, db, project } => task::jobs(data, *db, project, *limit, *json).await?,
+        },
+        Command::Task(cmd) => match (backend, cmd.action()) {
+            (Remote(cl), Some((id, action, args))) => c::task_action(cl, id, &action, args).await?,
+            (Embedded { data, db, .. }, Some((id, action, args))) => {
+                task::act(id, &action, args, data, policy, *db).await?
+            }
+            (_, None) => unreachable!("`task run` runs locally"),
+        },
+        Command::Nodes { json } => match backend {
+            Remote(cl) => crate::server::nodes::remote(cl, *json).await?,
+            Embedded { data, db, .. } => crate::server::nodes::local(data, *db, *json).await?,
+        },
+        Command::Run(args) => match backend {
+            Remote(cl) => {
+                let start_tasks = if !args.start_from.is_empty() {
+                    Some(json!({"mode": "with-downstream", "tasks": args.start_from}))
+                } else if !args.only.is_empty() {
+                    Some(json!({"mode": "only", "tasks": args.only}))
+                } else {
+                    None
+                };
+                c::run(
+                    cl,
+                    c::RunOptions {
+                        target: args.file.display().to_string(),
+                        params: workflow::parse_pairs(&args.params, "--param")?,
+                        date: args.date.map(|d| d.format("%Y-%m-%d").to_string()),
+                        start_tasks,
+                        wait: !args.detach,
+                        json: args.json,
+                    },
+                )
+                .await?
+            }
+            Embedded { data, db, .. } => workflow::run(args.clone(), data, policy, *db).await?,
+        },
+        Command::Instances {
+            limit,
+            state,
+            json,
+            workflow,
+        } => backend::instances(backend, workflow.as_deref(), state, *limit, *json).await?,
+        Command::Instance(workflow::InstanceCommand::Show { id, json }) => {
+            backend::show(backend, *id, *json).await?
+        }
+        Command::Instance(workflow::InstanceCommand::Watch { id, json }) => match backend {
+            Remote(cl) => c::watch(cl, *id, *json).await?,
+            Embedded { .. } => {
+                anyhow::bail!(
+                    "`shoal instance watch` follows a server's instance: give --server URL"
+                )
+            }
+        },
+        Command::Logs {
+            task_instance,
+            follow,
+        } => match backend {
+            Remote(cl) => c::logs(cl, *task_instance, *follow).await?,
+            Embedded { data, db, .. } => workflow::logs(data, *db, *task_instance).await?,
+        },
+        Command::Resume { id, engine } => match backend {
+            Remote(cl) => {
+                let id = id.ok_or_else(|| {
+                    anyhow::anyhow!("with --server, give the instance id to resume")
+                })?;
+                c::operate(cl, id, "resume", None).await?
+            }
+            Embedded { data, db, .. } => workflow::resume(*id, engine, data, policy, *db).await?,
+        },
+        Command::Operation(op) => match backend {
+            Remote(cl) => {
+                use workflow::OperationCommand as O;
+                match op {
+                    O::Stop { id } => c::operate(cl, *id, "stop", None).await?,
+                    O::Pause { id } => c::operate(cl, *id, "pause", None).await?,
+                    O::Rerun { id, .. } => c::operate(cl, *id, "rerun", None).await?,
+                    O::Recover { id, .. } => c::operate(cl, *id, "recover", None).await?,
+                    O::ForceSuccess { id, task } => {
+                        c::operate(cl, *id, "force-success", Some(task)).await?
+                    }
+                    O::Kill { id, task } => c::operate(cl, *id, "kill", Some(task)).await?,
+                }
+            }
+            Embedded { data, db, .. } => workflow::operate(op.clone(), data, policy, *db).await?,
+        },
+        Command::Apply {
+            files,
+            online,
+            json,
+        } => {
+            let cl = backend.client()?;
+            {
+                for f in files {
+                    c::apply(cl, f, *online, *json).await?;
+                }
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Definitions { json } => {
+            let cl = backend.client()?;
+            c::definitions(cl, *json).await?
+        }
+        Command::Release { workflow, state } => {
+            let cl = backend.client()?;
+            let p = crate::client::seg(&cl.project);
+            {
+                let path = format!(
+                    "/projects/{p}/definitions/{}/{state}",
+                    crate::client::seg(workflow)
+                );
+                c::send_json(
+                    cl,
+                    Method::POST,
+                    &path,
+                    json!({}),
+                    &format!("workflow `{workflow}` is {state}"),
+                    false,
+                )
+                .await?
+            }
+        }
+        Command::Backfill {
+            workflow,
+            from,
+            to,
+            dates,
+            parallel,
+            params,
+            json,
+        } => {
+            let cl = backend.client()?;
+            {
+                let params = workflow::parse_pairs(params, "--param")?;
+                c::backfill(
+                    cl,
+                    workflow,
+                    c::BackfillOptions {
+                        from: from.clone(),
+                        to: to.clone(),
+                        dates: dates.clone(),
+                        parallel: *parallel,
+                        params,
+                    },
+                    *json,
+                )
+                .await?
+            }
+        }
+        Command::Schedule(cmd) => {
+            let cl = backend.client()?;
+            match cmd {
+                ScheduleCommand::Set {
+                    workflow,
+                    cron,
+                    timezone,
+                    start,
+                    end,
+                    missed,
+                    offline,
+                    params,
+                    json,
+                } => {
+                    let o = c::ScheduleSet {
+                        cron: cron.clone(),
+                        timezone: timezone.clone(),
+                        start: start.clone(),
+                        end: end.clone(),
+                        missed: missed.clone(),
+                        offline: *offline,
+                        params: workflow::parse_pairs(params, "--param")?,
+                    };
+                    c::schedule_set(cl, workflow, o, *json).await?
+                }
+                ScheduleCommand::Show { workflow, json } => {
+                    c::schedule_show(cl, workflow.as_deref(), *json).await?
+                }
+                ScheduleCommand::Online { workflow } => {
+                    c::schedule_switch(cl, workflow, "online").await?
+                }
+                ScheduleCommand::Offline { workflow } => {
+                    c::schedule_switch(cl, workflow, "offline").await?
+                }
+                ScheduleCommand::Delete { workflow } => {
+                    c::schedule_switch(cl, workflow, "delete").await?
+                }
+            }
+        }
+        Command::Tokens(cmd) => {
+            let cl = backend.client()?;
+            match cmd {
+                TokensCommand::Create {
+                    user,
+                    name,
+                    expires_in,
+                    json,
+                } => c::token_create(cl, user, name.clone(), expires_in.clone(), *json).await?,
+                TokensCommand::List { json } => {
+                    c::list(
+                        cl,
+                        "/tokens",
+                        &[
+                            ("id", Cell::Text("id")),
+                            ("name", Cell::Text("name")),
+                            ("expires", Cell::Time("expires_at")),
+                            ("created", Cell::Time("created_at")),
+                            ("revoked", Cell::Time("revoked_at")),
+                        ],
+                        *json,
+                    )
+                    .await?
+                }
+                TokensCommand::Revoke { id } => {
+                    cl.delete(&format!("/tokens/{id}")).await?;
+                    eprintln!("token {id} revoked");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        Command::Users(cmd) => {
+            let cl = backend.client()?;
+            match cmd {
+                UsersCommand::Create { name, role } => {
+                    c::send_json(
+                        cl,
+                        Method::POST,
+                        "/users",
+                        json!({"name": name, "role": role}),
+                        &format!("user `{name}` created"),
+                        false,
+                    )
+                    .await?
+                }
+                UsersCommand::List { json } => {
+                    c::list(
+                        cl,
+                        "/users",
+                        &[
+                            ("id", Cell::Text("id")),
+                            ("name", Cell::Text("name")),
+                            ("role", Cell::Text("role")),
+                            ("created", Cell::Time("created_at")),
+                        ],
+                        *json,
+                    )
+                    .await?
+                }
+            }
+        }
+        Command::Projects(cmd) => {
+            let cl = backend.client()?;
+            let p = crate::client::seg(&cl.project);
+            match cmd {
+                ProjectsCommand::Create { name, description } => {
+                    c::send_json(
+                        cl,
+                        Method::POST,
+                        "/projects",
+                        json!({"name": name, "description": description}),
+                        &format!("project `{name}` created"),
+                        false,
+                    )
+                    .await?
+                }
+                ProjectsCommand::List { json } => {
+                    c::list(
+                        cl,
+                        "/projects",
+                        &[
+                            ("name", Cell::Text("name")),
+                            ("description", Cell::Text("description")),
+                            ("created", Cell::Time("created_at")),
+                        ],
+                        *json,
+                    )
+                    .await?
+                }
+                ProjectsCommand::AllowProcess { name, deny } => {
+                    let path = format!("/projects/{}/tenancy", crate::client::seg(name));
+                    c::send_json(
+                        cl,
+                        Method::PATCH,
+                        &path,
+                        json!({"allow_process": !deny}),
+                        &if *deny {
+                            format!("project `{name}` may no longer run process task types")
+                        } else {
+                            format!("project `{name}` may run process task types")
+                        },
+                        false,
+                    )
+                    .await?
+                }
+                ProjectsCommand::Tenant {
+                    name,
+                    user,
+                    default,
+                } => {
+                    let path = format!("/projects/{}/tenancy", crate::client::seg(name));
+                    let tenant = if *default {
+                        String::new()
+                    } else {
+                        user.clone().unwrap_or_default()
+                    };
+                    c::send_json(
+                        cl,
+                        Method::PATCH,
+                        &path,
+                        json!({"tenant": tenant}),
+                        &format!(
+                            "project `{name}` runs its processes as {}",
+                            if tenant.is_empty() {
+                                "the server's default tenant".to_owned()
+                            } else {
+                                format!("`{tenant}`")
+                            }
+                        ),
+                        false,
+                    )
+                    .await?
+                }
+                ProjectsCommand::Grant { user, level } => {
+                    let path = format!("/projects/{p}/permissions/{}", crate::client::seg(user));
+                    cl.put(&path, &json!({"level": level})).await?;
+                    eprintln!("`{user}` has {level} on project `{}`", cl.project);
+                    ExitCode::SUCCESS
+                }
+                ProjectsCommand::Delete { name } => {
+                    cl.delete(&format!("/projects/{}", crate::client::seg(name)))
+                        .await?;
+                    eprintln!("project `{name}` deleted");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        Command::Clusters { json } => {
+            let cl = backend.client()?;
+            c::clusters(cl, *json).await?
+        }
+        Command::Mcp => {
+            let cl = backend.client()?;
+            {
+                let token = cl.token().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "shoal mcp acts with a token: give --token, $SHOAL_TOKEN or `shoal login`"
+                    )
+                })?;
+                shoal_mcp::serve_stdio(cl.base(), token.to_owned()).await?;
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Validate { .. }
+        | Command::Bench(_)
+        | Command::Server(_)
+        | Command::Master(_)
+        | Command::Worker(_)
+        | Command::Proxy(_)
+        | Command::Status
+        | Command::Login { .. } => unreachable!("handled before the dispatch"),
     };
-    Ok(Some(code))
+    Ok(code)
 }
 
 /// `shoal login`: check the token against the server, then save the profile.

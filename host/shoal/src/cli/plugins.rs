@@ -10,7 +10,7 @@ use shoal_runtime::PluginOrigin;
 
 use crate::app::{DataDir, load_policy, open_registry};
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum PluginsCommand {
     /// List every plugin version with its WIT version and granted capabilities.
     List {

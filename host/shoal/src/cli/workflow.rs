@@ -36,7 +36,7 @@ pub struct EngineArgs {
     pub server_mode: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The workflow file (YAML or JSON).
     pub file: PathBuf,
