@@ -23,6 +23,8 @@ pub(crate) struct Site {
     pub(crate) members: Vec<Member>,
     pub(crate) proxy: Option<ProxyProcess>,
     pub(crate) config: PathBuf,
+    /// The proxy's own store when it is PostgreSQL (else SQLite in its data dir).
+    pub(crate) database: Option<String>,
 }
 
 /// A `shoal proxy` child process.
@@ -106,6 +108,15 @@ impl Site {
     /// Start `clusters` (name, labels as TOML inline-table body, weight) and a proxy
     /// with `routes` (TOML `[[routes]]` tables).
     pub(crate) async fn start(clusters: &[(&str, &str, u32)], routes: &str) -> Site {
+        Self::start_with(clusters, routes, None).await
+    }
+
+    /// [`Site::start`] with the proxy's store at `database` (a PostgreSQL URL).
+    pub(crate) async fn start_with(
+        clusters: &[(&str, &str, u32)],
+        routes: &str,
+        database: Option<String>,
+    ) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let mut members = Vec::new();
         let starts = clusters.iter().map(|(name, labels, weight)| {
@@ -131,6 +142,7 @@ impl Site {
             members,
             proxy: None,
             config,
+            database,
         };
         site.write_config(routes);
         site.proxy =
@@ -144,6 +156,9 @@ impl Site {
             "port = {}\nadmin-token = \"{PROXY_ADMIN}\"\nhealth-interval-ms = {HEALTH_MS}\ncluster-timeout-ms = 1000\nforward-timeout-ms = 1000\n",
             free_port()
         );
+        if let Some(url) = &self.database {
+            toml.push_str(&format!("database = \"{url}\"\n"));
+        }
         for m in &self.members {
             let sealed = seal(&self.config, &m.name, CLUSTER_TOKEN);
             toml.push_str(&format!(

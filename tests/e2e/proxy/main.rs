@@ -482,10 +482,22 @@ async fn admin_post_keyed(site: &Site, workflow: &str, key: &str) -> Reply {
 }
 
 /// A global schedule fires once per fire time, to whichever cluster can take it, while
-/// the cluster that took the last fire dies.
+/// the cluster that took the last fire dies. The proxy's own store is PostgreSQL here
+/// (when there is one; CI has), SQLite in the other tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn global_schedule_fires_once_per_fire_time() {
-    let mut site = Site::start(&[("a", "", 1), ("b", "", 1)], "").await;
+    let pg = shoal_store::testing::fresh_pg().await;
+    if pg.is_none() {
+        eprintln!("SKIPPED: the proxy on PostgreSQL (no server); its store is SQLite here");
+    }
+    global_schedule(pg.as_ref().map(|(url, _)| url.clone())).await;
+    if let Some((_, name)) = pg {
+        shoal_store::testing::drop_pg(&name).await;
+    }
+}
+
+async fn global_schedule(database: Option<String>) {
+    let mut site = Site::start_with(&[("a", "", 1), ("b", "", 1)], "", database).await;
     site.project("cron").await;
     site.apply("cron", &shell("tick", "0")).await;
     let a = site.admin();
