@@ -27,3 +27,17 @@ pub use error::ErrorBody;
 /// The request header that makes `POST .../runs` idempotent: the same key returns the
 /// run it started the first time, never a second one.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Percent-encode one path segment or query value (everything but RFC 3986's
+/// unreserved characters), for clients building `/api/v1` paths from names.
+pub fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -127,3 +127,34 @@ impl Caller {
         }
     }
 }
+
+/// Create the first admin when `store` has no user yet: with `configured` as its token
+/// when given, else a new token printed once on stdout. Used by `shoal server` and
+/// `shoal proxy` alike.
+pub async fn bootstrap_admin(
+    store: &shoal_store::Store,
+    configured: Option<&str>,
+) -> Result<(), shoal_store::StoreError> {
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    let Some(user) = store.create_user("admin", Role::Admin.as_str()).await? else {
+        return Ok(());
+    };
+    match configured {
+        Some(token) => {
+            store
+                .create_token(user.id, "bootstrap", &hash_token(token), None)
+                .await?;
+            eprintln!("created user `admin` with the configured admin token");
+        }
+        None => {
+            let (token, hash) = new_token();
+            store
+                .create_token(user.id, "bootstrap", &hash, None)
+                .await?;
+            println!("first admin token (shown once, keep it): {token}");
+        }
+    }
+    Ok(())
+}

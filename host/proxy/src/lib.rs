@@ -134,34 +134,8 @@ impl Proxy {
     /// Create the first admin when the store has no user: with `admin-token` when the
     /// config gives one, else a new token printed once.
     pub async fn bootstrap_admin(&self) -> anyhow::Result<()> {
-        let store = self.store().store();
-        if store.user_count().await? > 0 {
-            return Ok(());
-        }
-        let Some(user) = store.create_user("admin", "admin").await? else {
-            return Ok(());
-        };
-        match &self.config().admin_token {
-            Some(token) => {
-                store
-                    .create_token(
-                        user.id,
-                        "bootstrap",
-                        &shoal_api::auth::hash_token(token),
-                        None,
-                    )
-                    .await?;
-                eprintln!("created user `admin` with the configured admin token");
-            }
-            None => {
-                let (token, hash) = shoal_api::auth::new_token();
-                store
-                    .create_token(user.id, "bootstrap", &hash, None)
-                    .await?;
-                println!("first admin token (shown once, keep it): {token}");
-            }
-        }
-        Ok(())
+        let configured = self.config().admin_token.as_deref();
+        Ok(shoal_api::auth::bootstrap_admin(self.store().store(), configured).await?)
     }
 
     /// Serve the API on `listener` and run the cluster checks, the outbox forwarder,

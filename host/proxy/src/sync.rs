@@ -106,21 +106,8 @@ impl Proxy {
             seg(project),
             seg(workflow)
         );
-        let r = self.send(cluster, Method::POST, &path, Body::None).await;
-        self.audit(
-            user,
-            &format!("POST {path}"),
-            Some(cluster.name()),
-            r.as_ref()
-                .map(|x| i64::from(x.status().as_u16()))
-                .unwrap_or_else(|e| i64::from(e.status())),
-            r.as_ref()
-                .map(|_| "ok".to_owned())
-                .unwrap_or_else(|e| e.to_string())
-                .as_str(),
-        )
-        .await;
-        r?;
+        self.send_audited(user, cluster, Method::POST, &path, Body::None, "ok")
+            .await?;
         Ok(Some(saved))
     }
 
@@ -143,47 +130,29 @@ impl Proxy {
             .map(|p| p.description.clone())
             .unwrap_or_default();
         let r = self
-            .send(
+            .send_audited(
+                user,
                 cluster,
                 Method::POST,
                 "/projects",
                 Body::Json(serde_json::json!({"name": project, "description": description})),
+                project,
             )
             .await;
-        self.audit(
-            user,
-            "POST /projects",
-            Some(cluster.name()),
-            r.as_ref()
-                .map(|x| i64::from(x.status().as_u16()))
-                .unwrap_or_else(|e| i64::from(e.status())),
-            project,
-        )
-        .await;
         match r {
             Ok(_) | Err(CallError::Answer { status: 409, .. }) => {}
             Err(e) => return Err(e),
         }
         if own.as_ref().is_some_and(|p| p.allow_process != 0) {
-            let r = self
-                .send(
-                    cluster,
-                    Method::PATCH,
-                    &format!("{path}/tenancy"),
-                    Body::Json(serde_json::json!({"allow_process": true})),
-                )
-                .await;
-            self.audit(
+            self.send_audited(
                 user,
-                &format!("PATCH {path}/tenancy"),
-                Some(cluster.name()),
-                r.as_ref()
-                    .map(|x| i64::from(x.status().as_u16()))
-                    .unwrap_or_else(|e| i64::from(e.status())),
+                cluster,
+                Method::PATCH,
+                &format!("{path}/tenancy"),
+                Body::Json(serde_json::json!({"allow_process": true})),
                 "allow_process",
             )
-            .await;
-            r?;
+            .await?;
         }
         Ok(())
     }

@@ -140,6 +140,28 @@ impl Proxy {
         })
     }
 
+    /// [`Proxy::send`] of a write made for `user`, put in the audit log with the
+    /// cluster's status and `note` (or the error).
+    pub async fn send_audited(
+        &self,
+        user: &str,
+        cluster: &Cluster,
+        method: Method,
+        path: &str,
+        body: Body,
+        note: &str,
+    ) -> Result<reqwest::Response, CallError> {
+        let action = format!("{method} {path}");
+        let r = self.send(cluster, method, path, body).await;
+        let (status, result) = match &r {
+            Ok(resp) => (i64::from(resp.status().as_u16()), note.to_owned()),
+            Err(e) => (i64::from(e.status()), e.to_string()),
+        };
+        self.audit(user, &action, Some(cluster.name()), status, &result)
+            .await;
+        r
+    }
+
     /// One call whose answer is JSON of type `T`.
     pub async fn call<T: DeserializeOwned>(
         &self,

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::{Value, json};
-use shoal_store::Write;
 
 use crate::app::{DataDir, open_store};
 use crate::bench_server::{Running, check, hammer, percentile, wait_for_server};
@@ -203,26 +202,7 @@ pub async fn run(b: ProxyBench, home: &DataDir) -> anyhow::Result<ExitCode> {
             .definition_row("bench", "one-noop")
             .await?
             .context("the bench definition on a cluster")?;
-        let base = shoal_store::now_ms() - 86_400_000 * 400;
-        for chunk in (0..b.instances).collect::<Vec<_>>().chunks(2000) {
-            let writes = chunk
-                .iter()
-                .map(|i| Write::InsertWorkflowInstance {
-                    definition_id: def.id,
-                    version: def.current_version,
-                    name: def.name.clone(),
-                    state: if i % 10 == 0 { "failed" } else { "succeeded" }.to_owned(),
-                    schedule_time: base + *i as i64 * 60_000,
-                    startup_params: json!({}),
-                    start_tasks: json!({"mode": "all"}),
-                    parent_task_instance_id: None,
-                    owner: None,
-                    owner_gen: 0,
-                    idempotency_key: None,
-                })
-                .collect();
-            store.write(writes).await?;
-        }
+        crate::bench_server::seed_instances(&store, &def, b.instances).await?;
         store.analyze().await?;
         per_cluster = store
             .instance_counts_by_state()

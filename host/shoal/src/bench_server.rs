@@ -146,6 +146,36 @@ pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Store `count` finished instances of `definition` (one a minute over the past, every
+/// tenth failed), straight into the store, as history would be.
+pub(crate) async fn seed_instances(
+    store: &shoal_store::Store,
+    definition: &shoal_store::DefinitionRow,
+    count: usize,
+) -> anyhow::Result<()> {
+    let base = shoal_store::now_ms() - 86_400_000 * 400;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(2000) {
+        let writes = chunk
+            .iter()
+            .map(|i| Write::InsertWorkflowInstance {
+                definition_id: definition.id,
+                version: definition.current_version,
+                name: definition.name.clone(),
+                state: if i % 10 == 0 { "failed" } else { "succeeded" }.to_owned(),
+                schedule_time: base + *i as i64 * 60_000,
+                startup_params: json!({}),
+                start_tasks: json!({"mode": "all"}),
+                parent_task_instance_id: None,
+                owner: None,
+                owner_gen: 0,
+                idempotency_key: None,
+            })
+            .collect();
+        store.write(writes).await?;
+    }
+    Ok(())
+}
+
 pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(home.root())?;
     let scratch = tempfile::Builder::new()
@@ -241,26 +271,7 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
         .context("the bench definition")?;
     let already = store.find_instances(&Default::default(), 1, 0).await?.1;
     let to_add = b.instances.saturating_sub(already as usize);
-    let base = shoal_store::now_ms() - 86_400_000 * 400;
-    for chunk in (0..to_add).collect::<Vec<_>>().chunks(2000) {
-        let writes = chunk
-            .iter()
-            .map(|i| Write::InsertWorkflowInstance {
-                definition_id: definition.id,
-                version: definition.current_version,
-                name: definition.name.clone(),
-                state: if i % 10 == 0 { "failed" } else { "succeeded" }.to_owned(),
-                schedule_time: base + *i as i64 * 60_000,
-                startup_params: json!({}),
-                start_tasks: json!({"mode": "all"}),
-                parent_task_instance_id: None,
-                owner: None,
-                owner_gen: 0,
-                idempotency_key: None,
-            })
-            .collect();
-        store.write(writes).await?;
-    }
+    seed_instances(&store, &definition, to_add).await?;
     // Fresh statistics after a bulk load, as autovacuum (PostgreSQL) would gather and an
     // operator would after an import; the planner needs them to pick the indexes.
     store.analyze().await?;

@@ -38,7 +38,7 @@ pub mod load;
 pub mod model;
 pub mod validate;
 
-pub use load::{UploadError, load_file, load_str, load_uploaded, render_resolved};
+pub use load::{LoadedWorkflow, UploadError, load_file, load_str, load_uploaded, render_resolved};
 pub use model::{
     FailureStrategy, Flag, LocalParam, ParamDirection, Priority, TaskDefinition, TimeoutStrategy,
     WorkflowDefinition,

@@ -111,38 +111,7 @@ pub async fn put_definition(
     if state.store().project(&project).await?.is_none() {
         return Err(ApiError::NotFound(format!("no project `{project}`")));
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    let origin = FsPath::new(if is_json { "body.json" } else { "body.yaml" });
-    if is_json && let Err(e) = serde_json::from_str::<serde_json::Value>(&body) {
-        return Err(ApiError::InvalidDefinition(format!(
-            "{}:{}:{}: not valid JSON: {e}",
-            origin.display(),
-            e.line(),
-            e.column()
-        )));
-    }
-    // A user's upload never reads this host: `$FILE{}`/`$ENV{}`/`$WORKFLOW{}` are the
-    // client's to resolve (`shoal apply`), so they are refused here, not resolved.
-    let mut loaded = shoal_workflow::load_uploaded(&body, origin).map_err(|e| match e {
-        shoal_workflow::UploadError::References(problems) => {
-            ApiError::BadRequest(problems.to_string())
-        }
-        shoal_workflow::UploadError::Invalid(problems) => {
-            ApiError::InvalidDefinition(problems.to_string())
-        }
-    })?;
-    match &loaded.workflow.project {
-        Some(p) if p != &project => {
-            return Err(ApiError::InvalidDefinition(format!(
-                "{}: workflow.project: the file says `{p}` but it was sent to project `{project}`",
-                origin.display()
-            )));
-        }
-        _ => loaded.workflow.project = Some(project.clone()),
-    }
+    let loaded = load_upload(&body, &headers, &project)?;
     let catalog = RegistryCatalog::new(state.registry().clone());
     let problems = shoal_workflow::validate(&loaded, &catalog).await;
     if !problems.is_empty() {
@@ -493,6 +462,50 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
         ));
     }
     Ok(Some(key.to_owned()))
+}
+
+/// An uploaded definition (YAML, or JSON by content type) loaded and checked the way
+/// every upload is: `$FILE{}`/`$ENV{}`/`$WORKFLOW{}` refused (the client resolves them),
+/// problems named by line and field, and its `project` (if any) the one it was sent to.
+/// The cluster proxy checks what is applied to it with the same function.
+pub fn load_upload(
+    body: &str,
+    headers: &HeaderMap,
+    project: &str,
+) -> ApiResult<shoal_workflow::LoadedWorkflow> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let origin = FsPath::new(if is_json { "body.json" } else { "body.yaml" });
+    if is_json && let Err(e) = serde_json::from_str::<serde_json::Value>(body) {
+        return Err(ApiError::InvalidDefinition(format!(
+            "{}:{}:{}: not valid JSON: {e}",
+            origin.display(),
+            e.line(),
+            e.column()
+        )));
+    }
+    // A user's upload never reads this host: `$FILE{}`/`$ENV{}`/`$WORKFLOW{}` are the
+    // client's to resolve (`shoal apply`), so they are refused here, not resolved.
+    let mut loaded = shoal_workflow::load_uploaded(body, origin).map_err(|e| match e {
+        shoal_workflow::UploadError::References(problems) => {
+            ApiError::BadRequest(problems.to_string())
+        }
+        shoal_workflow::UploadError::Invalid(problems) => {
+            ApiError::InvalidDefinition(problems.to_string())
+        }
+    })?;
+    match &loaded.workflow.project {
+        Some(p) if p != project => {
+            return Err(ApiError::InvalidDefinition(format!(
+                "{}: workflow.project: the file says `{p}` but it was sent to project `{project}`",
+                origin.display()
+            )));
+        }
+        _ => loaded.workflow.project = Some(project.to_owned()),
+    }
+    Ok(loaded)
 }
 
 /// Refuse a run whose workflow uses a task type holding the `process` capability in a

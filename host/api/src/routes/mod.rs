@@ -13,7 +13,7 @@ mod schedules;
 mod system;
 mod users;
 
-pub use definitions::{DefinitionDetail, Saved, VersionView};
+pub use definitions::{DefinitionDetail, Saved, VersionView, load_upload};
 pub use jobs::{ActionBody, ActionDone, Job};
 pub use system::{NodeList, NodeView};
 

@@ -351,40 +351,19 @@ impl Proxy {
         body: Body,
         fine: &[u16],
     ) -> Vec<String> {
-        let action = format!("{method} {path}");
         let sends = self.clusters().all().iter().map(|c| {
-            let (c, method, body) = (c.clone(), method.clone(), body.clone());
+            let (method, body) = (method.clone(), body.clone());
             async move {
-                let r = self.send(&c, method, path, body).await;
-                (c, r)
+                self.send_audited(&caller.name, c, method, path, body, "ok")
+                    .await
             }
         });
         let mut failures = Vec::new();
-        for (c, r) in futures_util::future::join_all(sends).await {
-            match r {
-                Ok(resp) => {
-                    self.audit(
-                        &caller.name,
-                        &action,
-                        Some(c.name()),
-                        i64::from(resp.status().as_u16()),
-                        "ok",
-                    )
-                    .await;
-                }
-                Err(e) => {
-                    self.audit(
-                        &caller.name,
-                        &action,
-                        Some(c.name()),
-                        i64::from(e.status()),
-                        &e.to_string(),
-                    )
-                    .await;
-                    if !fine.contains(&e.status()) {
-                        failures.push(e.to_string());
-                    }
-                }
+        for r in futures_util::future::join_all(sends).await {
+            if let Err(e) = r
+                && !fine.contains(&e.status())
+            {
+                failures.push(e.to_string());
             }
         }
         failures

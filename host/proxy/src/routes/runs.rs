@@ -3,7 +3,6 @@
 //! cluster.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path as FsPath;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -97,28 +96,9 @@ pub(super) async fn apply(
     if store.project(&project).await?.is_none() {
         return Err(ApiError::NotFound(format!("no project `{project}`")));
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    let origin = FsPath::new(if is_json { "body.json" } else { "body.yaml" });
-    let mut loaded = shoal_workflow::load_uploaded(&body, origin).map_err(|e| match e {
-        shoal_workflow::UploadError::References(problems) => {
-            ApiError::BadRequest(problems.to_string())
-        }
-        shoal_workflow::UploadError::Invalid(problems) => {
-            ApiError::InvalidDefinition(problems.to_string())
-        }
-    })?;
-    match &loaded.workflow.project {
-        Some(other) if other != &project => {
-            return Err(ApiError::InvalidDefinition(format!(
-                "{}: workflow.project: the file says `{other}` but it was sent to project `{project}`",
-                origin.display()
-            )));
-        }
-        _ => loaded.workflow.project = Some(project.clone()),
-    }
+    // Checked as a cluster checks an upload; each copy is checked again by its cluster
+    // (with its own plugins' parameter checks).
+    let loaded = shoal_api::routes::load_upload(&body, &headers, &project)?;
     let name = loaded.workflow.name.clone();
     if q.dry_run {
         return Ok((

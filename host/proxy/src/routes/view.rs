@@ -245,39 +245,17 @@ async fn forward_write(
     path: &str,
     body: serde_json::Value,
 ) -> ApiResult<Response> {
-    let r = p.send(c, Method::POST, path, Body::Json(body)).await;
-    let action = format!("POST {path}");
-    match r {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            p.audit(
-                &caller.name,
-                &action,
-                Some(c.name()),
-                i64::from(status),
-                "ok",
-            )
-            .await;
-            let bytes = resp.bytes().await.unwrap_or_default();
-            Ok((
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                [(header::CONTENT_TYPE, "application/json")],
-                bytes,
-            )
-                .into_response())
-        }
-        Err(e) => {
-            p.audit(
-                &caller.name,
-                &action,
-                Some(c.name()),
-                i64::from(e.status()),
-                &e.to_string(),
-            )
-            .await;
-            Err(e.into())
-        }
-    }
+    let resp = p
+        .send_audited(&caller.name, c, Method::POST, path, Body::Json(body), "ok")
+        .await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    Ok((
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response())
 }
 
 pub(super) async fn operate(

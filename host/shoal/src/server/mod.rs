@@ -268,34 +268,7 @@ pub async fn run_node(
 
 /// On first start (no users yet), create the `admin` user and print its token once.
 async fn bootstrap_admin(state: &ApiState, configured: Option<&str>) -> anyhow::Result<()> {
-    let store = state.store();
-    if store.user_count().await? > 0 {
-        return Ok(());
-    }
-    let Some(user) = store.create_user("admin", "admin").await? else {
-        return Ok(());
-    };
-    match configured {
-        Some(token) => {
-            store
-                .create_token(
-                    user.id,
-                    "bootstrap",
-                    &shoal_api::auth::hash_token(token),
-                    None,
-                )
-                .await?;
-            eprintln!("created user `admin` with the configured admin token");
-        }
-        None => {
-            let (token, hash) = shoal_api::auth::new_token();
-            store
-                .create_token(user.id, "bootstrap", &hash, None)
-                .await?;
-            println!("first admin token (shown once, keep it): {token}");
-        }
-    }
-    Ok(())
+    Ok(shoal_api::auth::bootstrap_admin(state.store(), configured).await?)
 }
 
 /// MCP at `/mcp`, acting through this process's own API at `url` with each caller's
