@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,7 +60,7 @@ pub struct ClusterConfig {
 }
 
 /// How a route picks a cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
     /// Always `cluster` (then the failover list).
@@ -74,7 +74,7 @@ pub enum Policy {
 }
 
 /// Where a project's (or one definition's) runs go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RouteConfig {
     pub project: String,
@@ -173,30 +173,37 @@ impl ProxyConfig {
                 return Err(format!("{at}.weight: must be at least 1"));
             }
         }
-        let known = |name: &str| names.contains(name);
         for (i, r) in self.routes.iter().enumerate() {
-            let at = format!("routes[{i}]");
-            match (r.policy, &r.cluster) {
-                (Policy::Pinned, None) => {
-                    return Err(format!("{at}.cluster: a pinned route names its cluster"));
-                }
-                (Policy::Pinned, Some(c)) if !known(c) => {
-                    return Err(format!("{at}.cluster: no cluster `{c}` in [[clusters]]"));
-                }
-                (p, Some(_)) if p != Policy::Pinned => {
-                    return Err(format!("{at}.cluster: only a pinned route names a cluster"));
-                }
-                _ => {}
+            self.check_route(r)
+                .map_err(|e| format!("routes[{i}].{e}"))?;
+        }
+        Ok(())
+    }
+
+    /// A route's problem as `field: message`, against this config's clusters.
+    pub fn check_route(&self, r: &RouteConfig) -> Result<(), String> {
+        let known = |name: &str| self.clusters.iter().any(|c| c.name == name);
+        if r.project.is_empty() {
+            return Err("project: empty".into());
+        }
+        match (r.policy, &r.cluster) {
+            (Policy::Pinned, None) => {
+                return Err("cluster: a pinned route names its cluster".into());
             }
-            if r.policy == Policy::Labels && r.labels.is_empty() {
-                return Err(format!(
-                    "{at}.labels: a labels route lists the labels to match"
-                ));
+            (Policy::Pinned, Some(c)) if !known(c) => {
+                return Err(format!("cluster: no cluster `{c}` in [[clusters]]"));
             }
-            for f in &r.failover {
-                if !known(f) {
-                    return Err(format!("{at}.failover: no cluster `{f}` in [[clusters]]"));
-                }
+            (p, Some(_)) if p != Policy::Pinned => {
+                return Err("cluster: only a pinned route names a cluster".into());
+            }
+            _ => {}
+        }
+        if r.policy == Policy::Labels && r.labels.is_empty() {
+            return Err("labels: a labels route lists the labels to match".into());
+        }
+        for f in &r.failover {
+            if !known(f) {
+                return Err(format!("failover: no cluster `{f}` in [[clusters]]"));
             }
         }
         Ok(())

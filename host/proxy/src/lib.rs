@@ -57,6 +57,9 @@ struct Inner {
     /// Run keys being forwarded right now: the request that accepted a run and the
     /// background forwarder never send the same run at once.
     in_flight: Mutex<HashSet<String>>,
+    /// The routes in force: those set through the API first (they win), then
+    /// proxy.toml's.
+    routes: std::sync::RwLock<Vec<(config::RouteConfig, &'static str)>>,
     started_at: Instant,
 }
 
@@ -106,16 +109,53 @@ impl Proxy {
             clusters.push((c.clone(), number, token));
         }
         let clusters = Clusters::new(clusters, config.cluster_timeout());
-        Ok(Self {
+        let proxy = Self {
             inner: Arc::new(Inner {
                 config,
                 clusters,
                 store,
                 outbox_wake: Notify::new(),
                 in_flight: Mutex::new(HashSet::new()),
+                routes: std::sync::RwLock::new(Vec::new()),
                 started_at: Instant::now(),
             }),
-        })
+        };
+        proxy.reload_routes().await?;
+        Ok(proxy)
+    }
+
+    /// Read the API's routes from the store and put them in force before proxy.toml's.
+    pub async fn reload_routes(&self) -> anyhow::Result<()> {
+        let mut routes = Vec::new();
+        for (project, workflow, text) in self.store().routes().await? {
+            let route: config::RouteConfig = serde_json::from_str(&text).with_context(|| {
+                format!("the stored route of {project}/{workflow} does not read")
+            })?;
+            routes.push((route, "api"));
+        }
+        routes.extend(self.config().routes.iter().cloned().map(|r| (r, "config")));
+        *self.inner.routes.write().expect("routes lock") = routes;
+        Ok(())
+    }
+
+    /// Every route in force, with where it comes from (`api` or `config`).
+    pub fn routes(&self) -> Vec<(config::RouteConfig, &'static str)> {
+        self.inner.routes.read().expect("routes lock").clone()
+    }
+
+    /// The route for `workflow` of `project`: the definition's own, else the project's
+    /// (at each level one set through the API wins over proxy.toml's).
+    pub fn route(&self, project: &str, workflow: &str) -> Option<config::RouteConfig> {
+        let routes = self.inner.routes.read().expect("routes lock");
+        routes
+            .iter()
+            .find(|(r, _)| r.project == project && r.workflow.as_deref() == Some(workflow))
+            .or_else(|| {
+                routes
+                    .iter()
+                    .find(|(r, _)| r.project == project && r.workflow.is_none())
+            })
+            .map(|(r, _)| r.clone())
     }
 
     pub fn config(&self) -> &ProxyConfig {

@@ -306,11 +306,11 @@ impl Proxy {
             }
         }
         let needs = self.needs(&row.project, &row.workflow).await?;
-        let route = self.config().route(&row.project, &row.workflow);
+        let route = self.route(&row.project, &row.workflow);
         let exclude: Vec<String> = row.cluster.iter().cloned().collect();
         let list = candidates(
             self.clusters(),
-            route,
+            route.as_ref(),
             &needs,
             &row.key,
             envelope.cluster.as_deref(),

@@ -282,6 +282,46 @@ impl ProxyStore {
         row.as_ref().map(run_row).transpose()
     }
 
+    /// Routes set through the API: (project, workflow or "", route JSON).
+    pub async fn routes(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, workflow, route FROM proxy_routes ORDER BY project, workflow",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    pub async fn put_route(
+        &self,
+        project: &str,
+        workflow: &str,
+        route: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO proxy_routes (project, workflow, route, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (project, workflow) DO UPDATE SET route = $3, updated_at = $4",
+        )
+        .bind(project)
+        .bind(workflow)
+        .bind(route)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_route(&self, project: &str, workflow: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM proxy_routes WHERE project = $1 AND workflow = $2")
+            .bind(project)
+            .bind(workflow)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn audit(
         &self,
         user: &str,

@@ -22,8 +22,9 @@ impl Proxy {
     /// The clusters a definition's route can pick (eligible and reachable), in no
     /// particular order: the ones that must hold a copy.
     pub fn reach(&self, project: &str, workflow: &str, needs: &Needs) -> Vec<Arc<Cluster>> {
-        let route = self.config().route(project, workflow);
-        let mut all = candidates(self.clusters(), route, needs, "", None, &[]).unwrap_or_default();
+        let route = self.route(project, workflow);
+        let mut all =
+            candidates(self.clusters(), route.as_ref(), needs, "", None, &[]).unwrap_or_default();
         // A weighted or least-loaded route can pick any of them; a pinned one with a
         // failover list only those. `candidates` already says exactly that.
         all.sort_by(|a, b| a.name().cmp(b.name()));

@@ -100,6 +100,39 @@ policy = "least-loaded"
         .expect(201)
         .json();
     assert_eq!(site.landed(&r).await.0, "c");
+    // A route set through the API is kept in the proxy's store and wins over
+    // proxy.toml's (here: none for `free`); deleting it puts the default back.
+    let a = site.admin();
+    let m = a
+        .put(
+            "/api/v1/routes",
+            json!({"project": "free", "policy": "pinned"}),
+        )
+        .await
+        .error(400, "bad-request");
+    assert!(m.contains("cluster"), "{m}");
+    a.put(
+        "/api/v1/routes",
+        json!({"project": "free", "workflow": "job", "policy": "pinned", "cluster": "a"}),
+    )
+    .await
+    .expect(200);
+    let routes = a.get("/api/v1/routes").await.expect(200).json();
+    assert!(
+        routes["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["project"] == "free" && r["source"] == "api"),
+        "{routes}"
+    );
+    for _ in 0..3 {
+        let r = site.run("free", "job", "").await.expect(201).json();
+        assert_eq!(site.landed(&r).await.0, "a");
+    }
+    a.delete("/api/v1/routes/free?workflow=job")
+        .await
+        .expect(204);
 
     task_type_one_cluster_lacks(&site).await;
     one_view(&site, &spread).await;

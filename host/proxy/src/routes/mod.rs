@@ -38,6 +38,8 @@ pub fn router(proxy: Proxy) -> Router {
         .route("/api/v1/clusters", get(clusters))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/proxy-runs/{key}", get(proxy_run))
+        .route("/api/v1/routes", get(list_routes).put(put_route))
+        .route("/api/v1/routes/{project}", axum::routing::delete(delete_route))
         .route("/api/v1/users", get(admin::list_users).post(admin::create_user))
         .route("/api/v1/users/{user}/tokens", post(admin::create_token))
         .route("/api/v1/tokens", get(admin::my_tokens))
@@ -151,4 +153,82 @@ async fn proxy_run(
         .map_err(|_| missing())?;
     let placed = p.placed_view(&row);
     Ok(Json(row.view(placed.instance)))
+}
+
+/// A route in force and where it comes from.
+#[derive(Debug, serde::Serialize)]
+struct RouteView {
+    #[serde(flatten)]
+    route: crate::config::RouteConfig,
+    /// `api` (set here, kept in the proxy's store) or `config` (proxy.toml).
+    source: &'static str,
+}
+
+async fn list_routes(State(p): State<Proxy>, _caller: Caller) -> Json<serde_json::Value> {
+    let routes: Vec<RouteView> = p
+        .routes()
+        .into_iter()
+        .map(|(route, source)| RouteView { route, source })
+        .collect();
+    Json(serde_json::json!({ "routes": routes }))
+}
+
+/// Set a project's (or one workflow's) route; it wins over proxy.toml's for the same
+/// project and workflow. Admins only.
+async fn put_route(
+    State(p): State<Proxy>,
+    caller: Caller,
+    Json(route): Json<crate::config::RouteConfig>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_admin()?;
+    p.config()
+        .check_route(&route)
+        .map_err(ApiError::BadRequest)?;
+    let text = serde_json::to_string(&route).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let workflow = route.workflow.clone().unwrap_or_default();
+    p.store()
+        .put_route(&route.project, &workflow, &text)
+        .await?;
+    p.reload_routes()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    p.audit(&caller.name, "PUT /routes", None, 200, &text).await;
+    Ok(Json(serde_json::to_value(&route).unwrap_or_default()))
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteQuery {
+    workflow: Option<String>,
+}
+
+async fn delete_route(
+    State(p): State<Proxy>,
+    caller: Caller,
+    Path(project): Path<String>,
+    Query(q): Query<RouteQuery>,
+) -> ApiResult<axum::http::StatusCode> {
+    caller.require_admin()?;
+    let workflow = q.workflow.unwrap_or_default();
+    if !p.store().delete_route(&project, &workflow).await? {
+        return Err(ApiError::NotFound(format!(
+            "no route of project `{project}`{} set through the API",
+            if workflow.is_empty() {
+                String::new()
+            } else {
+                format!(" workflow `{workflow}`")
+            }
+        )));
+    }
+    p.reload_routes()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    p.audit(
+        &caller.name,
+        &format!("DELETE /routes/{project}"),
+        None,
+        204,
+        &workflow,
+    )
+    .await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -277,9 +277,9 @@ pub(super) async fn backfill(
 ) -> ApiResult<(StatusCode, Json<BackfillQueued>)> {
     require(&p, &caller, &project, Level::Operate).await?;
     let needs = p.needs(&project, &name).await.map_err(ApiError::NotFound)?;
-    let route = p.config().route(&project, &name);
+    let route = p.route(&project, &name);
     let key = crate::outbox::new_key();
-    let target = candidates(p.clusters(), route, &needs, &key, None, &[])
+    let target = candidates(p.clusters(), route.as_ref(), &needs, &key, None, &[])
         .map_err(ApiError::Unavailable)?
         .remove(0);
     let path = format!(

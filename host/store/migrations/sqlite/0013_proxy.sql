@@ -51,3 +51,12 @@ CREATE TABLE proxy_schedules (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (project, workflow)
 );
+-- Routes set through the proxy's API (PUT /api/v1/routes); they win over proxy.toml's
+-- for the same project and workflow ('' for a project's own route).
+CREATE TABLE proxy_routes (
+    project TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    route TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, workflow)
+);
