@@ -57,11 +57,12 @@ pub struct VersionView {
     pub created_at: i64,
 }
 
-/// `?dry_run=true`: check the definition (every problem with line and field) and save
-/// nothing; the answer has version 0.
+/// `?dry_run=true`: check and answer, change nothing. On a definition upload: every
+/// problem with line and field, version 0 in the answer. On a backfill: the dates it
+/// would run, nothing queued.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ApplyQuery {
+pub struct DryRunQuery {
     #[serde(default)]
     pub dry_run: bool,
 }

@@ -60,6 +60,7 @@ pub fn view(row: &ScheduleRow) -> ScheduleView {
         last_fire_at: row.last_fire_at,
         next_fire_at: row.next_fire_at,
         upcoming,
+        description: shoal_schedule::describe(&row.cron),
         cluster: None,
     }
 }

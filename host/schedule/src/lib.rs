@@ -17,7 +17,10 @@
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
+mod describe;
 mod quartz;
+
+pub use describe::describe;
 
 /// How far a gap in a zone's wall clock is searched for its end. The longest since 1970
 /// is a whole day (Samoa skipped 2011-12-30).
@@ -96,6 +99,22 @@ impl CronSchedule {
 
     pub fn zone(&self) -> Tz {
         self.zone
+    }
+
+    /// The next `count` fire times after `after` (fewer when the window ends first).
+    pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(count);
+        let mut at = after;
+        while out.len() < count {
+            match self.next_after(at) {
+                Some(t) => {
+                    out.push(t);
+                    at = t;
+                }
+                None => break,
+            }
+        }
+        out
     }
 
     /// The first fire time strictly after `after`, or none when the window is over.

@@ -19,6 +19,7 @@ async fn scheduling_and_alerts_on_both_databases() {
             },
             cron(&server),
             alerts(&server),
+            schedule_preview(&server),
         );
     })
     .await;
@@ -29,6 +30,47 @@ pub(crate) fn seconds_of(rfc3339: &str) -> u32 {
     rfc3339[17..19]
         .parse()
         .unwrap_or_else(|_| panic!("not RFC 3339: {rfc3339}"))
+}
+
+/// A cron expression in plain English and its next fire times, before it is saved.
+pub(crate) async fn schedule_preview(s: &Server) {
+    let p = s
+        .post(
+            "/api/v1/schedules/preview",
+            json!({"cron": "0 30 9 ? * MON-FRI", "timezone": "Asia/Shanghai", "count": 10}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        p["description"], "at 09:30, on Monday through Friday",
+        "{p}"
+    );
+    let fires = p["fires"].as_array().unwrap();
+    assert_eq!(fires.len(), 10, "{p}");
+    let distinct: BTreeSet<&str> = fires.iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(distinct.len(), 10, "{p}");
+    for f in &distinct {
+        assert!(
+            f.ends_with("T09:30:00+08:00"),
+            "09:30 in the schedule's zone: {f}"
+        );
+    }
+    let m = s
+        .post("/api/v1/schedules/preview", json!({"cron": "0 0 25 * * ?"}))
+        .await
+        .error(400, "bad-request");
+    assert!(m.contains("cron"), "{m}");
+    s.post(
+        "/api/v1/schedules/preview",
+        json!({"cron": "0 0 2 * * ?", "count": 0}),
+    )
+    .await
+    .error(400, "bad-request");
+    s.anonymous()
+        .post("/api/v1/schedules/preview", json!({"cron": "0 0 2 * * ?"}))
+        .await
+        .error(401, "unauthenticated");
 }
 
 pub(crate) async fn cron(s: &Server) {
@@ -285,6 +327,22 @@ pub(crate) async fn backfill(s: &Server) {
     let serial = define_online(s, "backfill", &sleeper("daily-serial")).await;
     let parallel = define_online(s, "backfill", &sleeper("daily-parallel")).await;
     let url = |name: &str| format!("/api/v1/projects/backfill/definitions/{name}/backfill");
+
+    // A dry run names the dates and queues nothing.
+    let dry = s
+        .post(
+            &format!("{}?dry_run=true", url(&serial)),
+            json!({"from": "2024-02-27", "to": "2024-03-01"}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(
+        dry["dates"],
+        json!(["2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01"]),
+        "{dry}"
+    );
+    assert_eq!(dry["queued"], json!([]), "{dry}");
 
     // Refusals.
     for (body, field) in [

@@ -17,7 +17,7 @@ use crate::catalog::RegistryCatalog;
 use crate::error::{ApiError, ApiResult};
 use crate::view::View;
 pub use shoal_api_types::definitions::{
-    ApplyQuery, BackfillBody, BackfillQueued, Definition, DefinitionDetail, DiffQuery, LaunchView,
+    BackfillBody, BackfillQueued, Definition, DefinitionDetail, DiffQuery, DryRunQuery, LaunchView,
     PinBody, RunBody, RunModeBody, Saved, VersionView,
 };
 
@@ -94,7 +94,7 @@ pub async fn list_definitions(
 /// each naming line and field; a body still holding `$FILE{}`, `$ENV{}` or `$WORKFLOW{}`
 /// with 400 (the client resolves those before upload).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/definitions", tag = "definitions",
-    params(("project" = String, Path), ApplyQuery),
+    params(("project" = String, Path), DryRunQuery),
     request_body(content = String, content_type = "application/yaml", description = "Workflow definition (YAML or JSON)"),
     responses((status = 201, body = Saved), (status = 200, body = Saved),
               (status = 400, body = crate::ErrorBody), (status = 422, body = crate::ErrorBody),
@@ -103,7 +103,7 @@ pub async fn put_definition(
     State(state): State<ApiState>,
     caller: Caller,
     Path(project): Path<String>,
-    Query(q): Query<ApplyQuery>,
+    Query(q): Query<DryRunQuery>,
     headers: HeaderMap,
     body: String,
 ) -> ApiResult<(StatusCode, Json<Saved>)> {
@@ -543,13 +543,14 @@ async fn check_process_allowed(
 
 /// Queue one run per business date, `parallelism` at a time, oldest first.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/definitions/{name}/backfill", tag = "runs",
-    params(("project" = String, Path), ("name" = String, Path)), request_body = BackfillBody,
-    responses((status = 201, body = BackfillQueued), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody),
+    params(("project" = String, Path), ("name" = String, Path), DryRunQuery), request_body = BackfillBody,
+    responses((status = 201, body = BackfillQueued), (status = 200, description = "dry run: the dates it would run", body = BackfillQueued), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody),
               (status = 422, description = "the project may not run a task type this workflow uses", body = crate::ErrorBody)))]
 pub async fn backfill(
     State(state): State<ApiState>,
     caller: Caller,
     Path((project, name)): Path<(String, String)>,
+    Query(q): Query<DryRunQuery>,
     Json(body): Json<BackfillBody>,
 ) -> ApiResult<(StatusCode, Json<BackfillQueued>)> {
     let d = definition_for(&state, &caller, &project, &name, Level::Operate).await?;
@@ -601,6 +602,16 @@ pub async fn backfill(
         .await?
     {
         check_process_allowed(&state, &project, &stored.spec).await?;
+    }
+    if q.dry_run {
+        return Ok((
+            StatusCode::OK,
+            Json(BackfillQueued {
+                group: String::new(),
+                dates,
+                queued: Vec::new(),
+            }),
+        ));
     }
     let (group, queued) = state
         .launcher()

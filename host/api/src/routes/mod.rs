@@ -15,6 +15,7 @@ mod users;
 
 pub use definitions::{DefinitionDetail, Saved, VersionView, load_upload};
 pub use jobs::{ActionBody, ActionDone, Job};
+pub use schedules::preview as schedule_preview;
 pub use system::{NodeList, NodeView};
 
 use axum::extract::DefaultBodyLimit;
@@ -76,6 +77,7 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(definitions::backfill))
         .routes(routes!(definitions::pin_plugin))
         .routes(routes!(schedules::list_schedules))
+        .routes(routes!(schedules::preview_schedule))
         .routes(routes!(
             schedules::get_schedule,
             schedules::put_schedule,

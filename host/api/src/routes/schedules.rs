@@ -13,26 +13,21 @@ use super::definition_for;
 use crate::ApiState;
 use crate::auth::{Caller, Level};
 use crate::error::{ApiError, ApiResult};
-pub use shoal_api_types::schedules::{ScheduleBody, ScheduleView};
+pub use shoal_api_types::schedules::{
+    ScheduleBody, SchedulePreview, SchedulePreviewBody, ScheduleView,
+};
 
 fn view(row: ScheduleRow, workflow: String) -> ScheduleView {
     let upcoming = shoal_scheduler::cron_of(&row)
         .map(|cron| {
             let zone = cron.zone();
-            let mut at = Utc::now();
-            let mut out = Vec::new();
-            while out.len() < 5 {
-                match cron.next_after(at) {
-                    Some(t) => {
-                        out.push(t.with_timezone(&zone).to_rfc3339());
-                        at = t;
-                    }
-                    None => break,
-                }
-            }
-            out
+            cron.upcoming(Utc::now(), 5)
+                .into_iter()
+                .map(|t| t.with_timezone(&zone).to_rfc3339())
+                .collect()
         })
         .unwrap_or_default();
+    let description = shoal_schedule::describe(&row.cron);
     ScheduleView {
         definition_id: row.definition_id,
         workflow,
@@ -46,8 +41,51 @@ fn view(row: ScheduleRow, workflow: String) -> ScheduleView {
         last_fire_at: row.last_fire_at,
         next_fire_at: row.next_fire_at,
         upcoming,
+        description,
         cluster: None,
     }
+}
+
+/// What a cron expression means and its next fire times, checked as a schedule is.
+/// Shared with the cluster proxy, which answers the same path.
+pub fn preview(body: &SchedulePreviewBody) -> ApiResult<SchedulePreview> {
+    let zone = body.timezone.clone().unwrap_or_else(|| "UTC".into());
+    let start = body
+        .start
+        .as_deref()
+        .map(|s| instant(s, "start"))
+        .transpose()?;
+    let end = body.end.as_deref().map(|s| instant(s, "end")).transpose()?;
+    let cron = CronSchedule::new(&body.cron, &zone)
+        .and_then(|c| c.between(start, end))
+        .map_err(|e| ApiError::BadRequest(format!("cron: {e}")))?;
+    let count = body.count.unwrap_or(10);
+    if !(1..=100).contains(&count) {
+        return Err(ApiError::BadRequest("count: must be 1 to 100".into()));
+    }
+    let tz = cron.zone();
+    Ok(SchedulePreview {
+        cron: cron.expression().to_owned(),
+        timezone: zone,
+        description: shoal_schedule::describe(cron.expression()),
+        fires: cron
+            .upcoming(Utc::now(), count)
+            .into_iter()
+            .map(|t| t.with_timezone(&tz).to_rfc3339())
+            .collect(),
+    })
+}
+
+/// A cron expression in plain English and its next fire times in its zone, before it is
+/// saved (any signed-in caller).
+#[utoipa::path(post, path = "/api/v1/schedules/preview", tag = "schedules",
+    request_body = SchedulePreviewBody,
+    responses((status = 200, body = SchedulePreview), (status = 400, body = crate::ErrorBody)))]
+pub async fn preview_schedule(
+    _caller: Caller,
+    Json(body): Json<SchedulePreviewBody>,
+) -> ApiResult<Json<SchedulePreview>> {
+    preview(&body).map(Json)
 }
 
 fn instant(text: &str, field: &str) -> ApiResult<DateTime<Utc>> {

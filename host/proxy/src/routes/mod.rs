@@ -39,6 +39,7 @@ pub fn router(proxy: Proxy) -> Router {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/proxy-runs/{key}", get(proxy_run))
         .route("/api/v1/routes", get(list_routes).put(put_route))
+        .route("/api/v1/schedules/preview", post(schedule_preview))
         .route("/api/v1/routes/{project}", axum::routing::delete(delete_route))
         .route("/api/v1/users", get(admin::list_users).post(admin::create_user))
         .route("/api/v1/users/{user}/tokens", post(admin::create_token))
@@ -231,4 +232,12 @@ async fn delete_route(
     )
     .await;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The same preview a cluster gives (computed here: it needs no cluster).
+async fn schedule_preview(
+    _caller: Caller,
+    Json(body): Json<shoal_api_types::schedules::SchedulePreviewBody>,
+) -> ApiResult<Json<shoal_api_types::schedules::SchedulePreview>> {
+    shoal_api::routes::schedule_preview(&body).map(Json)
 }

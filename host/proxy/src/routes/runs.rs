@@ -87,7 +87,7 @@ pub(super) async fn apply(
     State(p): State<Proxy>,
     caller: Caller,
     Path(project): Path<String>,
-    Query(q): Query<shoal_api_types::definitions::ApplyQuery>,
+    Query(q): Query<shoal_api_types::definitions::DryRunQuery>,
     headers: HeaderMap,
     body: String,
 ) -> ApiResult<(StatusCode, Json<Saved>)> {
@@ -273,6 +273,7 @@ pub(super) async fn backfill(
     State(p): State<Proxy>,
     caller: Caller,
     Path((project, name)): Path<(String, String)>,
+    Query(q): Query<shoal_api_types::definitions::DryRunQuery>,
     Json(body): Json<BackfillBody>,
 ) -> ApiResult<(StatusCode, Json<BackfillQueued>)> {
     require(&p, &caller, &project, Level::Operate).await?;
@@ -283,9 +284,10 @@ pub(super) async fn backfill(
         .map_err(ApiError::Unavailable)?
         .remove(0);
     let path = format!(
-        "/projects/{}/definitions/{}/backfill",
+        "/projects/{}/definitions/{}/backfill{}",
         seg(&project),
-        seg(&name)
+        seg(&name),
+        if q.dry_run { "?dry_run=true" } else { "" }
     );
     let r = p
         .call::<BackfillQueued>(
