@@ -107,3 +107,23 @@ pub struct LogQuery {
     /// finishes or the client goes away.
     pub follow: Option<bool>,
 }
+
+/// One change as `GET /api/v1/events` streams it (server-sent events, the event's name
+/// is `kind`): what a live view needs to redraw without polling every table.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LiveEvent {
+    /// A workflow instance changed state.
+    Workflow { instance: i64, state: String },
+    /// A task attempt changed state.
+    Task {
+        instance: i64,
+        task: String,
+        task_instance_id: i64,
+        attempt: u32,
+        state: String,
+        message: String,
+    },
+    /// The stream fell behind and `missed` changes were dropped: refetch what is shown.
+    Lagged { missed: u64 },
+}

@@ -16,6 +16,7 @@ async fn rest_api_end_to_end_on_both_databases() {
             errors_and_limits(&server),
             openapi(&server),
             idempotent_runs(&server),
+            live_events(&server),
         );
         permissions(&server, &users).await;
         secrets(&server, &site).await;
@@ -406,4 +407,56 @@ pub(crate) async fn idempotent_runs(s: &Server) {
         .json();
     let started = page["items"].as_array().unwrap().len();
     assert!(started <= 4, "keys 1-4 start at most four runs: {page}");
+}
+
+/// `GET /api/v1/events`: a project's state changes as server-sent events, live, and
+/// nothing of another project's.
+pub(crate) async fn live_events(s: &Server) {
+    use futures_util::StreamExt as _;
+    for p in ["live", "other-live"] {
+        create_project(s, p).await;
+    }
+    let yaml = "workflow:\n  name: ticker\ntasks:\n  - name: a\n    task_type: Shell\n    command: echo tick\n  - name: b\n    task_type: Shell\n    command: echo tock\n    deps: [a]\n";
+    let name = define_online(s, "live", yaml).await;
+    let other = define_online(s, "other-live", yaml).await;
+    s.anonymous()
+        .get("/api/v1/events?project=live")
+        .await
+        .error(401, "unauthenticated");
+    let resp = s
+        .request(Method::GET, "/api/v1/events?project=live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let theirs = launch(s, "other-live", &other, json!({})).await["instance"]
+        .as_i64()
+        .unwrap();
+    let ours = launch(s, "live", &name, json!({})).await["instance"]
+        .as_i64()
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let done = format!("\"instance\":{ours},\"state\":\"succeeded\"");
+    while !text.contains(&done) {
+        let chunk = tokio::time::timeout_at(deadline.into(), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no succeeded event for {ours} in:\n{text}"))
+            .expect("the stream ended")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: task"), "{text}");
+    assert!(text.contains("\"task\":\"b\""), "{text}");
+    assert!(
+        !text.contains(&format!("\"instance\":{theirs},")),
+        "another project's instance leaked into the stream:\n{text}"
+    );
 }

@@ -4,6 +4,7 @@
 
 mod datasources;
 mod definitions;
+mod events;
 pub mod import;
 mod instances;
 mod jobs;
@@ -89,6 +90,7 @@ pub fn all(router: OpenApiRouter<ApiState>, limits: &ApiLimits) -> OpenApiRouter
         .routes(routes!(instances::operate))
         .routes(routes!(instances::task_log))
         .routes(routes!(instances::get_task))
+        .routes(routes!(events::events))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::task_action))
         .routes(routes!(plugins::activate_plugin))
