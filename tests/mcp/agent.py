@@ -28,6 +28,9 @@ async def drive(session, project, workflow):
     tools = await session.list_tools()
     seen["tools"] = sorted(t.name for t in tools.tools)
     seen["schemas_ok"] = all(t.input_schema.get("type") == "object" for t in tools.tools)
+    res = await session.call_tool("show_definition", {"project": project, "workflow": workflow})
+    shown = json.loads(text_of(res)) if not res.is_error else {}
+    seen["definition_yaml"] = shown.get("yaml") or ""
     args = {"project": project, "workflow": workflow, "params": {"who": "agent"}}
     res = await session.call_tool("start_run", args)
     seen["unconfirmed"] = {"is_error": res.is_error, "text": text_of(res)}

@@ -70,6 +70,13 @@ fn check(seen: &Value, via: &str) {
         assert!(tools.contains(&t), "{via}: no tool {t}: {tools:?}");
     }
     assert_eq!(seen["schemas_ok"], true, "{via}");
+    assert!(
+        seen["definition_yaml"]
+            .as_str()
+            .unwrap()
+            .contains("name: hello"),
+        "{via}: show_definition gives the YAML it was applied from: {seen}"
+    );
     let refused = &seen["unconfirmed"];
     assert_eq!(refused["is_error"], true, "{via}: {refused}");
     assert!(

@@ -54,6 +54,10 @@ pub fn router(proxy: Proxy) -> Router {
             get(runs::list_definitions).post(runs::apply),
         )
         .route("/api/v1/projects/{project}/definitions/{name}", get(runs::get_definition))
+        .route(
+            "/api/v1/projects/{project}/definitions/{name}/versions/{version}",
+            get(runs::get_version),
+        )
         .route("/api/v1/projects/{project}/definitions/{name}/runs", post(runs::start_run))
         .route("/api/v1/projects/{project}/definitions/{name}/backfill", post(runs::backfill))
         .route(

@@ -212,6 +212,48 @@ pub(super) async fn get_definition(
     }
 }
 
+/// One version of a definition the proxy holds, with the text it was applied from; a
+/// definition only clusters hold comes from the first that answers.
+pub(super) async fn get_version(
+    State(p): State<Proxy>,
+    caller: Caller,
+    Path((project, name, version)): Path<(String, String, i64)>,
+) -> ApiResult<Json<shoal_api_types::definitions::VersionView>> {
+    require(&p, &caller, &project, Level::Read).await?;
+    let store = p.store().store();
+    if let Some(d) = store.definition_row(&project, &name).await? {
+        let v = store
+            .definition_by_id(d.id, version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("workflow `{name}` has no version {version}"))
+            })?;
+        return Ok(Json(shoal_api_types::definitions::VersionView {
+            version: v.version,
+            spec: v.spec,
+            source: v.source,
+            created_at: v.created_at,
+        }));
+    }
+    let path = format!(
+        "/projects/{}/definitions/{}/versions/{version}",
+        seg(&project),
+        seg(&name)
+    );
+    let (answers, _) = p
+        .fan_out::<shoal_api_types::definitions::VersionView>(&path)
+        .await;
+    answers
+        .into_iter()
+        .next()
+        .map(|(_, v)| Json(v))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "workflow `{name}` of project `{project}` has no version {version}"
+            ))
+        })
+}
+
 #[derive(Debug, Deserialize)]
 pub(super) struct RunQuery {
     /// Run on this cluster (it must be eligible).
