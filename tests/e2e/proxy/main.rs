@@ -137,6 +137,7 @@ policy = "least-loaded"
     task_type_one_cluster_lacks(&site).await;
     one_view(&site, &spread).await;
     audit_and_permissions(&site).await;
+    live_events(&site).await;
     drift_is_repaired(&site).await;
     loss_and_return(&mut site).await;
 }
@@ -324,6 +325,33 @@ async fn audit_and_permissions(site: &Site) {
         .get("/api/v1/instances?project=free")
         .await
         .error(401, "unauthenticated");
+}
+
+/// The clusters' live events, merged by the proxy with proxy ids.
+async fn live_events(site: &Site) {
+    use futures_util::StreamExt as _;
+    let a = site.admin();
+    let resp = a
+        .request(Method::GET, "/api/v1/events?project=free")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let r = site.run("free", "job", "").await.expect(201).json();
+    let (_, id) = site.landed(&r).await;
+    let done = format!("\"instance\":{id},\"state\":\"succeeded\"");
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text.contains(&done) {
+        let chunk = tokio::time::timeout_at(deadline.into(), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no succeeded event for {id} through the proxy:\n{text}"))
+            .expect("the stream ended")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: task"), "{text}");
 }
 
 /// A cluster holding another version than the proxy's is repaired by the sync pass.

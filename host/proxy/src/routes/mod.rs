@@ -5,9 +5,11 @@
 //! - [`admin`]: users, tokens, projects and permissions (the proxy's own);
 //! - [`runs`]: definitions (applied here, copied out), runs, backfills, global
 //!   schedules, and settings written to every cluster;
-//! - [`view`]: instances, task instances, logs, jobs and nodes across clusters.
+//! - [`view`]: instances, task instances, logs, jobs and nodes across clusters;
+//! - [`events`]: the clusters' live event streams merged, with proxy ids.
 
 mod admin;
+mod events;
 mod runs;
 mod view;
 
@@ -97,6 +99,7 @@ pub fn router(proxy: Proxy) -> Router {
         .route("/api/v1/tasks/{id}/log", get(view::task_log))
         .route("/api/v1/tasks/{id}/actions", post(view::task_action))
         .route("/api/v1/jobs", get(view::jobs))
+        .route("/api/v1/events", get(events::events))
         .route("/api/v1/nodes", get(view::nodes))
         .fallback(|| async {
             ApiError::NotFound(
