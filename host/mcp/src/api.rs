@@ -55,12 +55,21 @@ impl Api {
             .map_err(|e| format!("the Shoal API at {} did not answer: {e}", self.base))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("reading the answer: {e}"))?;
-        let cut = &bytes[..bytes.len().min(MAX_ANSWER)];
-        let text = String::from_utf8_lossy(cut).into_owned();
+        // Read no more than an agent is handed: a log or listing stops there.
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while bytes.len() < MAX_ANSWER {
+            match resp
+                .chunk()
+                .await
+                .map_err(|e| format!("reading the answer: {e}"))?
+            {
+                Some(chunk) => bytes.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        bytes.truncate(MAX_ANSWER);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if (200..300).contains(&status) {
             return Ok((status, text, headers));
         }

@@ -159,8 +159,8 @@ impl Clusters {
                     resp.status().as_u16()
                 ));
             }
-            resp.json::<ClusterStatus>()
-                .await
+            let body = crate::upstream::read_bounded(resp, 1 << 20).await?;
+            serde_json::from_slice::<ClusterStatus>(&body)
                 .map_err(|e| format!("status check: unreadable answer: {e}"))
         }
         .await;

@@ -57,6 +57,8 @@ struct Inner {
     /// Run keys being forwarded right now: the request that accepted a run and the
     /// background forwarder never send the same run at once.
     in_flight: Mutex<HashSet<String>>,
+    /// What each definition needs of a cluster, read again after a few seconds.
+    needs: outbox::NeedsCache,
     /// The routes in force: those set through the API first (they win), then
     /// proxy.toml's.
     routes: std::sync::RwLock<Vec<(config::RouteConfig, &'static str)>>,
@@ -116,6 +118,7 @@ impl Proxy {
                 store,
                 outbox_wake: Notify::new(),
                 in_flight: Mutex::new(HashSet::new()),
+                needs: Default::default(),
                 routes: std::sync::RwLock::new(Vec::new()),
                 started_at: Instant::now(),
             }),

@@ -47,12 +47,8 @@ pub enum Forward {
 /// How long a definition's needs are reused before they are asked again.
 const NEEDS_TTL: Duration = Duration::from_secs(5);
 
-type NeedsCache = Mutex<HashMap<(String, String), (Instant, Needs)>>;
-
-fn needs_cache() -> &'static NeedsCache {
-    static CACHE: std::sync::OnceLock<NeedsCache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
+/// Definitions' needs by (project, workflow), with when they were read.
+pub(crate) type NeedsCache = Mutex<HashMap<(String, String), (Instant, Needs)>>;
 
 /// A fresh run key: 128 random bits.
 pub fn new_key() -> String {
@@ -209,8 +205,11 @@ impl Proxy {
         let answer = match answer {
             Ok(resp) => {
                 let status = resp.status();
-                resp.json::<LaunchView>()
+                crate::upstream::read_bounded(resp, 1 << 20)
                     .await
+                    .and_then(|b| {
+                        serde_json::from_slice::<LaunchView>(&b).map_err(|e| e.to_string())
+                    })
                     .map(|v| (status, v))
                     .map_err(|e| CallError::Unreachable {
                         cluster: target.name().to_owned(),
@@ -323,7 +322,7 @@ impl Proxy {
     /// one, else from a cluster that has it.
     pub async fn needs(&self, project: &str, workflow: &str) -> Result<Needs, String> {
         let key = (project.to_owned(), workflow.to_owned());
-        if let Some((at, n)) = needs_cache().lock().expect("needs cache").get(&key)
+        if let Some((at, n)) = self.inner.needs.lock().expect("needs cache").get(&key)
             && at.elapsed() < NEEDS_TTL
         {
             return Ok(n.clone());
@@ -333,7 +332,8 @@ impl Proxy {
             Ok(None) => self.needs_from_clusters(project, workflow).await?,
             Err(e) => return Err(format!("the proxy's store: {e}")),
         };
-        needs_cache()
+        self.inner
+            .needs
             .lock()
             .expect("needs cache")
             .insert(key, (Instant::now(), needs.clone()));

@@ -84,6 +84,22 @@ impl From<CallError> for ApiError {
     }
 }
 
+/// The most of one cluster answer the proxy holds (a listing of 1,000 instances is far
+/// below it); an answer past it is cut off and treated as unreadable.
+pub const MAX_ANSWER: usize = 32 << 20;
+
+/// Read a response's body, at most `max` bytes (error beyond).
+pub async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+        if out.len() + chunk.len() > max {
+            return Err(format!("answer larger than {max} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 impl Proxy {
     /// Send one request to `cluster`; the raw response when it succeeded.
     pub async fn send(
@@ -127,7 +143,9 @@ impl Proxy {
             return Ok(resp);
         }
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text =
+            String::from_utf8_lossy(&read_bounded(resp, 64 * 1024).await.unwrap_or_default())
+                .into_owned();
         let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
             Ok(b) => (b.code, b.message),
             Err(_) => ("error".into(), text.chars().take(500).collect()),
@@ -175,10 +193,13 @@ impl Proxy {
         let value = if status == StatusCode::NO_CONTENT {
             serde_json::from_value(serde_json::Value::Null)
         } else {
-            let bytes = resp.bytes().await.map_err(|e| CallError::Unreachable {
-                cluster: cluster.name().to_owned(),
-                reason: describe(&e),
-            })?;
+            let bytes =
+                read_bounded(resp, MAX_ANSWER)
+                    .await
+                    .map_err(|reason| CallError::Unreachable {
+                        cluster: cluster.name().to_owned(),
+                        reason,
+                    })?;
             serde_json::from_slice(&bytes)
         };
         value.map(|v| (status, v)).map_err(|e| CallError::Answer {

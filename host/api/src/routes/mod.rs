@@ -13,6 +13,7 @@ mod projects;
 mod schedules;
 mod system;
 mod users;
+pub use users::{calling_token_expiry, outlives_check};
 
 pub use definitions::{DefinitionDetail, Saved, VersionView, load_upload};
 pub use jobs::{ActionBody, ActionDone, Job};

@@ -104,16 +104,7 @@ pub async fn status(
         let (s, u) = workers.fold((0, 0), |(s, u), n| (s + n.slots, u + n.slots_used));
         (alive.len() as i64, s, u)
     };
-    use shoal_master::WorkflowState as W;
-    let finished = [W::Succeeded, W::Failed, W::Stopped].map(|s| s.to_string());
-    let running = state
-        .store()
-        .instance_counts_by_state()
-        .await?
-        .into_iter()
-        .filter(|(s, _)| !finished.contains(s))
-        .map(|(_, n)| n)
-        .sum();
+    let running = state.store().open_instance_count().await?;
     Ok(axum::Json(ClusterStatus {
         version: env!("CARGO_PKG_VERSION").into(),
         api_version: "v1".into(),

@@ -101,7 +101,7 @@ pub async fn create_token(
     let expires_at = body
         .expires_in_s
         .map(|s| shoal_store::now_ms().saturating_add(s.saturating_mul(1000)));
-    if let Some(limit) = calling_token_expiry(&state, &headers).await? {
+    if let Some(limit) = calling_token_expiry(state.store(), &headers).await? {
         outlives_check(expires_at, limit)?;
     }
     Ok((
@@ -112,7 +112,11 @@ pub async fn create_token(
 
 /// When the token this request came with expires (the `Caller` extractor has already
 /// accepted it, so it is present and valid).
-async fn calling_token_expiry(state: &ApiState, headers: &HeaderMap) -> ApiResult<Option<i64>> {
+/// When the token making this request expires (none: never). Shared with the proxy.
+pub async fn calling_token_expiry(
+    store: &shoal_store::Store,
+    headers: &HeaderMap,
+) -> ApiResult<Option<i64>> {
     let Some(token) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -121,8 +125,7 @@ async fn calling_token_expiry(state: &ApiState, headers: &HeaderMap) -> ApiResul
     else {
         return Err(ApiError::Unauthenticated);
     };
-    let (_, row) = state
-        .store()
+    let (_, row) = store
         .token_user(&hash_token(token))
         .await?
         .ok_or(ApiError::Unauthenticated)?;
@@ -130,7 +133,7 @@ async fn calling_token_expiry(state: &ApiState, headers: &HeaderMap) -> ApiResul
 }
 
 /// Refuse a new token that would outlive the calling token, which expires at `limit`.
-fn outlives_check(expires_at: Option<i64>, limit: i64) -> ApiResult<()> {
+pub fn outlives_check(expires_at: Option<i64>, limit: i64) -> ApiResult<()> {
     match expires_at {
         None => Err(ApiError::BadRequest(format!(
             "expires_in_s: this request's token expires (at {limit} ms since the epoch), so it cannot create a token that never expires; give expires_in_s"

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use reqwest::Method;
 use shoal_api::ApiError;
-use shoal_api::auth::{Caller, Level, hash_token, new_token};
+use shoal_api::auth::{Caller, Level, new_token};
 use shoal_api_types::projects::{PermissionBody, Project, ProjectBody, TenancyBody};
 use shoal_api_types::users::{NewToken, Token, TokenBody, User, UserBody};
 use shoal_store::ProjectRow;
@@ -102,22 +102,8 @@ pub(super) async fn create_token(
         .expires_in_s
         .map(|s| shoal_store::now_ms().saturating_add(s.saturating_mul(1000)));
     // The token making this request bounds the new one's life, as on a cluster.
-    let calling = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthenticated)?;
-    let (_, calling) = store
-        .token_user(&hash_token(calling))
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
-    if let Some(limit) = calling.expires_at
-        && expires_at.is_none_or(|t| t > limit)
-    {
-        return Err(ApiError::BadRequest(
-            "expires_in_s: a token cannot create one that outlives it".into(),
-        ));
+    if let Some(limit) = shoal_api::routes::calling_token_expiry(store, &headers).await? {
+        shoal_api::routes::outlives_check(expires_at, limit)?;
     }
     let (token, hash) = new_token();
     let t = store

@@ -583,8 +583,14 @@ pub(super) async fn broadcast_edit(
                     "ok",
                 )
                 .await;
-                let bytes = resp.bytes().await.unwrap_or_default();
-                first.get_or_insert((status, bytes));
+                let bytes = crate::upstream::read_bounded(resp, crate::upstream::MAX_ANSWER)
+                    .await
+                    .map_err(|e| ApiError::Upstream {
+                        status: 502,
+                        code: "upstream".into(),
+                        message: e,
+                    })?;
+                first.get_or_insert((status, Bytes::from(bytes)));
             }
             Err(e) => {
                 p.audit(

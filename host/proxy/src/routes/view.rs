@@ -249,7 +249,13 @@ async fn forward_write(
         .send_audited(&caller.name, c, Method::POST, path, Body::Json(body), "ok")
         .await?;
     let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let bytes = crate::upstream::read_bounded(resp, crate::upstream::MAX_ANSWER)
+        .await
+        .map_err(|e| ApiError::Upstream {
+            status: 502,
+            code: "upstream".into(),
+            message: e,
+        })?;
     Ok((
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         [(header::CONTENT_TYPE, "application/json")],
