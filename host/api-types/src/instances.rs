@@ -18,6 +18,8 @@ pub struct InstanceQuery {
     /// Page size, 1-1000 (default 50).
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    /// Only this cluster's (the cluster proxy; a cluster itself ignores it).
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -77,3 +77,10 @@ pub struct AlertChannelView {
     pub kind: String,
     pub events: Vec<String>,
 }
+
+/// One user's level on a project.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Permission {
+    pub user: String,
+    pub level: Level,
+}

@@ -46,3 +46,13 @@ pub struct Token {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
+
+/// Who the calling token belongs to and what it may do: what a UI needs to show only
+/// the buttons that will work.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub name: String,
+    pub role: Role,
+    /// The caller's level on each project it can see (an admin: `edit` on every one).
+    pub projects: std::collections::BTreeMap<String, crate::auth::Level>,
+}

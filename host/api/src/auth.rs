@@ -128,6 +128,61 @@ impl Caller {
     }
 }
 
+/// The caller, its role and its level on every project it can see, from `store` (a
+/// server's, or the cluster proxy's own).
+pub async fn me(
+    store: &shoal_store::Store,
+    caller: &Caller,
+) -> Result<shoal_api_types::users::Me, ApiError> {
+    let projects = if caller.admin {
+        store
+            .projects()
+            .await?
+            .into_iter()
+            .map(|p| (p.name, Level::Edit))
+            .collect()
+    } else {
+        store
+            .permissions_of_user(caller.user_id)
+            .await?
+            .into_iter()
+            .filter_map(|(p, l)| Some((p, Level::parse(&l)?)))
+            .collect()
+    };
+    Ok(shoal_api_types::users::Me {
+        name: caller.name.clone(),
+        role: if caller.admin {
+            Role::Admin
+        } else {
+            Role::User
+        },
+        projects,
+    })
+}
+
+/// Who holds what on `project`, for a caller allowed to change it (`edit`, or admin).
+pub async fn project_permissions(
+    store: &shoal_store::Store,
+    caller: &Caller,
+    project: &str,
+) -> Result<Vec<shoal_api_types::projects::Permission>, ApiError> {
+    caller.require_in(store, project, Level::Edit).await?;
+    if store.project(project).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no project `{project}`")));
+    }
+    Ok(store
+        .project_permissions(project)
+        .await?
+        .into_iter()
+        .filter_map(|(user, l)| {
+            Some(shoal_api_types::projects::Permission {
+                user,
+                level: Level::parse(&l)?,
+            })
+        })
+        .collect())
+}
+
 /// Create the first admin when `store` has no user yet: with `configured` as its token
 /// when given, else a new token printed once on stdout. Used by `shoal server` and
 /// `shoal proxy` alike.

@@ -219,9 +219,21 @@ impl Proxy {
         &self,
         path: &str,
     ) -> (Vec<(Arc<Cluster>, T)>, Vec<MissingCluster>) {
+        self.fan_out_to(path, None).await
+    }
+
+    /// [`Proxy::fan_out`] to the cluster named `only` when given, else to every one.
+    pub async fn fan_out_to<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        only: Option<&str>,
+    ) -> (Vec<(Arc<Cluster>, T)>, Vec<MissingCluster>) {
         let mut missing = Vec::new();
         let mut asked = Vec::new();
         for c in self.clusters().all() {
+            if only.is_some_and(|n| n != c.name()) {
+                continue;
+            }
             if c.health() == ClusterHealth::Unreachable {
                 missing.push(MissingCluster {
                     cluster: c.name().to_owned(),

@@ -230,6 +230,33 @@ async fn one_view(site: &Site, spread: &BTreeMap<String, u32>) {
             .collect()
     };
     assert_eq!(ids(&second), ids(&page)[10..20].to_vec());
+    // The UI's cluster filter: one cluster's share only; an unknown name is an error.
+    for (cluster, count) in spread {
+        let only = a
+            .get(&format!(
+                "/api/v1/instances?project=weighted&limit=100&cluster={cluster}"
+            ))
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(only["total"], *count, "{only}");
+        assert!(
+            only["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["cluster"] == cluster.as_str()),
+            "{only}"
+        );
+    }
+    a.get("/api/v1/instances?project=weighted&cluster=nowhere")
+        .await
+        .expect(400);
+    // The proxy serves the web UI too, confined to its own origin.
+    let ui = a.get("/").await.expect(200);
+    assert!(ui.body.contains("id=\"app\""), "{}", ui.body);
+    let csp = ui.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
     // An id names its cluster: detail, task and log come from there.
     let id = items[0]["id"].as_i64().unwrap();
     let d = shoal_tests::server::settle(&a, id).await;

@@ -171,6 +171,8 @@ pub(crate) const REQUIRED: &[(&str, &str)] = &[
     ("post", "/api/v1/users/{user}/tokens"),
     ("get", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
+    ("get", "/api/v1/me"),
+    ("get", "/api/v1/projects/{project}/permissions"),
     ("get", "/api/v1/projects"),
     ("post", "/api/v1/projects"),
     ("get", "/api/v1/projects/{project}"),

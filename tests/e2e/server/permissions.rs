@@ -35,6 +35,43 @@ pub(crate) async fn permissions(s: &Server, users: &Users) {
     .await
     .error(404, "not-found");
 
+    // What a UI reads to show only the buttons that work: who am I, what may I do.
+    let me = reader.get("/api/v1/me").await.expect(200).json();
+    assert_eq!(me["name"], "reader", "{me}");
+    assert_eq!(me["role"], "user", "{me}");
+    assert_eq!(me["projects"]["core"], "read", "{me}");
+    let me = outsider.get("/api/v1/me").await.expect(200).json();
+    assert_eq!(me["projects"], json!({}), "{me}");
+    let me = s.get("/api/v1/me").await.expect(200).json();
+    assert_eq!(me["role"], "admin", "{me}");
+    assert_eq!(me["projects"]["core"], "edit", "{me}");
+    // Who holds what: editors and admins only.
+    let held = editor
+        .get(&format!("{base}/permissions"))
+        .await
+        .expect(200)
+        .json();
+    for (user, level) in [
+        ("reader", "read"),
+        ("operator", "operate"),
+        ("editor", "edit"),
+    ] {
+        assert!(
+            held.as_array()
+                .unwrap()
+                .contains(&json!({"user": user, "level": level})),
+            "{held}"
+        );
+    }
+    operator
+        .get(&format!("{base}/permissions"))
+        .await
+        .error(403, "forbidden");
+    outsider
+        .get(&format!("{base}/permissions"))
+        .await
+        .error(403, "forbidden");
+
     let report = list(s, "project=core&workflow=report").await;
     let an_instance = items(&report)[0]["id"].as_i64().unwrap();
     let detail = instance(s, an_instance).await;

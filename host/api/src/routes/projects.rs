@@ -12,8 +12,8 @@ use crate::auth::{Caller, Level};
 use crate::error::{ApiError, ApiResult};
 use crate::view::View;
 pub use shoal_api_types::projects::{
-    AlertChannelBody, AlertChannelView, PermissionBody, Project, ProjectBody, SecretBody,
-    SecretName, TenancyBody,
+    AlertChannelBody, AlertChannelView, Permission, PermissionBody, Project, ProjectBody,
+    SecretBody, SecretName, TenancyBody,
 };
 
 impl crate::view::View<Project> for ProjectRow {
@@ -161,6 +161,20 @@ pub async fn set_tenancy(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no project `{project}`")))?;
     Ok(Json(row.view()))
+}
+
+/// Who holds what level on the project (admins, or users with `edit`).
+#[utoipa::path(get, path = "/api/v1/projects/{project}/permissions", tag = "projects",
+    params(("project" = String, Path)),
+    responses((status = 200, body = Vec<Permission>), (status = 403, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
+pub async fn list_permissions(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<Permission>>> {
+    Ok(Json(
+        crate::auth::project_permissions(state.store(), &caller, &project).await?,
+    ))
 }
 
 /// Give a user a permission level on the project (admins, or users with `edit`).

@@ -12,7 +12,7 @@ use crate::ApiState;
 use crate::auth::{Caller, hash_token, new_token};
 use crate::error::{ApiError, ApiResult};
 use crate::view::View;
-pub use shoal_api_types::users::{NewToken, Token, TokenBody, User, UserBody};
+pub use shoal_api_types::users::{Me, NewToken, Token, TokenBody, User, UserBody};
 
 impl crate::view::View<User> for UserRow {
     fn view(self) -> User {
@@ -37,6 +37,13 @@ impl crate::view::View<Token> for TokenRow {
             revoked_at: t.revoked_at,
         }
     }
+}
+
+/// The calling token's user, role and level on each project it can see.
+#[utoipa::path(get, path = "/api/v1/me", tag = "users",
+    responses((status = 200, body = Me), (status = 401, body = crate::ErrorBody)))]
+pub async fn me(State(state): State<ApiState>, caller: Caller) -> ApiResult<Json<Me>> {
+    Ok(Json(crate::auth::me(state.store(), &caller).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",

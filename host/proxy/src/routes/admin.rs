@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use reqwest::Method;
 use shoal_api::ApiError;
 use shoal_api::auth::{Caller, Level, new_token};
-use shoal_api_types::projects::{PermissionBody, Project, ProjectBody, TenancyBody};
-use shoal_api_types::users::{NewToken, Token, TokenBody, User, UserBody};
+use shoal_api_types::projects::{Permission, PermissionBody, Project, ProjectBody, TenancyBody};
+use shoal_api_types::users::{Me, NewToken, Token, TokenBody, User, UserBody};
 use shoal_store::ProjectRow;
 
 use super::ApiResult;
@@ -30,6 +30,22 @@ fn check_name(field: &str, name: &str) -> ApiResult<()> {
             "{field}: `{name}`: 1-64 letters, digits, `-`, `_` or `.`"
         )))
     }
+}
+
+/// The caller and its levels on the proxy's projects (the proxy's own users).
+pub(super) async fn me(State(p): State<Proxy>, caller: Caller) -> ApiResult<Json<Me>> {
+    Ok(Json(shoal_api::auth::me(p.store().store(), &caller).await?))
+}
+
+/// Who holds what on a project, at the proxy.
+pub(super) async fn permissions(
+    State(p): State<Proxy>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<Permission>>> {
+    Ok(Json(
+        shoal_api::auth::project_permissions(p.store().store(), &caller, &project).await?,
+    ))
 }
 
 pub(super) async fn list_users(

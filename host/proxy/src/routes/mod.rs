@@ -46,6 +46,8 @@ pub fn router(proxy: Proxy) -> Router {
         .route("/api/v1/users", get(admin::list_users).post(admin::create_user))
         .route("/api/v1/users/{user}/tokens", post(admin::create_token))
         .route("/api/v1/tokens", get(admin::my_tokens))
+        .route("/api/v1/me", get(admin::me))
+        .route("/api/v1/projects/{project}/permissions", get(admin::permissions))
         .route("/api/v1/tokens/{id}", axum::routing::delete(admin::revoke_token))
         .route("/api/v1/projects", get(admin::list_projects).post(admin::create_project))
         .route("/api/v1/projects/{project}", get(admin::get_project))

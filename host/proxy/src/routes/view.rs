@@ -98,6 +98,13 @@ pub(super) async fn list_instances(
             }
         }
     }
+    if let Some(name) = &q.cluster
+        && p.clusters().get(name).is_none()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "cluster: no cluster `{name}`"
+        )));
+    }
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let offset = q.offset.unwrap_or(0).max(0);
     if offset + limit > WINDOW {
@@ -116,7 +123,9 @@ pub(super) async fn list_instances(
             ("limit", Some((offset + limit).to_string())),
         ])
     );
-    let (answers, missing) = p.fan_out::<InstancePage>(&path).await;
+    let (answers, missing) = p
+        .fan_out_to::<InstancePage>(&path, q.cluster.as_deref())
+        .await;
     let mut total = 0;
     let mut capped = false;
     let mut items = Vec::new();

@@ -611,6 +611,41 @@ impl Store {
         row.map(|r| r.try_get(0).map_err(Into::into)).transpose()
     }
 
+    /// Every project a user holds a level on, as (project, level), by project name.
+    pub async fn permissions_of_user(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.name, p.level FROM project_permissions p JOIN projects j ON j.id = p.project_id \
+             WHERE p.user_id = $1 ORDER BY j.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Who holds what level on a project, as (user, level), by user name.
+    pub async fn project_permissions(
+        &self,
+        project: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.name, p.level FROM project_permissions p \
+             JOIN projects j ON j.id = p.project_id JOIN users u ON u.id = p.user_id \
+             WHERE j.name = $1 ORDER BY u.name",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     // ---- secrets -------------------------------------------------------------------
 
     pub async fn put_secret(

@@ -1,0 +1,186 @@
+// Small building blocks every page uses: loading data, showing errors, state badges,
+// permission-aware buttons, tabs and pagers.
+
+import { cloneElement, isValidElement, toChildArray } from 'preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { colour, ink, needs } from '../util.js';
+
+/// Load with `fetcher` whenever `deps` change; `reload()` loads again (quietly, keeping
+/// what is shown until the answer arrives).
+export function useLoad(fetcher, deps) {
+  const [state, setState] = useState({ data: undefined, error: null, loading: true });
+  const seq = useRef(0);
+  const reload = useCallback(() => {
+    const n = ++seq.current;
+    setState((s) => ({ ...s, loading: true }));
+    return fetcher().then(
+      (data) => n === seq.current && setState({ data, error: null, loading: false }),
+      (error) => n === seq.current && setState((s) => ({ ...s, error, loading: false })),
+    );
+  }, deps);
+  useEffect(() => {
+    reload();
+  }, [reload]);
+  return { ...state, reload };
+}
+
+/// Run an action, remembering its error (shown by <ErrorBox>) and whether it is busy.
+export function useAction() {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const run = useCallback(async (f) => {
+    setBusy(true);
+    setError(null);
+    try {
+      return await f();
+    } catch (e) {
+      setError(e);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { error, busy, run, setError };
+}
+
+export function ErrorBox({ error }) {
+  if (!error) return null;
+  return (
+    <div class="error" role="alert">
+      <strong>{error.code || 'error'}</strong>
+      {error.status ? ` (${error.status})` : ''}: <span class="pre">{error.message}</span>
+    </div>
+  );
+}
+
+export function Notice({ children }) {
+  if (!children) return null;
+  return (
+    <div class="notice" role="status">
+      {children}
+    </div>
+  );
+}
+
+export function StateBadge({ state }) {
+  return (
+    <span class="badge" data-state={state} style={{ background: colour(state), color: ink(state) }}>
+      {state}
+    </span>
+  );
+}
+
+/// A button that is disabled, with the reason as its tooltip, when the caller lacks the
+/// level it needs.
+export function Act({ allowed, level, project, busy, children, ...rest }) {
+  const blocked = !allowed;
+  return (
+    <button
+      type="button"
+      {...rest}
+      disabled={blocked || busy || rest.disabled}
+      title={blocked ? needs(level, project) : rest.title}
+      aria-disabled={blocked ? 'true' : undefined}
+    >
+      {children}
+    </button>
+  );
+}
+
+export function Tabs({ tabs, current, onChange }) {
+  return (
+    <div class="tabs" role="tablist">
+      {tabs.map(([id, label]) => (
+        <button
+          type="button"
+          role="tab"
+          key={id}
+          aria-selected={current === id ? 'true' : 'false'}
+          class={current === id ? 'tab active' : 'tab'}
+          onClick={() => onChange(id)}
+        >
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function Pager({ offset, limit, total, capped, onPage }) {
+  const page = Math.floor(offset / limit) + 1;
+  const pages = Math.max(1, Math.ceil(total / limit));
+  return (
+    <div class="pager">
+      <button type="button" disabled={offset === 0} onClick={() => onPage(0)} aria-label="First page">
+        «
+      </button>
+      <button
+        type="button"
+        disabled={offset === 0}
+        onClick={() => onPage(Math.max(0, offset - limit))}
+        aria-label="Previous page"
+      >
+        ‹ Prev
+      </button>
+      <span>
+        page {page} of {pages}
+        {capped ? '+' : ''} · {total}
+        {capped ? '+' : ''} in all
+      </span>
+      <button
+        type="button"
+        disabled={offset + limit >= total}
+        onClick={() => onPage(offset + limit)}
+        aria-label="Next page"
+      >
+        Next ›
+      </button>
+    </div>
+  );
+}
+
+/// A labelled control. The label also becomes the control's aria-label: a label wrapping
+/// a select or a filled input would otherwise read as "Level read" to assistive tools.
+export function Field({ label, children, hint }) {
+  const kids = toChildArray(children);
+  const named = kids.map((k, i) =>
+    i === 0 && isValidElement(k) && !k.props['aria-label'] ? cloneElement(k, { 'aria-label': label }) : k,
+  );
+  return (
+    <label class="field">
+      <span class="label">{label}</span>
+      {named}
+      {hint ? <span class="hint">{hint}</span> : null}
+    </label>
+  );
+}
+
+/// Key/value rows (parameters).
+export function ParamsEditor({ value, onChange }) {
+  const rows = Object.entries(value);
+  const set = (i, k, v) => {
+    const next = rows.slice();
+    next[i] = [k, v];
+    onChange(Object.fromEntries(next));
+  };
+  return (
+    <div class="params">
+      {rows.map(([k, v], i) => (
+        <div class="param-row" key={i}>
+          <input aria-label="Parameter name" value={k} onInput={(e) => set(i, e.target.value, v)} />
+          <input aria-label={`Value of ${k}`} value={v} onInput={(e) => set(i, k, e.target.value)} />
+          <button
+            type="button"
+            aria-label={`Remove ${k}`}
+            onClick={() => onChange(Object.fromEntries(rows.filter((_, j) => j !== i)))}
+          >
+            ×
+          </button>
+        </div>
+      ))}
+      <button type="button" onClick={() => onChange({ ...value, '': '' })}>
+        + parameter
+      </button>
+    </div>
+  );
+}
