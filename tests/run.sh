@@ -199,6 +199,47 @@ if ! ensure_flink; then
     "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
 fi
 
+# The web UI (ui/): its built assets are committed (ui/dist) and embedded in the binary,
+# so building Shoal needs no Node. Here the sources are rebuilt from the lockfile and
+# must give exactly what is committed; then the browser tests (tests/e2e/ui.rs) drive
+# Debian's Chromium through playwright-core. Under CI missing Node or Chromium are
+# installed; on a laptop without them the UI checks are skipped, loudly.
+ui_skipped=""
+ensure_ui() {
+  if [ "${CI:-}" = true ] && command -v apt-get >/dev/null 2>&1; then
+    if ! command -v npm >/dev/null 2>&1; then
+      step "installing Node.js and npm (for the web UI)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) || true
+    fi
+    if ! command -v chromium >/dev/null 2>&1; then
+      step "installing Chromium (for the browser tests)"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true
+    fi
+  fi
+  command -v npm >/dev/null 2>&1 || return 1
+  step "web UI: npm ci, rebuild ui/dist from the lockfile, compare with the committed build"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build >/dev/null) || return 1
+  if [ -n "$(git status --porcelain -- ui/dist)" ]; then
+    git status --short -- ui/dist >&2
+    echo "ui/dist differs from a build of ui/ from its lockfile: run 'npm ci && npm run build' in ui/ and commit ui/dist" >&2
+    exit 1
+  fi
+  command -v chromium >/dev/null 2>&1 || return 1
+  export SHOAL_CHROMIUM
+  SHOAL_CHROMIUM=$(command -v chromium)
+}
+if ! ensure_ui; then
+  if [ "${CI:-}" = true ]; then
+    echo "Node.js/npm or Chromium could not be installed, or the UI build failed; under CI this is a failure" >&2
+    exit 1
+  fi
+  ui_skipped="yes"
+  printf '\n%s\n%s\n%s\n\n' \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" \
+    "!! SKIPPING the web UI rebuild check and/or browser tests: no npm or Chromium here" \
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+fi
+
 step "formatting"
 cargo fmt --all -- --check
 (cd plugins && cargo fmt --all -- --check)
@@ -227,6 +268,9 @@ if [ -n "$pg_skipped" ]; then
 fi
 if [ -n "$mysql_skipped" ]; then
   echo "!! MariaDB datasource tests were SKIPPED (no server on 127.0.0.1:3306)." >&2
+fi
+if [ -n "$ui_skipped" ]; then
+  echo "!! The web UI rebuild check and/or browser tests were SKIPPED (no npm or Chromium)." >&2
 fi
 if [ -n "$flink_skipped" ]; then
   echo "!! Flink and Flink CDC tests were SKIPPED (no Java / Python to run a Flink cluster)." >&2

@@ -53,6 +53,31 @@ pub fn testkit_wasm() -> &'static Path {
     })
 }
 
+/// `wasm` with a custom section appended: the same component, different bytes.
+pub fn with_custom_section(wasm: &[u8], note: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"shoal-test-note";
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(note.as_bytes());
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
 /// Write a plugin directory holding `wasm` and a manifest with the given
 /// `[capabilities]` body.
 pub fn plugin_dir(

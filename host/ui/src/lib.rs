@@ -55,12 +55,22 @@ pub fn embedded() -> bool {
 async fn index(State(source): State<Source>) -> Response {
     match load(&source, "index.html").await {
         Some((bytes, _)) => {
-            let mut r = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response();
+            let mut r =
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response();
             let h = r.headers_mut();
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            );
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
             r
         }
         None => (
@@ -85,7 +95,10 @@ async fn asset(State(source): State<Source>, UrlPath(file): UrlPath<String>) -> 
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=31536000, immutable"),
             );
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             r
         }
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
@@ -146,10 +159,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let csp = r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
         assert!(csp.contains("default-src 'self'"));
         let html = String::from_utf8(
-            axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap().to_vec(),
+            axum::body::to_bytes(r.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
         )
         .unwrap();
         // Every script and stylesheet the page names is served from here.
@@ -173,10 +191,25 @@ mod tests {
         std::fs::write(dir.path().join("assets/a.js"), "1").unwrap();
         std::fs::write(dir.path().join("secret"), "no").unwrap();
         let app: Router = router(Some(dir.path().join(".")));
-        assert_eq!(get_path(app.clone(), "/").await, (StatusCode::OK, b"<p>dev</p>".to_vec()));
-        assert_eq!(get_path(app.clone(), "/assets/a.js").await.0, StatusCode::OK);
-        assert_eq!(get_path(app.clone(), "/assets/..%2Fsecret").await.0, StatusCode::NOT_FOUND);
-        assert_eq!(get_path(app.clone(), "/assets/../secret").await.0, StatusCode::NOT_FOUND);
-        assert_eq!(get_path(app, "/assets/missing.js").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            get_path(app.clone(), "/").await,
+            (StatusCode::OK, b"<p>dev</p>".to_vec())
+        );
+        assert_eq!(
+            get_path(app.clone(), "/assets/a.js").await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            get_path(app.clone(), "/assets/..%2Fsecret").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get_path(app.clone(), "/assets/../secret").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get_path(app, "/assets/missing.js").await.0,
+            StatusCode::NOT_FOUND
+        );
     }
 }

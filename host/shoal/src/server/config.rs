@@ -24,6 +24,10 @@ pub struct ServerArgs {
     /// has no users yet)
     #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Serve the web UI from this directory (a development build of `ui/`) instead of
+    /// the copy embedded in the binary
+    #[arg(long, env = "SHOAL_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
     /// Print every task's log lines as they are written.
     #[arg(long, short)]
     pub verbose: bool,
@@ -148,6 +152,8 @@ pub struct ServerConfig {
     pub alerts: AlertConfig,
     /// `alerts.allow_hosts`, parsed.
     pub alert_hosts: shoal_alert::WebhookHosts,
+    /// `--ui-dir`: serve the UI from here instead of the embedded copy.
+    pub ui_dir: Option<PathBuf>,
     pub verbose: bool,
     /// `shoal master`: this server is one master of a cluster.
     pub cluster: Option<shoal_node::cluster::ClusterConfig>,
@@ -321,6 +327,7 @@ impl ServerConfig {
             task_groups: file.task_groups,
             alerts: file.alerts,
             alert_hosts,
+            ui_dir: args.ui_dir.clone(),
             verbose: args.verbose,
             cluster,
         })
@@ -337,6 +344,7 @@ mod tests {
             bind: None,
             port: None,
             admin_token: None,
+            ui_dir: None,
             verbose: false,
         }
     }
@@ -382,6 +390,7 @@ mod alert_host_tests {
             bind: None,
             port: None,
             admin_token: None,
+            ui_dir: None,
             verbose: false,
         };
         std::fs::write(

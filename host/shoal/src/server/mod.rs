@@ -218,10 +218,14 @@ pub async fn run_node(
             }
         }
     };
-    axum::serve(listener, shoal_api::router(state).merge(mcp_router(&url)))
-        .with_graceful_shutdown(stop)
-        .await
-        .context("serving the API")?;
+    let ui = shoal_ui::router(config.ui_dir.clone());
+    axum::serve(
+        listener,
+        shoal_api::router(state).merge(mcp_router(&url)).merge(ui),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+    .context("serving the API")?;
     if let Engine::Cluster(node) = &engine
         && node.lease_is_lost()
     {

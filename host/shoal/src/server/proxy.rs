@@ -13,6 +13,10 @@ pub struct ProxyArgs {
     /// The proxy's config: clusters, routes, store (see the README's "Many clusters").
     #[arg(long, default_value = "proxy.toml", global = true)]
     pub config: PathBuf,
+    /// Serve the web UI from this directory (a development build of `ui/`) instead of
+    /// the copy embedded in the binary
+    #[arg(long, env = "SHOAL_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub action: Option<ProxyAction>,
 }
@@ -51,7 +55,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     println!("shoal proxy listening on {url}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    let extra = crate::server::mcp_router(&url);
+    let extra = crate::server::mcp_router(&url).merge(shoal_ui::router(args.ui_dir.clone()));
     proxy
         .serve(listener, extra, crate::server::shutdown_signal())
         .await?;
