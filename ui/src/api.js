@@ -110,9 +110,10 @@ export async function logPage(id, offset, limit) {
 }
 
 /// Read a streaming text answer piece by piece until it ends or `signal` aborts.
-async function streamText(path, signal, onText) {
+async function streamText(path, signal, onText, onOpen) {
   const r = await fetch(`/api/v1${path}`, { headers: headers(), signal });
   if (!r.ok) await fail(r);
+  if (onOpen) onOpen();
   const reader = r.body.getReader();
   const decoder = new TextDecoder();
   for (;;) {
@@ -128,20 +129,28 @@ export function followLog(id, offset, signal, onText) {
 }
 
 /// Live changes from `GET /api/v1/events` (server-sent events). EventSource cannot send
-/// a bearer token, so the stream is read with fetch. Reconnects after a drop; on
-/// reconnect (and on `lagged`) the caller gets `{kind: 'lagged'}` so it refetches what
-/// it shows. Returns a function that stops it.
-export function subscribe(params, onEvent) {
+/// a bearer token, so the stream is read with fetch. After a drop it reconnects with a
+/// growing pause (1 s to 30 s) and tells the caller `{kind: 'lagged'}` once it is back, so
+/// it refetches what it shows; a refusal (4xx) ends it. `onState(live, error)` says
+/// whether updates are flowing. Returns a function that stops it.
+export function subscribe(params, onEvent, onState) {
   const ctrl = new AbortController();
-  let first = true;
+  const state = onState || (() => {});
   const run = async () => {
+    let pause = 1000;
+    let dropped = false;
     while (!ctrl.signal.aborted) {
       let buffer = '';
+      const open = () => {
+        pause = 1000;
+        state(true, null);
+        // Changes made while the stream was down are not replayed: refetch.
+        if (dropped) onEvent({ kind: 'lagged', missed: 0 });
+        dropped = false;
+      };
       try {
-        if (!first) onEvent({ kind: 'lagged', missed: 0 });
-        first = false;
         await streamText(`/events${query(params)}`, ctrl.signal, (text) => {
-          buffer += text;
+          buffer += text.replace(/\r\n/g, '\n');
           // Bounded: a peer that never sends a blank line cannot grow this forever.
           if (buffer.length > 1 << 20) buffer = '';
           let at;
@@ -151,21 +160,26 @@ export function subscribe(params, onEvent) {
             const data = block
               .split('\n')
               .filter((l) => l.startsWith('data:'))
-              .map((l) => l.slice(5).trimStart())
+              .map((l) => l.slice(l.startsWith('data: ') ? 6 : 5))
               .join('\n');
             if (!data) continue;
             try {
               onEvent(JSON.parse(data));
             } catch {
-              /* a keep-alive or a line we do not know */
+              /* a line we do not know */
             }
           }
-        });
+        }, open);
+        if (ctrl.signal.aborted) return;
+        state(false, null);
       } catch (e) {
         if (ctrl.signal.aborted) return;
-        if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return;
+        state(false, e);
+        if (e instanceof ApiError && e.status >= 400 && e.status < 500) return;
       }
-      await new Promise((res) => setTimeout(res, 2000));
+      dropped = true;
+      await new Promise((res) => setTimeout(res, pause));
+      pause = Math.min(pause * 2, 30_000);
     }
   };
   run();

@@ -66,6 +66,21 @@ function SignIn({ onSignedIn, reason }) {
   );
 }
 
+/// Says once, in text, why some buttons are disabled (their tooltips say it per button,
+/// but a disabled button cannot be focused by keyboard).
+function LevelNote({ me, project }) {
+  if (me.role === 'admin' || !project) return null;
+  const level = me.projects[project];
+  if (level === 'edit') return null;
+  return (
+    <p class="level-note" role="note">
+      You hold <strong>{level || 'no'}</strong> permission on {project}
+      {level === 'read' ? ': running, operating and editing are disabled.' : level === 'operate' ? ': editing definitions, schedules and settings is disabled.' : '.'}{' '}
+      Admin-only actions (plugins, users) are disabled too.
+    </p>
+  );
+}
+
 const NAV = [
   ['workflows', 'Workflows'],
   ['instances', 'Instances'],
@@ -150,8 +165,9 @@ function Shell() {
     return (
       <SignIn
         reason={reason}
-        onSignedIn={() => {
+        onSignedIn={(m) => {
           setReason('');
+          setMe(m);
           refresh();
         }}
       />
@@ -207,7 +223,8 @@ function Shell() {
       </header>
       <main class="page">
         <ErrorBox error={loadError} />
-        <Page route={route} />
+        <LevelNote me={me} project={project} />
+        <Page key={project} route={route} />
       </main>
     </AppContext.Provider>
   );

@@ -1,29 +1,30 @@
 // Shared vocabulary of the pages: states and their colours, times, levels.
 
 /// DolphinScheduler's colours: submitted grey, running blue, success green, failure
-/// black, stop red, killed dark red, paused teal.
+/// black, stop red, killed dark red, paused teal; each dark enough for white text to
+/// read at WCAG AA contrast (4.5:1).
 export const STATE_COLOURS = {
   submitted: '#8c8c8c',
   delayed: '#8c8c8c',
   dispatching: '#8c8c8c',
   dispatched: '#8c8c8c',
-  running: '#1677ff',
-  retrying: '#1677ff',
-  'ready-pause': '#13a8a8',
-  'ready-stop': '#e53935',
-  succeeded: '#2e9e44',
-  'forced-success': '#2e9e44',
+  running: '#1565c0',
+  retrying: '#1565c0',
+  'ready-pause': '#00796b',
+  'ready-stop': '#d32f2f',
+  succeeded: '#2e7d32',
+  'forced-success': '#2e7d32',
   failed: '#000000',
-  stopped: '#e53935',
+  stopped: '#d32f2f',
   killed: '#8b0000',
-  paused: '#13a8a8',
+  paused: '#00796b',
   skipped: '#c8c8c8',
   unreachable: '#b26a00',
   queued: '#8c8c8c',
   // Not run states: definitions, schedules, plugins, clusters and nodes.
-  online: '#2e9e44',
-  active: '#2e9e44',
-  healthy: '#2e9e44',
+  online: '#2e7d32',
+  active: '#2e7d32',
+  healthy: '#2e7d32',
   offline: '#d9dde3',
   degraded: '#f0b400',
   'failover-pending': '#b26a00',

@@ -69,10 +69,15 @@ context.on('request', (r) => {
 });
 const page = await context.newPage();
 page.on('pageerror', (e) => pageErrors.push(String(e)));
+// The page's CSP allows nothing inline or foreign: a violation would mean it breaks it.
+page.on('console', (m) => {
+  if (/Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
+});
 page.setDefaultTimeout(20_000);
 const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`) });
 const byLabel = (label) => page.getByLabel(label, { exact: true });
 const button = (name) => page.getByRole('button', { name, exact: true });
+const section = (name) => page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name, exact: true });
 const nav = (name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
 const visit = async (hash) => {
   await page.goto(`${base}/#${hash}`);
@@ -139,20 +144,20 @@ try {
   await byLabel('Workflow definition (YAML)').fill(daily.replace('$WORKFLOW{"publish.yaml"}', 'publish-report'));
   await button('Save').click();
   await page.getByRole('heading', { name: /daily-report/ }).waitFor();
-  await page.getByRole('tab', { name: 'Graph' }).click();
+  await section('Graph').click();
   await until('six tasks in the graph', async () => (await page.locator('.dag .node').count()) === 6);
   await page.locator('.edge-label', { hasText: '${rows} > ${threshold}' }).waitFor();
   await page.locator('.edge-label', { hasText: 'default' }).waitFor();
   await shot('04-workflow-dag');
 
   step('workflows: a second version and the diff between them');
-  await page.getByRole('tab', { name: 'Definition' }).click();
+  await section('Definition').click();
   const editor = byLabel('Workflow definition (YAML)');
   await until('the definition text', async () => (await editor.inputValue()).includes('daily-report'));
   await editor.fill((await editor.inputValue()).replace('description: Extract', 'description: Nightly, extract'));
   await button('Save').click();
   await page.getByRole('status').filter({ hasText: 'Saved as version 2' }).waitFor();
-  await page.getByRole('tab', { name: 'Versions' }).click();
+  await section('Versions').click();
   await page.locator('.diff-add', { hasText: 'Nightly, extract' }).waitFor();
   await page.locator('.diff-del', { hasText: 'description: Extract' }).waitFor();
   await shot('05-versions-diff');
@@ -161,8 +166,10 @@ try {
   step('run: bring online, run with a parameter, watch the DAG turn green');
   await button('Bring online').click();
   await button('Take offline').waitFor();
-  await page.getByRole('tab', { name: 'Run' }).click();
+  await section('Run').click();
   await byLabel('Value of threshold').fill('2');
+  // Parameters not typed are not sent: the workflow's own value (placeholder) stays.
+  if ((await byLabel('Value of day').inputValue()) !== '') throw new Error('day is left to the workflow');
   await button('Run').click();
   await page.waitForURL(/#\/instances\/\d+$/);
   const dailyId = Number(page.url().split('/').pop());
@@ -205,7 +212,7 @@ tasks:
   await page.getByRole('heading', { name: /slow/ }).waitFor();
   await button('Bring online').click();
   await button('Take offline').waitFor();
-  await page.getByRole('tab', { name: 'Run' }).click();
+  await section('Run').click();
   await button('Run').click();
   await page.waitForURL(/#\/instances\/\d+$/);
   const slowId = Number(page.url().split('/').pop());

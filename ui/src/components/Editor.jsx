@@ -28,6 +28,10 @@ export function Editor({ value, onInput, problems, readOnly, jump }) {
     if (gutter.current && area.current) gutter.current.scrollTop = area.current.scrollTop;
   };
   return (
+    <>
+    <p id="editor-help" class="hint">
+      Tab indents by two spaces; press Esc, then Tab, to leave the editor.
+    </p>
     <div class="editor">
       <div class="gutter" ref={gutter} aria-hidden="true">
         {Array.from({ length: lines }, (_, i) => (
@@ -44,6 +48,7 @@ export function Editor({ value, onInput, problems, readOnly, jump }) {
       <textarea
         ref={area}
         aria-label="Workflow definition (YAML)"
+        aria-describedby="editor-help"
         spellcheck={false}
         wrap="off"
         readOnly={readOnly}
@@ -67,6 +72,7 @@ export function Editor({ value, onInput, problems, readOnly, jump }) {
         }}
       />
     </div>
+    </>
   );
 }
 

@@ -87,22 +87,17 @@ export function Act({ allowed, level, project, busy, children, ...rest }) {
   );
 }
 
-export function Tabs({ tabs, current, onChange }) {
+/// Section links of a page: plain links (the address names the section), the current
+/// one marked for assistive tools.
+export function Tabs({ tabs, current, href }) {
   return (
-    <div class="tabs" role="tablist">
+    <nav class="tabs" aria-label="Sections">
       {tabs.map(([id, label]) => (
-        <button
-          type="button"
-          role="tab"
-          key={id}
-          aria-selected={current === id ? 'true' : 'false'}
-          class={current === id ? 'tab active' : 'tab'}
-          onClick={() => onChange(id)}
-        >
+        <a key={id} href={href(id)} class={current === id ? 'tab active' : 'tab'} aria-current={current === id ? 'page' : undefined}>
           {label}
-        </button>
+        </a>
       ))}
-    </div>
+    </nav>
   );
 }
 
@@ -155,32 +150,48 @@ export function Field({ label, children, hint }) {
   );
 }
 
-/// Key/value rows (parameters).
-export function ParamsEditor({ value, onChange }) {
-  const rows = Object.entries(value);
-  const set = (i, k, v) => {
-    const next = rows.slice();
-    next[i] = [k, v];
-    onChange(Object.fromEntries(next));
-  };
+/// Key/value rows (parameters), kept as a list so a half-typed or repeated name never
+/// loses a row; `paramsOf` turns them into the map the API takes.
+export function ParamsEditor({ rows, onChange, hints }) {
+  const set = (i, k, v) => onChange(rows.map((r, j) => (j === i ? [k, v] : r)));
   return (
     <div class="params">
       {rows.map(([k, v], i) => (
         <div class="param-row" key={i}>
-          <input aria-label="Parameter name" value={k} onInput={(e) => set(i, e.target.value, v)} />
-          <input aria-label={`Value of ${k}`} value={v} onInput={(e) => set(i, k, e.target.value)} />
-          <button
-            type="button"
-            aria-label={`Remove ${k}`}
-            onClick={() => onChange(Object.fromEntries(rows.filter((_, j) => j !== i)))}
-          >
+          <input aria-label={`Name of parameter ${i + 1}`} value={k} onInput={(e) => set(i, e.target.value, v)} />
+          <input
+            aria-label={k ? `Value of ${k}` : `Value of parameter ${i + 1}`}
+            value={v}
+            placeholder={hints?.[k] ?? ''}
+            onInput={(e) => set(i, k, e.target.value)}
+          />
+          <button type="button" aria-label={`Remove ${k || `parameter ${i + 1}`}`} onClick={() => onChange(rows.filter((_, j) => j !== i))}>
             ×
           </button>
         </div>
       ))}
-      <button type="button" onClick={() => onChange({ ...value, '': '' })}>
+      <button type="button" onClick={() => onChange([...rows, ['', '']])}>
         + parameter
       </button>
     </div>
+  );
+}
+
+/// The rows with a name, as the API's map (a later row wins over an earlier one).
+export function paramsOf(rows) {
+  return Object.fromEntries(rows.filter(([k]) => k.trim()).map(([k, v]) => [k.trim(), v]));
+}
+
+/// Whether live updates are flowing, for pages fed by the event stream.
+export function LiveState({ live }) {
+  if (!live) return null;
+  return live.on ? (
+    <span class="live on" role="status">
+      ● live
+    </span>
+  ) : (
+    <span class="live off" role="status" title={live.error?.message || ''}>
+      live updates off{live.error ? `: ${live.error.message}` : ' (reconnecting)'}
+    </span>
   );
 }

@@ -7,7 +7,7 @@ import { get, post, seg, subscribe } from '../api.js';
 import { useApp } from '../context.js';
 import { Dag } from '../components/Dag.jsx';
 import { Gantt } from '../components/Gantt.jsx';
-import { Act, ErrorBox, Field, Notice, StateBadge, useAction, useLoad } from '../components/ui.jsx';
+import { Act, ErrorBox, Field, LiveState, Notice, StateBadge, useAction, useLoad } from '../components/ui.jsx';
 import { FINISHED, can, fmtDuration, fmtTime } from '../util.js';
 
 /// Which instance operations make sense in which state (the server has the last word).
@@ -32,7 +32,7 @@ function latest(attempts) {
 }
 
 export function InstanceDetail({ id }) {
-  const { me } = useApp();
+  const { me, project: chosen } = useApp();
   const detail = useLoad(() => get(`/instances/${id}`), [id]);
   const d = detail.data;
   const spec = useLoad(
@@ -49,15 +49,26 @@ export function InstanceDetail({ id }) {
   const detailRef = useRef(detail);
   detailRef.current = detail;
 
+  const [stream, setStream] = useState(null);
   useEffect(() => {
     if (!d?.project) return undefined;
-    const stop = subscribe({ project: d.project, instance: id }, () => {
-      clearTimeout(soon.current);
-      soon.current = setTimeout(() => detailRef.current.reload(), 150);
-    });
+    const stop = subscribe(
+      { project: d.project, instance: id },
+      (e) => {
+        // The proxy streams the whole project: keep this instance's changes only.
+        if (e.kind !== 'lagged' && e.instance !== id) return;
+        if (soon.current) return;
+        soon.current = setTimeout(() => {
+          soon.current = null;
+          detailRef.current.reload();
+        }, 150);
+      },
+      (on, error) => setStream({ on, error }),
+    );
     return () => {
       stop();
       clearTimeout(soon.current);
+      soon.current = null;
     };
   }, [d?.project, id]);
 
@@ -95,9 +106,10 @@ export function InstanceDetail({ id }) {
     <section>
       <div class="head">
         <h1>
-          <a href="#/instances">Instances</a> / {inst.id} · <a href={`#/workflows/${seg(inst.name)}`}>{inst.name}</a> v{inst.version}
+          <a href="#/instances">Instances</a> / {inst.id} · {project === chosen ? <a href={`#/workflows/${seg(inst.name)}`}>{inst.name}</a> : inst.name} v{inst.version}
         </h1>
         <StateBadge state={inst.state} />
+        <LiveState live={stream} />
       </div>
       <p class="meta">
         project {project} · business time {fmtTime(inst.schedule_time)} · started {fmtTime(inst.started_at)} · ended{' '}
@@ -121,7 +133,7 @@ export function InstanceDetail({ id }) {
           </Act>
         ))}
       </div>
-      <ErrorBox error={act.error || spec.error} />
+      <ErrorBox error={detail.error || act.error || spec.error} />
       <div class="legend" aria-label="State colours">
         {['submitted', 'running', 'succeeded', 'failed', 'stopped', 'killed', 'paused'].map((s) => (
           <StateBadge key={s} state={s} />

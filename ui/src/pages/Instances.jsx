@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, query, seg, subscribe } from '../api.js';
 import { useApp } from '../context.js';
-import { ErrorBox, Field, Pager, StateBadge, useLoad } from '../components/ui.jsx';
+import { ErrorBox, Field, LiveState, Pager, StateBadge, useLoad } from '../components/ui.jsx';
 import { go } from '../router.js';
 import { WORKFLOW_STATES, dateMs, fmtDuration, fmtTime } from '../util.js';
 import { NoProject } from './Workflows.jsx';
@@ -37,41 +37,60 @@ export function Instances({ query: q }) {
   );
   const workflows = useLoad(() => (project ? get(`/projects/${seg(project)}/definitions`) : Promise.resolve([])), [project]);
   const clusters = useLoad(() => (isProxy ? get('/clusters') : Promise.resolve(null)), [isProxy]);
+  // States the stream reported for rows on this page since it loaded.
   const [live, setLive] = useState({});
+  const [stream, setStream] = useState(null);
   const [now, setNow] = useState(Date.now());
   const reloadSoon = useRef(null);
-  // The stream outlives page loads: it reads the newest page through this ref.
+  // The stream outlives page loads and filter changes: it reads the newest page and
+  // offset through these refs.
   const pageRef = useRef(page);
   pageRef.current = page;
+  const offsetRef = useRef(offset);
+  offsetRef.current = offset;
 
-  useEffect(() => setLive({}), [key]);
+  useEffect(() => setLive({}), [page.data]);
   useEffect(() => {
     if (!project) return undefined;
-    const stop = subscribe({ project }, (e) => {
-      if (e.kind === 'workflow') {
-        setLive((l) => ({ ...l, [e.instance]: e.state }));
-      }
-      const shown = pageRef.current.data?.items || [];
-      const unknown = e.kind === 'lagged' || (e.kind === 'workflow' && !shown.some((i) => i.id === e.instance));
-      if (unknown && offset === 0) {
-        clearTimeout(reloadSoon.current);
-        reloadSoon.current = setTimeout(() => pageRef.current.reload(), 300);
-      }
-    });
+    const reload = () => {
+      // Throttled, not debounced: a busy project still refreshes every 300 ms.
+      if (reloadSoon.current) return;
+      reloadSoon.current = setTimeout(() => {
+        reloadSoon.current = null;
+        pageRef.current.reload();
+      }, 300);
+    };
+    const stop = subscribe(
+      { project },
+      (e) => {
+        const shown = pageRef.current.data?.items || [];
+        if (e.kind === 'workflow' && shown.some((i) => i.id === e.instance)) {
+          setLive((l) => ({ ...l, [e.instance]: e.state }));
+        } else if (e.kind === 'lagged' || (e.kind === 'workflow' && offsetRef.current === 0)) {
+          // Missed changes, or a run this page does not show yet (new ones come first).
+          reload();
+        }
+      },
+      (on, error) => setStream({ on, error }),
+    );
     const tick = setInterval(() => setNow(Date.now()), 1000);
     return () => {
       stop();
       clearInterval(tick);
       clearTimeout(reloadSoon.current);
+      reloadSoon.current = null;
     };
-  }, [project, key]);
+  }, [project]);
 
   if (!project) return <NoProject />;
   const setFilter = (k, v) => go('/instances', { ...filters, [k]: v, offset: 0 });
   const data = page.data;
   return (
     <section>
-      <h1>Instances</h1>
+      <div class="head">
+        <h1>Instances</h1>
+        <LiveState live={stream} />
+      </div>
       <form class="filters row" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
         <Field label="State">
           <select value={filters.state} onChange={(e) => setFilter('state', e.target.value)}>

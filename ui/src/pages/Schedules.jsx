@@ -13,7 +13,11 @@ import { NoProject } from './Workflows.jsx';
 export function SchedulePreview({ cron, timezone, start, end }) {
   const [state, setState] = useState({ data: null, error: null });
   useEffect(() => {
-    if (!cron) return undefined;
+    if (!cron) {
+      setState({ data: null, error: null });
+      return undefined;
+    }
+    let current = true;
     const t = setTimeout(() => {
       post('/schedules/preview', {
         cron,
@@ -22,11 +26,15 @@ export function SchedulePreview({ cron, timezone, start, end }) {
         end: end || undefined,
         count: 10,
       }).then(
-        (data) => setState({ data, error: null }),
-        (error) => setState({ data: null, error }),
+        // An answer to an expression typed over since is dropped.
+        (data) => current && setState({ data, error: null }),
+        (error) => current && setState({ data: null, error }),
       );
     }, 250);
-    return () => clearTimeout(t);
+    return () => {
+      current = false;
+      clearTimeout(t);
+    };
   }, [cron, timezone, start, end]);
   if (state.error) return <ErrorBox error={state.error} />;
   if (!state.data) return null;

@@ -86,7 +86,7 @@ function Secrets({ project, allowed }) {
   );
 }
 
-const EMPTY = { name: '', type: 'postgresql', host: '127.0.0.1', port: '', database: '', user: '', password: '' };
+const EMPTY = { name: '', type: 'postgresql', host: '127.0.0.1', port: '', database: '', user: '', password: '', options: {} };
 
 function Datasources({ project, allowed }) {
   const base = `/projects/${seg(project)}/datasources`;
@@ -103,6 +103,7 @@ function Datasources({ project, allowed }) {
         database: form.database,
         user: form.user,
         password: form.password || undefined,
+        options: form.options || {},
       });
       setForm(EMPTY);
       await list.reload();

@@ -2,12 +2,12 @@
 // at their line), versions and their diff, online/offline, run, backfill with a preview
 // of its dates, and its schedule.
 
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, del, get, post, put, query, seg } from '../api.js';
 import { useApp } from '../context.js';
 import { Dag } from '../components/Dag.jsx';
 import { DiffView, Editor } from '../components/Editor.jsx';
-import { Act, ErrorBox, Field, Notice, ParamsEditor, StateBadge, Tabs, useAction, useLoad } from '../components/ui.jsx';
+import { Act, ErrorBox, Field, Notice, ParamsEditor, StateBadge, Tabs, paramsOf, useAction, useLoad } from '../components/ui.jsx';
 import { go } from '../router.js';
 import { can, fmtTime, problemLines } from '../util.js';
 import { NoProject } from './Workflows.jsx';
@@ -83,7 +83,7 @@ function Existing({ project, name, tab }) {
         ) : null}
       </div>
       <ErrorBox error={detail.error || act.error} />
-      <Tabs tabs={TABS} current={tab} onChange={(t) => go(`/workflows/${seg(name)}/${t}`)} />
+      <Tabs tabs={TABS} current={tab} href={(t) => `#/workflows/${seg(name)}/${t}`} />
       {d ? (
         <div class="tab-body">
           {tab === 'dag' ? <GraphTab spec={d.spec} /> : null}
@@ -264,7 +264,10 @@ function today() {
 
 function RunForm({ base, detail, project }) {
   const { me } = useApp();
-  const [params, setParams] = useState(() => ({ ...(detail.spec?.global_params || {}) }));
+  // Startup parameters override every other layer, so none is sent unless typed: the
+  // workflow's own values show as placeholders.
+  const globals = detail.spec?.global_params || {};
+  const [params, setParams] = useState(() => Object.keys(globals).map((k) => [k, '']));
   const [date, setDate] = useState(today());
   const [version, setVersion] = useState(detail.current_version);
   const [notice, setNotice] = useState('');
@@ -272,7 +275,8 @@ function RunForm({ base, detail, project }) {
   const run = () =>
     act.run(async () => {
       setNotice('');
-      const body = { params, business_date: date || undefined, version: Number(version) };
+      const typed = paramsOf(params.filter(([, v]) => v !== ''));
+      const body = { params: typed, business_date: date || undefined, version: Number(version) };
       const launched = await post(`${base}/runs`, body);
       if (launched.instance) go(`/instances/${launched.instance}`);
       else setNotice(`The run was ${launched.outcome}${launched.queued ? ` (queue entry ${launched.queued})` : ''}: the run mode holds it back.`);
@@ -302,8 +306,8 @@ function RunForm({ base, detail, project }) {
         </select>
       </Field>
       <div class="field">
-        <span class="label">Parameters (override every other layer)</span>
-        <ParamsEditor value={params} onChange={setParams} />
+        <span class="label">Parameters (a value typed here overrides every other layer; empty keeps the workflow's)</span>
+        <ParamsEditor rows={params} onChange={setParams} hints={globals} />
       </div>
       <Notice>{notice}</Notice>
       <ErrorBox error={act.error} />
