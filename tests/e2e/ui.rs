@@ -2,73 +2,12 @@
 //! (headless, through playwright-core from ui/'s lockfile) against a real `shoal server`
 //! on 127.0.0.1 started here. Screenshots of every page land in `target/ui-screenshots/`.
 //!
-//! Needs node, `ui/node_modules` (`npm ci` in ui/) and Chromium; tests/run.sh provides
-//! all three (installing Chromium under CI). Without them the test is skipped loudly, and
-//! under `CI=true` it fails instead.
+//! Needs node, `ui/node_modules` and Chromium (see `shoal_tests::browser`).
 
-use std::path::PathBuf;
-use std::process::Command;
-
+use shoal_tests::browser::tools;
 use shoal_tests::server::Server;
 
 const ADMIN: &str = "shoal_ui-test-admin-token";
-
-struct Tools {
-    node: PathBuf,
-    chromium: PathBuf,
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Node, Chromium and playwright-core, or None (skipped loudly; a failure under CI).
-fn tools() -> Option<Tools> {
-    let root = shoal_tests::repo_root();
-    let node = on_path("node");
-    let chromium = std::env::var_os("SHOAL_CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| on_path("chromium"))
-        .filter(|p| p.is_file());
-    let playwright = root.join("ui/node_modules/playwright-core/package.json");
-    let missing: Vec<&str> = [
-        (node.is_none(), "node"),
-        (
-            chromium.is_none(),
-            "chromium (set SHOAL_CHROMIUM or install Debian's chromium)",
-        ),
-        (
-            !playwright.is_file(),
-            "ui/node_modules (run `npm ci` in ui/)",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(gone, what)| gone.then_some(what))
-    .collect();
-    if missing.is_empty() {
-        return Some(Tools {
-            node: node.unwrap(),
-            chromium: chromium.unwrap(),
-        });
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "CI=true but the browser tests lack {} (tests/run.sh installs them)",
-            missing.join(", ")
-        );
-    }
-    eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !! SKIPPED: the web UI browser tests: missing {}\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
-        missing.join(", ")
-    );
-    None
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_works_in_a_real_browser() {
@@ -95,28 +34,25 @@ async fn every_page_works_in_a_real_browser() {
         std::fs::write(plugins.join(format!("testkit-{version}.wasm")), bytes).unwrap();
     }
 
+    // This run's pages (the proxy's browser test keeps its own under proxy/).
     let screenshots = root.join("target/ui-screenshots");
-    let _ = std::fs::remove_dir_all(&screenshots);
-    let out = Command::new(&tools.node)
-        .arg(root.join("ui/tests/browser.mjs"))
-        .current_dir(root.join("ui"))
-        .env("SHOAL_URL", &server.url)
-        .env("SHOAL_TOKEN", ADMIN)
-        .env("SHOAL_CHROMIUM", &tools.chromium)
-        .env("SHOAL_SCREENSHOTS", &screenshots)
-        .env("SHOAL_REPO", &root)
-        .env("SHOAL_PLUGIN_DIR", &plugins)
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "the browser run failed:\n{stdout}\n{stderr}\n--- server log ---\n{}",
-        server.log()
+    for e in std::fs::read_dir(&screenshots)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "png") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    shoal_tests::browser::run(
+        &tools,
+        "browser.mjs",
+        &server.url,
+        ADMIN,
+        &[("SHOAL_PLUGIN_DIR", plugins.display().to_string())],
+        || format!("--- server log ---\n{}", server.log()),
     );
-    assert!(stdout.contains("all browser checks passed"), "{stdout}");
     for page in [
         "01-sign-in",
         "04-workflow-dag",

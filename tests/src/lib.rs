@@ -2,6 +2,7 @@
 //! built-ins, the `testkit` component (built from `tests/plugins/testkit` on first use)
 //! installed with whatever manifest a test needs, and the `shoal` binary.
 
+pub mod browser;
 pub mod cluster;
 pub mod flow;
 pub mod server;

@@ -257,6 +257,33 @@ async fn one_view(site: &Site, spread: &BTreeMap<String, u32>) {
     assert!(ui.body.contains("id=\"app\""), "{}", ui.body);
     let csp = ui.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'self'"), "{csp}");
+    // Secrets written through the proxy reach every cluster; the proxy lists their
+    // names (never values) as the union over them.
+    let put = a
+        .put(
+            "/api/v1/projects/weighted/secrets/ui_key",
+            json!({"value": "not-for-listing"}),
+        )
+        .await;
+    assert!(put.status < 300, "{}", put.body);
+    let names = a.get("/api/v1/projects/weighted/secrets").await.expect(200);
+    assert!(names.body.contains("\"ui_key\""), "{}", names.body);
+    assert!(!names.body.contains("not-for-listing"), "{}", names.body);
+    a.get("/api/v1/projects/weighted/datasources")
+        .await
+        .expect(200);
+    // The same pages in a browser, with a cluster column and filter.
+    if let Some(tools) = shoal_tests::browser::tools() {
+        let names: Vec<&str> = spread.keys().map(String::as_str).collect();
+        shoal_tests::browser::run(
+            &tools,
+            "proxy.mjs",
+            &site.proxy().url,
+            PROXY_ADMIN,
+            &[("SHOAL_CLUSTERS", names.join(","))],
+            String::new,
+        );
+    }
     // An id names its cluster: detail, task and log come from there.
     let id = items[0]["id"].as_i64().unwrap();
     let d = shoal_tests::server::settle(&a, id).await;

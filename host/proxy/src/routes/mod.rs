@@ -82,6 +82,8 @@ pub fn router(proxy: Proxy) -> Router {
             "/api/v1/projects/{project}/definitions/{name}/pins/{plugin}",
             put(runs::broadcast_edit),
         )
+        .route("/api/v1/projects/{project}/secrets", get(view::secrets))
+        .route("/api/v1/projects/{project}/datasources", get(view::datasources))
         .route(
             "/api/v1/projects/{project}/secrets/{name}",
             put(runs::broadcast_edit).delete(runs::broadcast_edit),

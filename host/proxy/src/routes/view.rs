@@ -464,3 +464,67 @@ pub(super) async fn nodes(State(p): State<Proxy>, _caller: Caller) -> ApiResult<
     }
     Ok(Json(NodeList { nodes }))
 }
+
+/// A project's secrets (names only) as every cluster holds them: the proxy writes them
+/// to each cluster, so the union by name, newest first-seen time, is what a caller set.
+pub(super) async fn secrets(
+    State(p): State<Proxy>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<shoal_api_types::projects::SecretName>>> {
+    caller
+        .require_in(p.store().store(), &project, Level::Read)
+        .await?;
+    let (answers, _) = p
+        .fan_out::<Vec<shoal_api_types::projects::SecretName>>(&format!(
+            "/projects/{}/secrets",
+            seg(&project)
+        ))
+        .await;
+    Ok(Json(union_by_name(
+        answers.into_iter().flat_map(|(_, v)| v),
+        |s| s.name.clone(),
+        |s| s.updated_at,
+    )))
+}
+
+/// A project's datasources (never their passwords), the union over its clusters.
+pub(super) async fn datasources(
+    State(p): State<Proxy>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<shoal_api_types::datasources::DatasourceView>>> {
+    caller
+        .require_in(p.store().store(), &project, Level::Read)
+        .await?;
+    let (answers, _) = p
+        .fan_out::<Vec<shoal_api_types::datasources::DatasourceView>>(&format!(
+            "/projects/{}/datasources",
+            seg(&project)
+        ))
+        .await;
+    Ok(Json(union_by_name(
+        answers.into_iter().flat_map(|(_, v)| v),
+        |d| d.name.clone(),
+        |d| d.updated_at,
+    )))
+}
+
+/// One entry per name (the most recently updated), sorted by name.
+fn union_by_name<T>(
+    items: impl IntoIterator<Item = T>,
+    name: impl Fn(&T) -> String,
+    updated: impl Fn(&T) -> i64,
+) -> Vec<T> {
+    let mut by: BTreeMap<String, T> = BTreeMap::new();
+    for item in items {
+        let key = name(&item);
+        match by.get(&key) {
+            Some(have) if updated(have) >= updated(&item) => {}
+            _ => {
+                by.insert(key, item);
+            }
+        }
+    }
+    by.into_values().collect()
+}
