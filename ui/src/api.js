@@ -129,24 +129,23 @@ export function followLog(id, offset, signal, onText) {
 }
 
 /// Live changes from `GET /api/v1/events` (server-sent events). EventSource cannot send
-/// a bearer token, so the stream is read with fetch. After a drop it reconnects with a
-/// growing pause (1 s to 30 s) and tells the caller `{kind: 'lagged'}` once it is back, so
-/// it refetches what it shows; a refusal (4xx) ends it. `onState(live, error)` says
+/// a bearer token, so the stream is read with fetch. Each time the stream opens (first,
+/// and after a drop, with a growing pause of 1 s to 30 s) the caller gets
+/// `{kind: 'lagged'}` and refetches what it shows; a refusal (4xx) ends it. `onState(live, error)` says
 /// whether updates are flowing. Returns a function that stops it.
 export function subscribe(params, onEvent, onState) {
   const ctrl = new AbortController();
   const state = onState || (() => {});
   const run = async () => {
     let pause = 1000;
-    let dropped = false;
     while (!ctrl.signal.aborted) {
       let buffer = '';
       const open = () => {
         pause = 1000;
         state(true, null);
-        // Changes made while the stream was down are not replayed: refetch.
-        if (dropped) onEvent({ kind: 'lagged', missed: 0 });
-        dropped = false;
+        // Changes made before the stream opened (the page's first load raced it) or
+        // while it was down are not replayed: the caller refetches once it is open.
+        onEvent({ kind: 'lagged', missed: 0 });
       };
       try {
         await streamText(`/events${query(params)}`, ctrl.signal, (text) => {
@@ -177,7 +176,6 @@ export function subscribe(params, onEvent, onState) {
         state(false, e);
         if (e instanceof ApiError && e.status >= 400 && e.status < 500) return;
       }
-      dropped = true;
       await new Promise((res) => setTimeout(res, pause));
       pause = Math.min(pause * 2, 30_000);
     }

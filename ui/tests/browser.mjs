@@ -258,6 +258,45 @@ tasks:
   await logTab.getByText(/^bytes 0–/).waitFor();
   await logTab.close();
 
+  // ---- force success and recover; kill a running task ------------------------------
+  step('operations: force a failed task to success, recover; kill a running task');
+  const flaky = `workflow:
+  name: flaky
+
+tasks:
+  - name: breaks
+    task_type: Shell
+    command: echo "about to fail"; exit 3
+  - name: next
+    task_type: Shell
+    deps: [breaks]
+    command: echo "carried on"
+  - name: long
+    task_type: Shell
+    deps: [next]
+    command: sleep 60
+`;
+  await visit('/workflows/+new/definition');
+  await byLabel('Workflow definition (YAML)').fill(flaky);
+  await button('Save').click();
+  await page.getByRole('heading', { name: /flaky/ }).waitFor();
+  await button('Bring online').click();
+  await button('Take offline').waitFor();
+  await section('Run').click();
+  await button('Run').click();
+  await page.waitForURL(/#\/instances\/\d+$/);
+  await page.locator('.head .badge', { hasText: 'failed' }).waitFor({ timeout: 60_000 });
+  await page.locator('.dag [data-task="breaks"][data-state="failed"]').click();
+  await button('Force success').click();
+  await page.locator('.dag [data-task="breaks"][data-state="forced-success"]').waitFor();
+  await button('Recover failed').click();
+  await page.locator('.dag [data-task="next"][data-state="succeeded"]').waitFor({ timeout: 60_000 });
+  await page.locator('.dag [data-task="long"][data-state="running"]').click();
+  await button('Kill task').click();
+  await page.locator('.dag [data-task="long"][data-state="killed"]').waitFor({ timeout: 30_000 });
+  await page.locator('.head .badge', { hasText: /^(failed|stopped)$/ }).waitFor({ timeout: 30_000 });
+  await shot('10b-force-success-kill');
+
   // ---- instances: filters, paging, live updates ------------------------------------
   step('instances: filters and a run started elsewhere appearing live');
   await visit('/instances');

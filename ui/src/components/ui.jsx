@@ -195,3 +195,37 @@ export function LiveState({ live }) {
     </span>
   );
 }
+
+/// A trigger that runs `f` (async) at most once per `ms` and never drops the last call:
+/// a call that comes while a run waits or is under way schedules one more after it.
+/// For refetching on a burst of live events without missing the burst's end.
+export function useCoalesced(f, ms) {
+  const fn = useRef(f);
+  fn.current = f;
+  const timer = useRef(null);
+  const again = useRef(false);
+  const trigger = useCallback(() => {
+    if (timer.current) {
+      again.current = true;
+      return;
+    }
+    timer.current = setTimeout(async () => {
+      again.current = false;
+      try {
+        await fn.current();
+      } finally {
+        timer.current = null;
+        if (again.current) trigger();
+      }
+    }, ms);
+  }, [ms]);
+  useEffect(
+    () => () => {
+      clearTimeout(timer.current);
+      timer.current = null;
+      again.current = false;
+    },
+    [],
+  );
+  return trigger;
+}

@@ -7,8 +7,8 @@ import { get, post, seg, subscribe } from '../api.js';
 import { useApp } from '../context.js';
 import { Dag } from '../components/Dag.jsx';
 import { Gantt } from '../components/Gantt.jsx';
-import { Act, ErrorBox, Field, LiveState, Notice, StateBadge, useAction, useLoad } from '../components/ui.jsx';
-import { FINISHED, can, fmtDuration, fmtTime } from '../util.js';
+import { Act, ErrorBox, Field, LiveState, Notice, StateBadge, useAction, useCoalesced, useLoad } from '../components/ui.jsx';
+import { can, fmtDuration, fmtTime } from '../util.js';
 
 /// Which instance operations make sense in which state (the server has the last word).
 const OPS = [
@@ -45,31 +45,21 @@ export function InstanceDetail({ id }) {
   const [selected, setSelected] = useState(null);
   const [now, setNow] = useState(Date.now());
   const act = useAction();
-  const soon = useRef(null);
   const detailRef = useRef(detail);
   detailRef.current = detail;
 
   const [stream, setStream] = useState(null);
+  const refetch = useCoalesced(() => detailRef.current.reload(), 150);
   useEffect(() => {
     if (!d?.project) return undefined;
-    const stop = subscribe(
+    return subscribe(
       { project: d.project, instance: id },
       (e) => {
         // The proxy streams the whole project: keep this instance's changes only.
-        if (e.kind !== 'lagged' && e.instance !== id) return;
-        if (soon.current) return;
-        soon.current = setTimeout(() => {
-          soon.current = null;
-          detailRef.current.reload();
-        }, 150);
+        if (e.kind === 'lagged' || e.instance === id) refetch();
       },
       (on, error) => setStream({ on, error }),
     );
-    return () => {
-      stop();
-      clearTimeout(soon.current);
-      soon.current = null;
-    };
   }, [d?.project, id]);
 
   const running = d && LIVE.has(d.state);
@@ -146,7 +136,6 @@ export function InstanceDetail({ id }) {
           name={selected}
           task={sel}
           attempts={attempts.filter((a) => a.task_name === selected)}
-          instanceState={inst.state}
           project={project}
           operate={operate}
           busy={act.busy}
@@ -163,9 +152,10 @@ export function InstanceDetail({ id }) {
   );
 }
 
-function TaskPanel({ name, task, attempts, instanceState, project, operate, busy, onOp, onClose, onChanged }) {
-  const finishedInstance = FINISHED.has(instanceState);
-  const canForce = task && ['failed', 'killed', 'paused'].includes(task.state) && finishedInstance;
+function TaskPanel({ name, task, attempts, project, operate, busy, onOp, onClose, onChanged }) {
+  // The master's table: only a failed or killed attempt can be forced to success
+  // (then *Recover failed* carries the instance on from there).
+  const canForce = task && ['failed', 'killed'].includes(task.state);
   const canKill = task && ['running', 'dispatched', 'dispatching', 'submitted', 'delayed', 'retrying'].includes(task.state);
   return (
     <div class="panel" aria-label={`Task ${name}`}>
@@ -184,7 +174,7 @@ function TaskPanel({ name, task, attempts, instanceState, project, operate, busy
           project={project}
           busy={busy}
           disabled={!canForce}
-          title={!canForce ? 'for a failed or killed task of a finished instance' : undefined}
+          title={!canForce ? 'for a failed or killed task' : undefined}
           onClick={() => onOp('force-success')}
         >
           Force success

@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, query, seg, subscribe } from '../api.js';
 import { useApp } from '../context.js';
-import { ErrorBox, Field, LiveState, Pager, StateBadge, useLoad } from '../components/ui.jsx';
+import { ErrorBox, Field, LiveState, Pager, StateBadge, useCoalesced, useLoad } from '../components/ui.jsx';
 import { go } from '../router.js';
 import { WORKFLOW_STATES, dateMs, fmtDuration, fmtTime } from '../util.js';
 import { NoProject } from './Workflows.jsx';
@@ -41,7 +41,6 @@ export function Instances({ query: q }) {
   const [live, setLive] = useState({});
   const [stream, setStream] = useState(null);
   const [now, setNow] = useState(Date.now());
-  const reloadSoon = useRef(null);
   // The stream outlives page loads and filter changes: it reads the newest page and
   // offset through these refs.
   const pageRef = useRef(page);
@@ -50,16 +49,10 @@ export function Instances({ query: q }) {
   offsetRef.current = offset;
 
   useEffect(() => setLive({}), [page.data]);
+  // A busy project refreshes at most every 300 ms, and always after its last change.
+  const reload = useCoalesced(() => pageRef.current.reload(), 300);
   useEffect(() => {
     if (!project) return undefined;
-    const reload = () => {
-      // Throttled, not debounced: a busy project still refreshes every 300 ms.
-      if (reloadSoon.current) return;
-      reloadSoon.current = setTimeout(() => {
-        reloadSoon.current = null;
-        pageRef.current.reload();
-      }, 300);
-    };
     const stop = subscribe(
       { project },
       (e) => {
@@ -77,8 +70,6 @@ export function Instances({ query: q }) {
     return () => {
       stop();
       clearInterval(tick);
-      clearTimeout(reloadSoon.current);
-      reloadSoon.current = null;
     };
   }, [project]);
 
