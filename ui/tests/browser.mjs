@@ -313,8 +313,27 @@ tasks:
   const launched = await api('POST', '/projects/ui-demo/definitions/daily-report/runs', { params: { threshold: '10' } });
   await page.locator(`tr[data-instance="${launched.instance}"]`).waitFor();
   await page.locator(`tr[data-instance="${launched.instance}"] .badge`, { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
-  await page.getByText(/page 1 of 1/).waitFor();
   await shot('11-instances');
+
+  step('instances: server-side paging over 60 runs of a one-task workflow');
+  const tick = await fetch(`${base}/api/v1/projects/ui-demo/definitions`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/yaml' },
+    body: 'workflow:\n  name: tick\ntasks:\n  - name: t\n    task_type: noop\n',
+  });
+  if (!tick.ok) throw new Error(`tick: ${tick.status} ${await tick.text()}`);
+  await api('POST', '/projects/ui-demo/definitions/tick/online');
+  for (let i = 0; i < 60; i++) await api('POST', '/projects/ui-demo/definitions/tick/runs', {});
+  await visit('/instances?workflow=tick');
+  await page.getByText(/of 2 · 60 in all/).waitFor();
+  if ((await page.locator('tr[data-instance]').count()) !== 50) throw new Error('a page holds 50 rows');
+  await page.getByRole('button', { name: 'Next page' }).click();
+  await until('the second page', async () => (await page.locator('tr[data-instance]').count()) === 10);
+  await byLabel('Page number').fill('1');
+  await byLabel('Page number').press('Enter');
+  await until('back on the first page', async () => (await page.locator('tr[data-instance]').count()) === 50);
+  await page.getByRole('button', { name: 'Last page' }).click();
+  await until('the last page', async () => (await page.locator('tr[data-instance]').count()) === 10);
 
   // ---- schedules --------------------------------------------------------------------
   step('schedules: a Quartz expression read aloud, next fire times in its zone');

@@ -118,7 +118,20 @@ export function Pager({ offset, limit, total, capped, onPage }) {
         ‹ Prev
       </button>
       <span>
-        page {page} of {pages}
+        page{' '}
+        <input
+          class="page-input"
+          type="number"
+          min="1"
+          max={pages}
+          value={page}
+          aria-label="Page number"
+          onChange={(e) => {
+            const n = Math.min(Math.max(1, Math.floor(Number(e.target.value) || 1)), pages);
+            onPage((n - 1) * limit);
+          }}
+        />{' '}
+        of {pages}
         {capped ? '+' : ''} · {total}
         {capped ? '+' : ''} in all
       </span>
@@ -129,6 +142,15 @@ export function Pager({ offset, limit, total, capped, onPage }) {
         aria-label="Next page"
       >
         Next ›
+      </button>
+      <button
+        type="button"
+        disabled={capped || offset + limit >= total}
+        onClick={() => onPage((pages - 1) * limit)}
+        aria-label="Last page"
+        title={capped ? 'the count is capped: filter to reach the end' : undefined}
+      >
+        »
       </button>
     </div>
   );
