@@ -158,6 +158,22 @@ export function Pager({ offset, limit, total, capped, onPage }) {
 
 /// A labelled control. The label also becomes the control's aria-label: a label wrapping
 /// a select or a filled input would otherwise read as "Level read" to assistive tools.
+/// A form whose submit (Enter in a field, or its submit button) calls `onSubmit` without
+/// reloading the page.
+export function Form({ onSubmit, children, ...rest }) {
+  return (
+    <form
+      {...rest}
+      onSubmit={(e) => {
+        e.preventDefault();
+        onSubmit();
+      }}
+    >
+      {children}
+    </form>
+  );
+}
+
 export function Field({ label, children, hint }) {
   const kids = toChildArray(children);
   const named = kids.map((k, i) =>

@@ -5,7 +5,7 @@
 import { useState } from 'preact/hooks';
 import { api, del, get, post, put, seg } from '../api.js';
 import { useApp } from '../context.js';
-import { Act, ErrorBox, Field, Notice, useAction, useLoad } from '../components/ui.jsx';
+import { Act, ErrorBox, Field, Form, Notice, useAction, useLoad } from '../components/ui.jsx';
 import { can, fmtTime } from '../util.js';
 
 export function Admin() {
@@ -71,13 +71,7 @@ function Projects() {
           ))}
         </tbody>
       </table>
-      <form
-        class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          create();
-        }}
-      >
+      <Form class="row" onSubmit={create}>
         <Field label="New project">
           <input value={name} onInput={(e) => setName(e.target.value)} placeholder="name" />
         </Field>
@@ -87,7 +81,7 @@ function Projects() {
         <button type="submit" disabled={!name || act.busy}>
           Create project
         </button>
-      </form>
+      </Form>
       <ErrorBox error={act.error} />
     </div>
   );
@@ -138,13 +132,7 @@ function Users() {
           ))}
         </tbody>
       </table>
-      <form
-        class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          create();
-        }}
-      >
+      <Form class="row" onSubmit={create}>
         <Field label="New user">
           <input value={name} onInput={(e) => setName(e.target.value)} placeholder="name" />
         </Field>
@@ -157,7 +145,7 @@ function Users() {
         <button type="submit" disabled={!name || act.busy}>
           Create user
         </button>
-      </form>
+      </Form>
     </div>
   );
 }
@@ -233,13 +221,7 @@ function Tokens() {
           ))}
         </tbody>
       </table>
-      <form
-        class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          create();
-        }}
-      >
+      <Form class="row" onSubmit={create}>
         <Field label="Token name">
           <input value={name} onInput={(e) => setName(e.target.value)} />
         </Field>
@@ -249,7 +231,7 @@ function Tokens() {
         <button type="submit" disabled={act.busy}>
           Create token
         </button>
-      </form>
+      </Form>
     </div>
   );
 }
@@ -288,13 +270,7 @@ function Permissions({ project, allowed }) {
           </tbody>
         </table>
       ) : null}
-      <form
-        class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          grant();
-        }}
-      >
+      <Form class="row" onSubmit={grant}>
         <Field label="User">
           <input value={user} onInput={(e) => setUser(e.target.value)} disabled={!allowed} />
         </Field>
@@ -308,7 +284,7 @@ function Permissions({ project, allowed }) {
         <Act allowed={allowed} level="edit" project={project} busy={act.busy} type="submit" disabled={!user}>
           Grant
         </Act>
-      </form>
+      </Form>
     </div>
   );
 }

@@ -7,7 +7,7 @@ import { get, post, seg, subscribe } from '../api.js';
 import { useApp } from '../context.js';
 import { Dag } from '../components/Dag.jsx';
 import { Gantt } from '../components/Gantt.jsx';
-import { Act, ErrorBox, Field, LiveState, Notice, StateBadge, useAction, useCoalesced, useLoad } from '../components/ui.jsx';
+import { Act, ErrorBox, Field, Form, LiveState, Notice, StateBadge, useAction, useCoalesced, useLoad } from '../components/ui.jsx';
 import { can, fmtDuration, fmtTime } from '../util.js';
 
 /// Which instance operations make sense in which state (the server has the last word).
@@ -261,14 +261,7 @@ function JobActions({ task, project, operate, onDone }) {
       onDone();
     });
   return (
-    <form
-      class="row"
-      aria-label="Job actions"
-      onSubmit={(e) => {
-        e.preventDefault();
-        run();
-      }}
-    >
+    <Form class="row" aria-label="Job actions" onSubmit={run}>
       <span class="muted">
         Job <code>{task.handle}</code>
       </span>
@@ -288,6 +281,6 @@ function JobActions({ task, project, operate, onDone }) {
       </Act>
       <Notice>{done}</Notice>
       <ErrorBox error={act.error} />
-    </form>
+    </Form>
   );
 }

@@ -5,7 +5,7 @@
 import { useState } from 'preact/hooks';
 import { get, post, seg } from '../api.js';
 import { useApp } from '../context.js';
-import { Act, ErrorBox, Field, Notice, StateBadge, useAction, useLoad } from '../components/ui.jsx';
+import { Act, ErrorBox, Field, Form, Notice, StateBadge, useAction, useLoad } from '../components/ui.jsx';
 import { can } from '../util.js';
 
 export function Plugins() {
@@ -106,14 +106,7 @@ function Upload({ admin, onDone }) {
       onDone(`Installed ${r.id} ${r.version}; it is active${r.previous ? ` (was ${r.previous})` : ''}.`);
     });
   return (
-    <form
-      class="upload row"
-      aria-label="Upload a plugin version"
-      onSubmit={(e) => {
-        e.preventDefault();
-        send();
-      }}
-    >
+    <Form class="upload row" aria-label="Upload a plugin version" onSubmit={send}>
       <Field label="Manifest (plugin.toml)">
         <input type="file" name="manifest" accept=".toml,text/plain" disabled={!admin} onChange={(e) => setManifest(e.target.files[0] || null)} />
       </Field>
@@ -124,6 +117,6 @@ function Upload({ admin, onDone }) {
         Upload version
       </Act>
       <ErrorBox error={act.error} />
-    </form>
+    </Form>
   );
 }

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { del, get, put, seg } from '../api.js';
 import { useApp } from '../context.js';
-import { Act, ErrorBox, Field, useAction, useLoad } from '../components/ui.jsx';
+import { Act, ErrorBox, Field, Form, useAction, useLoad } from '../components/ui.jsx';
 import { can, fmtTime } from '../util.js';
 import { NoProject } from './Workflows.jsx';
 
@@ -65,13 +65,7 @@ function Secrets({ project, allowed }) {
           ))}
         </tbody>
       </table>
-      <form
-        class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          save();
-        }}
-      >
+      <Form class="row" onSubmit={save}>
         <Field label="Name">
           <input value={name} onInput={(e) => setName(e.target.value)} disabled={!allowed} />
         </Field>
@@ -81,7 +75,7 @@ function Secrets({ project, allowed }) {
         <Act allowed={allowed} level="edit" project={project} busy={act.busy} type="submit" disabled={!name}>
           Set secret
         </Act>
-      </form>
+      </Form>
     </div>
   );
 }
@@ -155,13 +149,7 @@ function Datasources({ project, allowed }) {
           ))}
         </tbody>
       </table>
-      <form
-        class="row wrap"
-        onSubmit={(e) => {
-          e.preventDefault();
-          save();
-        }}
-      >
+      <Form class="row wrap" onSubmit={save}>
         <Field label="Name">
           <input value={form.name} onInput={set('name')} disabled={!allowed} />
         </Field>
@@ -190,7 +178,7 @@ function Datasources({ project, allowed }) {
         <Act allowed={allowed} level="edit" project={project} busy={act.busy} type="submit" disabled={!form.name}>
           Save datasource
         </Act>
-      </form>
+      </Form>
     </div>
   );
 }

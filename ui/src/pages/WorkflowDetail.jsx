@@ -7,7 +7,7 @@ import { ApiError, api, del, get, post, put, query, seg } from '../api.js';
 import { useApp } from '../context.js';
 import { Dag } from '../components/Dag.jsx';
 import { DiffView, Editor } from '../components/Editor.jsx';
-import { Act, ErrorBox, Field, Notice, ParamsEditor, StateBadge, Tabs, paramsOf, useAction, useLoad } from '../components/ui.jsx';
+import { Act, ErrorBox, Field, Form, Notice, ParamsEditor, StateBadge, Tabs, paramsOf, useAction, useLoad } from '../components/ui.jsx';
 import { go } from '../router.js';
 import { can, fmtTime, problemLines } from '../util.js';
 import { NoProject } from './Workflows.jsx';
@@ -282,13 +282,7 @@ function RunForm({ base, detail, project }) {
       else setNotice(`The run was ${launched.outcome}${launched.queued ? ` (queue entry ${launched.queued})` : ''}: the run mode holds it back.`);
     });
   return (
-    <form
-      class="form"
-      onSubmit={(e) => {
-        e.preventDefault();
-        run();
-      }}
-    >
+    <Form class="form" onSubmit={run}>
       {!detail.online ? <Notice>This workflow is offline: bring it online to run it.</Notice> : null}
       <Field label="Business date" hint="The date ${system.biz.date} and $[...] read; midnight in the server's zone.">
         <input type="date" value={date} onInput={(e) => setDate(e.target.value)} />
@@ -314,7 +308,7 @@ function RunForm({ base, detail, project }) {
       <Act allowed={can(me, project, 'operate')} level="operate" project={project} busy={act.busy} class="primary" type="submit">
         Run
       </Act>
-    </form>
+    </Form>
   );
 }
 
