@@ -69,6 +69,9 @@ pub enum BenchCommand {
     /// Three real clusters behind a real `shoal proxy`: the latency the proxy adds,
     /// aggregated instance listings, the time from a cluster's loss to a rerouted run.
     Proxy(crate::bench_proxy::ProxyBench),
+    /// Shoal beside Prefect in one run: Prefect's W1/W2 script, then Shoal's 40-task
+    /// chain and 1,000-task fan-out; ratios of Prefect's best to Shoal's median.
+    Peers(crate::bench_peers::PeersBench),
     /// A real `shoal server` over HTTP: idle memory, start-run and list-instances
     /// requests/s, cron fire → first task latency.
     Server {
@@ -151,6 +154,7 @@ pub async fn run(cmd: BenchCommand, data: &DataDir, db: Option<&str>) -> anyhow:
             return crate::bench_server::run(b, data, db).await;
         }
         BenchCommand::Flink(b) => return crate::bench_flink::run(b, data).await,
+        BenchCommand::Peers(b) => return crate::bench_peers::run(b, data, db).await,
         BenchCommand::Proxy(b) => {
             anyhow::ensure!(b.concurrency >= 1, "--concurrency must be at least 1");
             return crate::bench_proxy::run(b, data).await;

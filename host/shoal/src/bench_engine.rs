@@ -70,6 +70,27 @@ pub async fn run(
     db: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let figures = measure(shape, home, db).await?;
+    if json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        println!(
+            "{} benchmark on {}: {} tasks in {} instance(s)",
+            figures.bench, figures.database, figures.tasks, figures.instances
+        );
+        println!("  total        {:.1} ms", figures.total_ms);
+        println!("  throughput   {:.0} tasks/s", figures.tasks_per_s);
+        println!("  peak RSS     {:.1} MiB", figures.peak_rss_mb);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One timed run of `shape` on a fresh scratch store inside `home`.
+pub(crate) async fn measure(
+    shape: Shape,
+    home: &DataDir,
+    db: Option<&str>,
+) -> anyhow::Result<EngineFigures> {
     // A scratch data dir inside the real one, so task logs land on the file system the
     // engine would use: plugins compile into its cache, SQLite lives in it unless `--db`
     // names another database. Removed afterwards.
@@ -165,18 +186,7 @@ pub async fn run(
         peak_rss_mb: peak_rss_mb(),
     };
     store.close().await;
-    if json {
-        println!("{}", serde_json::to_string(&figures)?);
-    } else {
-        println!(
-            "{} benchmark on {}: {} tasks in {} instance(s)",
-            figures.bench, figures.database, figures.tasks, figures.instances
-        );
-        println!("  total        {:.1} ms", figures.total_ms);
-        println!("  throughput   {:.0} tasks/s", figures.tasks_per_s);
-        println!("  peak RSS     {:.1} MiB", figures.peak_rss_mb);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(figures)
 }
 
 /// Start every run concurrently (they are independent) and collect the results in order.

@@ -6,6 +6,7 @@ mod bench;
 mod bench_cluster;
 mod bench_engine;
 mod bench_flink;
+mod bench_peers;
 mod bench_proxy;
 mod bench_server;
 mod cli;
