@@ -544,7 +544,7 @@ async fn insert_task_rows(
         let chunk = &rows[run];
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
+                let p: Vec<String> = (1..=12).map(|k| param(backend, i * 12 + k)).collect();
                 format!(
                     "({}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {}, {}, {}, {})",
                     p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
@@ -608,13 +608,24 @@ async fn insert_task_rows(
     Ok(())
 }
 
-/// `($1, $2, ...), ($k, ...)`: the VALUES of a multi-row statement, `per_row`
-/// parameters in each of `rows` rows.
-fn placeholders(rows: usize, per_row: usize) -> String {
+/// The `n`th (1-based) parameter of a statement that binds each parameter once, in
+/// order. SQLite gets a nameless `?`: for a named one (`$n`, `?n`) sqlx asks SQLite for
+/// every parameter's name, and SQLite finds a name by scanning all of them, which made a
+/// multi-row insert's binding quadratic in its parameters.
+fn param(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
+/// `($1, $2, ...), ($k, ...)` (SQLite: `(?, ?, ...)`): the VALUES of a multi-row
+/// statement, `per_row` parameters in each of `rows` rows.
+fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
     (0..rows)
         .map(|r| {
             let params: Vec<String> = (1..=per_row)
-                .map(|k| format!("${}", r * per_row + k))
+                .map(|k| param(backend, r * per_row + k))
                 .collect();
             format!("({})", params.join(", "))
         })
@@ -634,7 +645,7 @@ async fn append_events(
         let chunk = &events[run];
         let sql = format!(
             "INSERT INTO workflow_events (workflow_instance_id, seq, kind, payload, created_at) VALUES {}",
-            placeholders(chunk.len(), 5)
+            placeholders(backend, chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
@@ -670,7 +681,7 @@ async fn append_log_pieces(
         let sql = format!(
             "INSERT INTO task_log_chunks (task_instance_id, start_offset, next_offset, text, last) \
              VALUES {} ON CONFLICT (task_instance_id, start_offset) DO NOTHING",
-            placeholders(chunk.len(), 5)
+            placeholders(backend, chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for piece in chunk {
@@ -719,8 +730,12 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_parameter_once() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(
+            placeholders(Backend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(placeholders(Backend::Postgres, 1, 1), "($1)");
+        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 
     #[test]
