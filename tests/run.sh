@@ -258,6 +258,21 @@ cargo build --workspace --bins
 step "host crates and end-to-end tests"
 tests cargo test --workspace
 
+# The hot path's instruction count against its committed baseline (callgrind counts
+# instructions, so it is stable where wall-clock is not).
+step "instruction-count guard (tests/perf/instructions.sh)"
+if ! command -v valgrind >/dev/null 2>&1 && [ "${CI:-}" = true ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null) || true
+fi
+if command -v valgrind >/dev/null 2>&1; then
+  tests/perf/instructions.sh
+elif [ "${CI:-}" = true ]; then
+  echo "valgrind is missing and could not be installed; under CI this is a failure" >&2
+  exit 1
+else
+  echo "!! SKIPPING the instruction-count guard: no valgrind here" >&2
+fi
+
 step "plugin and SDK unit tests (native)"
 (cd plugins && tests cargo test --workspace --target-dir ../target/plugins-native)
 # The SDK is the plugins' dependency, not a member of their workspace: test it on its own.
