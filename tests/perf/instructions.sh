@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Instruction-count guard for the engine's hot path (issue 15): instructions per task of
 # a noop fan-out, counted by callgrind — repeatable on these noisy machines, unlike
-# wall-clock. Two fan-outs (200 and 600 tasks) are counted and their difference divided
-# by 400, so start-up and the plugin's compilation cancel out. Fails when the figure
+# wall-clock. Two fan-outs (100 and 300 tasks) are counted and their difference divided
+# by 200, so start-up and the plugin's compilation cancel out. Fails when the figure
 # grows more than MARGIN_PCT (default 5; two runs here differed by 1.3%) over the
 # committed baseline.
 #
@@ -26,11 +26,11 @@ count() {
   sed -n 's/.*Collected : \([0-9]*\).*/\1/p' <<<"$out"
 }
 
-small=$(count 200)
-large=$(count 600)
+small=$(count 100)
+large=$(count 300)
 [ -n "$small" ] && [ -n "$large" ] || { echo "callgrind printed no count" >&2; exit 1; }
-per_task=$(((large - small) / 400))
-echo "fan-out: $per_task instructions per task (callgrind: $small for 200 tasks, $large for 600)"
+per_task=$(((large - small) / 200))
+echo "fan-out: $per_task instructions per task (callgrind: $small for 100 tasks, $large for 300)"
 
 if [ "${1:-}" = --update ]; then
   echo "$per_task" >"$baseline_file"
