@@ -22,6 +22,7 @@
 //! change is durable before anyone acts on it.
 
 mod catalog;
+mod migrations;
 pub mod registry;
 mod rows;
 pub mod testing;
@@ -167,10 +168,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
+        migrations::migrator(backend).await?.run(&pool).await?;
         let writer = writer::GroupCommit::start(pool.clone(), backend);
         Ok(Self {
             pool,

@@ -490,8 +490,10 @@ mod tests {
     }
 
     /// While the outbox is backed up, a running attempt's rounds ship nothing and its
-    /// lines wait on disk; once it clears they go out, and its end ships the rest.
-    #[tokio::test(start_paused = true)]
+    /// lines wait on disk; once it clears they go out, and its end ships the rest. On the
+    /// real clock (tokio's `test-util` would change tokio's features for the test build
+    /// only, recompiling everything above it): three seconds.
+    #[tokio::test]
     async fn rounds_wait_while_the_outbox_is_backed_up() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().unwrap();

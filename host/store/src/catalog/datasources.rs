@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{Store, StoreError, now_ms};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DatasourceRow {
     pub project_id: i64,
     pub name: String,
@@ -16,6 +16,16 @@ pub struct DatasourceRow {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+crate::rows::from_row!(DatasourceRow {
+    project_id,
+    name,
+    spec,
+    nonce,
+    ciphertext,
+    created_at,
+    updated_at
+});
 
 impl Store {
     /// Create or replace the datasource `name` of a project; true when it was new.

@@ -20,7 +20,7 @@ use sqlx::any::AnyRow;
 use crate::rows::WORKFLOW_COLUMNS;
 use crate::{Store, StoreError, WorkflowInstanceRow, now_ms};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectRow {
     pub id: i64,
     pub name: String,
@@ -31,6 +31,15 @@ pub struct ProjectRow {
     /// 1 when an admin allowed task types that start processes.
     pub allow_process: i64,
 }
+
+crate::rows::from_row!(ProjectRow {
+    id,
+    name,
+    description,
+    created_at,
+    tenant,
+    allow_process
+});
 
 const PROJECT_COLUMNS: &str = "id, name, description, created_at, tenant, allow_process";
 
@@ -76,7 +85,7 @@ pub struct InstanceFilter {
     pub to_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserRow {
     pub id: i64,
     pub name: String,
@@ -84,7 +93,14 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+crate::rows::from_row!(UserRow {
+    id,
+    name,
+    role,
+    created_at
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenRow {
     pub id: i64,
     pub user_id: i64,
@@ -94,7 +110,16 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+crate::rows::from_row!(TokenRow {
+    id,
+    user_id,
+    name,
+    expires_at,
+    created_at,
+    revoked_at
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecretRow {
     pub project_id: i64,
     pub name: String,
@@ -103,7 +128,15 @@ pub struct SecretRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+crate::rows::from_row!(SecretRow {
+    project_id,
+    name,
+    nonce,
+    ciphertext,
+    updated_at
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertChannelRow {
     pub id: i64,
     pub project_id: i64,
@@ -113,7 +146,16 @@ pub struct AlertChannelRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+crate::rows::from_row!(AlertChannelRow {
+    id,
+    project_id,
+    name,
+    config,
+    events,
+    created_at
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginVersionRow {
     pub plugin_id: String,
     pub version: String,
@@ -121,6 +163,14 @@ pub struct PluginVersionRow {
     pub manifest: String,
     pub installed_at: i64,
 }
+
+crate::rows::from_row!(PluginVersionRow {
+    plugin_id,
+    version,
+    sha256,
+    manifest,
+    installed_at
+});
 
 /// Instance counts above this are reported as "more than this".
 pub const COUNT_CAP: i64 = 10_000;

@@ -63,7 +63,7 @@ pub struct NewSchedule {
     pub next_fire_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueuedRunRow {
     pub id: i64,
     pub definition_id: i64,
@@ -75,6 +75,17 @@ pub struct QueuedRunRow {
     pub instance_id: Option<i64>,
     pub created_at: i64,
 }
+
+crate::rows::from_row!(QueuedRunRow {
+    id,
+    definition_id,
+    run_group,
+    max_running,
+    request,
+    state,
+    instance_id,
+    created_at
+});
 
 const QUEUED_ROW: &str =
     "id, definition_id, run_group, max_running, request, state, instance_id, created_at";
