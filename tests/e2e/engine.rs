@@ -41,6 +41,7 @@ on_both_databases!(
     start_from_a_task,
     unknown_parameter_fails_the_task_clearly,
     sub_workflow_runs_a_child_and_returns_its_out_params,
+    sub_workflow_hears_its_child_end_without_polling,
     dependent_waits_for_another_workflows_run,
     stopping_a_parent_stops_its_child,
 );
@@ -776,6 +777,27 @@ tasks:
         "{}",
         attempts[0].message
     );
+}
+
+/// A child's end reaches its SubWorkflow task as an event: with external jobs polled once
+/// an hour, the parent still ends as soon as its child does (and its OUT params arrive).
+async fn sub_workflow_hears_its_child_end_without_polling(store: Store) {
+    let harness =
+        shoal_tests::Harness::with_poll_interval("", std::time::Duration::from_secs(3600));
+    let flow = Flow::with_harness(store, harness);
+    flow.publish(
+        "workflow:\n  name: short-child\ntasks:\n  - name: nap\n    task_type: Shell\n    command: sleep 0.02; echo '#{setValue(napped=yes)}'\n",
+    )
+    .await;
+    let yaml = "workflow:\n  name: eager-parent\ntasks:\n  - name: call\n    task_type: SubWorkflow\n    workflow_name: short-child\n";
+    let id = flow.start(yaml).await;
+    let state = tokio::time::timeout(std::time::Duration::from_secs(60), flow.master.wait(id))
+        .await
+        .expect("the parent ended within a minute, not at the next hourly poll")
+        .unwrap();
+    let attempts = flow.attempts(id).await;
+    assert_eq!(state, W::Succeeded, "{attempts:#?}");
+    assert_eq!(attempts["call"][0].out_params["napped"], "yes");
 }
 
 async fn sub_workflow_runs_a_child_and_returns_its_out_params(store: Store) {

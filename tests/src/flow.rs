@@ -24,7 +24,11 @@ impl Flow {
 
     /// A flow whose TaskEngine runs under operator policy `policy` (TOML).
     pub fn with_policy(store: Store, policy: &str) -> Self {
-        let harness = Harness::with_policy(policy);
+        Self::with_harness(store, Harness::with_policy(policy))
+    }
+
+    /// A flow whose tasks run on `harness`.
+    pub fn with_harness(store: Store, harness: Harness) -> Self {
         let master = Master::new(store, harness.in_process(), MasterConfig::default());
         Self { harness, master }
     }

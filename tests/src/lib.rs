@@ -114,6 +114,11 @@ impl Harness {
     }
 
     pub fn with_policy(policy: &str) -> Self {
+        Self::with_poll_interval(policy, Duration::from_millis(20))
+    }
+
+    /// A harness whose TaskEngine polls external jobs every `poll_interval`.
+    pub fn with_poll_interval(policy: &str, poll_interval: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let policy = OperatorPolicy::parse(policy, Path::new("test-policy.toml")).unwrap();
         let registry = Self::registry_in(dir.path(), policy);
@@ -123,7 +128,7 @@ impl Harness {
                 work_root: dir.path().join("work"),
                 datasource_root: dir.path().join("datasources"),
                 log_root: dir.path().join("logs"),
-                poll_interval: Duration::from_millis(20),
+                poll_interval,
                 // The tests look into finished tasks' work dirs.
                 work_dirs: WorkDirRetention {
                     keep_succeeded: true,

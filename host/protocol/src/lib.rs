@@ -33,4 +33,4 @@ pub use task::{
     HandleSink, KeyedEvent, LiveHandle, TaskEvent, TaskIdentity, TaskKey, TaskReport, TaskRequest,
     TaskUpdate, priority,
 };
-pub use workflow::{ChildStatus, HostFuture, OUTSIDE_WORKFLOW, WorkflowHost};
+pub use workflow::{ChildEnd, ChildEnds, ChildStatus, HostFuture, OUTSIDE_WORKFLOW, WorkflowHost};

@@ -76,6 +76,12 @@ pub trait WorkflowHost: Send + Sync {
         from_ms: i64,
         to_ms: i64,
     ) -> HostFuture<'a, Result<Option<String>, String>>;
+
+    /// The ends of the caller's child runs as they happen, when this host hears of them
+    /// (the master whose runs they are); `None` leaves the caller to its poll interval.
+    fn child_ends(&self, _caller: &TaskIdentity) -> Option<ChildEnds> {
+        None
+    }
 }
 
 /// Lets requests keep deriving `Debug` with an `Option<Arc<dyn WorkflowHost>>` field;
@@ -83,5 +89,53 @@ pub trait WorkflowHost: Send + Sync {
 impl std::fmt::Debug for dyn WorkflowHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WorkflowHost")
+    }
+}
+
+/// Which task instance started a child run: the child's parent task, by workflow run and
+/// task name, so every attempt of that task hears of it (a retried attempt follows the
+/// child its earlier attempt started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildEnd {
+    pub workflow_instance_id: u64,
+    pub task_name: String,
+}
+
+/// Wakes a task that waits on a child run as soon as one of its children ends, so a
+/// SubWorkflow looks at once rather than at its next poll. Spurious wakes are allowed (the
+/// task only polls early); a missed end is not, which is why the stream is subscribed to
+/// before the task's first poll and a lagging receiver counts as a wake.
+#[derive(Debug)]
+pub struct ChildEnds {
+    rx: tokio::sync::broadcast::Receiver<ChildEnd>,
+    workflow_instance_id: u64,
+    task_name: String,
+}
+
+impl ChildEnds {
+    pub fn new(rx: tokio::sync::broadcast::Receiver<ChildEnd>, caller: &TaskIdentity) -> Self {
+        Self {
+            rx,
+            workflow_instance_id: caller.workflow_instance_id,
+            task_name: caller.task_name.clone(),
+        }
+    }
+
+    /// Resolves when a child of the caller may have ended; never, once nothing can send.
+    pub async fn next(&mut self) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.rx.recv().await {
+                Ok(end)
+                    if end.workflow_instance_id == self.workflow_instance_id
+                        && end.task_name == self.task_name =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => std::future::pending().await,
+            }
+        }
     }
 }

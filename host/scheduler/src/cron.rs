@@ -136,7 +136,7 @@ impl CronLoop {
     }
 
     /// How long until the earliest online fire, capped by `max_sleep`.
-    async fn sleep_for(&self, now: i64) -> Duration {
+    async fn sleep_for(&self) -> Duration {
         let earliest = match self.launcher.master().store().schedules().await {
             Ok(rows) => rows
                 .iter()
@@ -145,6 +145,8 @@ impl CronLoop {
                 .min(),
             Err(_) => None,
         };
+        // The clock is read after the query, so its time is not slept on top.
+        let now = now_ms();
         let cap = self.config.max_sleep;
         match earliest {
             Some(t) if t <= now => Duration::ZERO,
@@ -161,7 +163,7 @@ impl CronLoop {
                 if let Err(e) = this.fire_due(now_ms()).await {
                     tracing::warn!("firing schedules failed: {e}");
                 }
-                let pause = this.sleep_for(now_ms()).await;
+                let pause = this.sleep_for().await;
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = this.wake.notified() => {}

@@ -41,6 +41,14 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A SubWorkflow over a 20 ms Shell child, run after run: how soon the parent ends
+    /// after its child (keys `parent_median_ms`, `parent_p99_ms`).
+    Subworkflow {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Concurrent small workflow instances (three noop tasks each; key `total_ms`).
     Instances {
         #[arg(long, default_value_t = 1000)]
@@ -83,8 +91,8 @@ pub enum BenchCommand {
         requests: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
-        /// Cron fires (one a second) to time.
-        #[arg(long, default_value_t = 20)]
+        /// Cron fires (one a second) to time; the p99 of fewer than 100 is their worst.
+        #[arg(long, default_value_t = 60)]
         fires: usize,
         #[arg(long)]
         json: bool,
@@ -158,6 +166,10 @@ pub async fn run(cmd: BenchCommand, data: &DataDir, db: Option<&str>) -> anyhow:
         BenchCommand::Proxy(b) => {
             anyhow::ensure!(b.concurrency >= 1, "--concurrency must be at least 1");
             return crate::bench_proxy::run(b, data).await;
+        }
+        BenchCommand::Subworkflow { runs, json } => {
+            anyhow::ensure!(runs >= 1, "--runs must be at least 1");
+            return crate::bench_subworkflow::run(runs, json, data, db).await;
         }
         BenchCommand::Instances { count, json } => {
             anyhow::ensure!(count >= 1, "--count must be at least 1");

@@ -91,32 +91,12 @@ pub(crate) async fn measure(
     home: &DataDir,
     db: Option<&str>,
 ) -> anyhow::Result<EngineFigures> {
-    // A scratch data dir inside the real one, so task logs land on the file system the
-    // engine would use: plugins compile into its cache, SQLite lives in it unless `--db`
-    // names another database. Removed afterwards.
-    std::fs::create_dir_all(home.root())?;
-    let scratch = tempfile::Builder::new()
-        .prefix("bench-")
-        .tempdir_in(home.root())?;
-    let data = DataDir::resolve(Some(scratch.path().to_path_buf()));
-    let store = open_store(&data, db).await?;
-    let database = match db {
-        Some(url) => url.split('@').next_back().unwrap_or(url).to_owned(),
-        None => "sqlite (WAL, synchronous=NORMAL)".to_owned(),
-    };
-    let registry = open_registry(&data, OperatorPolicy::default())?;
-    // Compile noop before the clock starts: the figure is the engine, not cranelift.
-    registry
-        .resolve("noop", None)
-        .await
-        .context("loading the noop plugin")?;
-    let tasks = task_engine_for(&data, registry).with_containers(default_containers());
-    let config = MasterConfig::default();
-    let executor = std::sync::Arc::new(shoal_task_engine::LocalExecutor::new(
-        tasks,
-        config.host.clone(),
-    ));
-    let master = Master::new(store.clone(), executor, config);
+    let BenchMaster {
+        scratch: _scratch,
+        store,
+        master,
+        database,
+    } = bench_master(home, db).await?;
 
     let (name, definition, instances) = match shape {
         Shape::Chain { tasks } => {
@@ -187,6 +167,53 @@ pub(crate) async fn measure(
     };
     store.close().await;
     Ok(figures)
+}
+
+/// A master over a scratch store, running tasks in-process with the default containers.
+pub(crate) struct BenchMaster {
+    /// Removed on drop.
+    pub scratch: tempfile::TempDir,
+    pub store: shoal_store::Store,
+    pub master: Master,
+    /// How the figures name the database.
+    pub database: String,
+}
+
+/// A [`BenchMaster`] in a scratch data dir inside `home` (on `db` when given), with
+/// `noop` compiled before any clock starts.
+pub(crate) async fn bench_master(home: &DataDir, db: Option<&str>) -> anyhow::Result<BenchMaster> {
+    // A scratch data dir inside the real one, so task logs land on the file system the
+    // engine would use: plugins compile into its cache, SQLite lives in it unless `--db`
+    // names another database. Removed afterwards.
+    std::fs::create_dir_all(home.root())?;
+    let scratch = tempfile::Builder::new()
+        .prefix("bench-")
+        .tempdir_in(home.root())?;
+    let data = DataDir::resolve(Some(scratch.path().to_path_buf()));
+    let store = open_store(&data, db).await?;
+    let database = match db {
+        Some(url) => url.split('@').next_back().unwrap_or(url).to_owned(),
+        None => "sqlite (WAL, synchronous=NORMAL)".to_owned(),
+    };
+    let registry = open_registry(&data, OperatorPolicy::default())?;
+    // Compile noop before the clock starts: the figure is the engine, not cranelift.
+    registry
+        .resolve("noop", None)
+        .await
+        .context("loading the noop plugin")?;
+    let tasks = task_engine_for(&data, registry).with_containers(default_containers());
+    let config = MasterConfig::default();
+    let executor = std::sync::Arc::new(shoal_task_engine::LocalExecutor::new(
+        tasks,
+        config.host.clone(),
+    ));
+    let master = Master::new(store.clone(), executor, config);
+    Ok(BenchMaster {
+        scratch,
+        store,
+        master,
+        database,
+    })
 }
 
 /// Start every run concurrently (they are independent) and collect the results in order.

@@ -9,6 +9,7 @@ mod bench_flink;
 mod bench_peers;
 mod bench_proxy;
 mod bench_server;
+mod bench_subworkflow;
 mod cli;
 mod client;
 mod server;

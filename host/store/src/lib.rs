@@ -139,6 +139,11 @@ impl Store {
             // SQLite has one writer at a time anyway; a few readers beside it suffice.
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(30))
+            // sqlx pings an idle connection before lending it out by default: a round
+            // trip to the connection's thread for every query. A SQLite connection is a
+            // file handle in this process and cannot have gone away; PostgreSQL's can
+            // (a server restart), so it keeps the check.
+            .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_model::{LogLevel, LogStream, TaskLog, TaskOutcome, TaskState, TaskStatus};
-use shoal_protocol::{CANCEL_ACTION, ControlDone, ControlRequest};
+use shoal_protocol::{CANCEL_ACTION, ChildEnds, ControlDone, ControlRequest};
 pub use shoal_protocol::{HandleSink, TaskEvent, TaskReport, TaskRequest};
 use shoal_runtime::{
     CallError, CallLimits, LoadedPlugin, PluginRegistry, PollReply, StartReply, TaskEnv,
@@ -648,9 +648,17 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
         // The first poll comes at once: it is the one that submits a job whose handle was
         // just stored (Flink), or sees a child run that ended quickly.
         let mut wait = Duration::ZERO;
+        // A child run's end wakes the wait at once (SubWorkflow). Subscribed before the
+        // first poll, so an end between a poll and the next wait is not missed.
+        let mut child_ends = self
+            .request
+            .workflow_host
+            .as_ref()
+            .and_then(|host| host.child_ends(&self.request.identity));
         loop {
             let stop = tokio::select! {
                 () = tokio::time::sleep(wait) => None,
+                () = child_ended(child_ends.as_mut()) => None,
                 () = until(self.deadline) => Some(CallError::TimedOut),
                 () = self.cancel.cancelled() => Some(CallError::Cancelled),
             };
@@ -752,5 +760,13 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
             ),
             other => (TaskState::Failed, other.to_string()),
         }
+    }
+}
+
+/// Resolves when a child run of the task may have ended; never without a stream of ends.
+async fn child_ended(ends: Option<&mut ChildEnds>) {
+    match ends {
+        Some(ends) => ends.next().await,
+        None => std::future::pending().await,
     }
 }

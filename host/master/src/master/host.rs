@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use shoal_protocol::{ChildStatus, HostFuture, TaskIdentity, WorkflowHost};
+use shoal_protocol::{ChildEnds, ChildStatus, HostFuture, TaskIdentity, WorkflowHost};
 use shoal_store::WorkflowInstanceRow;
 
 use super::{Master, Operation, RunRequest};
@@ -286,5 +286,9 @@ impl WorkflowHost for EngineHost {
         to_ms: i64,
     ) -> HostFuture<'a, Result<Option<String>, String>> {
         Box::pin(self.last(project, workflow, task, from_ms, to_ms))
+    }
+
+    fn child_ends(&self, caller: &TaskIdentity) -> Option<ChildEnds> {
+        Some(ChildEnds::new(self.master.child_ends(), caller))
     }
 }

@@ -242,6 +242,16 @@ pub enum Progress {
     },
 }
 
+/// Definition versions kept parsed, at most; the cache starts over when full.
+const DEFINITION_CACHE: usize = 256;
+
+/// A definition version as the master keeps it: its name and parsed spec.
+#[derive(Clone)]
+pub(crate) struct CachedDefinition {
+    pub name: String,
+    pub spec: Arc<shoal_workflow::WorkflowDefinition>,
+}
+
 /// The master. Cheap to clone.
 #[derive(Clone)]
 pub struct Master {
@@ -256,6 +266,11 @@ struct Inner {
     /// The live instances' event streams.
     live: Mutex<HashMap<i64, mpsc::UnboundedSender<instance::Event>>>,
     progress: broadcast::Sender<Progress>,
+    /// Parsed definition versions. A saved version never changes, so starting and
+    /// loading a run need not read and parse its spec again (a fan-out's spec is large).
+    definitions: Mutex<HashMap<(i64, i64), CachedDefinition>>,
+    /// Child runs ending, by their parent task: wakes a waiting SubWorkflow at once.
+    child_ends: broadcast::Sender<shoal_protocol::ChildEnd>,
     secrets: std::sync::OnceLock<Arc<dyn SecretSource>>,
     /// Instances given up because the store refused their writes, and how many times in
     /// a row: the next reload waits longer.
@@ -300,6 +315,8 @@ impl Master {
     /// connects itself to it as the sink of task updates).
     pub fn new(store: Store, client: Arc<dyn TaskExecutorClient>, config: MasterConfig) -> Self {
         let (progress, _) = broadcast::channel(1 << 16);
+        // A waiter that lags treats it as a wake, so a small buffer loses nothing.
+        let (child_ends, _) = broadcast::channel(1024);
         let master = Self {
             inner: Arc::new(Inner {
                 store,
@@ -307,6 +324,8 @@ impl Master {
                 config,
                 live: Mutex::new(HashMap::new()),
                 progress,
+                child_ends,
+                definitions: Mutex::new(HashMap::new()),
                 secrets: std::sync::OnceLock::new(),
                 given_up: Mutex::new(HashMap::new()),
                 term: std::sync::atomic::AtomicU64::new(0),
@@ -387,6 +406,52 @@ impl Master {
         self.inner.progress.subscribe()
     }
 
+    /// Version `version` of definition `id`, parsed (from the cache when seen before).
+    pub(crate) async fn definition(
+        &self,
+        id: i64,
+        version: i64,
+    ) -> Result<CachedDefinition, MasterError> {
+        let key = (id, version);
+        if let Some(found) = self.lock_definitions().get(&key) {
+            return Ok(found.clone());
+        }
+        let stored = self
+            .inner
+            .store
+            .definition_by_id(id, version)
+            .await?
+            .ok_or(MasterError::NoSuchDefinition { id, version })?;
+        let spec: shoal_workflow::WorkflowDefinition = serde_json::from_value(stored.spec)
+            .map_err(|e| MasterError::BadDefinition {
+                id,
+                version,
+                message: e.to_string(),
+            })?;
+        let parsed = CachedDefinition {
+            name: stored.name,
+            spec: Arc::new(spec),
+        };
+        let mut cache = self.lock_definitions();
+        if cache.len() >= DEFINITION_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, parsed.clone());
+        Ok(parsed)
+    }
+
+    fn lock_definitions(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), CachedDefinition>> {
+        self.inner
+            .definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Child runs of this master's instances ending (after their end is stored).
+    pub(crate) fn child_ends(&self) -> broadcast::Receiver<shoal_protocol::ChildEnd> {
+        self.inner.child_ends.subscribe()
+    }
+
     /// Create an instance and start running it. Returns its id once it is stored.
     ///
     /// A child run (`parent_task_instance_id`) is refused when an ancestor run is of the
@@ -394,15 +459,7 @@ impl Master {
     /// [`MasterConfig::max_sub_workflow_depth`]; its SubWorkflow task then fails with
     /// that message.
     pub async fn start(&self, run: RunRequest) -> Result<i64, MasterError> {
-        let spec = self
-            .inner
-            .store
-            .definition_by_id(run.definition_id, run.version)
-            .await?
-            .ok_or(MasterError::NoSuchDefinition {
-                id: run.definition_id,
-                version: run.version,
-            })?;
+        let spec = self.definition(run.definition_id, run.version).await?;
         lineage::check(
             &self.inner.store,
             run.definition_id,
@@ -800,5 +857,9 @@ impl Master {
 
     fn publish(&self, progress: Progress) {
         let _ = self.inner.progress.send(progress);
+    }
+
+    fn child_ended(&self, parent: shoal_protocol::ChildEnd) {
+        let _ = self.inner.child_ends.send(parent);
     }
 }

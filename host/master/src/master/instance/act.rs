@@ -89,10 +89,17 @@ impl InstanceWorker {
                         let _ = tx.send(event);
                     });
                 }
-                Effect::Workflow(state) => self.master.publish(Progress::Workflow {
-                    instance: self.id,
-                    state,
-                }),
+                Effect::Workflow(state) => {
+                    self.master.publish(Progress::Workflow {
+                        instance: self.id,
+                        state,
+                    });
+                    if state.is_finished()
+                        && let Some(parent) = &self.parent
+                    {
+                        self.master.child_ended(parent.clone());
+                    }
+                }
                 Effect::Task {
                     name,
                     state,

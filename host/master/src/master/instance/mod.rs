@@ -324,6 +324,8 @@ pub(super) struct InstanceWorker {
     control: mpsc::UnboundedSender<super::control::Control>,
     /// The master's term this worker was loaded in.
     term: u64,
+    /// A child run's parent task: told when this run ends (SubWorkflow).
+    parent: Option<shoal_protocol::ChildEnd>,
 }
 
 impl Decider {
@@ -411,20 +413,17 @@ impl InstanceWorker {
                 })?),
                 None => None,
             };
-        let stored = store
-            .definition_by_id(row.definition_id, row.version)
-            .await?
-            .ok_or(MasterError::NoSuchDefinition {
-                id: row.definition_id,
-                version: row.version,
-            })?;
         let bad = |message: String| MasterError::BadDefinition {
             id: row.definition_id,
             version: row.version,
             message,
         };
-        let mut definition: WorkflowDefinition =
-            serde_json::from_value(stored.spec).map_err(|e| bad(e.to_string()))?;
+        let mut definition: WorkflowDefinition = master
+            .definition(row.definition_id, row.version)
+            .await?
+            .spec
+            .as_ref()
+            .clone();
         // An operator's pin holds a task type at one version for this workflow, unless
         // the task names a version itself.
         let pins = store.plugin_pins(row.definition_id).await?;
@@ -539,6 +538,16 @@ impl InstanceWorker {
         let secrets = master.secret_params(&project).await;
         let datasources = master.datasources(&project).await;
         let tenancy = master.project_tenancy(&project).await;
+        let parent = match row.parent_task_instance_id {
+            Some(task) => store
+                .task_instance(task)
+                .await?
+                .map(|t| shoal_protocol::ChildEnd {
+                    workflow_instance_id: t.workflow_instance_id as u64,
+                    task_name: t.task_name,
+                }),
+            None => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let control = super::control::Controller::spawn(master.client().clone(), tx.clone());
         let placer: Placer = {
@@ -597,6 +606,7 @@ impl InstanceWorker {
             rx,
             control,
             term,
+            parent,
         })
     }
 
