@@ -127,7 +127,7 @@ async fn a_fire_is_taken_once(store: Store) {
     let (ra, rb) = tokio::join!(a.fire_due(now), b.fire_due(now));
     let total = ra.unwrap().len() + rb.unwrap().len();
     assert_eq!(total, 1, "one fire, one run");
-    let (rows, _) = flow
+    let rows = flow
         .store()
         .find_instances(
             &shoal_store::InstanceFilter {
@@ -138,7 +138,8 @@ async fn a_fire_is_taken_once(store: Store) {
             0,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].schedule_time, due);
 }

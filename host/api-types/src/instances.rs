@@ -17,7 +17,11 @@ pub struct InstanceQuery {
     pub to: Option<i64>,
     /// Page size, 1-1000 (default 50).
     pub limit: Option<i64>,
+    /// Rows to skip (paging by number; see `before` for deep pages).
     pub offset: Option<i64>,
+    /// Keyset paging: only instances older than this id, i.e. the previous page's
+    /// `next_before`. A deep page then costs what the first does. Not with `offset`.
+    pub before: Option<i64>,
     /// Only this cluster's (the cluster proxy; a cluster itself ignores it).
     pub cluster: Option<String>,
 }
@@ -43,13 +47,17 @@ pub struct Instance {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InstancePage {
-    /// Matching instances, exact up to 10,000; see `total_capped`.
+    /// Matching instances (older than `before` when given), counted exactly up to
+    /// 1,000 past this page; see `total_capped`.
     pub total: i64,
     /// True when more than `total` instances match.
     pub total_capped: bool,
     pub limit: i64,
     pub offset: i64,
     pub items: Vec<Instance>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
     /// Set by the cluster proxy: clusters whose instances are missing from this page.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<crate::clusters::MissingCluster>,

@@ -3,6 +3,7 @@
 //! instances with many stored, and the latency from a cron fire to its first task
 //! running.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
+use shoal_api_types::instances::{InstancePage, LiveEvent};
 use shoal_store::Write;
 
 use crate::app::{DataDir, open_store};
@@ -135,6 +137,15 @@ where
     let per_s = n as f64 / started.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
     Ok((per_s, all))
+}
+
+/// `resp` when it succeeded (a stream to read on), else its error as text.
+async fn check_status(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+    let status = resp.status();
+    if !status.is_success() {
+        bail!("HTTP {status}: {}", resp.text().await.unwrap_or_default());
+    }
+    Ok(resp)
 }
 
 pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
@@ -269,7 +280,12 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
         .definition_row("bench", "one-noop")
         .await?
         .context("the bench definition")?;
-    let already = store.find_instances(&Default::default(), 1, 0).await?.1;
+    let already: i64 = store
+        .instance_counts_by_state()
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
     let to_add = b.instances.saturating_sub(already as usize);
     seed_instances(&store, &definition, to_add).await?;
     // Fresh statistics after a bulk load, as autovacuum (PostgreSQL) would gather and an
@@ -281,6 +297,12 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
         .iter()
         .map(|(_, n)| n)
         .sum();
+    let newest = store
+        .find_instances(&Default::default(), 1, 0)
+        .await?
+        .rows
+        .first()
+        .map_or(0, |r| r.id + 1);
     store.close().await;
 
     let (list_per_s, list_lat) = {
@@ -291,7 +313,12 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
                 // Alternate the first page, a deep page and a state filter.
                 let query = match i % 3 {
                     0 => "project=bench&limit=50".to_owned(),
-                    1 => format!("project=bench&limit=50&offset={}", (i * 97) % 50_000),
+                    // A deep page by keyset: what a client following `next_before`
+                    // asks for, anywhere in the newest 50,000.
+                    1 => format!(
+                        "project=bench&limit=50&before={}",
+                        newest - ((i * 97) % 50_000) as i64
+                    ),
                     _ => "project=bench&workflow=one-noop&state=failed&limit=50".to_owned(),
                 };
                 check(
@@ -307,7 +334,43 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
         .await?
     };
 
-    // Cron fire → first task running.
+    // Cron fire → first task running, as a client sees it: the time the task's
+    // `running` event arrives on the live stream (sent once that state is stored),
+    // minus the fire's nominal time.
+    let running_seen = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<i64, i64>::new()));
+    let mut stream = check_status(
+        http.get(format!("{api}/events?project=bench"))
+            .header("authorization", &auth)
+            .send()
+            .await?,
+    )
+    .await?;
+    let watcher = tokio::spawn({
+        let seen = running_seen.clone();
+        async move {
+            let mut pending = String::new();
+            while let Ok(Some(chunk)) = stream.chunk().await {
+                let at = shoal_store::now_ms();
+                pending.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    let Some(data) = line.strip_prefix("data:") else {
+                        continue;
+                    };
+                    if let Ok(LiveEvent::Task {
+                        instance, state, ..
+                    }) = serde_json::from_str(data.trim())
+                        && state == "running"
+                    {
+                        seen.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(instance)
+                            .or_insert(at);
+                    }
+                }
+            }
+        }
+    });
     check(
         http.put(format!(
             "{api}/projects/bench/definitions/one-noop/schedule"
@@ -329,33 +392,28 @@ pub async fn run(b: ServerBench, home: &DataDir, db: Option<&str>) -> anyhow::Re
         .await?,
     )
     .await?;
-    let page = check(
-        http.get(format!(
-            "{api}/instances?project=bench&from={since}&limit=1000"
-        ))
-        .header("authorization", &auth)
-        .send()
-        .await?,
-    )
-    .await?;
-    let mut cron_lat = Vec::new();
-    for item in page["items"].as_array().cloned().unwrap_or_default() {
-        let id = item["id"].as_i64().unwrap_or_default();
-        let fire = item["schedule_time"].as_i64().unwrap_or_default();
-        let detail = check(
-            http.get(format!("{api}/instances/{id}"))
-                .header("authorization", &auth)
-                .send()
-                .await?,
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    watcher.abort();
+    let page: InstancePage = serde_json::from_value(
+        check(
+            http.get(format!(
+                "{api}/instances?project=bench&from={since}&limit=1000"
+            ))
+            .header("authorization", &auth)
+            .send()
+            .await?,
         )
-        .await?;
-        if let Some(started) = detail["tasks"]
-            .as_array()
-            .and_then(|t| t.iter().filter_map(|t| t["started_at"].as_i64()).min())
-        {
-            cron_lat.push((started - fire) as f64);
-        }
-    }
+        .await?,
+    )?;
+    let seen = running_seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut cron_lat: Vec<f64> = page
+        .items
+        .iter()
+        .filter_map(|run| Some((seen.get(&run.id)? - run.schedule_time) as f64))
+        .collect();
     cron_lat.sort_by(|a, b| a.total_cmp(b));
 
     let figures = ServerFigures {

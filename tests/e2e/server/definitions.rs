@@ -314,6 +314,26 @@ pub(crate) async fn definitions_and_runs(s: &Server) {
         .map(|p| items(p)[0]["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, vec![tid, id1, id], "newest first");
+    assert_eq!(first["next_before"], tid, "{first}");
+    assert!(third.get("next_before").is_none(), "the last page: {third}");
+    // Keyset paging: each page continues from the last id of the one before.
+    let mut keyset = Vec::new();
+    let mut page = list(s, "project=core&limit=1").await;
+    loop {
+        keyset.extend(items(&page).iter().map(|i| i["id"].as_i64().unwrap()));
+        let Some(before) = page.get("next_before").and_then(|b| b.as_i64()) else {
+            break;
+        };
+        page = list(s, &format!("project=core&limit=1&before={before}")).await;
+    }
+    assert_eq!(keyset, ids, "keyset pages in order, none twice");
+    let older = list(s, &format!("project=core&before={tid}")).await;
+    assert_eq!(older["total"], 2, "counted from the cursor: {older}");
+    s.get(&format!(
+        "/api/v1/instances?project=core&before={tid}&offset=1"
+    ))
+    .await
+    .error(400, "bad-request");
     let by_date = list(
         s,
         &format!(

@@ -137,7 +137,7 @@ export function Pager({ offset, limit, total, capped, onPage }) {
       </span>
       <button
         type="button"
-        disabled={offset + limit >= total}
+        disabled={!capped && offset + limit >= total}
         onClick={() => onPage(offset + limit)}
         aria-label="Next page"
       >

@@ -116,10 +116,16 @@ pub async fn list_instances(
         return Err(ApiError::BadRequest("limit: must be 1 to 1000".into()));
     }
     let offset = q.offset.unwrap_or(0).max(0);
+    if q.before.is_some() && offset > 0 {
+        return Err(ApiError::BadRequest(
+            "before: pages by id, so it cannot be combined with offset".into(),
+        ));
+    }
     let mut filter = InstanceFilter {
         project: q.project.clone(),
         from_ms: q.from,
         to_ms: q.to,
+        before_id: q.before,
         ..Default::default()
     };
     match &q.project {
@@ -152,14 +158,14 @@ pub async fn list_instances(
             .filter(|s| !s.is_empty())
             .collect();
     }
-    let (rows, total) = state.store().find_instances(&filter, limit, offset).await?;
-    let total_capped = total > shoal_store::COUNT_CAP;
+    let listing = state.store().find_instances(&filter, limit, offset).await?;
     Ok(Json(InstancePage {
-        total: total.min(shoal_store::COUNT_CAP),
-        total_capped,
+        next_before: listing.next_before(offset),
+        total: listing.total,
+        total_capped: listing.capped,
         limit,
         offset,
-        items: rows.into_iter().map(View::view).collect(),
+        items: listing.rows.into_iter().map(View::view).collect(),
         missing: Vec::new(),
     }))
 }

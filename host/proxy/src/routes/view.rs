@@ -107,6 +107,17 @@ pub(super) async fn list_instances(
     }
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let offset = q.offset.unwrap_or(0).max(0);
+    // Instance ids are each cluster's own: paging by id works within one cluster only.
+    if q.before.is_some() && q.cluster.is_none() {
+        return Err(ApiError::BadRequest(
+            "before: instance ids are per cluster; name one with `cluster` to page by id".into(),
+        ));
+    }
+    if q.before.is_some() && offset > 0 {
+        return Err(ApiError::BadRequest(
+            "before: pages by id, so it cannot be combined with offset".into(),
+        ));
+    }
     if offset + limit > WINDOW {
         return Err(ApiError::BadRequest(format!(
             "offset: the proxy pages through the newest {WINDOW} instances across clusters; narrow with from/to, state or workflow to go further back"
@@ -121,6 +132,7 @@ pub(super) async fn list_instances(
             ("from", q.from.map(|v| v.to_string())),
             ("to", q.to.map(|v| v.to_string())),
             ("limit", Some((offset + limit).to_string())),
+            ("before", q.before.map(|v| v.to_string())),
         ])
     );
     let (answers, missing) = p
@@ -129,9 +141,12 @@ pub(super) async fn list_instances(
     let mut total = 0;
     let mut capped = false;
     let mut items = Vec::new();
+    // Only one cluster answers a keyset page (`before` needs `cluster`).
+    let mut next_before = None;
     for (c, page) in answers {
         total += page.total;
         capped |= page.total_capped;
+        next_before = next_before.or(page.next_before.filter(|_| q.before.is_some()));
         items.extend(page.items.into_iter().map(|i| qualify_instance(&c, i)));
     }
     let wants_unreachable = q
@@ -165,6 +180,7 @@ pub(super) async fn list_instances(
         .take(limit as usize)
         .collect();
     Ok(Json(InstancePage {
+        next_before,
         total,
         total_capped: capped,
         limit,

@@ -81,13 +81,14 @@ impl Backend<'_> {
                     filter.definition_id = Some(d.id);
                 }
                 let limit = limit.clamp(1, 1000);
-                let (rows, total) = store.find_instances(&filter, limit, 0).await?;
+                let listing = store.find_instances(&filter, limit, 0).await?;
                 Ok(InstancePage {
-                    total: total.min(shoal_store::COUNT_CAP),
-                    total_capped: total > shoal_store::COUNT_CAP,
+                    next_before: listing.next_before(0),
+                    total: listing.total,
+                    total_capped: listing.capped,
                     limit,
                     offset: 0,
-                    items: rows.into_iter().map(View::view).collect(),
+                    items: listing.rows.into_iter().map(View::view).collect(),
                     missing: Vec::new(),
                 })
             }

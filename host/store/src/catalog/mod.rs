@@ -83,6 +83,9 @@ pub struct InstanceFilter {
     /// Business time range `[from, to)` in ms.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// Keyset paging: only instances with a smaller id (older than the last row of the
+    /// previous page), so a deep page costs what the first one does.
+    pub before_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -172,8 +175,31 @@ crate::rows::from_row!(PluginVersionRow {
     installed_at
 });
 
-/// Instance counts above this are reported as "more than this".
-pub const COUNT_CAP: i64 = 10_000;
+/// How far past the requested page a listing counts matching instances: an exact count
+/// of a long history would scan all of it on every page, and nobody pages that far by
+/// number (beyond it a listing says "more", and keyset paging goes on).
+pub const COUNT_AHEAD: i64 = 1_000;
+
+/// A page of instances and how many match.
+#[derive(Debug, Clone)]
+pub struct InstanceListing {
+    pub rows: Vec<WorkflowInstanceRow>,
+    /// Matching instances from the start of the listing (from `before_id` when given),
+    /// exact up to the page's end plus [`COUNT_AHEAD`].
+    pub total: i64,
+    /// More match than `total`.
+    pub capped: bool,
+}
+
+impl InstanceListing {
+    /// The `before_id` of the next page when more rows follow this one.
+    pub fn next_before(&self, offset: i64) -> Option<i64> {
+        let shown = offset + self.rows.len() as i64;
+        (self.capped || self.total > shown)
+            .then(|| self.rows.last().map(|r| r.id))
+            .flatten()
+    }
+}
 
 /// The states of an instance the engine has not finished with.
 pub(crate) const UNFINISHED: &str = "('submitted', 'running', 'ready-pause', 'ready-stop')";
@@ -406,21 +432,22 @@ impl Store {
 
     // ---- instance listings -------------------------------------------------------
 
-    /// Instances matching `filter`, newest first, with the total count for paging: exact
-    /// up to [`COUNT_CAP`], `COUNT_CAP + 1` meaning "more than that".
+    /// Instances matching `filter`, newest first, `limit` of them after skipping `offset`,
+    /// with the count for paging (see [`InstanceListing`]).
     pub async fn find_instances(
         &self,
         filter: &InstanceFilter,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<WorkflowInstanceRow>, i64), StoreError> {
+    ) -> Result<InstanceListing, StoreError> {
         let mut clauses = Vec::new();
         let mut n = 0;
         let mut next = || {
             n += 1;
             format!("${n}")
         };
-        if filter.project.is_some() {
+        // A definition belongs to one project: the project's subquery would only add work.
+        if filter.project.is_some() && filter.definition_id.is_none() {
             clauses.push(format!(
                 "definition_id IN (SELECT id FROM workflow_definitions WHERE project = {})",
                 next()
@@ -439,6 +466,9 @@ impl Store {
         if filter.to_ms.is_some() {
             clauses.push(format!("schedule_time < {}", next()));
         }
+        if filter.before_id.is_some() {
+            clauses.push(format!("id < {}", next()));
+        }
         let limit_p = next();
         let offset_p = next();
         let clause = if clauses.is_empty() {
@@ -449,16 +479,19 @@ impl Store {
         let list_sql = format!(
             "SELECT {WORKFLOW_COLUMNS} FROM workflow_instances {clause} ORDER BY id DESC LIMIT {limit_p} OFFSET {offset_p}"
         );
-        // Counting is capped: an exact count of a long history costs a scan of all of
-        // it on every page, and past a few thousand nobody pages by number anyway.
+        let count_to = offset.saturating_add(limit).saturating_add(COUNT_AHEAD);
         let count_sql = format!(
             "SELECT COUNT(*) FROM (SELECT 1 FROM workflow_instances {clause} LIMIT {}) capped",
-            COUNT_CAP + 1
+            count_to + 1
         );
         macro_rules! bind_filter {
             ($q:expr) => {{
                 let mut q = $q;
-                if let Some(p) = &filter.project {
+                if let Some(p) = filter
+                    .project
+                    .as_ref()
+                    .filter(|_| filter.definition_id.is_none())
+                {
                     q = q.bind(p.clone());
                 }
                 if let Some(d) = filter.definition_id {
@@ -472,6 +505,9 @@ impl Store {
                 }
                 if let Some(t) = filter.to_ms {
                     q = q.bind(t);
+                }
+                if let Some(b) = filter.before_id {
+                    q = q.bind(b);
                 }
                 q
             }};
@@ -494,12 +530,14 @@ impl Store {
             .await?
             .try_get(0)?;
         tx.commit().await?;
-        Ok((
-            rows.iter()
+        Ok(InstanceListing {
+            rows: rows
+                .iter()
                 .map(WorkflowInstanceRow::from_row)
                 .collect::<Result<_, _>>()?,
-            total,
-        ))
+            total: total.min(count_to),
+            capped: total > count_to,
+        })
     }
 
     // ---- users, tokens, permissions ------------------------------------------------
