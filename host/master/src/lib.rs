@@ -17,7 +17,8 @@ pub mod state;
 
 pub use graph::{ExecutionGraph, GraphError, NodeStatus, RunScope};
 pub use master::{
-    DatasourcesFuture, Master, MasterConfig, MasterError, Operation, Progress, RunRequest,
-    SecretSource, SecretsFuture, StartTasks, queue_operation, queue_operation_for_message,
+    CachedDefinition, DatasourcesFuture, Master, MasterConfig, MasterError, Operation, Progress,
+    RunRequest, SecretSource, SecretsFuture, StartTasks, queue_operation,
+    queue_operation_for_message,
 };
 pub use state::{IllegalTransition, TaskAction, TaskInstanceState, WorkflowAction, WorkflowState};

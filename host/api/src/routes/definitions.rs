@@ -440,12 +440,17 @@ pub async fn start_run(
         run.start_tasks = start;
     }
     run.idempotency_key = key;
-    let Some(stored) = state.store().definition_by_id(d.id, version).await? else {
-        return Err(ApiError::NotFound(format!(
-            "workflow `{name}` has no version {version}"
-        )));
+    // Parsed once per version by the master, which needs it to start the run anyway.
+    let spec = match state.launcher().master().definition(d.id, version).await {
+        Ok(found) => found.spec,
+        Err(shoal_master::MasterError::NoSuchDefinition { .. }) => {
+            return Err(ApiError::NotFound(format!(
+                "workflow `{name}` has no version {version}"
+            )));
+        }
+        Err(e) => return Err(e.into()),
     };
-    check_process_allowed(&state, &project, &stored.spec).await?;
+    check_process_allowed(&state, &project, &spec).await?;
     let launch = state.launcher().launch(&d, run).await?;
     Ok((StatusCode::CREATED, Json(launch.view())))
 }
@@ -514,7 +519,7 @@ pub fn load_upload(
 async fn check_process_allowed(
     state: &ApiState,
     project: &str,
-    spec: &serde_json::Value,
+    workflow: &shoal_workflow::WorkflowDefinition,
 ) -> ApiResult<()> {
     let allowed = state
         .store()
@@ -524,10 +529,6 @@ async fn check_process_allowed(
     if allowed {
         return Ok(());
     }
-    let Ok(workflow) = serde_json::from_value::<shoal_workflow::WorkflowDefinition>(spec.clone())
-    else {
-        return Ok(());
-    };
     for task in &workflow.tasks {
         if let Ok(plugin) = state.registry().resolve(&task.task_type, None).await
             && plugin.grant.process
@@ -596,13 +597,13 @@ pub async fn backfill(
             &format!("dates[{i}]"),
         )?);
     }
-    if let Some(stored) = state
-        .store()
-        .definition_by_id(d.id, d.current_version)
+    let spec = state
+        .launcher()
+        .master()
+        .definition(d.id, d.current_version)
         .await?
-    {
-        check_process_allowed(&state, &project, &stored.spec).await?;
-    }
+        .spec;
+    check_process_allowed(&state, &project, &spec).await?;
     if q.dry_run {
         return Ok((
             StatusCode::OK,

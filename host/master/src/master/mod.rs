@@ -246,8 +246,8 @@ pub enum Progress {
 const DEFINITION_CACHE: usize = 256;
 
 /// A definition version as the master keeps it: its name and parsed spec.
-#[derive(Clone)]
-pub(crate) struct CachedDefinition {
+#[derive(Debug, Clone)]
+pub struct CachedDefinition {
     pub name: String,
     pub spec: Arc<shoal_workflow::WorkflowDefinition>,
 }
@@ -407,11 +407,7 @@ impl Master {
     }
 
     /// Version `version` of definition `id`, parsed (from the cache when seen before).
-    pub(crate) async fn definition(
-        &self,
-        id: i64,
-        version: i64,
-    ) -> Result<CachedDefinition, MasterError> {
+    pub async fn definition(&self, id: i64, version: i64) -> Result<CachedDefinition, MasterError> {
         let key = (id, version);
         if let Some(found) = self.lock_definitions().get(&key) {
             return Ok(found.clone());

@@ -426,7 +426,14 @@ impl InstanceWorker {
             .clone();
         // An operator's pin holds a task type at one version for this workflow, unless
         // the task names a version itself.
-        let pins = store.plugin_pins(row.definition_id).await?;
+        // What the worker needs from the store, read side by side (each is one query;
+        // one after another they were most of a fresh run's time to its first task).
+        let (pins, rows, seq, handles) = tokio::try_join!(
+            store.plugin_pins(row.definition_id),
+            store.task_instances(id),
+            store.last_event_seq(id),
+            store.task_handles(id),
+        )?;
         for task in definition
             .tasks
             .iter_mut()
@@ -463,7 +470,6 @@ impl InstanceWorker {
         let mut lost = Vec::new();
         let mut still_running = Vec::new();
         let mut row_index = HashMap::new();
-        let rows = store.task_instances(id).await?;
         let mut latest: HashMap<&str, &TaskInstanceRow> = HashMap::new();
         // Failover attempts of each task since its current run began (attempt 1).
         let mut failovers: HashMap<&str, u32> = HashMap::new();
@@ -535,9 +541,11 @@ impl InstanceWorker {
             .project
             .clone()
             .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
-        let secrets = master.secret_params(&project).await;
-        let datasources = master.datasources(&project).await;
-        let tenancy = master.project_tenancy(&project).await;
+        let (secrets, datasources, tenancy) = tokio::join!(
+            master.secret_params(&project),
+            master.datasources(&project),
+            master.project_tenancy(&project),
+        );
         let parent = match row.parent_task_instance_id {
             Some(task) => store
                 .task_instance(task)
@@ -571,7 +579,7 @@ impl InstanceWorker {
             state: parse_workflow_state(&row.state)?,
             graph,
             slots,
-            seq: store.last_event_seq(id).await?,
+            seq,
             startup,
             schedule_time: row.schedule_time,
             writes: Vec::new(),
@@ -591,7 +599,7 @@ impl InstanceWorker {
             epoch,
             waiting: Default::default(),
             place_timer: false,
-            last_handles: store.task_handles(id).await?.into_iter().collect(),
+            last_handles: handles.into_iter().collect(),
             pending_controls: 0,
         }
         .counted();
