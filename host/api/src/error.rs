@@ -93,6 +93,11 @@ impl IntoResponse for ApiError {
 
 impl From<shoal_store::StoreError> for ApiError {
     fn from(e: shoal_store::StoreError) -> Self {
+        if e.is_unstorable_text() {
+            return Self::BadRequest(
+                "a text field holds a character the database cannot store (NUL, \\u0000)".into(),
+            );
+        }
         Self::Internal(e.to_string())
     }
 }

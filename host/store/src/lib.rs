@@ -68,6 +68,20 @@ pub enum StoreError {
     DigestMismatch { named: String, actual: String },
 }
 
+impl StoreError {
+    /// The database refused a text value it cannot hold: PostgreSQL stores no NUL
+    /// character (`\u0000`) in text (SQLSTATE 22021, or 22P05 for an untranslatable
+    /// character), where SQLite would. The input is at fault, not the store.
+    pub fn is_unstorable_text(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("22021" | "22P05"))
+            }
+            _ => false,
+        }
+    }
+}
+
 const DEFINITION_SELECT: &str = "SELECT d.id, d.project, d.name, v.version, d.current_version, v.spec, v.source, v.created_at \
      FROM workflow_definitions d JOIN workflow_definition_versions v ON v.definition_id = d.id";
 

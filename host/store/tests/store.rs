@@ -510,3 +510,24 @@ async fn engine_leases_exclude_a_second_holder() {
     })
     .await;
 }
+
+/// A NUL character in text: SQLite stores it; PostgreSQL refuses it, and the refusal is
+/// recognised as bad input (the API answers 400, not 500), with nothing stored.
+#[tokio::test]
+async fn a_nul_in_text_is_refused_as_input_where_the_database_cannot_hold_it() {
+    on_both(|store| async move {
+        let result = store.create_project("with-nul", "a\u{0}b").await;
+        match store.backend() {
+            Backend::Sqlite => {
+                assert_eq!(result.unwrap().unwrap().description, "a\u{0}b");
+            }
+            Backend::Postgres => {
+                let e = result.unwrap_err();
+                assert!(e.is_unstorable_text(), "{e}");
+                assert!(store.project("with-nul").await.unwrap().is_none());
+            }
+        }
+        assert!(store.create_project("plain", "fine").await.is_ok());
+    })
+    .await
+}
