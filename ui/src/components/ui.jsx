@@ -104,6 +104,9 @@ export function Tabs({ tabs, current, href }) {
 export function Pager({ offset, limit, total, capped, onPage }) {
   const page = Math.floor(offset / limit) + 1;
   const pages = Math.max(1, Math.ceil(total / limit));
+  // What is being typed into the page number: a live refresh re-renders the pager and
+  // must not put the current page back under the user's cursor.
+  const [draft, setDraft] = useState(null);
   return (
     <div class="pager">
       <button type="button" disabled={offset === 0} onClick={() => onPage(0)} aria-label="First page">
@@ -124,10 +127,13 @@ export function Pager({ offset, limit, total, capped, onPage }) {
           type="number"
           min="1"
           max={pages}
-          value={page}
+          value={draft ?? page}
           aria-label="Page number"
+          onInput={(e) => setDraft(e.target.value)}
+          onBlur={() => setDraft(null)}
           onChange={(e) => {
             const n = Math.min(Math.max(1, Math.floor(Number(e.target.value) || 1)), pages);
+            setDraft(null);
             onPage((n - 1) * limit);
           }}
         />{' '}
