@@ -531,3 +531,71 @@ async fn a_nul_in_text_is_refused_as_input_where_the_database_cannot_hold_it() {
     })
     .await
 }
+
+/// Listings count only so far past the page, and keyset pages go on from `before_id`.
+#[tokio::test]
+async fn listings_count_ahead_of_the_page_and_page_by_keyset() {
+    on_both(|store| async move {
+        let def = store
+            .save_definition("p", "many", &json!({"tasks": []}), "tasks: []")
+            .await
+            .unwrap();
+        let runs = |n: usize| {
+            (0..n)
+                .map(|i| Write::InsertWorkflowInstance {
+                    definition_id: def.definition_id,
+                    version: def.version,
+                    name: format!("many-{i}"),
+                    state: "succeeded".into(),
+                    schedule_time: 1_700_000_000_000 + i as i64,
+                    startup_params: json!({}),
+                    start_tasks: json!([]),
+                    parent_task_instance_id: None,
+                    owner: None,
+                    owner_gen: 0,
+                    idempotency_key: None,
+                })
+                .collect::<Vec<_>>()
+        };
+        store.write(runs(1_200)).await.unwrap();
+        let filter = shoal_store::InstanceFilter {
+            project: Some("p".into()),
+            ..Default::default()
+        };
+        // The first page counts to 50 + 1,000 and says there are more.
+        let first = store.find_instances(&filter, 50, 0).await.unwrap();
+        assert_eq!(first.rows.len(), 50);
+        assert_eq!((first.total, first.capped), (1_050, true));
+        let last_id = first.rows.last().unwrap().id;
+        assert_eq!(first.next_before(0), Some(last_id));
+        // Far enough in, the count is exact again.
+        let deep = store.find_instances(&filter, 50, 1_150).await.unwrap();
+        assert_eq!((deep.total, deep.capped), (1_200, false));
+        assert_eq!(deep.rows.len(), 50);
+        assert_eq!(deep.next_before(1_150), None, "the last page");
+        // Keyset: the next page starts right after the first one's last row.
+        let next = store
+            .find_instances(
+                &shoal_store::InstanceFilter {
+                    before_id: Some(last_id),
+                    ..filter.clone()
+                },
+                50,
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(next.rows.iter().all(|r| r.id < last_id));
+        let second_by_offset = store.find_instances(&filter, 50, 50).await.unwrap();
+        let ids = |rows: &[shoal_store::WorkflowInstanceRow]| {
+            rows.iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&next.rows), ids(&second_by_offset.rows));
+        assert_eq!(
+            (next.total, next.capped),
+            (1_050, true),
+            "counted from the cursor"
+        );
+    })
+    .await
+}
