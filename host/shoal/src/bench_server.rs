@@ -149,11 +149,7 @@ async fn check_status(resp: reqwest::Response) -> anyhow::Result<reqwest::Respon
 }
 
 pub(crate) async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
-    let status = resp.status();
-    let text = resp.text().await?;
-    if !status.is_success() {
-        bail!("HTTP {status}: {text}");
-    }
+    let text = check_status(resp).await?.text().await?;
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 

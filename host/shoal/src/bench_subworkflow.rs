@@ -11,6 +11,7 @@ use shoal_master::state::WorkflowState;
 
 use crate::app::DataDir;
 use crate::bench_engine::{BenchMaster, bench_master};
+use crate::bench_server::percentile;
 
 #[derive(Debug, Serialize)]
 struct SubWorkflowFigures {
@@ -28,13 +29,6 @@ struct SubWorkflowFigures {
 
 const CHILD: &str = "workflow:\n  name: bench-child\ntasks:\n  - name: nap\n    task_type: Shell\n    command: sleep 0.02\n";
 const PARENT: &str = "workflow:\n  name: bench-parent\ntasks:\n  - name: call\n    task_type: SubWorkflow\n    workflow_name: bench-child\n";
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 pub async fn run(
     runs: usize,
