@@ -286,7 +286,7 @@ fi
 # those whose tests time health probes, failovers or a browser run alone afterwards.
 step "host crates and end-to-end tests"
 suite_failed=""
-SOLO="cluster proxy ui pressure" tests/run-binaries.sh "$binaries.sorted" "$results" || suite_failed=1
+SOLO="cluster proxy ui pressure" QUIET_BEFORE_SOLO="$guard_pid" tests/run-binaries.sh "$binaries.sorted" "$results" || suite_failed=1
 rm -f "$binaries" "$binaries.sorted"
 tests cargo test --workspace --doc
 
