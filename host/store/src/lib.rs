@@ -46,12 +46,18 @@ use catalog::UNFINISHED;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the group-commit writer's own SQLite connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL `{0}` (expected sqlite://PATH or postgres://...)")]
     UnsupportedUrl(String),
     #[error("the store's writer has stopped")]
     WriterStopped,
+    /// The database could not take a write now (locked past the busy timeout, say).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]
@@ -93,6 +99,17 @@ pub enum Backend {
 }
 
 /// Milliseconds since the Unix epoch.
+/// The file a `sqlite:` URL names (as sqlx reads it: the part before `?`), or `None`
+/// for an in-memory database, which only sqlx's own connections can share.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (file, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = file.is_empty() || file == ":memory:" || params.contains("mode=memory");
+    (!memory).then(|| std::path::PathBuf::from(file))
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -188,7 +205,8 @@ impl Store {
             .connect_with(options)
             .await?;
         migrations::migrator(backend).await?.run(&pool).await?;
-        let writer = writer::GroupCommit::start(pool.clone(), backend);
+        let writer =
+            writer::GroupCommit::start(pool.clone(), backend, sqlite_file(url).as_deref())?;
         Ok(Self {
             pool,
             backend,

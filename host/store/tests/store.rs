@@ -599,3 +599,38 @@ async fn listings_count_ahead_of_the_page_and_page_by_keyset() {
     })
     .await
 }
+
+/// On SQLite the writer runs its transactions on its own thread (a tokio worker): while
+/// another connection holds the write lock it must give that thread back between short
+/// waits, or on a one-thread runtime the lock holder could never finish and the batch
+/// would fail after the busy timeout. Here the batch lands as soon as the lock is free.
+#[tokio::test]
+async fn a_sqlite_batch_waits_for_another_writer_without_holding_the_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("s.db")).await.unwrap();
+    let wf = instance(&store).await;
+    let mut holder = store.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move { store.write(task_rows(wf, 3, "submitted")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !writing.is_finished(),
+        "the batch committed while another writer held the lock"
+    );
+    sqlx::query("COMMIT").execute(&mut *holder).await.unwrap();
+    let released = std::time::Instant::now();
+    let ids = writing.await.unwrap().unwrap();
+    assert!(
+        released.elapsed() < std::time::Duration::from_secs(2),
+        "the batch landed only {:?} after the lock was released",
+        released.elapsed()
+    );
+    assert_eq!(ids.iter().flatten().count(), 3, "{ids:?}");
+    assert_eq!(store.task_instances(wf).await.unwrap().len(), 3);
+}
