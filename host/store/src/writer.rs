@@ -104,6 +104,20 @@ pub enum Write {
     },
 }
 
+// The statements both writers run ([`sqlite`] binds the same `$n` by position: each
+// appears once, in order).
+pub(super) const INSERT_WORKFLOW_INSTANCE: &str = "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at, owner, owner_gen, idempotency_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
+pub(super) const UPDATE_WORKFLOW_INSTANCE: &str = "UPDATE workflow_instances SET state = $1, started_at = COALESCE($2, started_at), ended_at = COALESCE($3, ended_at), updated_at = $4 WHERE id = $5";
+pub(super) const UPDATE_TASK_INSTANCE: &str = "UPDATE task_instances SET state = $1, host = COALESCE($2, host), plugin_version = COALESCE($3, plugin_version), \
+     handle = COALESCE($4, handle), message = COALESCE($5, message), out_params = COALESCE($6, out_params), \
+     log_path = COALESCE($7, log_path), started_at = COALESCE($8, started_at), ended_at = COALESCE($9, ended_at), updated_at = $10 \
+     WHERE id = $11";
+pub(super) const ARCHIVE_TASK_INSTANCES: &str = "UPDATE task_instances SET archived = 1, updated_at = $1 WHERE workflow_instance_id = $2 AND archived = 0";
+/// SQLite's fence (see [`fence`]).
+pub(super) const FENCE_SQLITE: &str = "UPDATE workflow_instances SET owner_gen = owner_gen WHERE id = $1 AND owner = $2 AND owner_gen = $3";
+pub(super) const PUSH_COMMAND: &str = "INSERT INTO commands (kind, workflow_instance_id, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id";
+
 struct Batch {
     writes: Vec<Write>,
     done: oneshot::Sender<Result<Vec<Option<i64>>, StoreError>>,
@@ -129,19 +143,11 @@ impl GroupCommit {
         if let Some(path) = sqlite_file.filter(|_| backend == Backend::Sqlite) {
             let mut conn = sqlite::open(path)?;
             tokio::spawn(async move {
-                let mut group = Vec::new();
                 while let Some(first) = rx.recv().await {
-                    group.push(first);
-                    while group.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(b) => group.push(b),
-                            Err(_) => break,
-                        }
-                    }
                     // Synchronous, on this task's thread: a batch's transaction takes
                     // tens of microseconds here, less than one hand-off to another thread.
                     let deadline = tokio::time::Instant::now() + sqlite::BUSY_TIMEOUT;
-                    let mut pending = std::mem::take(&mut group);
+                    let mut pending = gather(first, &mut rx);
                     while let sqlite::Committed::Busy(back) =
                         sqlite::commit_group(&mut conn, pending)
                     {
@@ -162,16 +168,8 @@ impl GroupCommit {
             return Ok(Self { tx });
         }
         tokio::spawn(async move {
-            let mut group = Vec::new();
             while let Some(first) = rx.recv().await {
-                group.push(first);
-                while group.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(b) => group.push(b),
-                        Err(_) => break,
-                    }
-                }
-                commit_group(&pool, backend, std::mem::take(&mut group)).await;
+                commit_group(&pool, backend, gather(first, &mut rx)).await;
             }
         });
         Ok(Self { tx })
@@ -184,6 +182,18 @@ impl GroupCommit {
             .map_err(|_| StoreError::WriterStopped)?;
         wait.await.map_err(|_| StoreError::WriterStopped)?
     }
+}
+
+/// `first` and whatever queued behind it (up to [`MAX_GROUP`]): one transaction's worth.
+fn gather(first: Batch, rx: &mut mpsc::UnboundedReceiver<Batch>) -> Vec<Batch> {
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(b) => group.push(b),
+            Err(_) => break,
+        }
+    }
+    group
 }
 
 async fn commit_group(pool: &AnyPool, backend: Backend, group: Vec<Batch>) {
@@ -246,38 +256,38 @@ async fn apply(
                 owner_gen,
                 idempotency_key,
             } => Some(
-                sqlx::query(
-                    "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at, owner, owner_gen, idempotency_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-                )
-                .bind(definition_id)
-                .bind(version)
-                .bind(name)
-                .bind(state)
-                .bind(schedule_time)
-                .bind(startup_params.to_string())
-                .bind(start_tasks.to_string())
-                .bind(parent_task_instance_id)
-                .bind(now)
-                .bind(now)
-                .bind(owner)
-                .bind(owner_gen)
-                .bind(idempotency_key)
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get::<i64, _>(0)?,
+                sqlx::query(INSERT_WORKFLOW_INSTANCE)
+                    .bind(definition_id)
+                    .bind(version)
+                    .bind(name)
+                    .bind(state)
+                    .bind(schedule_time)
+                    .bind(startup_params.to_string())
+                    .bind(start_tasks.to_string())
+                    .bind(parent_task_instance_id)
+                    .bind(now)
+                    .bind(now)
+                    .bind(owner)
+                    .bind(owner_gen)
+                    .bind(idempotency_key)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get::<i64, _>(0)?,
             ),
-            Write::UpdateWorkflowInstance { id, state, started_at, ended_at } => {
-                let done = sqlx::query(
-                    "UPDATE workflow_instances SET state = $1, started_at = COALESCE($2, started_at), ended_at = COALESCE($3, ended_at), updated_at = $4 WHERE id = $5",
-                )
-                .bind(state)
-                .bind(started_at)
-                .bind(ended_at)
-                .bind(now)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+            Write::UpdateWorkflowInstance {
+                id,
+                state,
+                started_at,
+                ended_at,
+            } => {
+                let done = sqlx::query(UPDATE_WORKFLOW_INSTANCE)
+                    .bind(state)
+                    .bind(started_at)
+                    .bind(ended_at)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
                 if done.rows_affected() != 1 {
                     return Err(StoreError::NotFound(format!("workflow instance {id}")));
                 }
@@ -305,32 +315,29 @@ async fn apply(
                 started_at,
                 ended_at,
             } => {
-                let done = sqlx::query(
-                    "UPDATE task_instances SET state = $1, host = COALESCE($2, host), plugin_version = COALESCE($3, plugin_version), \
-                     handle = COALESCE($4, handle), message = COALESCE($5, message), out_params = COALESCE($6, out_params), \
-                     log_path = COALESCE($7, log_path), started_at = COALESCE($8, started_at), ended_at = COALESCE($9, ended_at), updated_at = $10 \
-                     WHERE id = $11",
-                )
-                .bind(state)
-                .bind(host)
-                .bind(plugin_version)
-                .bind(handle)
-                .bind(message)
-                .bind(out_params.as_ref().map(|v| v.to_string()))
-                .bind(log_path)
-                .bind(started_at)
-                .bind(ended_at)
-                .bind(now)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+                let done = sqlx::query(UPDATE_TASK_INSTANCE)
+                    .bind(state)
+                    .bind(host)
+                    .bind(plugin_version)
+                    .bind(handle)
+                    .bind(message)
+                    .bind(out_params.as_ref().map(|v| v.to_string()))
+                    .bind(log_path)
+                    .bind(started_at)
+                    .bind(ended_at)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
                 if done.rows_affected() != 1 {
                     return Err(StoreError::NotFound(format!("task instance {id}")));
                 }
                 None
             }
-            Write::ArchiveTaskInstances { workflow_instance_id } => {
-                sqlx::query("UPDATE task_instances SET archived = 1, updated_at = $1 WHERE workflow_instance_id = $2 AND archived = 0")
+            Write::ArchiveTaskInstances {
+                workflow_instance_id,
+            } => {
+                sqlx::query(ARCHIVE_TASK_INSTANCES)
                     .bind(now)
                     .bind(workflow_instance_id)
                     .execute(&mut **tx)
@@ -342,7 +349,11 @@ async fn apply(
                 events.push(write);
                 None
             }
-            Write::Fence { workflow_instance_id, owner, owner_gen } => {
+            Write::Fence {
+                workflow_instance_id,
+                owner,
+                owner_gen,
+            } => {
                 fence(tx, backend, *workflow_instance_id, owner, *owner_gen).await?;
                 None
             }
@@ -351,17 +362,19 @@ async fn apply(
                 log_pieces.push(write);
                 None
             }
-            Write::PushCommand { kind, workflow_instance_id, payload } => Some(
-                sqlx::query(
-                    "INSERT INTO commands (kind, workflow_instance_id, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(kind)
-                .bind(workflow_instance_id)
-                .bind(payload.to_string())
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get::<i64, _>(0)?,
+            Write::PushCommand {
+                kind,
+                workflow_instance_id,
+                payload,
+            } => Some(
+                sqlx::query(PUSH_COMMAND)
+                    .bind(kind)
+                    .bind(workflow_instance_id)
+                    .bind(payload.to_string())
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get::<i64, _>(0)?,
             ),
         };
         ids.push(id);
@@ -401,7 +414,7 @@ async fn fence(
         .is_some(),
         Backend::Sqlite => {
             sqlx::query(
-                "UPDATE workflow_instances SET owner_gen = owner_gen WHERE id = $1 AND owner = $2 AND owner_gen = $3",
+                FENCE_SQLITE,
             )
             .bind(instance)
             .bind(owner)

@@ -19,7 +19,10 @@ use std::path::Path;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params_from_iter};
 
-use super::{Batch, Write, runs};
+use super::{
+    ARCHIVE_TASK_INSTANCES, Batch, FENCE_SQLITE, INSERT_WORKFLOW_INSTANCE, PUSH_COMMAND,
+    UPDATE_TASK_INSTANCE, UPDATE_WORKFLOW_INSTANCE, Write, runs,
+};
 use crate::{StoreError, now_ms};
 
 /// How long a batch waits for another writer's lock (as the sqlx connections do).
@@ -191,8 +194,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
                 idempotency_key,
             } => Some(returned_id(
                 tx,
-                "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at, owner, owner_gen, idempotency_key) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                INSERT_WORKFLOW_INSTANCE,
                 vec![
                     int(*definition_id),
                     int(*version),
@@ -217,7 +219,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
             } => {
                 let done = execute(
                     tx,
-                    "UPDATE workflow_instances SET state = ?, started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at), updated_at = ? WHERE id = ?",
+                    UPDATE_WORKFLOW_INSTANCE,
                     vec![
                         text(state),
                         opt_int(*started_at),
@@ -249,10 +251,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
             } => {
                 let done = execute(
                     tx,
-                    "UPDATE task_instances SET state = ?, host = COALESCE(?, host), plugin_version = COALESCE(?, plugin_version), \
-                     handle = COALESCE(?, handle), message = COALESCE(?, message), out_params = COALESCE(?, out_params), \
-                     log_path = COALESCE(?, log_path), started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at), updated_at = ? \
-                     WHERE id = ?",
+                    UPDATE_TASK_INSTANCE,
                     vec![
                         text(state),
                         opt_text(host.as_deref()),
@@ -279,7 +278,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
             } => {
                 execute(
                     tx,
-                    "UPDATE task_instances SET archived = 1, updated_at = ? WHERE workflow_instance_id = ? AND archived = 0",
+                    ARCHIVE_TASK_INSTANCES,
                     vec![int(now), int(*workflow_instance_id)],
                 )?;
                 None
@@ -297,7 +296,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
                 // batch does (see `super::fence`).
                 let held = execute(
                     tx,
-                    "UPDATE workflow_instances SET owner_gen = owner_gen WHERE id = ? AND owner = ? AND owner_gen = ?",
+                    FENCE_SQLITE,
                     vec![int(*workflow_instance_id), text(owner), int(*owner_gen)],
                 )? == 1;
                 if !held {
@@ -319,7 +318,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
                 payload,
             } => Some(returned_id(
                 tx,
-                "INSERT INTO commands (kind, workflow_instance_id, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                PUSH_COMMAND,
                 vec![
                     text(kind),
                     opt_int(*workflow_instance_id),
