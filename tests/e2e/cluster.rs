@@ -176,44 +176,12 @@ async fn settled(c: &Cluster, masters: &[&str], id: i64, within: Duration) -> Va
         if std::time::Instant::now() > deadline {
             panic!(
                 "instance {id} did not finish within {within:?}:\n{}\n{}",
-                summary(c, id).await,
+                c.summary(id).await,
                 c.logs()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Instance `id` and its task attempts, one line each: short enough that a CI report,
-/// which keeps only part of a failure's output, still shows which task is stuck.
-async fn summary(c: &Cluster, id: i64) -> String {
-    let store = c.store().await;
-    let mut out = match store.workflow_instance(id).await.unwrap() {
-        Some(w) => format!(
-            "instance {id} `{}` {} owner {:?} gen {} (parent task {:?})\n",
-            w.name, w.state, w.owner, w.owner_gen, w.parent_task_instance_id
-        ),
-        None => format!("instance {id}: not stored\n"),
-    };
-    let tasks = store.task_instances(id).await.unwrap();
-    for t in &tasks {
-        out.push_str(&format!(
-            "  task {} {}#{} {} on {:?} handle {:?} failover {}: {}\n",
-            t.id, t.task_name, t.attempt, t.state, t.host, t.handle, t.failover, t.message
-        ));
-    }
-    let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
-    for child in store.child_instances(&ids).await.unwrap() {
-        out.push_str(&format!(
-            "  child instance {} {} owner {:?} gen {}\n",
-            child.id, child.state, child.owner, child.owner_gen
-        ));
-    }
-    let events = store.events(id).await.unwrap();
-    for e in &events[events.len().saturating_sub(20)..] {
-        out.push_str(&format!("  event {} {} {}\n", e.seq, e.kind, e.payload));
-    }
-    out
 }
 
 /// The end of every scenario: succeeded, each task ran once, every attempt has a host,

@@ -284,6 +284,38 @@ impl Cluster {
     }
 
     /// The store, for what only it can tell (hosts, failover flags, owners).
+    /// Instance `id` and its task attempts, one line each: short enough that a CI report,
+    /// which keeps only part of a failure's output, still shows which task is stuck.
+    pub async fn summary(&self, id: i64) -> String {
+        let store = self.store().await;
+        let mut out = match store.workflow_instance(id).await.unwrap() {
+            Some(w) => format!(
+                "instance {id} `{}` {} owner {:?} gen {} (parent task {:?})\n",
+                w.name, w.state, w.owner, w.owner_gen, w.parent_task_instance_id
+            ),
+            None => format!("instance {id}: not stored\n"),
+        };
+        let tasks = store.task_instances(id).await.unwrap();
+        for t in &tasks {
+            out.push_str(&format!(
+                "  task {} {}#{} {} on {:?} handle {:?} failover {}: {}\n",
+                t.id, t.task_name, t.attempt, t.state, t.host, t.handle, t.failover, t.message
+            ));
+        }
+        let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
+        for child in store.child_instances(&ids).await.unwrap() {
+            out.push_str(&format!(
+                "  child instance {} {} owner {:?} gen {}\n",
+                child.id, child.state, child.owner, child.owner_gen
+            ));
+        }
+        let events = store.events(id).await.unwrap();
+        for e in &events[events.len().saturating_sub(20)..] {
+            out.push_str(&format!("  event {} {} {}\n", e.seq, e.kind, e.payload));
+        }
+        out
+    }
+
     pub async fn store(&self) -> shoal_store::Store {
         shoal_store::Store::open(&self.db).await.unwrap()
     }
