@@ -1,4 +1,5 @@
-//! Group commit: the hot path's writes, batched.
+//! Group commit: the hot path's writes, batched. On SQLite the writer runs its
+//! transactions on a connection of its own ([`sqlite`]); on PostgreSQL through sqlx (here).
 //!
 //! Every engine worker that changes state sends its writes here and waits. One task
 //! drains whatever has queued up meanwhile and applies it all in one transaction, so a
@@ -109,13 +110,7 @@ pub enum Write {
 pub(super) const INSERT_WORKFLOW_INSTANCE: &str = "INSERT INTO workflow_instances (definition_id, version, name, state, schedule_time, startup_params, start_tasks, parent_task_instance_id, created_at, updated_at, owner, owner_gen, idempotency_key) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
 pub(super) const UPDATE_WORKFLOW_INSTANCE: &str = "UPDATE workflow_instances SET state = $1, started_at = COALESCE($2, started_at), ended_at = COALESCE($3, ended_at), updated_at = $4 WHERE id = $5";
-pub(super) const UPDATE_TASK_INSTANCE: &str = "UPDATE task_instances SET state = $1, host = COALESCE($2, host), plugin_version = COALESCE($3, plugin_version), \
-     handle = COALESCE($4, handle), message = COALESCE($5, message), out_params = COALESCE($6, out_params), \
-     log_path = COALESCE($7, log_path), started_at = COALESCE($8, started_at), ended_at = COALESCE($9, ended_at), updated_at = $10 \
-     WHERE id = $11";
 pub(super) const ARCHIVE_TASK_INSTANCES: &str = "UPDATE task_instances SET archived = 1, updated_at = $1 WHERE workflow_instance_id = $2 AND archived = 0";
-/// SQLite's fence (see [`fence`]).
-pub(super) const FENCE_SQLITE: &str = "UPDATE workflow_instances SET owner_gen = owner_gen WHERE id = $1 AND owner = $2 AND owner_gen = $3";
 pub(super) const PUSH_COMMAND: &str = "INSERT INTO commands (kind, workflow_instance_id, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id";
 
 struct Batch {
@@ -140,7 +135,12 @@ impl GroupCommit {
         sqlite_file: Option<&std::path::Path>,
     ) -> Result<Self, StoreError> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Batch>();
-        if let Some(path) = sqlite_file.filter(|_| backend == Backend::Sqlite) {
+        if backend == Backend::Sqlite {
+            let path = sqlite_file.ok_or_else(|| {
+                StoreError::UnsupportedUrl(
+                    "an in-memory SQLite database (give a file: sqlite://PATH)".to_owned(),
+                )
+            })?;
             let mut conn = sqlite::open(path)?;
             tokio::spawn(async move {
                 while let Some(first) = rx.recv().await {
@@ -169,7 +169,7 @@ impl GroupCommit {
         }
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                commit_group(&pool, backend, gather(first, &mut rx)).await;
+                commit_group(&pool, gather(first, &mut rx)).await;
             }
         });
         Ok(Self { tx })
@@ -196,12 +196,13 @@ fn gather(first: Batch, rx: &mut mpsc::UnboundedReceiver<Batch>) -> Vec<Batch> {
     group
 }
 
-async fn commit_group(pool: &AnyPool, backend: Backend, group: Vec<Batch>) {
+/// PostgreSQL's group: one transaction through sqlx.
+async fn commit_group(pool: &AnyPool, group: Vec<Batch>) {
     let together = async {
         let mut tx = pool.begin().await?;
         let mut results = Vec::with_capacity(group.len());
         for batch in &group {
-            results.push(apply(&mut tx, backend, &batch.writes).await?);
+            results.push(apply(&mut tx, &batch.writes).await?);
         }
         tx.commit().await?;
         Ok::<_, StoreError>(results)
@@ -220,7 +221,7 @@ async fn commit_group(pool: &AnyPool, backend: Backend, group: Vec<Batch>) {
             for batch in group {
                 let alone = async {
                     let mut tx = pool.begin().await?;
-                    let r = apply(&mut tx, backend, &batch.writes).await?;
+                    let r = apply(&mut tx, &batch.writes).await?;
                     tx.commit().await?;
                     Ok::<_, StoreError>(r)
                 };
@@ -232,7 +233,6 @@ async fn commit_group(pool: &AnyPool, backend: Backend, group: Vec<Batch>) {
 
 async fn apply(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     writes: &[Write],
 ) -> Result<Vec<Option<i64>>, StoreError> {
     let now = now_ms();
@@ -298,40 +298,9 @@ async fn apply(
                 task_rows.push((ids.len(), write));
                 None
             }
-            Write::UpdateTaskInstance { .. } if backend == Backend::Postgres => {
+            Write::UpdateTaskInstance { .. } => {
                 // Many rows per statement below: one round trip each would dominate.
                 updates.push(write);
-                None
-            }
-            Write::UpdateTaskInstance {
-                id,
-                state,
-                host,
-                plugin_version,
-                handle,
-                message,
-                out_params,
-                log_path,
-                started_at,
-                ended_at,
-            } => {
-                let done = sqlx::query(UPDATE_TASK_INSTANCE)
-                    .bind(state)
-                    .bind(host)
-                    .bind(plugin_version)
-                    .bind(handle)
-                    .bind(message)
-                    .bind(out_params.as_ref().map(|v| v.to_string()))
-                    .bind(log_path)
-                    .bind(started_at)
-                    .bind(ended_at)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::NotFound(format!("task instance {id}")));
-                }
                 None
             }
             Write::ArchiveTaskInstances {
@@ -354,7 +323,7 @@ async fn apply(
                 owner,
                 owner_gen,
             } => {
-                fence(tx, backend, *workflow_instance_id, owner, *owner_gen).await?;
+                fence(tx, *workflow_instance_id, owner, *owner_gen).await?;
                 None
             }
             Write::AppendTaskLog { .. } => {
@@ -383,48 +352,32 @@ async fn apply(
     // running them after the loop changes nothing but the number of round trips.
     update_task_rows(tx, &updates, now).await?;
     // After the loop on purpose: a rerun's archiving must see only the old rows.
-    insert_task_rows(tx, backend, &task_rows, now, &mut ids).await?;
-    append_events(tx, backend, &events, now).await?;
-    append_log_pieces(tx, backend, &log_pieces).await?;
+    insert_task_rows(tx, &task_rows, now, &mut ids).await?;
+    append_events(tx, &events, now).await?;
+    append_log_pieces(tx, &log_pieces).await?;
     Ok(ids)
 }
 
 /// Fail unless `owner` at `owner_gen` still owns the instance, and keep it so until the
 /// transaction ends: a plain read would let an adoption commit between this check and
 /// the batch's commit, and the stale owner's writes would land after it. PostgreSQL
-/// locks the row (`FOR SHARE`: an adoption's UPDATE waits, then sees the new owner); on
-/// SQLite a no-op UPDATE takes the database's write lock, which a deferred transaction
-/// that began with a read could not take later without failing.
+/// locks the row (`FOR SHARE`: an adoption's UPDATE waits, then sees the new owner);
+/// SQLite's writer holds the database's write lock instead ([`sqlite`]).
 async fn fence(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     instance: i64,
     owner: &str,
     owner_gen: i64,
 ) -> Result<(), StoreError> {
-    let held = match backend {
-        Backend::Postgres => sqlx::query(
-            "SELECT 1 FROM workflow_instances WHERE id = $1 AND owner = $2 AND owner_gen = $3 FOR SHARE",
-        )
-        .bind(instance)
-        .bind(owner)
-        .bind(owner_gen)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some(),
-        Backend::Sqlite => {
-            sqlx::query(
-                FENCE_SQLITE,
-            )
-            .bind(instance)
-            .bind(owner)
-            .bind(owner_gen)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-                == 1
-        }
-    };
+    let held = sqlx::query(
+        "SELECT 1 FROM workflow_instances WHERE id = $1 AND owner = $2 AND owner_gen = $3 FOR SHARE",
+    )
+    .bind(instance)
+    .bind(owner)
+    .bind(owner_gen)
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some();
     if held {
         Ok(())
     } else {
@@ -436,16 +389,9 @@ async fn fence(
     }
 }
 
-/// Most rows in one multi-row statement, by backend. SQLite's parameter-name lookup is
-/// linear in the statement's parameter count (once per parameter), so its statements
-/// stay small; PostgreSQL pays a round trip per statement instead, so its are large.
-fn rows_per_statement(backend: Backend, params_per_row: usize) -> usize {
-    match backend {
-        Backend::Sqlite if params_per_row > 8 => 16,
-        Backend::Sqlite => 32,
-        Backend::Postgres => 256,
-    }
-}
+/// Most rows in one multi-row statement: PostgreSQL pays a round trip per statement, so
+/// they are large.
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// `0..len` in runs whose lengths are powers of two, largest first, none above `max`:
 /// a multi-row statement then comes in a handful of shapes, each prepared once per
@@ -538,10 +484,7 @@ async fn update_task_rows(
     segments.push(segment_start..updates.len());
     for segment in segments {
         let rows = &updates[segment];
-        for run in runs(
-            rows.len(),
-            rows_per_statement(Backend::Postgres, UPDATE_PARAMS),
-        ) {
+        for run in runs(rows.len(), ROWS_PER_STATEMENT) {
             let chunk = &rows[run];
             let sql = update_rows_sql(chunk.len());
             let mut query = sqlx::query(&sql);
@@ -591,16 +534,15 @@ async fn update_task_rows(
 /// the returned ids are matched to their writes (neither database promises an order).
 async fn insert_task_rows(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     rows: &[(usize, &Write)],
     now: i64,
     ids: &mut [Option<i64>],
 ) -> Result<(), StoreError> {
-    for run in runs(rows.len(), rows_per_statement(backend, 12)) {
+    for run in runs(rows.len(), ROWS_PER_STATEMENT) {
         let chunk = &rows[run];
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=12).map(|k| param(backend, i * 12 + k)).collect();
+                let p: Vec<String> = (1..=12).map(|k| param(i * 12 + k)).collect();
                 format!(
                     "({}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {}, {}, {}, {})",
                     p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
@@ -664,25 +606,17 @@ async fn insert_task_rows(
     Ok(())
 }
 
-/// The `n`th (1-based) parameter of a statement that binds each parameter once, in
-/// order. SQLite gets a nameless `?`: for a named one (`$n`, `?n`) sqlx asks SQLite for
-/// every parameter's name, and SQLite finds a name by scanning all of them, which made a
-/// multi-row insert's binding quadratic in its parameters.
-fn param(backend: Backend, n: usize) -> String {
-    match backend {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("${n}"),
-    }
+/// The `n`th (1-based) parameter of a statement.
+fn param(n: usize) -> String {
+    format!("${n}")
 }
 
-/// `($1, $2, ...), ($k, ...)` (SQLite: `(?, ?, ...)`): the VALUES of a multi-row
-/// statement, `per_row` parameters in each of `rows` rows.
-fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
+/// `($1, $2, ...), ($k, ...)`: the VALUES of a multi-row statement, `per_row`
+/// parameters in each of `rows` rows.
+fn placeholders(rows: usize, per_row: usize) -> String {
     (0..rows)
         .map(|r| {
-            let params: Vec<String> = (1..=per_row)
-                .map(|k| param(backend, r * per_row + k))
-                .collect();
+            let params: Vec<String> = (1..=per_row).map(|k| param(r * per_row + k)).collect();
             format!("({})", params.join(", "))
         })
         .collect::<Vec<_>>()
@@ -693,15 +627,14 @@ fn placeholders(backend: Backend, rows: usize, per_row: usize) -> String {
 /// batch, and one round trip each would dominate on PostgreSQL.
 async fn append_events(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     events: &[&Write],
     now: i64,
 ) -> Result<(), StoreError> {
-    for run in runs(events.len(), rows_per_statement(backend, 5)) {
+    for run in runs(events.len(), ROWS_PER_STATEMENT) {
         let chunk = &events[run];
         let sql = format!(
             "INSERT INTO workflow_events (workflow_instance_id, seq, kind, payload, created_at) VALUES {}",
-            placeholders(backend, chunk.len(), 5)
+            placeholders(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
@@ -729,15 +662,14 @@ async fn append_events(
 /// left as it is.
 async fn append_log_pieces(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     pieces: &[&Write],
 ) -> Result<(), StoreError> {
-    for run in runs(pieces.len(), rows_per_statement(backend, 5)) {
+    for run in runs(pieces.len(), ROWS_PER_STATEMENT) {
         let chunk = &pieces[run];
         let sql = format!(
             "INSERT INTO task_log_chunks (task_instance_id, start_offset, next_offset, text, last) \
              VALUES {} ON CONFLICT (task_instance_id, start_offset) DO NOTHING",
-            placeholders(backend, chunk.len(), 5)
+            placeholders(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for piece in chunk {
@@ -786,17 +718,7 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_parameter_once() {
-        assert_eq!(
-            placeholders(Backend::Postgres, 2, 3),
-            "($1, $2, $3), ($4, $5, $6)"
-        );
-        assert_eq!(placeholders(Backend::Postgres, 1, 1), "($1)");
-        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
-    }
-
-    #[test]
-    fn sqlite_statements_stay_small() {
-        assert_eq!(rows_per_statement(Backend::Sqlite, 12), 16);
-        assert_eq!(rows_per_statement(Backend::Sqlite, 5), 32);
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1), "($1)");
     }
 }

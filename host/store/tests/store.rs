@@ -427,6 +427,14 @@ async fn bad_urls_are_refused_clearly() {
         err.contains("unsupported database URL `mysql://x`"),
         "{err}"
     );
+    // The engine's writer keeps a connection of its own, which an in-memory database
+    // would not share.
+    let err = Store::open("sqlite::memory:")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("in-memory SQLite"), "{err}");
 }
 
 /// Many new task rows in one batch are inserted together; each write still gets its own

@@ -5,9 +5,9 @@
 //! statements, COMMIT) costs 311–679 µs on this project's 2-core machines against 50–56
 //! µs when SQLite runs it where it is called (BENCHMARKS.md, issue 15, step 3). The
 //! writer is one task applying one batch at a time, so it keeps one connection and runs
-//! each batch's transaction synchronously: the statements and SQL are those of the
-//! sqlx writer ([`super::apply`]), and the same invariants hold (a batch is one
-//! transaction; a fenced batch stores nothing).
+//! each batch's transaction synchronously. The writes mean what PostgreSQL's writer
+//! ([`super::apply`]) makes of them, the one-row statements are the same text, and the
+//! same invariants hold (a batch is one transaction; a fenced batch stores nothing).
 //!
 //! The transaction begins IMMEDIATE: it takes the database's write lock first, so a
 //! fence's no-op UPDATE never has to upgrade a read lock (which SQLite may refuse at
@@ -20,10 +20,18 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params_from_iter};
 
 use super::{
-    ARCHIVE_TASK_INSTANCES, Batch, FENCE_SQLITE, INSERT_WORKFLOW_INSTANCE, PUSH_COMMAND,
-    UPDATE_TASK_INSTANCE, UPDATE_WORKFLOW_INSTANCE, Write, runs,
+    ARCHIVE_TASK_INSTANCES, Batch, INSERT_WORKFLOW_INSTANCE, PUSH_COMMAND,
+    UPDATE_WORKFLOW_INSTANCE, Write, runs,
 };
 use crate::{StoreError, now_ms};
+
+const UPDATE_TASK_INSTANCE: &str = "UPDATE task_instances SET state = $1, host = COALESCE($2, host), plugin_version = COALESCE($3, plugin_version), \
+     handle = COALESCE($4, handle), message = COALESCE($5, message), out_params = COALESCE($6, out_params), \
+     log_path = COALESCE($7, log_path), started_at = COALESCE($8, started_at), ended_at = COALESCE($9, ended_at), updated_at = $10 \
+     WHERE id = $11";
+/// The fence: a no-op UPDATE of the instance's row, under the transaction's write lock,
+/// that finds the row only while `owner` at `owner_gen` still owns it.
+const FENCE: &str = "UPDATE workflow_instances SET owner_gen = owner_gen WHERE id = $1 AND owner = $2 AND owner_gen = $3";
 
 /// How long a batch waits for another writer's lock (as the sqlx connections do).
 pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -171,7 +179,7 @@ fn returned_id(tx: &Transaction<'_>, sql: &str, args: Vec<Value>) -> Result<i64,
     as_int(first)
 }
 
-/// One batch's writes, in the order [`super::apply`] gives them.
+/// One batch's writes, in the order [`super::apply`] applies them on PostgreSQL.
 fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, StoreError> {
     let now = now_ms();
     let mut ids = Vec::with_capacity(writes.len());
@@ -296,7 +304,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
                 // batch does (see `super::fence`).
                 let held = execute(
                     tx,
-                    FENCE_SQLITE,
+                    FENCE,
                     vec![int(*workflow_instance_id), text(owner), int(*owner_gen)],
                 )? == 1;
                 if !held {
