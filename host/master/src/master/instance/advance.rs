@@ -504,7 +504,7 @@ impl Decider {
     pub(super) fn upstream_pool(&self, name: &str) -> BTreeMap<String, String> {
         let mut pool = BTreeMap::new();
         for up in self.graph.ancestors(name) {
-            if let Some(slot) = self.slots.get(&up)
+            if let Some(slot) = self.slots.get(up)
                 && slot.state.lets_dependents_run()
             {
                 for (k, v) in &slot.out_params {
