@@ -78,7 +78,11 @@ pub enum Write {
         workflow_instance_id: i64,
         seq: i64,
         kind: String,
-        payload: serde_json::Value,
+        /// JSON text (an object), serialized once where the event is made: a task's
+        /// transitions are most of the hot path's events, and building a
+        /// `serde_json::Value` for each only to print it cost ~40k instructions per
+        /// task (BENCHMARKS.md, issue 15, step 6).
+        payload: String,
     },
     /// Refuses the whole batch with [`StoreError::Fenced`] unless the instance is owned
     /// by `owner` at `owner_gen` when the batch commits. A refusal rolls back the writes
@@ -649,7 +653,7 @@ async fn append_events(
                     .bind(*workflow_instance_id)
                     .bind(*seq)
                     .bind(kind.as_str())
-                    .bind(payload.to_string())
+                    .bind(payload.as_str())
                     .bind(now);
             }
         }

@@ -43,7 +43,7 @@ fn event(id: i64, seq: i64) -> Write {
         workflow_instance_id: id,
         seq,
         kind: "k".into(),
-        payload: json!({}),
+        payload: json!({}).to_string(),
     }
 }
 

@@ -317,7 +317,7 @@ async fn group_commit_isolates_a_bad_batch_and_keeps_order() {
                             workflow_instance_id: wf,
                             seq,
                             kind: "task-finished".into(),
-                            payload: json!({"n": seq}),
+                            payload: json!({"n": seq}).to_string(),
                         },
                         Write::InsertTaskInstance {
                             workflow_instance_id: wf,
@@ -463,7 +463,7 @@ async fn a_batch_of_new_task_rows_gets_each_its_id() {
                 workflow_instance_id: wf,
                 seq: 1,
                 kind: "k".into(),
-                payload: json!({}),
+                payload: json!({}).to_string(),
             },
         );
         let ids = store.write(writes.clone()).await.unwrap();

@@ -445,7 +445,7 @@ fn append_events(tx: &Transaction<'_>, events: &[&Write], now: i64) -> Result<()
                     int(*workflow_instance_id),
                     int(*seq),
                     text(kind),
-                    Value::Text(payload.to_string()),
+                    text(payload),
                     int(now),
                 ]);
             }

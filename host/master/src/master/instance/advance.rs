@@ -388,7 +388,7 @@ impl Decider {
         });
         self.append(
             &format!("workflow-{action}"),
-            json!({"from": from, "to": to}),
+            &json!({"from": from, "to": to}),
         );
         self.effects.push(Effect::Workflow(to));
         Ok(())
@@ -419,7 +419,14 @@ impl Decider {
         }
         self.append(
             &format!("task-{action}"),
-            json!({"task": name, "task_instance_id": id, "attempt": attempt, "from": from, "to": to, "message": message}),
+            &TaskTransition {
+                attempt,
+                from,
+                message,
+                task: name,
+                task_instance_id: id,
+                to,
+            },
         );
         self.effects.push(Effect::Task {
             name: name.to_owned(),
@@ -429,8 +436,13 @@ impl Decider {
         true
     }
 
-    pub(super) fn append(&mut self, kind: &str, payload: serde_json::Value) {
+    pub(super) fn append(&mut self, kind: &str, payload: &impl serde::Serialize) {
         self.seq += 1;
+        let payload = serde_json::to_string(payload).unwrap_or_else(|e| {
+            // Only a map with non-string keys fails to print; no payload here has one.
+            tracing::error!("instance {}: event `{kind}` not printable: {e}", self.id);
+            "{}".to_owned()
+        });
         self.writes.push(Write::AppendEvent {
             workflow_instance_id: self.id,
             seq: self.seq,
@@ -532,4 +544,16 @@ impl Decider {
             })
             .collect()
     }
+}
+
+/// A task transition's event, printed straight from its fields (no `serde_json::Value` in
+/// between). Fields in alphabetical order: the stored text stays what `json!` printed.
+#[derive(serde::Serialize)]
+struct TaskTransition<'a> {
+    attempt: u32,
+    from: T,
+    message: &'a str,
+    task: &'a str,
+    task_instance_id: i64,
+    to: T,
 }

@@ -181,7 +181,7 @@ impl Decider {
                     let state = slot.state;
                     let after = self.task_def(&name).and_then(|t| t.timeout_ms);
                     let payload = json!({"task": name, "task_instance_id": id, "attempt": slot.attempt, "after_ms": after});
-                    self.append("task-timeout-warning", payload);
+                    self.append("task-timeout-warning", &payload);
                     self.effects.push(Effect::Task {
                         name: name.clone(),
                         state,
@@ -232,7 +232,7 @@ impl Decider {
                 };
                 self.append(
                     "command",
-                    json!({"command_id": command_id, "op": op.to_string(), "accepted": result.is_ok(), "message": message}),
+                    &json!({"command_id": command_id, "op": op.to_string(), "accepted": result.is_ok(), "message": message}),
                 );
                 self.effects.push(Effect::Reply(reply, result));
             }
@@ -616,7 +616,7 @@ impl Decider {
         let host = executing.then(|| slot.host.clone());
         self.append(
             "task-action",
-            json!({"task": task, "task_instance_id": id, "attempt": attempt, "action": action, "args": args, "phase": "requested"}),
+            &json!({"task": task, "task_instance_id": id, "attempt": attempt, "action": action, "args": args, "phase": "requested"}),
         );
         self.pending_controls += 1;
         self.effects.push(Effect::Control {
@@ -647,7 +647,7 @@ impl Decider {
         };
         self.append(
             "task-action",
-            json!({"task": name, "task_instance_id": id, "attempt": attempt, "action": action, "phase": "done", "ok": ok, "message": message}),
+            &json!({"task": name, "task_instance_id": id, "attempt": attempt, "action": action, "phase": "done", "ok": ok, "message": message}),
         );
         let done = match outcome {
             Ok(done) => done,
@@ -687,7 +687,7 @@ impl Decider {
             };
             self.append(
                 "command",
-                json!({"command_id": command_id, "op": op, "accepted": result.is_ok(), "message": message}),
+                &json!({"command_id": command_id, "op": op, "accepted": result.is_ok(), "message": message}),
             );
         }
         self.effects.push(Effect::ControlAnswer(answer, result));

@@ -312,7 +312,7 @@ fn actions_on_a_job_are_recorded_and_a_stop_ends_the_attempt() {
     let (writes, effects) = stored(&mut d, 300);
     assert!(writes.iter().any(|w| matches!(w,
         Write::AppendEvent { kind, payload, .. }
-            if kind == "task-action" && payload["phase"] == "requested" && payload["action"] == "stop-with-savepoint")));
+            if kind == "task-action" && json(payload)["phase"] == "requested" && json(payload)["action"] == "stop-with-savepoint")));
     let (host, handle, answer) = effects
         .into_iter()
         .find_map(|e| match e {
@@ -352,10 +352,15 @@ fn actions_on_a_job_are_recorded_and_a_stop_ends_the_attempt() {
         Write::UpdateTaskInstance { id: 100, handle: Some(h), .. } if h == "job-1+sp")));
     assert!(writes.iter().any(|w| matches!(w,
         Write::AppendEvent { kind, payload, .. }
-            if kind == "task-action" && payload["phase"] == "done" && payload["ok"] == true)));
+            if kind == "task-action" && json(payload)["phase"] == "done" && json(payload)["ok"] == true)));
     assert!(
         effects
             .iter()
             .any(|e| matches!(e, Effect::Kill { name } if name == "a"))
     );
+}
+
+/// A stored event's payload, parsed.
+fn json(payload: &str) -> serde_json::Value {
+    serde_json::from_str(payload).expect("an event's payload is JSON")
 }
