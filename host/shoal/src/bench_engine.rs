@@ -91,82 +91,103 @@ pub(crate) async fn measure(
     home: &DataDir,
     db: Option<&str>,
 ) -> anyhow::Result<EngineFigures> {
-    let BenchMaster {
-        scratch: _scratch,
-        store,
-        master,
-        database,
-    } = bench_master(home, db).await?;
+    let bench = bench_master(home, db).await?;
+    let workload = bench.prepare(shape).await?;
+    let figures = bench.run(&workload).await;
+    bench.store.close().await;
+    figures
+}
 
-    let (name, definition, instances) = match shape {
-        Shape::Chain { tasks } => {
-            let list = (0..tasks)
-                .map(|i| {
-                    let deps = if i == 0 {
-                        vec![]
-                    } else {
-                        vec![format!("t{}", i - 1)]
-                    };
-                    noop(format!("t{i}"), deps)
-                })
-                .collect();
-            ("chain", workflow("bench-chain", list), 1)
-        }
-        Shape::Fanout { tasks } => {
-            let list = (0..tasks).map(|i| noop(format!("t{i}"), vec![])).collect();
-            ("fanout", workflow("bench-fanout", list), 1)
-        }
-        Shape::Instances { count } => {
-            let list = vec![
-                noop("a".into(), vec![]),
-                noop("b".into(), vec!["a".into()]),
-                noop("c".into(), vec!["a".into()]),
-            ];
-            ("instances", workflow("bench-instances", list), count)
-        }
-    };
-    let task_count = definition.tasks.len() * instances;
-    let saved = store
-        .save_definition(
-            "bench",
-            &format!("{}-{}", definition.name, shoal_store::now_ms()),
-            &serde_json::to_value(&definition)?,
-            "",
-        )
-        .await?;
+/// A shape's definition, saved in a [`BenchMaster`]'s store and ready to run.
+pub(crate) struct Workload {
+    name: &'static str,
+    definition_id: i64,
+    version: i64,
+    instances: usize,
+    task_count: usize,
+}
 
-    let started = Instant::now();
-    let mut ids = Vec::with_capacity(instances);
-    let starts = (0..instances).map(|_| {
-        let master = master.clone();
-        let run = RunRequest {
-            startup_params: BTreeMap::new(),
-            ..RunRequest::new(saved.definition_id, saved.version)
+impl BenchMaster {
+    /// Save `shape`'s definition (before any clock starts).
+    pub(crate) async fn prepare(&self, shape: Shape) -> anyhow::Result<Workload> {
+        let (name, definition, instances) = match shape {
+            Shape::Chain { tasks } => {
+                let list = (0..tasks)
+                    .map(|i| {
+                        let deps = if i == 0 {
+                            vec![]
+                        } else {
+                            vec![format!("t{}", i - 1)]
+                        };
+                        noop(format!("t{i}"), deps)
+                    })
+                    .collect();
+                ("chain", workflow("bench-chain", list), 1)
+            }
+            Shape::Fanout { tasks } => {
+                let list = (0..tasks).map(|i| noop(format!("t{i}"), vec![])).collect();
+                ("fanout", workflow("bench-fanout", list), 1)
+            }
+            Shape::Instances { count } => {
+                let list = vec![
+                    noop("a".into(), vec![]),
+                    noop("b".into(), vec!["a".into()]),
+                    noop("c".into(), vec!["a".into()]),
+                ];
+                ("instances", workflow("bench-instances", list), count)
+            }
         };
-        async move { master.start(run).await }
-    });
-    for id in futures_join(starts).await {
-        ids.push(id?);
+        let saved = self
+            .store
+            .save_definition(
+                "bench",
+                &format!("{}-{}", definition.name, shoal_store::now_ms()),
+                &serde_json::to_value(&definition)?,
+                "",
+            )
+            .await?;
+        Ok(Workload {
+            name,
+            definition_id: saved.definition_id,
+            version: saved.version,
+            instances,
+            task_count: definition.tasks.len() * instances,
+        })
     }
-    for id in &ids {
-        let state = master.wait(*id).await?;
-        anyhow::ensure!(
-            state == WorkflowState::Succeeded,
-            "instance {id} ended {state}"
-        );
+
+    /// Run `workload` once on this master, timed from the first start to the last end.
+    pub(crate) async fn run(&self, workload: &Workload) -> anyhow::Result<EngineFigures> {
+        let started = Instant::now();
+        let mut ids = Vec::with_capacity(workload.instances);
+        let starts = (0..workload.instances).map(|_| {
+            let master = self.master.clone();
+            let run = RunRequest {
+                startup_params: BTreeMap::new(),
+                ..RunRequest::new(workload.definition_id, workload.version)
+            };
+            async move { master.start(run).await }
+        });
+        for id in futures_join(starts).await {
+            ids.push(id?);
+        }
+        for id in &ids {
+            let state = self.master.wait(*id).await?;
+            anyhow::ensure!(
+                state == WorkflowState::Succeeded,
+                "instance {id} ended {state}"
+            );
+        }
+        let elapsed = started.elapsed();
+        Ok(EngineFigures {
+            bench: workload.name,
+            database: self.database.clone(),
+            tasks: workload.task_count,
+            instances: workload.instances,
+            total_ms: elapsed.as_secs_f64() * 1e3,
+            tasks_per_s: workload.task_count as f64 / elapsed.as_secs_f64(),
+            peak_rss_mb: peak_rss_mb(),
+        })
     }
-    let elapsed = started.elapsed();
-    let figures = EngineFigures {
-        bench: name,
-        database,
-        tasks: task_count,
-        instances,
-        total_ms: elapsed.as_secs_f64() * 1e3,
-        tasks_per_s: task_count as f64 / elapsed.as_secs_f64(),
-        peak_rss_mb: peak_rss_mb(),
-    };
-    store.close().await;
-    Ok(figures)
 }
 
 /// A master over a scratch store, running tasks in-process with the default containers.

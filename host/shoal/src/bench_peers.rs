@@ -3,6 +3,11 @@
 //! on its ephemeral SQLite server) runs first; Shoal's chain and fan-out benches run right
 //! after on the same machine, and the ratios compare Prefect's *best* repetition with
 //! Shoal's *median*, so noise never flatters Shoal.
+//!
+//! Both sides run alike: Prefect's script times each flow in one process against one
+//! server, after a warm-up of that flow; Shoal's repetitions of a workload likewise run
+//! on one engine (store, master, TaskEngine) after a warm-up run on it. `shoal bench
+//! chain` and `fanout` time a fresh engine's first run instead.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +16,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::app::DataDir;
-use crate::bench_engine::{Shape, measure};
+use crate::bench_engine::{Shape, bench_master};
 
 #[derive(Debug, clap::Args)]
 pub struct PeersBench {
@@ -99,12 +104,16 @@ pub async fn run(b: PeersBench, home: &DataDir, db: Option<&str>) -> anyhow::Res
             !prefect.is_empty(),
             "no `# prefect {workload} repN total_s=...` lines in Prefect's output:\n{text}"
         );
-        // One untimed warm-up, as Prefect's script does.
-        measure(shape, home, db).await?;
+        // One untimed warm-up, then the repetitions, on one engine: as Prefect's script
+        // runs its flows in one process against one server.
+        let engine = bench_master(home, db).await?;
+        let prepared = engine.prepare(shape).await?;
+        engine.run(&prepared).await?;
         let mut shoal = Vec::with_capacity(b.reps);
         for _ in 0..b.reps {
-            shoal.push(measure(shape, home, db).await?.total_ms / 1e3);
+            shoal.push(engine.run(&prepared).await?.total_ms / 1e3);
         }
+        engine.store.close().await;
         let best = prefect.iter().copied().fold(f64::INFINITY, f64::min);
         let med = median(&shoal);
         rows.push(Workload {
