@@ -211,14 +211,18 @@ impl ExecutionGraph {
         let Ok(i) = self.node(task) else {
             return Vec::new();
         };
-        // This runs for every task dispatched. A bit per node of the graph (a 10,000-task
-        // graph's is 1.25 KiB) costs less than hashing each ancestor into a set.
-        let mut seen = self.graph.visit_map();
-        let mut found = Vec::new();
         let mut stack: Vec<NodeIndex> = self
             .graph
             .neighbors_directed(i, Direction::Incoming)
             .collect();
+        if stack.is_empty() {
+            // A fan-out's tasks: no set to allocate for them.
+            return Vec::new();
+        }
+        // This runs for every task dispatched. A bit per node of the graph (a 10,000-task
+        // graph's is 1.25 KiB) costs less than hashing each ancestor into a set.
+        let mut seen = self.graph.visit_map();
+        let mut found = Vec::new();
         while let Some(n) = stack.pop() {
             if seen.visit(n) {
                 found.push(n);
