@@ -188,6 +188,16 @@ impl GroupCommit {
     }
 }
 
+/// An update by key must change its one row: none changed means the row is gone, and
+/// both writers say so alike.
+fn changed_one(changed: u64, what: &str, id: i64) -> Result<(), StoreError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!("{what} {id}")))
+    }
+}
+
 /// `first` and whatever queued behind it (up to [`MAX_GROUP`]): one transaction's worth.
 fn gather(first: Batch, rx: &mut mpsc::UnboundedReceiver<Batch>) -> Vec<Batch> {
     let mut group = vec![first];
@@ -292,9 +302,7 @@ async fn apply(
                     .bind(id)
                     .execute(&mut **tx)
                     .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::NotFound(format!("workflow instance {id}")));
-                }
+                changed_one(done.rows_affected(), "workflow instance", *id)?;
                 None
             }
             Write::InsertTaskInstance { .. } => {

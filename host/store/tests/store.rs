@@ -642,3 +642,55 @@ async fn a_sqlite_batch_waits_for_another_writer_without_holding_the_thread() {
     assert_eq!(ids.iter().flatten().count(), 3, "{ids:?}");
     assert_eq!(store.task_instances(wf).await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn an_update_of_a_missing_row_fails_naming_it_and_stores_nothing() {
+    on_both(|store| async move {
+        let wf = instance(&store).await;
+        let before = store.workflow_instance(wf).await.unwrap().unwrap();
+        let gone = store
+            .write(vec![
+                Write::UpdateWorkflowInstance {
+                    id: wf,
+                    state: "failure".into(),
+                    started_at: None,
+                    ended_at: None,
+                },
+                Write::UpdateWorkflowInstance {
+                    id: wf + 1000,
+                    state: "failure".into(),
+                    started_at: None,
+                    ended_at: None,
+                },
+            ])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            gone.to_string(),
+            shoal_store::StoreError::NotFound(format!("workflow instance {}", wf + 1000))
+                .to_string()
+        );
+        let after = store.workflow_instance(wf).await.unwrap().unwrap();
+        assert_eq!(after.state, before.state, "the batch rolled back whole");
+        let gone = store
+            .write(vec![Write::UpdateTaskInstance {
+                id: 424_242,
+                state: "success".into(),
+                host: None,
+                plugin_version: None,
+                handle: None,
+                message: None,
+                out_params: None,
+                log_path: None,
+                started_at: None,
+                ended_at: None,
+            }])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            gone.to_string(),
+            shoal_store::StoreError::NotFound("task instance 424242".into()).to_string()
+        );
+    })
+    .await;
+}

@@ -21,7 +21,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params_from_iter};
 
 use super::{
     ARCHIVE_TASK_INSTANCES, Batch, INSERT_WORKFLOW_INSTANCE, PUSH_COMMAND,
-    UPDATE_WORKFLOW_INSTANCE, Write, runs,
+    UPDATE_WORKFLOW_INSTANCE, Write, changed_one, runs,
 };
 use crate::{StoreError, now_ms};
 
@@ -236,9 +236,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
                         int(*id),
                     ],
                 )?;
-                if done != 1 {
-                    return Err(StoreError::NotFound(format!("workflow instance {id}")));
-                }
+                changed_one(done as u64, "workflow instance", *id)?;
                 None
             }
             Write::InsertTaskInstance { .. } => {
@@ -276,9 +274,7 @@ fn apply(tx: &Transaction<'_>, writes: &[Write]) -> Result<Vec<Option<i64>>, Sto
                         int(*id),
                     ],
                 )?;
-                if done != 1 {
-                    return Err(StoreError::NotFound(format!("task instance {id}")));
-                }
+                changed_one(done as u64, "task instance", *id)?;
                 None
             }
             Write::ArchiveTaskInstances {
