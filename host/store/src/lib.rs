@@ -206,7 +206,7 @@ impl Store {
             .await?;
         migrations::migrator(backend).await?.run(&pool).await?;
         let writer =
-            writer::GroupCommit::start(pool.clone(), backend, sqlite_file(url).as_deref())?;
+            writer::GroupCommit::start(url, backend, sqlite_file(url).as_deref(), opts.hold_limit)?;
         Ok(Self {
             pool,
             backend,
@@ -231,6 +231,9 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(writer) = self.writer.pg_pool() {
+            writer.close().await;
+        }
     }
 
     // ---- definitions -------------------------------------------------------------

@@ -84,17 +84,27 @@ where
 /// transaction set up as the writer sets up its own (rolled back). For tests that the
 /// hot path finds rows by key however the planner prices a scan.
 pub async fn task_update_plan(store: &Store, rows: usize) -> Result<String, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let pool = store
+        .writer
+        .pg_pool()
+        .ok_or_else(|| StoreError::UnsupportedUrl("a plan is PostgreSQL's".into()))?;
+    let mut tx = pool.begin().await?;
     crate::writer::prefer_keys(&mut tx).await?;
-    let sql = format!("EXPLAIN {}", crate::writer::update_rows_sql(rows));
-    let mut query = sqlx::query(&sql);
-    for i in 0..rows {
-        query = query.bind(i as i64 + 1).bind("succeeded");
-        for _ in 0..6 {
-            query = query.bind(None::<String>);
-        }
-        query = query.bind(None::<i64>).bind(None::<i64>);
-    }
+    let sql = format!("EXPLAIN {}", crate::writer::UPDATE_TASK_ROWS);
+    let ids: Vec<i64> = (1..=rows as i64).collect();
+    let texts = vec![None::<String>; rows];
+    let numbers = vec![None::<i64>; rows];
+    let query = sqlx::query(&sql)
+        .bind(&ids)
+        .bind(vec!["succeeded"; rows])
+        .bind(&texts)
+        .bind(&texts)
+        .bind(&texts)
+        .bind(&texts)
+        .bind(&texts)
+        .bind(&texts)
+        .bind(&numbers)
+        .bind(&numbers);
     let lines = query.bind(0_i64).fetch_all(&mut *tx).await?;
     tx.rollback().await?;
     let mut plan = String::new();

@@ -1,5 +1,6 @@
-//! Group commit: the hot path's writes, batched. On SQLite the writer runs its
-//! transactions on a connection of its own ([`sqlite`]); on PostgreSQL through sqlx (here).
+//! Group commit: the hot path's writes, batched. The writer runs its transactions on a
+//! connection of its own, native to its database: rusqlite on SQLite ([`sqlite`]),
+//! sqlx's PostgreSQL driver with one array per column on PostgreSQL ([`postgres`]).
 //!
 //! Every engine worker that changes state sends its writes here and waits. One task
 //! drains whatever has queued up meanwhile and applies it all in one transaction, so a
@@ -11,12 +12,13 @@
 //! transaction with the row locked against a concurrent change of owner; a fenced batch
 //! fails alone with [`StoreError::Fenced`] and leaves nothing behind.
 
+mod postgres;
 mod sqlite;
 
-use sqlx::{Any, AnyPool, Row, Transaction};
+pub(crate) use postgres::{UPDATE_TASK_ROWS, prefer_keys};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Backend, StoreError, now_ms};
+use crate::{Backend, StoreError};
 
 /// A state change.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,15 +130,19 @@ const MAX_GROUP: usize = 1024;
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
     tx: mpsc::UnboundedSender<Batch>,
+    /// PostgreSQL: the writer's own pool (closed with the store's).
+    pg: Option<sqlx::PgPool>,
 }
 
 impl GroupCommit {
-    /// The writer; on SQLite, `sqlite_file` is the database it opens a connection of its
-    /// own to ([`sqlite`]), run on the writer's thread rather than sqlx's.
+    /// The writer of the database at `url`; on SQLite, `sqlite_file` is the database it
+    /// opens a connection of its own to ([`sqlite`]), run on the writer's thread rather
+    /// than sqlx's.
     pub(crate) fn start(
-        pool: AnyPool,
+        url: &str,
         backend: Backend,
         sqlite_file: Option<&std::path::Path>,
+        hold_limit: Option<std::time::Duration>,
     ) -> Result<Self, StoreError> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Batch>();
         if backend == Backend::Sqlite {
@@ -169,14 +175,21 @@ impl GroupCommit {
                     }
                 }
             });
-            return Ok(Self { tx });
+            return Ok(Self { tx, pg: None });
         }
+        let pool = postgres::pool(url, hold_limit)?;
+        let writer = pool.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                commit_group(&pool, gather(first, &mut rx)).await;
+                postgres::commit_group(&writer, gather(first, &mut rx)).await;
             }
         });
-        Ok(Self { tx })
+        Ok(Self { tx, pg: Some(pool) })
+    }
+
+    /// PostgreSQL: the writer's own pool.
+    pub(crate) fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        self.pg.as_ref()
     }
 
     pub(crate) async fn submit(&self, writes: Vec<Write>) -> Result<Vec<Option<i64>>, StoreError> {
@@ -210,204 +223,10 @@ fn gather(first: Batch, rx: &mut mpsc::UnboundedReceiver<Batch>) -> Vec<Batch> {
     group
 }
 
-/// PostgreSQL's group: one transaction through sqlx.
-async fn commit_group(pool: &AnyPool, group: Vec<Batch>) {
-    let together = async {
-        let mut tx = pool.begin().await?;
-        let mut results = Vec::with_capacity(group.len());
-        for batch in &group {
-            results.push(apply(&mut tx, &batch.writes).await?);
-        }
-        tx.commit().await?;
-        Ok::<_, StoreError>(results)
-    };
-    match together.await {
-        Ok(results) => {
-            for (batch, result) in group.into_iter().zip(results) {
-                let _ = batch.done.send(Ok(result));
-            }
-        }
-        Err(err) if group.len() == 1 => {
-            let _ = group.into_iter().next().map(|b| b.done.send(Err(err)));
-        }
-        Err(_) => {
-            // Someone's write is bad; find out whose without failing the others.
-            for batch in group {
-                let alone = async {
-                    let mut tx = pool.begin().await?;
-                    let r = apply(&mut tx, &batch.writes).await?;
-                    tx.commit().await?;
-                    Ok::<_, StoreError>(r)
-                };
-                let _ = batch.done.send(alone.await);
-            }
-        }
-    }
-}
-
-async fn apply(
-    tx: &mut Transaction<'_, Any>,
-    writes: &[Write],
-) -> Result<Vec<Option<i64>>, StoreError> {
-    let now = now_ms();
-    let mut ids = Vec::with_capacity(writes.len());
-    let mut events = Vec::new();
-    let mut task_rows = Vec::new();
-    let mut updates = Vec::new();
-    let mut log_pieces = Vec::new();
-    for write in writes {
-        let id = match write {
-            Write::InsertWorkflowInstance {
-                definition_id,
-                version,
-                name,
-                state,
-                schedule_time,
-                startup_params,
-                start_tasks,
-                parent_task_instance_id,
-                owner,
-                owner_gen,
-                idempotency_key,
-            } => Some(
-                sqlx::query(INSERT_WORKFLOW_INSTANCE)
-                    .bind(definition_id)
-                    .bind(version)
-                    .bind(name)
-                    .bind(state)
-                    .bind(schedule_time)
-                    .bind(startup_params.to_string())
-                    .bind(start_tasks.to_string())
-                    .bind(parent_task_instance_id)
-                    .bind(now)
-                    .bind(now)
-                    .bind(owner)
-                    .bind(owner_gen)
-                    .bind(idempotency_key)
-                    .fetch_one(&mut **tx)
-                    .await?
-                    .try_get::<i64, _>(0)?,
-            ),
-            Write::UpdateWorkflowInstance {
-                id,
-                state,
-                started_at,
-                ended_at,
-            } => {
-                let done = sqlx::query(UPDATE_WORKFLOW_INSTANCE)
-                    .bind(state)
-                    .bind(started_at)
-                    .bind(ended_at)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-                changed_one(done.rows_affected(), "workflow instance", *id)?;
-                None
-            }
-            Write::InsertTaskInstance { .. } => {
-                // Inserted together below; the id is filled in then.
-                task_rows.push((ids.len(), write));
-                None
-            }
-            Write::UpdateTaskInstance { .. } => {
-                // Many rows per statement below: one round trip each would dominate.
-                updates.push(write);
-                None
-            }
-            Write::ArchiveTaskInstances {
-                workflow_instance_id,
-            } => {
-                sqlx::query(ARCHIVE_TASK_INSTANCES)
-                    .bind(now)
-                    .bind(workflow_instance_id)
-                    .execute(&mut **tx)
-                    .await?;
-                None
-            }
-            Write::AppendEvent { .. } => {
-                // Appended together below: one statement per many events.
-                events.push(write);
-                None
-            }
-            Write::Fence {
-                workflow_instance_id,
-                owner,
-                owner_gen,
-            } => {
-                fence(tx, *workflow_instance_id, owner, *owner_gen).await?;
-                None
-            }
-            Write::AppendTaskLog { .. } => {
-                // Together below: a fan-out's remote tasks each end with a piece.
-                log_pieces.push(write);
-                None
-            }
-            Write::PushCommand {
-                kind,
-                workflow_instance_id,
-                payload,
-            } => Some(
-                sqlx::query(PUSH_COMMAND)
-                    .bind(kind)
-                    .bind(workflow_instance_id)
-                    .bind(payload.to_string())
-                    .bind(now)
-                    .fetch_one(&mut **tx)
-                    .await?
-                    .try_get::<i64, _>(0)?,
-            ),
-        };
-        ids.push(id);
-    }
-    // Updates name rows stored before this batch (an id is known only once stored), so
-    // running them after the loop changes nothing but the number of round trips.
-    update_task_rows(tx, &updates, now).await?;
-    // After the loop on purpose: a rerun's archiving must see only the old rows.
-    insert_task_rows(tx, &task_rows, now, &mut ids).await?;
-    append_events(tx, &events, now).await?;
-    append_log_pieces(tx, &log_pieces).await?;
-    Ok(ids)
-}
-
-/// Fail unless `owner` at `owner_gen` still owns the instance, and keep it so until the
-/// transaction ends: a plain read would let an adoption commit between this check and
-/// the batch's commit, and the stale owner's writes would land after it. PostgreSQL
-/// locks the row (`FOR SHARE`: an adoption's UPDATE waits, then sees the new owner);
-/// SQLite's writer holds the database's write lock instead ([`sqlite`]).
-async fn fence(
-    tx: &mut Transaction<'_, Any>,
-    instance: i64,
-    owner: &str,
-    owner_gen: i64,
-) -> Result<(), StoreError> {
-    let held = sqlx::query(
-        "SELECT 1 FROM workflow_instances WHERE id = $1 AND owner = $2 AND owner_gen = $3 FOR SHARE",
-    )
-    .bind(instance)
-    .bind(owner)
-    .bind(owner_gen)
-    .fetch_optional(&mut **tx)
-    .await?
-    .is_some();
-    if held {
-        Ok(())
-    } else {
-        Err(StoreError::Fenced {
-            instance,
-            owner: owner.to_owned(),
-            owner_gen,
-        })
-    }
-}
-
-/// Most rows in one multi-row statement: PostgreSQL pays a round trip per statement, so
-/// they are large.
-const ROWS_PER_STATEMENT: usize = 256;
-
 /// `0..len` in runs whose lengths are powers of two, largest first, none above `max`:
 /// a multi-row statement then comes in a handful of shapes, each prepared once per
-/// connection, not in one shape per batch size.
+/// connection, not in one shape per batch size (SQLite's writer; PostgreSQL's passes
+/// arrays instead).
 fn runs(len: usize, max: usize) -> Vec<std::ops::Range<usize>> {
     let max = max.max(1);
     let mut out = Vec::new();
@@ -423,287 +242,6 @@ fn runs(len: usize, max: usize) -> Vec<std::ops::Range<usize>> {
         start += size;
     }
     out
-}
-
-/// Parameters per row of [`update_rows_sql`].
-const UPDATE_PARAMS: usize = 10;
-
-/// Rows are found by their key in the transaction's statements, never by a scan.
-///
-/// For an `UPDATE ... FROM (VALUES ...)` of a few hundred rows, PostgreSQL's planner
-/// picks a hash join over a scan of all of `task_instances` while the table is small
-/// (it prices a random page read at four sequential ones): 6.9 ms for 512 rows of a
-/// 20,000-row table, against 3.1 ms through the key, and the scan grows with the table's
-/// whole history. Every statement of a write batch names its rows by key, so turning
-/// scans off for the transaction changes nothing else.
-pub(crate) async fn prefer_keys(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
-    sqlx::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// The statement updating `rows` task rows ([`UPDATE_PARAMS`] parameters each, then the
-/// update time) and returning the ids it found.
-pub(crate) fn update_rows_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|i| {
-            let b = 1 + i * UPDATE_PARAMS;
-            format!(
-                "(${}::BIGINT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::BIGINT, ${}::BIGINT)",
-                b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
-            )
-        })
-        .collect();
-    format!(
-        "UPDATE task_instances AS t SET state = v.state, host = COALESCE(v.host, t.host), \
-         plugin_version = COALESCE(v.plugin_version, t.plugin_version), handle = COALESCE(v.handle, t.handle), \
-         message = COALESCE(v.message, t.message), out_params = COALESCE(v.out_params, t.out_params), \
-         log_path = COALESCE(v.log_path, t.log_path), started_at = COALESCE(v.started_at, t.started_at), \
-         ended_at = COALESCE(v.ended_at, t.ended_at), updated_at = ${} \
-         FROM (VALUES {}) AS v(id, state, host, plugin_version, handle, message, out_params, log_path, started_at, ended_at) \
-         WHERE t.id = v.id RETURNING t.id",
-        rows * UPDATE_PARAMS + 1,
-        values.join(", ")
-    )
-}
-
-/// Task row updates on PostgreSQL, many rows per `UPDATE ... FROM (VALUES ...)`. A row
-/// named twice in one batch is updated in order: a run never holds an id twice (one
-/// statement updates a row once, from an arbitrary one of its matches).
-async fn update_task_rows(
-    tx: &mut Transaction<'_, Any>,
-    updates: &[&Write],
-    now: i64,
-) -> Result<(), StoreError> {
-    if updates.is_empty() {
-        return Ok(());
-    }
-    prefer_keys(tx).await?;
-    let mut segment_start = 0;
-    let mut seen = std::collections::HashSet::new();
-    let mut segments = Vec::new();
-    for (i, write) in updates.iter().enumerate() {
-        if let Write::UpdateTaskInstance { id, .. } = write
-            && !seen.insert(*id)
-        {
-            segments.push(segment_start..i);
-            segment_start = i;
-            seen.clear();
-            seen.insert(*id);
-        }
-    }
-    segments.push(segment_start..updates.len());
-    for segment in segments {
-        let rows = &updates[segment];
-        for run in runs(rows.len(), ROWS_PER_STATEMENT) {
-            let chunk = &rows[run];
-            let sql = update_rows_sql(chunk.len());
-            let mut query = sqlx::query(&sql);
-            let mut wanted = std::collections::HashSet::new();
-            for write in chunk {
-                if let Write::UpdateTaskInstance {
-                    id,
-                    state,
-                    host,
-                    plugin_version,
-                    handle,
-                    message,
-                    out_params,
-                    log_path,
-                    started_at,
-                    ended_at,
-                } = write
-                {
-                    wanted.insert(*id);
-                    query = query
-                        .bind(*id)
-                        .bind(state.as_str())
-                        .bind(host.clone())
-                        .bind(plugin_version.clone())
-                        .bind(handle.clone())
-                        .bind(message.clone())
-                        .bind(out_params.as_ref().map(|v| v.to_string()))
-                        .bind(log_path.clone())
-                        .bind(*started_at)
-                        .bind(*ended_at);
-                }
-            }
-            query = query.bind(now);
-            for row in query.fetch_all(&mut **tx).await? {
-                wanted.remove(&row.try_get::<i64, _>(0)?);
-            }
-            if let Some(id) = wanted.into_iter().min() {
-                return Err(StoreError::NotFound(format!("task instance {id}")));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// New task rows in as few statements as possible, each new id put at its write's place
-/// in `ids`. A batch creates at most one row per (instance, task, attempt), which is how
-/// the returned ids are matched to their writes (neither database promises an order).
-async fn insert_task_rows(
-    tx: &mut Transaction<'_, Any>,
-    rows: &[(usize, &Write)],
-    now: i64,
-    ids: &mut [Option<i64>],
-) -> Result<(), StoreError> {
-    for run in runs(rows.len(), ROWS_PER_STATEMENT) {
-        let chunk = &rows[run];
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=12).map(|k| param(i * 12 + k)).collect();
-                format!(
-                    "({}, {}, {}, {}, {}, {}, {}, '{{}}', {}, {}, {}, {}, {})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO task_instances (workflow_instance_id, task_name, task_type, attempt, state, message, host, out_params, started_at, ended_at, created_at, updated_at, failover) \
-             VALUES {} RETURNING id, workflow_instance_id, task_name, attempt",
-            values.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        let mut wanted = std::collections::HashMap::new();
-        for (index, write) in chunk {
-            if let Write::InsertTaskInstance {
-                workflow_instance_id,
-                task_name,
-                task_type,
-                attempt,
-                state,
-                message,
-                host,
-                started_at,
-                ended_at,
-                failover,
-            } = write
-            {
-                wanted.insert((*workflow_instance_id, task_name.clone(), *attempt), *index);
-                query = query
-                    .bind(*workflow_instance_id)
-                    .bind(task_name.as_str())
-                    .bind(task_type.as_str())
-                    .bind(*attempt)
-                    .bind(state.as_str())
-                    .bind(message.as_str())
-                    .bind(host.clone())
-                    .bind(*started_at)
-                    .bind(*ended_at)
-                    .bind(now)
-                    .bind(now)
-                    .bind(i64::from(*failover));
-            }
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let key = (
-                row.try_get::<i64, _>(1)?,
-                row.try_get::<String, _>(2)?,
-                row.try_get::<i64, _>(3)?,
-            );
-            let index = wanted.remove(&key).ok_or_else(|| {
-                StoreError::Corrupt(format!("an inserted task row came back unasked: {key:?}"))
-            })?;
-            ids[index] = Some(row.try_get::<i64, _>(0)?);
-        }
-        if let Some((key, _)) = wanted.into_iter().next() {
-            return Err(StoreError::Corrupt(format!(
-                "a task row was not inserted: {key:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The `n`th (1-based) parameter of a statement.
-fn param(n: usize) -> String {
-    format!("${n}")
-}
-
-/// `($1, $2, ...), ($k, ...)`: the VALUES of a multi-row statement, `per_row`
-/// parameters in each of `rows` rows.
-fn placeholders(rows: usize, per_row: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let params: Vec<String> = (1..=per_row).map(|k| param(r * per_row + k)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Event rows in as few statements as possible: a busy instance appends thousands per
-/// batch, and one round trip each would dominate on PostgreSQL.
-async fn append_events(
-    tx: &mut Transaction<'_, Any>,
-    events: &[&Write],
-    now: i64,
-) -> Result<(), StoreError> {
-    for run in runs(events.len(), ROWS_PER_STATEMENT) {
-        let chunk = &events[run];
-        let sql = format!(
-            "INSERT INTO workflow_events (workflow_instance_id, seq, kind, payload, created_at) VALUES {}",
-            placeholders(chunk.len(), 5)
-        );
-        let mut query = sqlx::query(&sql);
-        for event in chunk {
-            if let Write::AppendEvent {
-                workflow_instance_id,
-                seq,
-                kind,
-                payload,
-            } = event
-            {
-                query = query
-                    .bind(*workflow_instance_id)
-                    .bind(*seq)
-                    .bind(kind.as_str())
-                    .bind(payload.as_str())
-                    .bind(now);
-            }
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Log pieces in as few statements as possible; a piece stored before (sent again) is
-/// left as it is.
-async fn append_log_pieces(
-    tx: &mut Transaction<'_, Any>,
-    pieces: &[&Write],
-) -> Result<(), StoreError> {
-    for run in runs(pieces.len(), ROWS_PER_STATEMENT) {
-        let chunk = &pieces[run];
-        let sql = format!(
-            "INSERT INTO task_log_chunks (task_instance_id, start_offset, next_offset, text, last) \
-             VALUES {} ON CONFLICT (task_instance_id, start_offset) DO NOTHING",
-            placeholders(chunk.len(), 5)
-        );
-        let mut query = sqlx::query(&sql);
-        for piece in chunk {
-            if let Write::AppendTaskLog {
-                task_instance_id,
-                start_offset,
-                next_offset,
-                text,
-                last,
-            } = piece
-            {
-                query = query
-                    .bind(*task_instance_id)
-                    .bind(*start_offset)
-                    .bind(*next_offset)
-                    .bind(text.as_str())
-                    .bind(i64::from(*last));
-            }
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -726,11 +264,5 @@ mod tests {
             assert_eq!(next, len);
         }
         assert_eq!(runs(300, 256), vec![0..256, 256..288, 288..296, 296..300]);
-    }
-
-    #[test]
-    fn placeholders_number_every_parameter_once() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 1), "($1)");
     }
 }
