@@ -17,8 +17,8 @@ pub mod state;
 
 pub use graph::{ExecutionGraph, GraphError, NodeStatus, RunScope};
 pub use master::{
-    CachedDefinition, DatasourcesFuture, Master, MasterConfig, MasterError, Operation, Progress,
-    RunRequest, SecretSource, SecretsFuture, StartTasks, queue_operation,
+    BatchCounts, CachedDefinition, DatasourcesFuture, Master, MasterConfig, MasterError, Operation,
+    Progress, RunRequest, SecretSource, SecretsFuture, StartTasks, queue_operation,
     queue_operation_for_message,
 };
 pub use state::{IllegalTransition, TaskAction, TaskInstanceState, WorkflowAction, WorkflowState};

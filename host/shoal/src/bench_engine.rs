@@ -25,6 +25,10 @@ pub struct EngineFigures {
     pub total_ms: f64,
     pub tasks_per_s: f64,
     pub peak_rss_mb: f64,
+    /// Store batches of the timed run, and how many were stored while the instance
+    /// worker decided the next one.
+    pub batches: u64,
+    pub batches_overlapped: u64,
 }
 
 /// The shape of workflow a benchmark runs.
@@ -81,6 +85,10 @@ pub async fn run(
         println!("  total        {:.1} ms", figures.total_ms);
         println!("  throughput   {:.0} tasks/s", figures.tasks_per_s);
         println!("  peak RSS     {:.1} MiB", figures.peak_rss_mb);
+        println!(
+            "  batches      {} ({} stored while the next was decided)",
+            figures.batches, figures.batches_overlapped
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -157,6 +165,7 @@ impl BenchMaster {
 
     /// Run `workload` once on this master, timed from the first start to the last end.
     pub(crate) async fn run(&self, workload: &Workload) -> anyhow::Result<EngineFigures> {
+        let counted = self.master.batch_counts();
         let started = Instant::now();
         let mut ids = Vec::with_capacity(workload.instances);
         let starts = (0..workload.instances).map(|_| {
@@ -178,7 +187,10 @@ impl BenchMaster {
             );
         }
         let elapsed = started.elapsed();
+        let batches = self.master.batch_counts();
         Ok(EngineFigures {
+            batches: batches.stored - counted.stored,
+            batches_overlapped: batches.overlapped - counted.overlapped,
             bench: workload.name,
             database: self.database.clone(),
             tasks: workload.task_count,

@@ -280,6 +280,18 @@ struct Inner {
     /// Bumped when this master lets go of every instance (a lost lease): an instance
     /// worker loaded under an earlier term stores and does nothing more.
     term: std::sync::atomic::AtomicU64,
+    /// Instance batches stored, and how many of them while the next was being decided.
+    batches: [std::sync::atomic::AtomicU64; 2],
+}
+
+/// How this master's instance workers stored their batches (see
+/// [`Master::batch_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Batches sent to the store.
+    pub stored: u64,
+    /// Of those, batches stored while their worker decided the next one (pipelined).
+    pub overlapped: u64,
 }
 
 /// What [`SecretSource::secrets`] returns: the project's secrets by name, or why not.
@@ -330,6 +342,7 @@ impl Master {
                 given_up: Mutex::new(HashMap::new()),
                 term: std::sync::atomic::AtomicU64::new(0),
                 loading: Mutex::new(HashMap::new()),
+                batches: Default::default(),
             }),
         };
         client.connect(Arc::new(updates::UpdateSink(Arc::downgrade(&master.inner))));
@@ -369,6 +382,25 @@ impl Master {
             tracing::warn!(project, "cannot open the project's datasources: {e}");
             Vec::new()
         })
+    }
+
+    /// How many batches this master's instance workers stored so far, and how many of
+    /// them while deciding the next (`shoal bench` prints it).
+    pub fn batch_counts(&self) -> BatchCounts {
+        let [stored, overlapped] = &self.inner.batches;
+        BatchCounts {
+            stored: stored.load(std::sync::atomic::Ordering::Relaxed),
+            overlapped: overlapped.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Count a batch sent to the store.
+    fn count_batch(&self, overlapped: bool) {
+        let [stored, pipelined] = &self.inner.batches;
+        stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if overlapped {
+            pipelined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn store(&self) -> &Store {

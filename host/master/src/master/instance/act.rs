@@ -1,6 +1,9 @@
-//! Carrying a batch out: store it (one group commit), then act on its effects, and
-//! build the requests that dispatch task attempts.
+//! Carrying a batch out: seal it (its store write, one group commit, as a future the
+//! worker may hold while it decides the next batch), settle it once stored (act on its
+//! effects), and build the requests that dispatch task attempts.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +22,27 @@ impl InstanceWorker {
     /// refusing it: the worker stops, leaving the instance as last stored for a later
     /// recovery; [`Committed::Fenced`] when another master owns the instance now.
     pub(super) async fn commit(&mut self) -> Committed {
+        match self.seal() {
+            Sealing::Nothing => Committed::Stored,
+            Sealing::Fenced => Committed::Fenced,
+            Sealing::Sealed(sealed, storing) => {
+                self.master.count_batch(false);
+                let outcome = storing.await;
+                self.settle(sealed, outcome)
+            }
+        }
+    }
+
+    /// Take the batch decided so far out of the decider: the future that stores its
+    /// writes (retrying as [`commit`](Self::commit) says), and what to do once it is
+    /// stored. The future owns everything it needs, so the worker may go on deciding
+    /// the next batch while it runs ([`Self::run`]'s pipelining).
+    pub(super) fn seal(&mut self) -> Sealing {
         if self.term != self.master.term() {
-            return Committed::Fenced;
+            return Sealing::Fenced;
         }
         if self.writes.is_empty() && self.effects.is_empty() {
-            return Committed::Stored;
+            return Sealing::Nothing;
         }
         let mut writes = coalesce(std::mem::take(&mut self.writes), &mut self.inserts);
         if let (Some(owner), Some(epoch)) = (self.master.owner(), self.epoch) {
@@ -34,47 +53,87 @@ impl InstanceWorker {
                 owner_gen: epoch,
             });
         }
-        let mut tries = 0;
-        let limit = self.master.inner.config.store_write_timeout;
-        let ids = loop {
-            let attempt = tokio::time::timeout(limit, self.master.store().write(writes.clone()));
-            let (error, again) = match attempt.await {
-                Ok(Ok(ids)) => break ids,
-                Ok(Err(StoreError::Fenced { .. })) => {
-                    let id = self.id;
-                    self.refuse_waiting(|| MasterError::NotOwner {
-                        instance: id,
-                        owner: "another master".into(),
-                    });
-                    return Committed::Fenced;
-                }
-                Ok(Err(e)) => (e.to_string(), true),
-                // No answer: the batch may still commit later, and sending it again could
-                // store it twice. Recovery reads whatever did land.
-                Err(_) => (format!("the store did not answer within {limit:?}"), false),
-            };
-            tries += 1;
-            if tries >= 5 || !again {
-                tracing::error!(
-                    "instance {}: storing its state failed {tries} time(s), last: {error}; its tasks are stopped and it stays as last stored until the engine recovers it",
-                    self.id
-                );
-                self.refuse_waiting(|| MasterError::NotStored(error.clone()));
-                return Committed::Refused;
-            }
-            tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+        let sealed = Sealed {
+            inserts: std::mem::take(&mut self.inserts),
+            effects: std::mem::take(&mut self.effects),
         };
-        for (index, name) in std::mem::take(&mut self.inserts) {
+        let store = self.master.store().clone();
+        let limit = self.master.inner.config.store_write_timeout;
+        let id = self.id;
+        let storing = async move {
+            let mut tries = 0;
+            loop {
+                let attempt = tokio::time::timeout(limit, store.write(writes.clone()));
+                let (error, again) = match attempt.await {
+                    Ok(Ok(ids)) => return Ok(ids),
+                    Ok(Err(StoreError::Fenced { .. })) => return Err(Refusal::Fenced),
+                    Ok(Err(e)) => (e.to_string(), true),
+                    // No answer: the batch may still commit later, and sending it again
+                    // could store it twice. Recovery reads whatever did land.
+                    Err(_) => (format!("the store did not answer within {limit:?}"), false),
+                };
+                tries += 1;
+                if tries >= 5 || !again {
+                    tracing::error!(
+                        "instance {id}: storing its state failed {tries} time(s), last: {error}; its tasks are stopped and it stays as last stored until the engine recovers it",
+                    );
+                    return Err(Refusal::Refused(error));
+                }
+                tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+            }
+        };
+        Sealing::Sealed(sealed, Box::pin(storing))
+    }
+
+    /// Act on a sealed batch once its store write ended: its effects when it was stored;
+    /// when it was not, everyone waiting on it (and on anything decided after it, which
+    /// rested on it) is answered with the error.
+    pub(super) fn settle(
+        &mut self,
+        sealed: Sealed,
+        outcome: Result<Vec<Option<i64>>, Refusal>,
+    ) -> Committed {
+        let ids = match outcome {
+            Ok(ids) => ids,
+            Err(refusal) => {
+                let (error, committed): (Box<dyn Fn() -> MasterError>, _) = match refusal {
+                    Refusal::Fenced => {
+                        let id = self.id;
+                        (
+                            Box::new(move || MasterError::NotOwner {
+                                instance: id,
+                                owner: "another master".into(),
+                            }),
+                            Committed::Fenced,
+                        )
+                    }
+                    Refusal::Refused(e) => (
+                        Box::new(move || MasterError::NotStored(e.clone())),
+                        Committed::Refused,
+                    ),
+                };
+                refuse_waiting(sealed.effects, &error);
+                refuse_waiting(std::mem::take(&mut self.effects), &error);
+                return committed;
+            }
+        };
+        for (index, name) in sealed.inserts {
             if let (Some(slot), Some(Some(id))) = (self.slots.get_mut(&name), ids.get(index)) {
                 slot.id = *id;
                 self.rows.insert(*id, name);
             }
         }
-        for effect in std::mem::take(&mut self.effects) {
+        for effect in sealed.effects {
             match effect {
                 Effect::Launch { name, attach_to } => self.launch(&name, attach_to),
-                Effect::Kill { name } => {
-                    if let Some(slot) = self.slots.get(&name).filter(|s| s.id > 0) {
+                Effect::Kill { name, id } => {
+                    // Only the attempt decided on: a later batch may have replaced it
+                    // (pipelining), and a replaced attempt has ended or was lost.
+                    if let Some(slot) = self
+                        .slots
+                        .get(&name)
+                        .filter(|s| s.id > 0 && (id == 0 || s.id == id))
+                    {
                         let key = self.key_of(slot);
                         let _ = self.control.send(super::super::control::Control::Kill {
                             host: slot.host.clone(),
@@ -102,28 +161,31 @@ impl InstanceWorker {
                 }
                 Effect::Task {
                     name,
+                    id,
+                    attempt,
                     state,
                     message,
                 } => {
-                    if let Some(slot) = self.slots.get(&name) {
-                        self.master.publish(Progress::Task {
-                            instance: self.id,
-                            task: name,
-                            task_instance_id: slot.id,
-                            attempt: slot.attempt,
-                            state,
-                            message,
-                        });
-                    }
+                    // Row 0: created by this batch, its id known only now.
+                    let id = match id {
+                        0 => self.slots.get(&name).map_or(0, |s| s.id),
+                        id => id,
+                    };
+                    self.master.publish(Progress::Task {
+                        instance: self.id,
+                        task: name,
+                        task_instance_id: id,
+                        attempt,
+                        state,
+                        message,
+                    });
                 }
-                Effect::TimeoutWarning { name } => {
-                    if let Some(slot) = self.slots.get(&name) {
-                        self.master.publish(Progress::TimeoutWarning {
-                            instance: self.id,
-                            task: name,
-                            task_instance_id: slot.id,
-                        });
-                    }
+                Effect::TimeoutWarning { name, id } => {
+                    self.master.publish(Progress::TimeoutWarning {
+                        instance: self.id,
+                        task: name,
+                        task_instance_id: id,
+                    });
                 }
                 Effect::Reply(reply, result) => {
                     let _ = reply.send(result);
@@ -140,25 +202,12 @@ impl InstanceWorker {
                     answer,
                 } => self.send_control(name, host, handle, action, args, answer),
                 Effect::ControlAnswer(answer, result) => answer.send(result),
+                Effect::Later(event) => {
+                    let _ = self.tx.send(event);
+                }
             }
         }
         Committed::Stored
-    }
-
-    /// The batch was not stored: drop its effects, answering everyone who waits on one
-    /// (an operation, an action on a job) with `error`.
-    fn refuse_waiting(&mut self, error: impl Fn() -> MasterError) {
-        for effect in std::mem::take(&mut self.effects) {
-            match effect {
-                Effect::Reply(reply, _) => {
-                    let _ = reply.send(Err(error()));
-                }
-                Effect::Control { answer, .. } | Effect::ControlAnswer(answer, _) => {
-                    answer.send(Err(error()))
-                }
-                _ => {}
-            }
-        }
     }
 
     // ---- launching -----------------------------------------------------------------
@@ -375,5 +424,48 @@ impl InstanceWorker {
         request.worker_group = Some(task.worker_group.clone());
         request.owner_generation = self.epoch.unwrap_or(0) as u64;
         Ok(request)
+    }
+}
+
+/// A batch taken out of the decider, waiting for its store write: what to do once
+/// stored.
+pub(super) struct Sealed {
+    /// Task rows the batch creates: (index of the insert among its writes, task).
+    pub(super) inserts: Vec<(usize, String)>,
+    pub(super) effects: Vec<Effect>,
+}
+
+/// Why a batch was not stored.
+pub(super) enum Refusal {
+    /// Another master owns the instance now.
+    Fenced,
+    /// The store kept refusing it (the last error).
+    Refused(String),
+}
+
+/// The future that stores a sealed batch; it owns what it needs.
+pub(super) type Storing = Pin<Box<dyn Future<Output = Result<Vec<Option<i64>>, Refusal>> + Send>>;
+
+pub(super) enum Sealing {
+    /// Nothing was decided since the last batch.
+    Nothing,
+    /// The worker's term ended: it must not store anything.
+    Fenced,
+    Sealed(Sealed, Storing),
+}
+
+/// The batch was not stored: drop its effects, answering everyone who waits on one
+/// (an operation, an action on a job) with `error`.
+fn refuse_waiting(effects: Vec<Effect>, error: &dyn Fn() -> MasterError) {
+    for effect in effects {
+        match effect {
+            Effect::Reply(reply, _) => {
+                let _ = reply.send(Err(error()));
+            }
+            Effect::Control { answer, .. } | Effect::ControlAnswer(answer, _) => {
+                answer.send(Err(error()))
+            }
+            _ => {}
+        }
     }
 }

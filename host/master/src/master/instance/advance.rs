@@ -19,6 +19,12 @@ use crate::state::{TaskAction, TaskInstanceState as T, WorkflowAction, WorkflowS
 /// How soon a task waiting in `dispatching` tries placement again.
 const PLACE_AGAIN: Duration = Duration::from_millis(200);
 
+/// Most tasks one batch begins. A wide fan-out's first tasks then start once the first
+/// slice of its rows is stored, running while the next slice is decided and stored,
+/// rather than after every row of it (10,000 rows: ~0.1 s on SQLite, ~0.25 s on
+/// PostgreSQL here, with nothing running meanwhile).
+pub(super) const BEGIN_PER_BATCH: usize = 1024;
+
 /// What [`Decider::place_or_wait`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Placed {
@@ -52,7 +58,8 @@ impl Decider {
                     }
                     // Starting a task can finish it at once (a forbidden task is
                     // skipped), which can make more tasks ready.
-                    loop {
+                    let mut begun = 0;
+                    'more: loop {
                         let finished = std::mem::take(&mut self.finished_now);
                         let ready = if std::mem::take(&mut self.rescan) {
                             self.graph.ready()
@@ -64,9 +71,17 @@ impl Decider {
                                 .unwrap_or_else(|| self.graph.ready())
                         };
                         for name in ready {
-                            if !self.slots.contains_key(&name) {
-                                self.begin(&name);
+                            if self.slots.contains_key(&name) {
+                                continue;
                             }
+                            if begun == BEGIN_PER_BATCH {
+                                // The rest once this batch is stored (ready stays
+                                // ready: a later look at the whole graph finds them).
+                                self.effects.push(Effect::Later(Event::BeginMore));
+                                break 'more;
+                            }
+                            self.begin(&name);
+                            begun += 1;
                         }
                     }
                 }
@@ -117,7 +132,8 @@ impl Decider {
         for name in names {
             let slot = self.slots.get_mut(&name).expect("listed");
             if is_executing(slot.state) {
-                self.effects.push(Effect::Kill { name });
+                let id = slot.id;
+                self.effects.push(Effect::Kill { name, id });
             } else if !slot.state.is_finished() {
                 self.end(&name, TaskAction::Kill, why);
             }
@@ -430,6 +446,8 @@ impl Decider {
         );
         self.effects.push(Effect::Task {
             name: name.to_owned(),
+            id,
+            attempt,
             state: to,
             message: message.to_owned(),
         });

@@ -165,6 +165,7 @@ impl Decider {
                 self.place_timer = false;
                 self.place_waiting();
             }
+            Event::BeginMore => self.rescan = true,
             Event::DelayDue { name, wait } => {
                 if self.wait_is_over(&name, T::Delayed, wait) {
                     self.dispatch(&name);
@@ -182,12 +183,15 @@ impl Decider {
                     let after = self.task_def(&name).and_then(|t| t.timeout_ms);
                     let payload = json!({"task": name, "task_instance_id": id, "attempt": slot.attempt, "after_ms": after});
                     self.append("task-timeout-warning", &payload);
+                    let attempt = self.slots[&name].attempt;
                     self.effects.push(Effect::Task {
                         name: name.clone(),
+                        id,
+                        attempt,
                         state,
                         message: "running longer than its timeout (strategy: warn)".into(),
                     });
-                    self.effects.push(Effect::TimeoutWarning { name });
+                    self.effects.push(Effect::TimeoutWarning { name, id });
                 }
             }
             Event::Control {
@@ -567,7 +571,8 @@ impl Decider {
                 let slot = self.slots.get_mut(&task).expect("checked");
                 slot.state.apply(TaskAction::Kill)?;
                 if is_executing(slot.state) {
-                    self.effects.push(Effect::Kill { name: task });
+                    let id = slot.id;
+                    self.effects.push(Effect::Kill { name: task, id });
                 } else {
                     self.end(&task, TaskAction::Kill, "killed by an operator");
                 }
@@ -673,7 +678,10 @@ impl Decider {
         }
         if done.job_ended && self.is_current(&name, id) && is_executing(self.slots[&name].state) {
             let why = format!("stopped by an operator ({action}): {}", done.message);
-            self.effects.push(Effect::Kill { name: name.clone() });
+            self.effects.push(Effect::Kill {
+                name: name.clone(),
+                id,
+            });
             self.end(&name, TaskAction::Kill, &why);
         }
         self.answer_control(answer, Ok(done.message));

@@ -3,11 +3,14 @@
 //! It handles the instance's events strictly in order, in batches: every event becomes
 //! named transitions of the workflow and task state machines plus the store writes that
 //! record them; the whole batch is committed (one group commit), and only then are its
-//! effects carried out: tasks launched or killed, timers started, watchers told. A crash
-//! at any point therefore leaves the store saying what was decided, never less; a
-//! restarted engine rebuilds the worker from the store ([`InstanceWorker::load`]) and
-//! carries on: finished tasks stay finished, external jobs are re-attached through their
-//! persisted handle, and an attempt that was running on the lost process runs again.
+//! effects carried out: tasks launched or killed, timers started, watchers told. While
+//! a batch is being stored, the events that queue meanwhile may already be decided into
+//! the next batch (see `InstanceWorker::pipelines`); it is stored after the one in
+//! flight, and its effects wait for it in turn. A crash at any point therefore leaves
+//! the store saying what was decided, never less; a restarted engine rebuilds the
+//! worker from the store ([`InstanceWorker::load`]) and carries on: finished tasks stay
+//! finished, external jobs are re-attached through their persisted handle, and an
+//! attempt that was running on the lost process runs again.
 //!
 //! When the store keeps refusing a batch (longer than [`commit`](InstanceWorker::commit)
 //! retries), the worker gives the instance up the way a lost engine would: it stops every
@@ -38,6 +41,13 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Master, MasterError, Operation, Progress, StartTasks};
 use crate::graph::ExecutionGraph;
 use crate::state::{TaskInstanceState as T, WorkflowState as W};
+use act::Sealing;
+
+/// What ended the wait while a batch was being stored.
+enum Next {
+    Stored(Result<Vec<Option<i64>>, act::Refusal>),
+    Event(Event),
+}
 
 /// Project of definitions saved without one.
 pub const DEFAULT_PROJECT: &str = "default";
@@ -91,6 +101,9 @@ pub(super) enum Event {
     },
     /// Time to try placing the tasks waiting in `dispatching` again.
     PlaceDue,
+    /// Ready tasks were left for a later batch ([`advance::BEGIN_PER_BATCH`]): begin
+    /// the next of them.
+    BeginMore,
     /// A wait ended; `wait` tells which (see [`Slot::wait`]).
     DelayDue {
         name: String,
@@ -156,18 +169,22 @@ pub(super) enum Effect {
         name: String,
         attach_to: Option<String>,
     },
-    /// Kill the task's current attempt where it runs.
+    /// Kill the task's attempt (row `id`; 0: the row this batch creates) where it runs.
     Kill {
         name: String,
+        id: i64,
     },
     Timer {
         after: Duration,
         event: Event,
     },
     Workflow(W),
-    /// Tell watchers about a task transition (its state at the time, not at commit).
+    /// Tell watchers about a task transition (its state at the time, not at commit) of
+    /// attempt `attempt`, row `id` (0: the row this batch creates).
     Task {
         name: String,
+        id: i64,
+        attempt: u32,
         state: T,
         message: String,
     },
@@ -176,6 +193,7 @@ pub(super) enum Effect {
     /// Tell watchers (alerts) that a task with the warn strategy outran its timeout.
     TimeoutWarning {
         name: String,
+        id: i64,
     },
     /// Carry out an action on the job of the task's current attempt, on `host` (none:
     /// a node placed now, as the attempt ended).
@@ -189,6 +207,8 @@ pub(super) enum Effect {
     },
     /// Answer an action once its outcome is stored.
     ControlAnswer(ControlAnswer, Result<String, MasterError>),
+    /// Queue an event for this instance's worker once the batch is stored.
+    Later(Event),
 }
 
 /// One task's current attempt.
@@ -645,7 +665,51 @@ impl InstanceWorker {
             Committed::Fenced => return self.fenced(),
         }
         self.master.stored(self.id);
+        // A batch being stored while the next one is decided ([`Self::pipelines`]).
+        let mut storing: Option<(act::Sealed, act::Storing)> = None;
         loop {
+            if storing.is_none() {
+                match self.seal() {
+                    Sealing::Nothing => {}
+                    Sealing::Fenced => return self.fenced(),
+                    Sealing::Sealed(sealed, write) if self.pipelines(&sealed) => {
+                        self.master.count_batch(true);
+                        storing = Some((sealed, write));
+                    }
+                    Sealing::Sealed(sealed, write) => {
+                        self.master.count_batch(false);
+                        let outcome = write.await;
+                        match self.settle(sealed, outcome) {
+                            Committed::Stored => {}
+                            Committed::Refused => return self.give_up().await,
+                            Committed::Fenced => return self.fenced(),
+                        }
+                    }
+                }
+            }
+            if let Some((_, write)) = storing.as_mut() {
+                // Its effects wait for it; what happens meanwhile is decided into the
+                // next batch, stored after it: batches land in order.
+                let next = tokio::select! {
+                    biased;
+                    outcome = write => Next::Stored(outcome),
+                    Some(event) = self.rx.recv() => Next::Event(event),
+                };
+                match next {
+                    Next::Stored(outcome) => {
+                        let Some((sealed, _)) = storing.take() else {
+                            continue;
+                        };
+                        match self.settle(sealed, outcome) {
+                            Committed::Stored => {}
+                            Committed::Refused => return self.give_up().await,
+                            Committed::Fenced => return self.fenced(),
+                        }
+                    }
+                    Next::Event(event) => self.decide(event),
+                }
+                continue;
+            }
             // A settled instance still handles what was queued for it (an operation
             // that loaded it, say) before its worker goes.
             let first = if self.settled() {
@@ -659,21 +723,37 @@ impl InstanceWorker {
                     None => return self.retire(),
                 }
             };
-            self.on_event(first);
-            // Everything that queued meanwhile joins this batch: one commit for all.
-            for _ in 0..4096 {
-                match self.rx.try_recv() {
-                    Ok(event) => self.on_event(event),
-                    Err(_) => break,
-                }
-            }
-            self.advance();
-            match self.commit().await {
-                Committed::Stored => {}
-                Committed::Refused => return self.give_up().await,
-                Committed::Fenced => return self.fenced(),
+            self.decide(first);
+        }
+    }
+
+    /// Decide on `first` and on everything that queued behind it: one batch, one
+    /// commit for all.
+    fn decide(&mut self, first: Event) {
+        self.on_event(first);
+        for _ in 0..4096 {
+            match self.rx.try_recv() {
+                Ok(event) => self.on_event(event),
+                Err(_) => break,
             }
         }
+        self.advance();
+    }
+
+    /// Whether to decide the next batch while `sealed` is stored, rather than wait for
+    /// it. Only when events already wait: otherwise there is nothing to overlap, and
+    /// waiting in line is the shorter path. Only when `sealed` creates no task rows:
+    /// what is decided next may then name every row by its id. And only when it
+    /// launches nothing and acts on no job: those effects read the task's slot when
+    /// carried out, and the next batch may have moved it on. Effects still wait for
+    /// their own batch, so nothing is acted on before it is stored.
+    fn pipelines(&self, sealed: &act::Sealed) -> bool {
+        sealed.inserts.is_empty()
+            && !self.rx.is_empty()
+            && !sealed
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::Launch { .. } | Effect::Control { .. }))
     }
 
     /// Another master owns the instance now (this one was declared dead, or the instance

@@ -356,11 +356,53 @@ fn actions_on_a_job_are_recorded_and_a_stop_ends_the_attempt() {
     assert!(
         effects
             .iter()
-            .any(|e| matches!(e, Effect::Kill { name } if name == "a"))
+            .any(|e| matches!(e, Effect::Kill { name, .. } if name == "a"))
     );
 }
 
 /// A stored event's payload, parsed.
 fn json(payload: &str) -> serde_json::Value {
     serde_json::from_str(payload).expect("an event's payload is JSON")
+}
+
+#[test]
+fn a_wide_fan_out_begins_in_slices_each_after_the_one_before_is_stored() {
+    let total = super::advance::BEGIN_PER_BATCH + 476;
+    let mut yaml = String::from("workflow:\n  name: wide\ntasks:\n");
+    for i in 0..total {
+        yaml.push_str(&format!("  - name: t{i}\n    task_type: noop\n"));
+    }
+    let mut d = decider(&yaml, on("worker-1"));
+    d.resume_after_load();
+    d.advance();
+    let launches = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Launch { .. }))
+            .count()
+    };
+    let more = |effects: &[Effect]| {
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Later(Event::BeginMore)))
+    };
+    assert_eq!(d.inserts.len(), super::advance::BEGIN_PER_BATCH);
+    let (_, effects) = stored(&mut d, 100);
+    assert_eq!(launches(&effects), super::advance::BEGIN_PER_BATCH);
+    assert!(more(&effects), "the rest must be asked for once stored");
+    // Nothing else happened: the instance is not done, it waits for the next slice.
+    assert_eq!(d.state, W::Running);
+
+    d.handle(Event::BeginMore);
+    d.advance();
+    assert_eq!(d.inserts.len(), 476);
+    let (_, effects) = stored(&mut d, 10_000);
+    assert_eq!(launches(&effects), 476);
+    assert!(!more(&effects));
+    assert_eq!(d.slots.len(), total);
+    assert!(
+        d.slots
+            .values()
+            .all(|s| s.id > 0 && s.state == T::Dispatched)
+    );
 }
