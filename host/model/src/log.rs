@@ -1,11 +1,14 @@
 //! A task's log: one file per task instance, written by the host on behalf of the
 //! plugin (its `log` calls, its stdout/stderr, and the output of processes it starts).
 //!
-//! Short tasks of a workflow run (logic tasks, quick calls) share one append-only file per
-//! workflow instance instead ([`TaskLog::to_shared`]), each line tagged with its task
-//! instance id: creating a file per task costs more than the task itself when a run fans
-//! out to thousands of them. [`read_task_log`] gives one task's lines back either way,
-//! [`read_task_log_range`] a bounded piece of them from a byte offset.
+//! Short tasks (logic tasks, quick calls) share append-only *segment* files instead
+//! ([`TaskLog::to_segment`]), each line tagged with its task instance id. A segment takes
+//! the short tasks of every run until it holds [`SEGMENT_BYTES`], then the next one
+//! opens: creating a file costs more than a short task itself (on this project's ext4,
+//! ~180 µs of kernel time per file, most of a one-task run's cost), so neither a task nor
+//! a run gets a file of its own, and the cap keeps any one task's read bounded.
+//! [`read_task_log`] gives one task's lines back either way, [`read_task_log_range`] a
+//! bounded piece of them from a byte offset.
 //!
 //! A log is bounded ([`TaskLimits`]): a line longer than the cap is cut with a marker,
 //! and past the byte budget the log says it was truncated and drops the rest, so a
@@ -58,12 +61,50 @@ impl LogStream {
 
 type Echo = Box<dyn Fn(&str) + Send + Sync>;
 
-/// A file several task logs append to, open while any of them is.
-type SharedFile = Arc<Mutex<BufWriter<File>>>;
+/// A file several task logs append to, open while any of them is (or, for the segment
+/// taking new tasks, until the next one replaces it).
+type SharedFile = Arc<Mutex<Shared>>;
+
+struct Shared {
+    out: BufWriter<File>,
+    /// The file's length once everything written is flushed.
+    bytes: u64,
+}
+
+impl Shared {
+    fn open(path: &Path) -> std::io::Result<SharedFile> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let bytes = file.metadata()?.len();
+        Ok(Arc::new(Mutex::new(Shared {
+            out: BufWriter::new(file),
+            bytes,
+        })))
+    }
+}
 
 /// The shared files currently open, by path.
-type OpenShared = std::collections::HashMap<PathBuf, std::sync::Weak<Mutex<BufWriter<File>>>>;
+type OpenShared = std::collections::HashMap<PathBuf, std::sync::Weak<Mutex<Shared>>>;
 static SHARED: Mutex<Option<OpenShared>> = Mutex::new(None);
+
+/// A segment stops taking new tasks once it holds this much; their lines already under
+/// way still go to it. Bounds what a read of one task's log scans (about what one
+/// 20,000-task run's short tasks write).
+pub const SEGMENT_BYTES: u64 = 4 << 20;
+
+/// The segment taking new short tasks, by directory.
+static SEGMENTS: Mutex<Option<std::collections::HashMap<PathBuf, (PathBuf, SharedFile)>>> =
+    Mutex::new(None);
+
+/// Segments this process opened so far: with the time and the process id, it names the
+/// next one (two processes sharing a data dir never append to one segment, whose lines
+/// are buffered and could interleave).
+static SEGMENT_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// File-name ending of a shared log; lines in it start with `#<task instance id> `.
 pub const SHARED_LOG_SUFFIX: &str = ".short.log";
@@ -122,7 +163,11 @@ impl Inner {
         }
         if let Some((file, tag)) = &self.shared {
             let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(file, "#{tag} {line}");
+            if writeln!(file.out, "#{tag} {line}").is_ok() {
+                // `#`, the tag's digits, a space, the line and its break.
+                let digits = tag.checked_ilog10().map_or(1, |d| d + 1);
+                file.bytes += u64::from(digits) + line.len() as u64 + 3;
+            }
         }
         self.lines += 1;
         self.bytes += line.len() as u64 + 1;
@@ -184,24 +229,50 @@ impl TaskLog {
             match open.get(path).and_then(std::sync::Weak::upgrade) {
                 Some(file) => file,
                 None => {
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)?;
-                    let file = Arc::new(Mutex::new(BufWriter::new(file)));
+                    let file = Shared::open(path)?;
                     open.retain(|_, weak| weak.strong_count() > 0);
                     open.insert(path.to_path_buf(), Arc::downgrade(&file));
                     file
                 }
             }
         };
-        Ok(Self {
+        Ok(Self::shared_in(file, path, task_instance_id))
+    }
+
+    /// A short task's log in the segment of `dir` now taking new tasks (see the module
+    /// docs); [`TaskLog::path`] names the segment, which the task's record keeps.
+    pub fn to_segment(dir: &Path, task_instance_id: u64) -> std::io::Result<Self> {
+        let mut segments = SEGMENTS.lock().unwrap_or_else(|p| p.into_inner());
+        let segments = segments.get_or_insert_with(Default::default);
+        // A segment someone removed (a clean-up of old logs) takes no more tasks either:
+        // their lines would go to a file nobody can open.
+        let open = segments.get(dir).filter(|(path, file)| {
+            file.lock().unwrap_or_else(|p| p.into_inner()).bytes < SEGMENT_BYTES && path.exists()
+        });
+        if let Some((path, file)) = open {
+            return Ok(Self::shared_in(file.clone(), path, task_instance_id));
+        }
+        let millis = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let n = SEGMENT_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!(
+            "{millis}-{}-{n}{SHARED_LOG_SUFFIX}",
+            std::process::id()
+        ));
+        let file = Shared::open(&path)?;
+        let log = Self::shared_in(file.clone(), &path, task_instance_id);
+        // The one it replaces closes when its last task's log is dropped.
+        segments.insert(dir.to_path_buf(), (path, file));
+        Ok(log)
+    }
+
+    fn shared_in(file: SharedFile, path: &Path, task_instance_id: u64) -> Self {
+        Self {
             inner: Arc::new(Mutex::new(Inner::new(None, Some((file, task_instance_id))))),
             path: Some(path.to_path_buf()),
-        })
+        }
     }
 
     /// A log that keeps nothing (benchmarks).
@@ -330,7 +401,7 @@ impl TaskLog {
             let _ = file.flush();
         }
         if let Some((file, _)) = &inner.shared {
-            let _ = file.lock().unwrap_or_else(|p| p.into_inner()).flush();
+            let _ = file.lock().unwrap_or_else(|p| p.into_inner()).out.flush();
         }
     }
 
@@ -589,6 +660,53 @@ mod tests {
         // Both tasks wrote through one open file.
         let opened = SHARED.lock().unwrap().as_ref().unwrap().len();
         assert!(opened >= 1);
+    }
+
+    #[test]
+    fn short_tasks_of_many_runs_share_a_segment_until_it_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = dir.path().join("short");
+        let a = TaskLog::to_segment(&segments, 11).unwrap();
+        let b = TaskLog::to_segment(&segments, 12).unwrap();
+        assert_eq!(a.path(), b.path(), "a second task joins the open segment");
+        let first = a.path().unwrap().to_path_buf();
+        assert!(first.to_str().unwrap().ends_with(SHARED_LOG_SUFFIX));
+        // Fill the segment past its cap through one task's log.
+        let filler = "x".repeat(4000);
+        let a = a.with_limits(8192, u64::MAX);
+        for _ in 0..(SEGMENT_BYTES / 4000 + 1) {
+            a.info(LogStream::Plugin, &filler);
+        }
+        let c = TaskLog::to_segment(&segments, 13).unwrap();
+        let second = c.path().unwrap().to_path_buf();
+        assert_ne!(first, second, "a full segment takes no new task");
+        // A task already in the old segment keeps writing there.
+        b.info(LogStream::Host, "b ends");
+        c.info(LogStream::Host, "c ends");
+        for log in [&a, &b, &c] {
+            log.flush();
+        }
+        assert_eq!(read_task_log(&first, 12).unwrap().lines().count(), 1);
+        assert!(read_task_log(&first, 12).unwrap().contains("b ends"));
+        assert_eq!(read_task_log(&second, 13).unwrap().lines().count(), 1);
+        assert!(read_task_log(&second, 11).unwrap().is_empty());
+        let written = std::fs::metadata(&first).unwrap().len();
+        let counted = SEGMENTS.lock().unwrap().as_ref().unwrap()[&segments]
+            .1
+            .lock()
+            .unwrap()
+            .bytes;
+        assert_eq!(
+            std::fs::metadata(&second).unwrap().len(),
+            counted,
+            "the count of bytes written matches the file"
+        );
+        assert!(written > SEGMENT_BYTES);
+        // Logs cleaned up under a running host: the next task opens a new segment.
+        std::fs::remove_file(&second).unwrap();
+        let d = TaskLog::to_segment(&segments, 14).unwrap();
+        assert_ne!(d.path().unwrap(), second);
+        assert!(d.path().unwrap().exists());
     }
 
     #[test]

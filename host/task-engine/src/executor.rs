@@ -61,6 +61,9 @@ pub struct TaskEngine {
     live: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
 }
 
+/// Under the log root: the segment files short tasks share.
+const SHORT_LOG_DIR: &str = "short";
+
 /// Kept work dirs are looked over at most this often.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -442,19 +445,20 @@ impl<'a, F: FnMut(&TaskEvent) + Send> TaskExecutor<'a, F> {
                 self.request.plugin_version.as_ref(),
             )
             .await;
-        // Short tasks of a workflow run share their instance's log file (see
-        // `shoal_model::log`); everything else, and any task that cannot even start, gets
-        // a file of its own.
+        // Short tasks of workflow runs share segment files (see `shoal_model::log`);
+        // everything else, and any task that cannot even start, gets a file of its own.
         let shared = matches!(&resolved, Ok(p) if p.execution_class() == shoal_model::ExecutionClass::Short)
             && self.request.identity.workflow_instance_id != 0;
         let id = self.request.identity.task_instance_id;
         let log = if shared {
-            self.log_path = self.engine.config.log_root.join(format!(
-                "{}{}",
-                self.request.identity.workflow_instance_id,
-                shoal_model::log::SHARED_LOG_SUFFIX
-            ));
-            TaskLog::to_shared(&self.log_path, id)
+            let dir = self.engine.config.log_root.join(SHORT_LOG_DIR);
+            let log = TaskLog::to_segment(&dir, id);
+            // The segment it joined, or the directory that could not take one.
+            self.log_path = match &log {
+                Ok(log) => log.path().unwrap_or(&dir).to_path_buf(),
+                Err(_) => dir,
+            };
+            log
         } else {
             TaskLog::to_file(&self.log_path)
         }
