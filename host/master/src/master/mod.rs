@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shoal_protocol::{TakeOver, TaskExecutorClient, TaskKey};
-use shoal_store::{Store, StoreError, Write};
+use shoal_store::{Store, StoreError, WorkflowInstanceRow, Write};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::graph::{GraphError, RunScope};
@@ -496,25 +496,46 @@ impl Master {
             self.inner.config.max_sub_workflow_depth,
         )
         .await?;
+        let now = shoal_store::now_ms();
+        let mut row = WorkflowInstanceRow {
+            id: 0,
+            definition_id: run.definition_id,
+            version: run.version,
+            name: spec.name.clone(),
+            state: WorkflowState::Submitted.to_string(),
+            schedule_time: run.schedule_time.unwrap_or(now),
+            startup_params: serde_json::to_value(&run.startup_params).unwrap_or_default(),
+            start_tasks: serde_json::to_value(&run.start_tasks).unwrap_or_default(),
+            parent_task_instance_id: run.parent_task_instance_id,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+            updated_at: now,
+            owner: self.inner.config.owner.clone(),
+            owner_gen: 0,
+        };
         let ids = self
             .inner
             .store
             .write(vec![Write::InsertWorkflowInstance {
-                definition_id: run.definition_id,
-                version: run.version,
-                name: spec.name.clone(),
-                state: WorkflowState::Submitted.to_string(),
-                schedule_time: run.schedule_time.unwrap_or_else(shoal_store::now_ms),
-                startup_params: serde_json::to_value(&run.startup_params).unwrap_or_default(),
-                start_tasks: serde_json::to_value(&run.start_tasks).unwrap_or_default(),
-                parent_task_instance_id: run.parent_task_instance_id,
-                owner: self.inner.config.owner.clone(),
-                owner_gen: 0,
+                definition_id: row.definition_id,
+                version: row.version,
+                name: row.name.clone(),
+                state: row.state.clone(),
+                schedule_time: row.schedule_time,
+                startup_params: row.startup_params.clone(),
+                start_tasks: row.start_tasks.clone(),
+                parent_task_instance_id: row.parent_task_instance_id,
+                owner: row.owner.clone(),
+                owner_gen: row.owner_gen,
                 idempotency_key: run.idempotency_key.clone(),
             }])
             .await?;
-        let id = ids[0].ok_or(MasterError::Gone)?;
-        self.ensure_live(id).await?;
+        row.id = ids[0].ok_or(MasterError::Gone)?;
+        let id = row.id;
+        if !self.is_live(id) {
+            self.load_live(id, None, Some(row)).await?;
+        }
         Ok(id)
     }
 
@@ -729,7 +750,7 @@ impl Master {
                     Ok(()) => return Ok(()),
                     Err(mpsc::error::SendError(back)) => event = back,
                 },
-                None => match self.load_live(instance, Some(event)).await? {
+                None => match self.load_live(instance, Some(event), None).await? {
                     None => return Ok(()),
                     Some(back) => event = back,
                 },
@@ -744,17 +765,21 @@ impl Master {
         if self.is_live(instance) {
             return Ok(());
         }
-        self.load_live(instance, None).await.map(|_| ())
+        self.load_live(instance, None, None).await.map(|_| ())
     }
 
     /// Load the instance into a worker that starts with `first` queued, unless a worker
     /// holds it already; then `first` comes back, for that worker. Loads of one instance
     /// take turns: in distributed mode each load is a new ownership term, and two at
     /// once would fence each other.
+    ///
+    /// `fresh`: the instance's row as [`Master::start`] inserted it, which spares the
+    /// load reading back what was just written.
     async fn load_live(
         &self,
         instance: i64,
         first: Option<instance::Event>,
+        fresh: Option<WorkflowInstanceRow>,
     ) -> Result<Option<instance::Event>, MasterError> {
         let gate = self
             .inner
@@ -769,7 +794,20 @@ impl Master {
             if self.is_live(instance) {
                 Ok(first)
             } else {
-                match instance::InstanceWorker::load(self.clone(), instance).await {
+                let loaded = match fresh {
+                    Some(row) => {
+                        match instance::InstanceWorker::load_fresh(self.clone(), row).await {
+                            Ok(Some(worker)) => Ok(worker),
+                            // Something happened to it already: what is stored says what.
+                            Ok(None) => {
+                                instance::InstanceWorker::load(self.clone(), instance).await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => instance::InstanceWorker::load(self.clone(), instance).await,
+                };
+                match loaded {
                     Ok(mut worker) => {
                         let queued = first.is_some();
                         if let Some(event) = first {

@@ -24,6 +24,8 @@ mod act;
 mod advance;
 mod decide;
 #[cfg(test)]
+mod load_tests;
+#[cfg(test)]
 mod tests;
 mod writes;
 
@@ -34,7 +36,7 @@ use std::time::Duration;
 use serde_json::json;
 use shoal_model::Trigger;
 use shoal_protocol::{TakeOver, TaskKey, TaskUpdate};
-use shoal_store::{StoreError, TaskInstanceRow, Write};
+use shoal_store::{StoreError, TaskInstanceRow, WorkflowInstanceRow, Write};
 use shoal_workflow::WorkflowDefinition;
 use tokio::sync::{mpsc, oneshot};
 
@@ -416,11 +418,34 @@ impl std::ops::DerefMut for InstanceWorker {
 impl InstanceWorker {
     /// Rebuild an instance's worker from the store.
     pub(super) async fn load(master: Master, id: i64) -> Result<Self, MasterError> {
-        let store = master.store().clone();
-        let row = store
+        let row = master
+            .store()
             .workflow_instance(id)
             .await?
             .ok_or(MasterError::NoSuchInstance(id))?;
+        match Self::load_row(master, row, false).await? {
+            Some(worker) => Ok(worker),
+            None => unreachable!("a load from the stored row always builds a worker"),
+        }
+    }
+
+    /// The worker of an instance `row` describes as [`Master::start`] just inserted it,
+    /// without reading back what it wrote: nothing has happened to it yet unless its
+    /// event stream says so, and then (None) it must be loaded from the store.
+    pub(super) async fn load_fresh(
+        master: Master,
+        row: WorkflowInstanceRow,
+    ) -> Result<Option<Self>, MasterError> {
+        Self::load_row(master, row, true).await
+    }
+
+    async fn load_row(
+        master: Master,
+        row: WorkflowInstanceRow,
+        fresh: bool,
+    ) -> Result<Option<Self>, MasterError> {
+        let store = master.store().clone();
+        let id = row.id;
         // Distributed mode: every load is a new ownership term, which fences whatever
         // an earlier term (of this or a stale process) still believes.
         let epoch =
@@ -448,12 +473,23 @@ impl InstanceWorker {
         // the task names a version itself.
         // What the worker needs from the store, read side by side (each is one query;
         // one after another they were most of a fresh run's time to its first task).
-        let (pins, rows, seq, handles) = tokio::try_join!(
-            store.plugin_pins(row.definition_id),
-            store.task_instances(id),
-            store.last_event_seq(id),
-            store.task_handles(id),
-        )?;
+        let (pins, rows, seq, handles) = if fresh {
+            let (pins, seq) = tokio::try_join!(
+                store.plugin_pins(row.definition_id),
+                store.last_event_seq(id),
+            )?;
+            if seq != 0 {
+                return Ok(None);
+            }
+            (pins, Vec::new(), 0, Vec::new())
+        } else {
+            tokio::try_join!(
+                store.plugin_pins(row.definition_id),
+                store.task_instances(id),
+                store.last_event_seq(id),
+                store.task_handles(id),
+            )?
+        };
         for task in definition
             .tasks
             .iter_mut()
@@ -624,7 +660,7 @@ impl InstanceWorker {
         }
         .counted();
         let term = master.term();
-        Ok(Self {
+        Ok(Some(Self {
             d,
             master,
             secrets,
@@ -635,7 +671,7 @@ impl InstanceWorker {
             control,
             term,
             parent,
-        })
+        }))
     }
 
     pub(super) fn sender(&self) -> mpsc::UnboundedSender<Event> {
