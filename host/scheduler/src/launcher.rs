@@ -247,7 +247,14 @@ impl Launcher {
                     tokio::select! {
                         _ = &mut deadline => break,
                         msg = progress.recv() => match msg {
-                            Ok(Progress::Released { .. }) => break,
+                            Ok(Progress::Released { .. }) => {
+                                // One pump serves every run that settled meanwhile: at
+                                // a thousand runs a second, a read each would not.
+                                while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) =
+                                    progress.try_recv()
+                                {}
+                                break;
+                            }
                             Ok(_) => {}
                             Err(broadcast::error::RecvError::Lagged(_)) => break,
                             Err(broadcast::error::RecvError::Closed) => return,

@@ -521,6 +521,19 @@ async fn check_process_allowed(
     project: &str,
     workflow: &shoal_workflow::WorkflowDefinition,
 ) -> ApiResult<()> {
+    // The registry answers from memory; the project is read only when a task needs it.
+    let mut needs = None;
+    for task in &workflow.tasks {
+        if let Ok(plugin) = state.registry().resolve(&task.task_type, None).await
+            && plugin.grant.process
+        {
+            needs = Some((task, plugin));
+            break;
+        }
+    }
+    let Some((task, plugin)) = needs else {
+        return Ok(());
+    };
     let allowed = state
         .store()
         .project(project)
@@ -529,17 +542,10 @@ async fn check_process_allowed(
     if allowed {
         return Ok(());
     }
-    for task in &workflow.tasks {
-        if let Ok(plugin) = state.registry().resolve(&task.task_type, None).await
-            && plugin.grant.process
-        {
-            return Err(ApiError::InvalidDefinition(format!(
-                "project `{project}` may not run task types that start processes: task `{}` is `{}` (plugin `{}` holds the `process` capability); an admin allows it with `shoal projects allow-process {project}`",
-                task.name, task.task_type, plugin.manifest.id
-            )));
-        }
-    }
-    Ok(())
+    Err(ApiError::InvalidDefinition(format!(
+        "project `{project}` may not run task types that start processes: task `{}` is `{}` (plugin `{}` holds the `process` capability); an admin allows it with `shoal projects allow-process {project}`",
+        task.name, task.task_type, plugin.manifest.id
+    )))
 }
 
 /// Queue one run per business date, `parallelism` at a time, oldest first.

@@ -84,16 +84,13 @@ async fn send(
     task: Option<String>,
     message: String,
 ) -> Result<(), shoal_store::StoreError> {
-    let Some(row) = store.workflow_instance(instance).await? else {
-        return Ok(());
-    };
-    let Some(definition) = store.definition_row_by_id(row.definition_id).await? else {
+    let Some(target) = store.alert_target(instance).await? else {
         return Ok(());
     };
     let mut channels = Vec::new();
-    for c in store.alert_channels(&definition.project).await? {
+    for c in target.channels {
         let opened = sealer
-            .open_channel(&definition.project, &c.name, &c.config)
+            .open_channel(&target.project, &c.name, &c.config)
             .map_err(|e| e.to_string())
             .and_then(|v| serde_json::from_value::<ChannelConfig>(v).map_err(|e| e.to_string()));
         match opened {
@@ -112,8 +109,8 @@ async fn send(
         channels,
         Alert {
             kind,
-            project: definition.project,
-            workflow: definition.name,
+            project: target.project,
+            workflow: target.workflow,
             instance_id: instance,
             task,
             message,
