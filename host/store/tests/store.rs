@@ -694,3 +694,40 @@ async fn an_update_of_a_missing_row_fails_naming_it_and_stores_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_alert_about_an_instance_finds_its_project_workflow_and_channels_in_one_read() {
+    on_both(|store| async move {
+        let wf = instance(&store).await;
+        // Its project has no channel yet: nothing to alert.
+        let project = store.create_project("p", "").await.unwrap().unwrap();
+        assert_eq!(store.alert_target(wf).await.unwrap(), None);
+        store
+            .put_alert_channel(project.id, "ops", "sealed-ops", "[\"workflow-failed\"]")
+            .await
+            .unwrap();
+        store
+            .put_alert_channel(project.id, "chat", "sealed-chat", "[]")
+            .await
+            .unwrap();
+        let other = store.create_project("q", "").await.unwrap().unwrap();
+        store
+            .put_alert_channel(other.id, "elsewhere", "x", "[]")
+            .await
+            .unwrap();
+        let target = store.alert_target(wf).await.unwrap().expect("two channels");
+        assert_eq!((target.project.as_str(), target.workflow.as_str()), ("p", "wf"));
+        let channels: Vec<_> = target
+            .channels
+            .iter()
+            .map(|c| (c.name.as_str(), c.config.as_str(), c.project_id))
+            .collect();
+        assert_eq!(
+            channels,
+            [("chat", "sealed-chat", project.id), ("ops", "sealed-ops", project.id)],
+            "the channels' own names, not the workflow's"
+        );
+        assert_eq!(store.alert_target(wf + 1000).await.unwrap(), None);
+    })
+    .await;
+}

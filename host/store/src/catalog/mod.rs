@@ -816,7 +816,8 @@ impl Store {
     /// None when the instance is unknown or its project has no channel.
     pub async fn alert_target(&self, instance: i64) -> Result<Option<AlertTarget>, StoreError> {
         let rows = sqlx::query(
-            "SELECT a.id, a.project_id, a.name, a.config, a.events, a.created_at, d.project, d.name \
+            "SELECT a.id, a.project_id, a.name, a.config, a.events, a.created_at, \
+             d.project AS workflow_project, d.name AS workflow_name \
              FROM workflow_instances w JOIN workflow_definitions d ON d.id = w.definition_id \
              JOIN projects p ON p.name = d.project JOIN alert_channels a ON a.project_id = p.id \
              WHERE w.id = $1 ORDER BY a.name",
@@ -828,8 +829,8 @@ impl Store {
             return Ok(None);
         };
         Ok(Some(AlertTarget {
-            project: first.try_get(6)?,
-            workflow: first.try_get(7)?,
+            project: first.try_get("workflow_project")?,
+            workflow: first.try_get("workflow_name")?,
             channels: rows
                 .iter()
                 .map(<AlertChannelRow as sqlx::FromRow<_>>::from_row)
