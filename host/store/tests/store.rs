@@ -716,7 +716,10 @@ async fn an_alert_about_an_instance_finds_its_project_workflow_and_channels_in_o
             .await
             .unwrap();
         let target = store.alert_target(wf).await.unwrap().expect("two channels");
-        assert_eq!((target.project.as_str(), target.workflow.as_str()), ("p", "wf"));
+        assert_eq!(
+            (target.project.as_str(), target.workflow.as_str()),
+            ("p", "wf")
+        );
         let channels: Vec<_> = target
             .channels
             .iter()
@@ -724,7 +727,10 @@ async fn an_alert_about_an_instance_finds_its_project_workflow_and_channels_in_o
             .collect();
         assert_eq!(
             channels,
-            [("chat", "sealed-chat", project.id), ("ops", "sealed-ops", project.id)],
+            [
+                ("chat", "sealed-chat", project.id),
+                ("ops", "sealed-ops", project.id)
+            ],
             "the channels' own names, not the workflow's"
         );
         assert_eq!(store.alert_target(wf + 1000).await.unwrap(), None);
